@@ -1,0 +1,130 @@
+// quiescent: entry code for every core.
+//
+// The image starts with the 64-byte arm64 Linux Image header, so QEMU's `-kernel`, U-Boot and the
+// Raspberry Pi firmware all load it by the same protocol (and QEMU virt passes the DTB in x0).
+//
+// primary:   _start -> EL3/EL2 -> EL1, FP/SIMD on, BSS zeroed, stack of core 0, boot_primary(dtb, el)
+// secondary: secondary_entry(x0 = logical core id) -> EL2 -> EL1, FP on, own stack,
+//            boot_secondary(core, el)
+//
+// Constants come from Rust (global_asm! const operands):
+//   {STACK_SLOT}  bytes per core in .bss.stacks: one guard page followed by the stack
+//   {MAX_CPUS}    number of slots
+
+.section .text.head, "ax"
+.global _start
+_start:
+    // code0/code1: the header's first 8 bytes are executable.
+    b       primary_entry
+    .word   0
+    .quad   0x80000                 // text_offset: load 512 KiB above a 2 MiB boundary
+    .quad   __image_size            // image_size: everything up to _end (BSS, stacks, heap)
+    .quad   0xa                     // flags: little-endian, 4K pages, anywhere in RAM
+    .quad   0, 0, 0                 // res2..res4
+    .ascii  "ARM\x64"               // magic
+    .word   0                       // res5 (PE/COFF offset; none)
+
+.section .text.boot, "ax"
+
+// Leave EL3 and EL2 for EL1h with all exceptions masked. Clobbers x1; x19..x21 survive.
+.macro drop_to_el1
+    mrs     x1, CurrentEL
+    lsr     x1, x1, #2
+    cmp     x1, #3
+    b.ne    1f
+    // EL3: the lower levels are non-secure and AArch64 (SCR_EL3.NS|SMD|HCE|RW).
+    mov     x1, #((1 << 0) | (1 << 7) | (1 << 8) | (1 << 10))
+    msr     scr_el3, x1
+    mov     x1, #0x3c9              // EL2h, DAIF masked
+    msr     spsr_el3, x1
+    adr     x1, 1f
+    msr     elr_el3, x1
+    eret
+1:
+    mrs     x1, CurrentEL
+    lsr     x1, x1, #2
+    cmp     x1, #2
+    b.ne    2f
+    // EL2: EL1 is AArch64, may use the physical timer and counter, sees the real MIDR/MPIDR,
+    // and is not trapped for FP/SIMD or coprocessor accesses.
+    mov     x1, #(1 << 31)          // HCR_EL2.RW
+    msr     hcr_el2, x1
+    mrs     x1, cnthctl_el2
+    orr     x1, x1, #3              // EL1PCTEN | EL1PCEN
+    msr     cnthctl_el2, x1
+    msr     cntvoff_el2, xzr
+    mrs     x1, midr_el1
+    msr     vpidr_el2, x1
+    mrs     x1, mpidr_el1
+    msr     vmpidr_el2, x1
+    mov     x1, #0x33ff             // CPTR_EL2: RES1 bits, TFP = 0
+    msr     cptr_el2, x1
+    msr     hstr_el2, xzr
+    ldr     x1, =0x30d00800         // SCTLR_EL1: RES1 bits, MMU and caches off, little-endian
+    msr     sctlr_el1, x1
+    mov     x1, #0x3c5              // EL1h, DAIF masked
+    msr     spsr_el2, x1
+    adr     x1, 2f
+    msr     elr_el2, x1
+    eret
+2:
+.endm
+
+// FP/SIMD on: Rust for aarch64-unknown-none uses NEON registers, and traps without this.
+.macro fp_on
+    mov     x1, #(3 << 20)          // CPACR_EL1.FPEN = 0b11
+    msr     cpacr_el1, x1
+    isb
+.endm
+
+// sp = top of the stack of core \id (a register): __stacks_start + (id + 1) * STACK_SLOT.
+.macro stack_for id
+    adrp    x1, __stacks_start
+    add     x1, x1, :lo12:__stacks_start
+    add     x2, \id, #1
+    ldr     x3, ={STACK_SLOT}
+    madd    x1, x2, x3, x1
+    mov     sp, x1
+.endm
+
+primary_entry:
+    mov     x19, x0                 // DTB address (Linux boot protocol), or 0
+    mrs     x20, CurrentEL
+    lsr     x20, x20, #2            // the EL we were entered at, for the boot report
+    drop_to_el1
+    fp_on
+    // Zero BSS (16-byte aligned by linker.ld).
+    adrp    x1, __bss_start
+    add     x1, x1, :lo12:__bss_start
+    adrp    x2, __bss_end
+    add     x2, x2, :lo12:__bss_end
+3:  cmp     x1, x2
+    b.hs    4f
+    stp     xzr, xzr, [x1], #16
+    b       3b
+4:  mov     x21, #0
+    stack_for x21
+    msr     tpidr_el1, xzr          // no per-cpu area yet
+    mov     x0, x19
+    mov     x1, x20
+    bl      boot_primary
+5:  wfe
+    b       5b
+
+.global secondary_entry
+secondary_entry:
+    mov     x19, x0                 // logical core id (PSCI context_id / spin-table convention)
+    mrs     x20, CurrentEL
+    lsr     x20, x20, #2
+    drop_to_el1
+    fp_on
+    cmp     x19, #{MAX_CPUS}
+    b.hs    6f
+    stack_for x19
+    msr     tpidr_el1, xzr
+    mov     x0, x19
+    mov     x1, x20
+    bl      boot_secondary
+6:  wfe
+    b       6b
+.ltorg

@@ -1,0 +1,85 @@
+//! `qrun`: the host side of quiescent.
+//!
+//! * `qrun run [options] ELF` turns the ELF into the raw arm64 Image the board boots, starts QEMU,
+//!   decodes the defmt stream with the ELF's symbols, prints readable lines, kills the image if it
+//!   runs past its timeout (naming the test that was running and the cores that had not finished),
+//!   and exits with QEMU's exit code (or 124 on a timeout). Cargo's runner (`scripts/runner`)
+//!   calls this, so `cargo run` and `cargo test` boot on QEMU.
+//! * `qrun suite` builds every on-target test image, runs each in every configuration listed in
+//!   `suite.rs` (core counts, EL2 entry, expected failures), runs the host's own unit tests, and
+//!   prints the closing `N passed, M failed` line.
+
+mod protocol;
+mod qemu;
+mod suite;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage:\n  qrun run [--board virt|rpi4] [--smp N] [--el2] [--timeout SECS] [--append ARGS]\n           [--icount] [--gdb] [--verbose] ELF\n  qrun suite [--board virt|rpi4|all] [--only NAME] [--verbose]"
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else { return usage() };
+    match cmd.as_str() {
+        "run" => {
+            let mut cfg = qemu::RunConfig::default();
+            let mut elf = None;
+            let mut it = args[1..].iter();
+            while let Some(a) = it.next() {
+                let mut val = || it.next().cloned().unwrap_or_default();
+                match a.as_str() {
+                    "--board" => cfg.board = val(),
+                    "--smp" => cfg.smp = val().parse().unwrap_or(4),
+                    "--el2" => cfg.el2 = true,
+                    "--timeout" => cfg.timeout_secs = val().parse().unwrap_or(120),
+                    "--append" => cfg.append = val(),
+                    "--icount" => cfg.icount = true,
+                    "--gdb" => cfg.gdb = true,
+                    "--verbose" => cfg.verbose = true,
+                    s if s.starts_with("--") => return usage(),
+                    s => elf = Some(PathBuf::from(s)),
+                }
+            }
+            let Some(elf) = elf else { return usage() };
+            if let Ok(b) = std::env::var("QUIESCENT_BOARD") {
+                if !b.is_empty() {
+                    cfg.board = b;
+                }
+            }
+            match qemu::run(&elf, &cfg, &mut std::io::stdout()) {
+                Ok(r) => {
+                    if let Some(s) = &r.summary {
+                        println!("{} passed, {} failed", s.0, s.1);
+                    }
+                    ExitCode::from(r.exit_code.clamp(0, 255) as u8)
+                }
+                Err(e) => {
+                    eprintln!("qrun: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        "suite" => {
+            let mut board = "all".to_string();
+            let mut only = None;
+            let mut verbose = false;
+            let mut it = args[1..].iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--board" => board = it.next().cloned().unwrap_or_default(),
+                    "--only" => only = it.next().cloned(),
+                    "--verbose" => verbose = true,
+                    _ => return usage(),
+                }
+            }
+            suite::run(&board, only.as_deref(), verbose)
+        }
+        _ => usage(),
+    }
+}

@@ -1,0 +1,220 @@
+//! `qrun suite`: every on-target test image in every configuration, then the host's unit tests.
+
+use crate::qemu::{self, RunConfig};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+/// What a run must show to count as passed.
+enum Expect {
+    /// Every case passes and the image reports its summary.
+    Pass,
+    /// The image must exit non-zero and print this text (a deliberate failure or fault).
+    Fail(&'static str),
+}
+
+/// One boot of one test image.
+struct Run {
+    bin: &'static str,
+    smp: u32,
+    el2: bool,
+    append: &'static str,
+    expect: Expect,
+}
+
+const fn pass(bin: &'static str, smp: u32) -> Run {
+    Run { bin, smp, el2: false, append: "", expect: Expect::Pass }
+}
+
+/// The suite for QEMU `virt`. Core counts: 4 is the demo's, 1 catches code that assumes a peer,
+/// 8 is the compile-time maximum.
+fn virt_runs() -> Vec<Run> {
+    vec![
+        pass("boot", 4),
+        pass("boot", 1),
+        pass("boot", 8),
+        Run { bin: "boot", smp: 4, el2: true, append: "expect-entry-el=2", expect: Expect::Pass },
+        Run { bin: "boot", smp: 1, el2: true, append: "expect-entry-el=2", expect: Expect::Pass },
+        pass("percpu", 4),
+        pass("percpu", 1),
+        pass("console", 4),
+        Run {
+            bin: "selftest",
+            smp: 2,
+            el2: false,
+            append: "",
+            expect: Expect::Fail("test selftest::deliberately_failing_case ... FAILED: 1 + 1 == 3 (deliberate)"),
+        },
+    ]
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_path_buf()
+}
+
+/// Builds the test images and maps each test target's name to its executable.
+fn build_tests(root: &Path) -> Result<BTreeMap<String, PathBuf>, String> {
+    let out = Command::new("cargo")
+        .args(["test", "--no-run", "--message-format=json-render-diagnostics"])
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err("building the test images failed".into());
+    }
+    let mut map = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        if v["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let (Some(name), Some(exe)) = (v["target"]["name"].as_str(), v["executable"].as_str()) else { continue };
+        let is_test = v["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "test"));
+        if is_test {
+            map.insert(name.to_string(), PathBuf::from(exe));
+        }
+    }
+    Ok(map)
+}
+
+/// Runs the host crate's own unit tests; returns (passed, failed).
+fn host_tests(root: &Path) -> (u32, u32) {
+    let triple = {
+        let out = Command::new("rustc").arg("-vV").output().map(|o| o.stdout).unwrap_or_default();
+        String::from_utf8_lossy(&out)
+            .lines()
+            .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+            .unwrap_or_default()
+    };
+    let out = Command::new("cargo")
+        .args(["test", "-q", "--manifest-path", "host/Cargo.toml", "--target", &triple])
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output();
+    let Ok(out) = out else {
+        println!("test host::cargo_test ... FAILED: cannot run cargo");
+        return (0, 1);
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}");
+    let (mut p, mut f) = (0, 0);
+    for l in text.lines() {
+        // "test result: ok. 4 passed; 0 failed; 0 ignored; ..."
+        if let Some(rest) = l.strip_prefix("test result: ") {
+            let nums: Vec<u32> = rest
+                .split(|c: char| c == ';' || c == '.')
+                .filter_map(|s| s.trim().split_whitespace().next().and_then(|n| n.parse().ok()))
+                .collect();
+            if nums.len() >= 2 {
+                p += nums[0];
+                f += nums[1];
+            }
+        }
+    }
+    if !out.status.success() && f == 0 {
+        f = 1;
+    }
+    (p, f)
+}
+
+pub fn run(board: &str, only: Option<&str>, verbose: bool) -> ExitCode {
+    let root = repo_root();
+    let boards: Vec<&str> = match board {
+        "all" | "virt" => vec!["virt"],
+        b => {
+            eprintln!("qrun: board `{b}` has no suite yet (virt is supported)");
+            return ExitCode::from(2);
+        }
+    };
+    let images = match build_tests(&root) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("qrun: {e}");
+            println!("0 passed, 1 failed");
+            return ExitCode::from(1);
+        }
+    };
+    let (mut passed, mut failed) = (0u32, 0u32);
+    let mut failures = Vec::new();
+    for b in &boards {
+        for r in virt_runs() {
+            if only.is_some_and(|o| o != r.bin) {
+                continue;
+            }
+            let Some(elf) = images.get(r.bin) else {
+                println!("test {}::image ... FAILED: no test image named {}", r.bin, r.bin);
+                failed += 1;
+                continue;
+            };
+            let cfg = RunConfig {
+                board: b.to_string(),
+                smp: r.smp,
+                el2: r.el2,
+                append: r.append.to_string(),
+                verbose,
+                ..RunConfig::default()
+            };
+            let label = format!("{} on {b}, {} core{}{}", r.bin, r.smp, if r.smp == 1 { "" } else { "s" }, if r.el2 { ", entered at EL2" } else { "" });
+            println!("== {label}");
+            let res = match qemu::run(elf, &cfg, &mut std::io::stdout()) {
+                Ok(res) => res,
+                Err(e) => {
+                    println!("test {}::boot ... FAILED: {e}", r.bin);
+                    failed += 1;
+                    failures.push(format!("{label}: {e}"));
+                    continue;
+                }
+            };
+            match r.expect {
+                Expect::Pass => {
+                    passed += res.passed;
+                    failed += res.failed;
+                    for f in &res.failures {
+                        failures.push(format!("{label}: {f}"));
+                    }
+                    if res.failed == 0 && (res.summary.is_none() || res.exit_code != 0) {
+                        println!("test {}::summary ... FAILED: image ended without its summary (exit {})", r.bin, res.exit_code);
+                        failures.push(format!("{label}: no summary"));
+                        failed += 1;
+                    }
+                }
+                Expect::Fail(text) => {
+                    let ok = res.exit_code != 0 && res.exit_code != 124 && res.text.contains(text);
+                    if ok {
+                        println!("test {}::expected_failure ... ok (exit {}, report matched)", r.bin, res.exit_code);
+                        passed += 1;
+                    } else {
+                        println!(
+                            "test {}::expected_failure ... FAILED: wanted a non-zero exit and `{text}`, got exit {}",
+                            r.bin, res.exit_code
+                        );
+                        failures.push(format!("{label}: expected failure not seen"));
+                        failed += 1;
+                    }
+                }
+            }
+        }
+    }
+    if only.is_none() || only == Some("host") {
+        println!("== host unit tests (host/)");
+        let (p, f) = host_tests(&root);
+        passed += p;
+        failed += f;
+        if f > 0 {
+            failures.push("host unit tests".into());
+        }
+    }
+    if !failures.is_empty() {
+        println!("\nfailures:");
+        for f in &failures {
+            println!("    {f}");
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

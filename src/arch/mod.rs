@@ -1,0 +1,233 @@
+//! Everything that names an AArch64 instruction or system register lives here, behind this one
+//! module (the rest of the firmware calls these functions, never `asm!`).
+//!
+//! System registers and barriers come from the `aarch64-cpu` crate (the maintained successor of
+//! `cortex-a`, whose default `nightly` feature does not build on stable Rust).
+
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{CurrentEL, CNTFRQ_EL0, CNTVCT_EL0, DAIF, MPIDR_EL1, TPIDR_EL1};
+use tock_registers::interfaces::{Readable, Writeable};
+
+// ---------------------------------------------------------------------------------------------
+// Barriers. Linux's names over DMB/DSB/ISB; callers label each use and name its pair.
+// ---------------------------------------------------------------------------------------------
+
+/// Full barrier between cores (`dmb ish`): orders all earlier loads and stores before all later.
+#[inline(always)]
+pub fn smp_mb() {
+    barrier::dmb(barrier::ISH);
+}
+
+/// Read barrier between cores (`dmb ishld`): orders earlier loads before later loads and stores.
+#[inline(always)]
+pub fn smp_rmb() {
+    barrier::dmb(barrier::ISHLD);
+}
+
+/// Write barrier between cores (`dmb ishst`): orders earlier stores before later stores.
+#[inline(always)]
+pub fn smp_wmb() {
+    barrier::dmb(barrier::ISHST);
+}
+
+/// `dsb ish`: waits until earlier memory accesses (and cache/TLB maintenance) complete.
+#[inline(always)]
+pub fn dsb_ish() {
+    barrier::dsb(barrier::ISH);
+}
+
+/// `dsb ishst`: waits until earlier stores complete (used before SEV so a woken core sees them).
+#[inline(always)]
+pub fn dsb_ishst() {
+    barrier::dsb(barrier::ISHST);
+}
+
+/// `isb`: later instructions see the effect of earlier system-register writes.
+#[inline(always)]
+pub fn isb() {
+    barrier::isb(barrier::SY);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events: WFE/SEV/WFI.
+// ---------------------------------------------------------------------------------------------
+
+/// Waits for an event (SEV from any core, an interrupt, or a cleared exclusive monitor).
+#[inline(always)]
+pub fn wfe() {
+    aarch64_cpu::asm::wfe();
+}
+
+/// Signals an event to every core.
+#[inline(always)]
+pub fn sev() {
+    aarch64_cpu::asm::sev();
+}
+
+/// Waits for an interrupt.
+#[inline(always)]
+pub fn wfi() {
+    aarch64_cpu::asm::wfi();
+}
+
+/// A hint for spin-wait loops.
+#[inline(always)]
+pub fn cpu_relax() {
+    core::hint::spin_loop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identity, exception level, counter.
+// ---------------------------------------------------------------------------------------------
+
+/// MPIDR_EL1 affinity fields (Aff3..Aff0), as the DTB's `/cpus/*/reg` lists them.
+#[inline]
+pub fn mpidr() -> u64 {
+    MPIDR_EL1.get() & 0xff_00ff_ffff
+}
+
+/// The current exception level (1 after boot).
+#[inline]
+pub fn current_el() -> u64 {
+    CurrentEL.read(CurrentEL::EL)
+}
+
+/// The virtual counter (CNTVCT_EL0).
+#[inline]
+pub fn counter() -> u64 {
+    isb(); // keeps the read from being hoisted above earlier instructions
+    CNTVCT_EL0.get()
+}
+
+/// The counter frequency in Hz (CNTFRQ_EL0, as set by firmware or QEMU; never hard-coded).
+#[inline]
+pub fn counter_freq() -> u64 {
+    CNTFRQ_EL0.get()
+}
+
+/// Nanoseconds since the counter started.
+pub fn now_ns() -> u64 {
+    ticks_to_ns(counter())
+}
+
+/// Converts counter ticks to nanoseconds.
+pub fn ticks_to_ns(ticks: u64) -> u64 {
+    let f = counter_freq().max(1);
+    ((ticks as u128 * 1_000_000_000) / f as u128) as u64
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-core base register.
+// ---------------------------------------------------------------------------------------------
+
+/// Reads TPIDR_EL1: the offset from a per-cpu variable's template address to this core's copy.
+#[inline(always)]
+pub fn tpidr() -> usize {
+    TPIDR_EL1.get() as usize
+}
+
+/// Sets TPIDR_EL1.
+///
+/// # Safety
+/// Every later per-cpu access on this core goes through the new value: it must be the offset of
+/// this core's initialised area.
+#[inline]
+pub unsafe fn set_tpidr(v: usize) {
+    TPIDR_EL1.set(v as u64);
+}
+
+/// Adds `delta` to the `u32` at `ptr + TPIDR_EL1` (this core's copy of a per-cpu counter).
+///
+/// IRQ-safe without masking and without a barrier: an exclusive load/store pair on a line only
+/// this core writes. An interrupt between LDXR and STXR clears the exclusive monitor on exception
+/// return, so the STXR fails and the loop redoes the increment; the counter is never torn or
+/// double-counted. No DMB: callers that need ordering (the slow paths) add their own barrier.
+#[inline(always)]
+pub fn this_cpu_add_u32(ptr: *mut u32, delta: u32) {
+    // SAFETY: `ptr` is a per-cpu template address handed out by `percpu` (static or dynamic);
+    // adding TPIDR_EL1 yields this core's copy, which is valid, 4-byte aligned and only written
+    // by this core through this function.
+    unsafe {
+        core::arch::asm!(
+            "mrs {base}, tpidr_el1",
+            "add {base}, {base}, {ptr}",
+            "2: ldxr {v:w}, [{base}]",
+            "add {v:w}, {v:w}, {d:w}",
+            "stxr {f:w}, {v:w}, [{base}]",
+            "cbnz {f:w}, 2b",
+            ptr = in(reg) ptr,
+            d = in(reg) delta,
+            base = out(reg) _,
+            v = out(reg) _,
+            f = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interrupt masking.
+// ---------------------------------------------------------------------------------------------
+
+/// Masks IRQ and FIQ on this core and returns the previous DAIF value.
+#[inline(always)]
+pub fn local_irq_save() -> u64 {
+    let flags = DAIF.get();
+    // SAFETY: masking interrupts has no memory effects; `memory` clobber keeps the compiler
+    // from moving accesses of the critical section above it.
+    unsafe { core::arch::asm!("msr daifset, #3", options(nostack)) };
+    flags
+}
+
+/// Restores DAIF from [`local_irq_save`] (so nested save/restore pairs are correct).
+#[inline(always)]
+pub fn local_irq_restore(flags: u64) {
+    // SAFETY: writes back a DAIF value read earlier on this core; the asm acts as a compiler
+    // barrier so the critical section's accesses stay before it.
+    unsafe { core::arch::asm!("msr daif, {0}", in(reg) flags, options(nostack)) };
+}
+
+/// Unmasks IRQ and FIQ on this core.
+#[inline(always)]
+pub fn local_irq_enable() {
+    // SAFETY: as `local_irq_restore`.
+    unsafe { core::arch::asm!("msr daifclr, #3", options(nostack)) };
+}
+
+/// Whether IRQs are masked on this core.
+#[inline]
+pub fn irqs_disabled() -> bool {
+    DAIF.get() & (1 << 7) != 0
+}
+
+/// Masks interrupts for its lifetime and restores the previous state on drop.
+pub struct IrqGuard(u64);
+
+impl IrqGuard {
+    /// Masks interrupts on this core.
+    #[inline(always)]
+    pub fn new() -> Self {
+        IrqGuard(local_irq_save())
+    }
+}
+
+impl Default for IrqGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for IrqGuard {
+    #[inline(always)]
+    fn drop(&mut self) {
+        local_irq_restore(self.0);
+    }
+}
+
+/// Address of `secondary_entry` in `boot/entry.S`, the entry point handed to PSCI/spin tables.
+pub fn secondary_entry_addr() -> usize {
+    unsafe extern "C" {
+        fn secondary_entry();
+    }
+    secondary_entry as *const () as usize
+}

@@ -1,0 +1,36 @@
+//! The board layer: everything that names an address or a boot protocol.
+//!
+//! One board is compiled in, chosen by a cargo feature (`board-qemu-virt`, the default, or
+//! `board-rpi4`); `make ... BOARD=rpi4` sets it. A board supplies the console UART, the list of
+//! cores and how to start them, and its load address (`board.ld`).
+
+#[cfg(not(feature = "board-rpi4"))]
+mod qemu_virt;
+#[cfg(not(feature = "board-rpi4"))]
+pub use qemu_virt::*;
+
+use crate::MAX_CPUS;
+
+/// What the board found at boot.
+pub struct BootInfo {
+    /// MPIDR affinity of each core, in boot order (index = logical core number).
+    pub mpidr: [u64; MAX_CPUS],
+    /// Cores usable by this build (at most MAX_CPUS).
+    pub ncpus: usize,
+    /// Cores the hardware description lists (may exceed MAX_CPUS).
+    pub listed: usize,
+    /// Kernel command line (`/chosen/bootargs`), or empty.
+    pub bootargs: &'static str,
+}
+
+/// A value `key=value` from the kernel command line, e.g. `expect-entry-el=2`.
+pub fn bootarg(key: &str) -> Option<&'static str> {
+    let args = BOOTARGS.get()?;
+    args.split_whitespace().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
+
+static BOOTARGS: spin::Once<&'static str> = spin::Once::new();
+
+pub(crate) fn set_bootargs(s: &'static str) {
+    BOOTARGS.call_once(|| s);
+}

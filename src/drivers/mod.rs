@@ -1,0 +1,2 @@
+//! Device drivers (register blocks described with `tock-registers`).
+pub mod pl011;

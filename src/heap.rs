@@ -1,0 +1,52 @@
+//! The global heap: `linked_list_allocator` (a small, maintained first-fit allocator) over a
+//! static region in `.heap`, behind a spin lock taken with interrupts masked so an interrupt
+//! handler that allocates cannot deadlock against the code it interrupted.
+
+use crate::arch::IrqGuard;
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::NonNull;
+
+/// Bytes of heap.
+pub const HEAP_SIZE: usize = 32 * 1024 * 1024;
+
+#[repr(C, align(4096))]
+struct Region([u8; HEAP_SIZE]);
+
+#[unsafe(link_section = ".heap")]
+#[used]
+static mut REGION: Region = Region([0; HEAP_SIZE]);
+
+struct Heap(spin::Mutex<linked_list_allocator::Heap>);
+
+#[global_allocator]
+static HEAP: Heap = Heap(spin::Mutex::new(linked_list_allocator::Heap::empty()));
+
+/// Hands the region to the allocator.
+///
+/// # Safety
+/// Once, on core 0, before any allocation.
+pub unsafe fn init() {
+    // SAFETY: the region is used by nothing else, and this runs once before any allocation.
+    unsafe { HEAP.0.lock().init(core::ptr::addr_of_mut!(REGION.0) as *mut u8, HEAP_SIZE) };
+}
+
+/// Bytes currently allocated.
+pub fn used() -> usize {
+    let _irq = IrqGuard::new();
+    HEAP.0.lock().used()
+}
+
+// SAFETY: linked_list_allocator returns blocks that fit the layout and are disjoint; the lock
+// serialises all cores and the IrqGuard keeps handlers on this core out while it is held.
+unsafe impl GlobalAlloc for Heap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _irq = IrqGuard::new();
+        self.0.lock().allocate_first_fit(layout).map_or(core::ptr::null_mut(), |p| p.as_ptr())
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let _irq = IrqGuard::new();
+        // SAFETY: GlobalAlloc's contract: `ptr` came from `alloc` with this layout.
+        unsafe { self.0.lock().deallocate(NonNull::new_unchecked(ptr), layout) }
+    }
+}

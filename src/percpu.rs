@@ -1,0 +1,360 @@
+//! Per-core storage through TPIDR_EL1, as Linux's `__per_cpu_offset`.
+//!
+//! Static per-cpu variables ([`percpu!`](crate::percpu!)) live in the `.percpu` template section.
+//! At boot core 0 copies the template into every core's area; each core's TPIDR_EL1 holds
+//! `area(cpu) - __percpu_start`, so this core's copy of a variable is at `&VAR + TPIDR_EL1`: one
+//! `mrs` and one load or store, no indexing by core number. Another core's copy is at
+//! `&VAR + offset(cpu)`.
+//!
+//! ```text
+//!  area(cpu):  [ static copy of .percpu (<= 16 KiB) | dynamic slots (16 KiB) ]
+//!                ^ __percpu_start + TPIDR_EL1         ^ PerCpuBox addresses + TPIDR_EL1
+//! ```
+//!
+//! Dynamic per-cpu allocation ([`PerCpuBox`], Linux's `alloc_percpu`) hands out a slot of
+//! `size_of::<T>()` bytes at the same offset in every core's dynamic part, packed at 4-byte
+//! granularity: a `u32` counter costs 4 bytes per core, and two objects' counters share a cache
+//! line only when they belong to the same core.
+
+use crate::arch;
+use crate::MAX_CPUS;
+use core::cell::UnsafeCell;
+use core::marker::PhantomData;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// Bytes reserved per core for the static template copy.
+pub const PERCPU_STATIC_MAX: usize = 16 * 1024;
+/// Bytes per core for dynamic allocations.
+pub const PERCPU_DYN_SIZE: usize = 16 * 1024;
+const AREA_SIZE: usize = PERCPU_STATIC_MAX + PERCPU_DYN_SIZE;
+/// Granularity of dynamic allocations.
+const GRANULE: usize = 4;
+const DYN_BITS: usize = PERCPU_DYN_SIZE / GRANULE;
+
+#[repr(C, align(64))]
+struct Areas([[u8; AREA_SIZE]; MAX_CPUS]);
+
+#[unsafe(link_section = ".bss.percpu_areas")]
+static mut AREAS: Areas = Areas([[0; AREA_SIZE]; MAX_CPUS]);
+
+unsafe extern "C" {
+    static __percpu_start: u8;
+    static __percpu_end: u8;
+}
+
+fn template_start() -> usize {
+    core::ptr::addr_of!(__percpu_start) as usize
+}
+
+fn template_len() -> usize {
+    core::ptr::addr_of!(__percpu_end) as usize - template_start()
+}
+
+/// `area(cpu) - __percpu_start` for every core (Linux's `__per_cpu_offset`).
+static OFFSETS: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+
+/// Copies the template into every core's area and records the offsets.
+///
+/// # Safety
+/// Core 0 only, once, before any other core starts and before any per-cpu access.
+pub unsafe fn init_areas() {
+    let len = template_len();
+    assert!(len <= PERCPU_STATIC_MAX, "per-cpu template is {} bytes, more than {}", len, PERCPU_STATIC_MAX);
+    for cpu in 0..MAX_CPUS {
+        // SAFETY: no other core runs yet, so nothing else touches AREAS; the template and the
+        // area do not overlap and `len` fits the area (checked above).
+        let area = unsafe { core::ptr::addr_of_mut!(AREAS.0[cpu]) as *mut u8 };
+        unsafe { core::ptr::copy_nonoverlapping(template_start() as *const u8, area, len) };
+        OFFSETS[cpu].store(area as usize - template_start(), Ordering::Relaxed);
+    }
+}
+
+/// Points this core's TPIDR_EL1 at the area of `cpu` and records the core number in it.
+///
+/// # Safety
+/// Called once per core, on that core, after [`init_areas`].
+pub unsafe fn set_local_area(cpu: usize) {
+    // SAFETY: the area was initialised by init_areas (caller's contract).
+    unsafe { arch::set_tpidr(OFFSETS[cpu].load(Ordering::Relaxed)) };
+    CPU_ID.set(cpu);
+}
+
+/// The offset of `cpu`'s area (template address + offset = that core's copy).
+#[inline]
+pub fn offset(cpu: usize) -> usize {
+    OFFSETS[cpu].load(Ordering::Relaxed)
+}
+
+/// Declares static per-cpu variables: `percpu! { pub static COUNT: u64 = 0; }`.
+/// Each core gets its own copy, initialised from the given value.
+#[macro_export]
+macro_rules! percpu {
+    ($($(#[$m:meta])* $vis:vis static $name:ident : $ty:ty = $init:expr;)+) => {$(
+        $(#[$m])*
+        #[unsafe(link_section = ".percpu")]
+        $vis static $name: $crate::percpu::PerCpu<$ty> = $crate::percpu::PerCpu::new($init);
+    )+};
+}
+
+/// A static per-cpu variable (declare with [`percpu!`](crate::percpu!)). The value in the
+/// `.percpu` section is only the template; accessors add this core's TPIDR_EL1.
+#[repr(transparent)]
+pub struct PerCpu<T> {
+    template: UnsafeCell<T>,
+}
+
+// SAFETY: every core reaches only its own copy through the local accessors, and cross-core
+// access (`remote_ptr`) is unsafe or limited to `T: Sync` (`remote`).
+unsafe impl<T> Sync for PerCpu<T> {}
+
+impl<T> PerCpu<T> {
+    /// A template value (used by [`percpu!`](crate::percpu!)).
+    pub const fn new(v: T) -> Self {
+        PerCpu { template: UnsafeCell::new(v) }
+    }
+
+    /// This core's copy: `&template + TPIDR_EL1` (an `mrs` and an `add`).
+    #[inline(always)]
+    pub fn local_ptr(&self) -> *mut T {
+        (self.template.get() as usize).wrapping_add(arch::tpidr()) as *mut T
+    }
+
+    /// Core `cpu`'s copy.
+    #[inline]
+    pub fn remote_ptr(&self, cpu: usize) -> *mut T {
+        (self.template.get() as usize).wrapping_add(offset(cpu)) as *mut T
+    }
+
+    /// Another core's copy, shared (for `Sync` contents such as atomics).
+    pub fn remote(&self, cpu: usize) -> &T
+    where
+        T: Sync,
+    {
+        // SAFETY: the area lives for the whole run; T: Sync makes shared access sound.
+        unsafe { &*self.remote_ptr(cpu) }
+    }
+
+    /// This core's copy, shared (for `Sync` contents).
+    #[inline(always)]
+    pub fn local(&self) -> &T
+    where
+        T: Sync,
+    {
+        // SAFETY: as `remote`.
+        unsafe { &*self.local_ptr() }
+    }
+
+    /// Runs `f` on this core's copy with interrupts masked, so no handler on this core can
+    /// observe or modify it half-way.
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let _irq = arch::IrqGuard::new();
+        // SAFETY: only this core reaches its copy mutably, and interrupts (the only other code
+        // that could run on this core) are masked. Nesting `with` on the same variable inside
+        // `f` would alias; no caller in the firmware does, and `f` gets no handle to do so.
+        f(unsafe { &mut *self.local_ptr() })
+    }
+}
+
+impl<T: Copy> PerCpu<T> {
+    /// Reads this core's copy.
+    #[inline(always)]
+    pub fn get(&self) -> T {
+        // SAFETY: this core's copy, valid for the whole run; a single-copy read of a Copy value.
+        unsafe { core::ptr::read_volatile(self.local_ptr()) }
+    }
+
+    /// Writes this core's copy.
+    #[inline(always)]
+    pub fn set(&self, v: T) {
+        // SAFETY: this core's copy; other cores only read it through `remote_get`.
+        unsafe { core::ptr::write_volatile(self.local_ptr(), v) }
+    }
+
+    /// Reads core `cpu`'s copy.
+    pub fn remote_get(&self, cpu: usize) -> T {
+        // SAFETY: valid for the whole run; a volatile read of a Copy value that its owner may be
+        // writing yields either the old or the new value for naturally aligned words.
+        unsafe { core::ptr::read_volatile(self.remote_ptr(cpu)) }
+    }
+}
+
+impl PerCpu<u32> {
+    /// Linux's `this_cpu_add`: IRQ-safe, barrier-free add to this core's copy.
+    #[inline(always)]
+    pub fn this_cpu_add(&self, delta: u32) {
+        arch::this_cpu_add_u32(self.template.get(), delta);
+    }
+}
+
+crate::percpu! {
+    /// The logical number of the core this copy belongs to.
+    static CPU_ID: usize = 0;
+}
+
+/// The logical number of the running core (0 = the boot core).
+#[inline(always)]
+pub fn cpu_id() -> usize {
+    CPU_ID.get()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dynamic allocation.
+// ---------------------------------------------------------------------------------------------
+
+/// Why a per-cpu allocation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, defmt::Format)]
+pub enum PerCpuAllocError {
+    /// No free run of slots of the requested size and alignment is left.
+    OutOfSpace,
+    /// The alignment exceeds a cache line, or the type has size 0.
+    BadLayout,
+}
+
+struct Bitmap([u64; DYN_BITS / 64]);
+
+impl Bitmap {
+    fn is_free(&self, i: usize) -> bool {
+        self.0[i / 64] & (1 << (i % 64)) == 0
+    }
+    fn set(&mut self, start: usize, n: usize, used: bool) {
+        for i in start..start + n {
+            if used {
+                self.0[i / 64] |= 1 << (i % 64);
+            } else {
+                self.0[i / 64] &= !(1 << (i % 64));
+            }
+        }
+    }
+    /// First fit of `n` granules starting at a multiple of `step`.
+    fn find(&self, n: usize, step: usize) -> Option<usize> {
+        let mut start = 0;
+        while start + n <= DYN_BITS {
+            match (start..start + n).find(|&i| !self.is_free(i)) {
+                None => return Some(start),
+                Some(used) => start = (used + 1).next_multiple_of(step),
+            }
+        }
+        None
+    }
+    fn used(&self) -> usize {
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
+}
+
+static DYN: spin::Mutex<Bitmap> = spin::Mutex::new(Bitmap([0; DYN_BITS / 64]));
+
+/// Bytes of each core's dynamic per-cpu space in use.
+pub fn dyn_bytes_used() -> usize {
+    let _irq = arch::IrqGuard::new();
+    DYN.lock().used() * GRANULE
+}
+
+/// A per-cpu object from the dynamic area (Linux's `alloc_percpu`): one `T` per core at the
+/// same offset in every core's area. Freed when dropped (T's own drop does not run: `T: Copy`).
+pub struct PerCpuBox<T: Copy> {
+    /// Template-relative address: add a core's offset to reach its copy.
+    addr: usize,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: a PerCpuBox only hands out per-core pointers; sharing it between cores is how it is
+// used (each core touches its own copy; remote access is unsafe or read-only).
+unsafe impl<T: Copy + Send> Send for PerCpuBox<T> {}
+// SAFETY: as above.
+unsafe impl<T: Copy + Send> Sync for PerCpuBox<T> {}
+
+impl<T: Copy> PerCpuBox<T> {
+    /// Allocates one `T` per core (every possible core), each initialised to `init`.
+    pub fn new(init: T) -> Result<Self, PerCpuAllocError> {
+        let size = core::mem::size_of::<T>();
+        let align = core::mem::align_of::<T>();
+        if size == 0 || align > 64 {
+            return Err(PerCpuAllocError::BadLayout);
+        }
+        let n = size.div_ceil(GRANULE);
+        let step = align.div_ceil(GRANULE).max(1);
+        let start = {
+            let _irq = arch::IrqGuard::new();
+            let mut map = DYN.lock();
+            let start = map.find(n, step).ok_or(PerCpuAllocError::OutOfSpace)?;
+            map.set(start, n, true);
+            start
+        };
+        let b: PerCpuBox<T> = PerCpuBox { addr: template_start() + PERCPU_STATIC_MAX + start * GRANULE, _t: PhantomData };
+        for cpu in 0..MAX_CPUS {
+            // SAFETY: the slot was just reserved for this box in every core's area; nobody else
+            // can reach it yet.
+            unsafe { b.remote_ptr(cpu).write(init) };
+        }
+        Ok(b)
+    }
+
+    /// This core's copy.
+    #[inline(always)]
+    pub fn local_ptr(&self) -> *mut T {
+        self.addr.wrapping_add(arch::tpidr()) as *mut T
+    }
+
+    /// Core `cpu`'s copy.
+    #[inline]
+    pub fn remote_ptr(&self, cpu: usize) -> *mut T {
+        self.addr.wrapping_add(offset(cpu)) as *mut T
+    }
+
+    /// The template-relative address (what [`arch::this_cpu_add_u32`] takes).
+    #[inline(always)]
+    pub fn template_addr(&self) -> usize {
+        self.addr
+    }
+
+    /// Reads this core's copy.
+    #[inline(always)]
+    pub fn get(&self) -> T {
+        // SAFETY: this core's copy of a live allocation.
+        unsafe { core::ptr::read_volatile(self.local_ptr()) }
+    }
+
+    /// Writes this core's copy.
+    #[inline(always)]
+    pub fn set(&self, v: T) {
+        // SAFETY: this core's copy of a live allocation; other cores only read it.
+        unsafe { core::ptr::write_volatile(self.local_ptr(), v) }
+    }
+
+    /// Reads core `cpu`'s copy.
+    pub fn remote_get(&self, cpu: usize) -> T {
+        // SAFETY: a live allocation; a volatile read of an aligned Copy value.
+        unsafe { core::ptr::read_volatile(self.remote_ptr(cpu)) }
+    }
+
+    /// Writes core `cpu`'s copy.
+    ///
+    /// # Safety
+    /// Core `cpu` must not be updating its copy at the same time.
+    pub unsafe fn remote_set(&self, cpu: usize, v: T) {
+        // SAFETY: a live allocation; exclusivity is the caller's contract.
+        unsafe { core::ptr::write_volatile(self.remote_ptr(cpu), v) }
+    }
+}
+
+impl PerCpuBox<u32> {
+    /// Linux's `this_cpu_add` on this core's counter: IRQ-safe, no barrier.
+    #[inline(always)]
+    pub fn this_cpu_add(&self, delta: u32) {
+        arch::this_cpu_add_u32(self.addr as *mut u32, delta);
+    }
+
+    /// The wrapping sum over `cpus` (per-core counters may wrap; only the sum is meaningful).
+    pub fn sum(&self, cpus: impl Iterator<Item = usize>) -> u32 {
+        cpus.fold(0u32, |s, c| s.wrapping_add(self.remote_get(c)))
+    }
+}
+
+impl<T: Copy> Drop for PerCpuBox<T> {
+    fn drop(&mut self) {
+        let start = (self.addr - template_start() - PERCPU_STATIC_MAX) / GRANULE;
+        let n = core::mem::size_of::<T>().div_ceil(GRANULE);
+        let _irq = arch::IrqGuard::new();
+        DYN.lock().set(start, n, false);
+    }
+}

@@ -1,0 +1,280 @@
+//! Core bring-up, the per-core idle loop, and cross-core work.
+//!
+//! After bring-up every core but 0 runs [`idle_loop`]: run the work queued for it, one item at a
+//! time, and sleep with WFE when there is none. Any core queues work for any other with
+//! [`queue_work`]; the producer's `dsb` + `sev` after the push and the event register make the
+//! wake-up impossible to lose (see [`idle_loop`]). [`call_on`] runs a function on another core and
+//! waits for its result (Linux's `smp_call_function_single`); [`on_each_cpu`] runs one everywhere.
+//!
+//! The loop has two named hook points that later layers use: [`quiescent_point`] between work
+//! items (nothing of the previous item is still in use) and [`idle_enter`]/[`idle_exit`] around
+//! the sleep.
+
+use crate::arch;
+use crate::board::{self, BootInfo};
+use crate::percpu::cpu_id;
+use crate::MAX_CPUS;
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+/// Bit `n` set: core `n` is online.
+static ONLINE: AtomicU64 = AtomicU64::new(1);
+/// Cores the board listed (may exceed what this build supports).
+static LISTED: AtomicUsize = AtomicUsize::new(1);
+/// MPIDR of each logical core.
+static MPIDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+static PARKED: AtomicUsize = AtomicUsize::new(0);
+
+/// How long core 0 waits for a started core to report in.
+const ONLINE_TIMEOUT_MS: u64 = 2000;
+
+/// The online cores as a bit mask.
+pub fn online_mask() -> u64 {
+    ONLINE.load(Ordering::Acquire)
+}
+
+/// The number of online cores.
+pub fn num_online() -> usize {
+    online_mask().count_ones() as usize
+}
+
+/// Cores the board described (DTB `/cpus` or the board's fixed count).
+pub fn num_listed() -> usize {
+    LISTED.load(Ordering::Relaxed)
+}
+
+/// Iterates over the online cores.
+pub fn online_cpus() -> impl Iterator<Item = usize> {
+    let m = online_mask();
+    (0..MAX_CPUS).filter(move |c| m & (1 << c) != 0)
+}
+
+/// MPIDR of logical core `cpu`.
+pub fn mpidr_of(cpu: usize) -> u64 {
+    MPIDR[cpu].load(Ordering::Relaxed)
+}
+
+fn wait_until(timeout_ms: u64, mut done: impl FnMut() -> bool) -> bool {
+    let start = arch::counter();
+    let limit = arch::counter_freq() * timeout_ms / 1000;
+    while !done() {
+        if arch::counter().wrapping_sub(start) > limit {
+            return false;
+        }
+        arch::cpu_relax();
+    }
+    true
+}
+
+/// Starts every other core the board found and waits for each to report in.
+pub fn boot_secondaries(info: &BootInfo) {
+    LISTED.store(info.listed, Ordering::Relaxed);
+    for cpu in 0..info.ncpus {
+        MPIDR[cpu].store(info.mpidr[cpu], Ordering::Relaxed);
+    }
+    if info.listed > MAX_CPUS {
+        defmt::warn!("{} cores listed, this build supports {} (MAX_CPUS); the rest are left off", info.listed, MAX_CPUS);
+    }
+    let entry = arch::secondary_entry_addr();
+    for cpu in 1..info.ncpus {
+        let mpidr = info.mpidr[cpu];
+        // The new core reads its per-cpu area and the heap's state: make core 0's writes visible
+        // before it starts. The PSCI call (or the spin-table release) is the synchronisation
+        // point; this dsb pairs with the secondary's first loads after it enters.
+        arch::dsb_ish();
+        if let Err(e) = board::start_cpu(cpu, mpidr, entry) {
+            defmt::error!("core {} (MPIDR {=u64:#x}) not started: PSCI error {}", cpu, mpidr, defmt::Debug2Format(&e));
+            continue;
+        }
+        if !wait_until(ONLINE_TIMEOUT_MS, || online_mask() & (1 << cpu) != 0) {
+            defmt::error!("core {} (MPIDR {=u64:#x}) did not come online within {} ms", cpu, mpidr, ONLINE_TIMEOUT_MS);
+        }
+    }
+}
+
+/// First Rust code of a secondary core after its per-cpu area is set: report in, then idle.
+pub fn secondary_online(cpu: usize) -> ! {
+    // Release: everything this core set up is visible to whoever sees it online.
+    ONLINE.fetch_or(1 << cpu, Ordering::Release);
+    idle_loop()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Work queues and the idle loop.
+// ---------------------------------------------------------------------------------------------
+
+type Work = Box<dyn FnOnce() + Send>;
+
+struct Queue {
+    items: spin::Mutex<VecDeque<Work>>,
+    /// Items queued, for the sleeper's lock-free check.
+    pending: AtomicUsize,
+}
+
+static QUEUES: [Queue; MAX_CPUS] =
+    [const { Queue { items: spin::Mutex::new(VecDeque::new()), pending: AtomicUsize::new(0) } }; MAX_CPUS];
+
+/// Counts, per core, the times the idle loop woke from WFE (observable by tests).
+static WAKEUPS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Counts, per core, the work items run.
+static ITEMS_RUN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Times core `cpu` woke from its idle sleep.
+pub fn wakeups(cpu: usize) -> u64 {
+    WAKEUPS[cpu].load(Ordering::Relaxed)
+}
+
+/// Work items core `cpu` has run.
+pub fn items_run(cpu: usize) -> u64 {
+    ITEMS_RUN[cpu].load(Ordering::Relaxed)
+}
+
+/// Queues `f` to run on core `cpu`'s idle loop and wakes that core.
+pub fn queue_work(cpu: usize, f: impl FnOnce() + Send + 'static) {
+    assert!(cpu < MAX_CPUS && online_mask() & (1 << cpu) != 0, "queue_work: core {} is not online", cpu);
+    let q = &QUEUES[cpu];
+    {
+        let _irq = arch::IrqGuard::new();
+        q.items.lock().push_back(Box::new(f));
+        // Release pairs with the Acquire load in idle_loop's check.
+        q.pending.fetch_add(1, Ordering::Release);
+    }
+    // The push must be visible before the wake-up: the dsb completes the stores above before
+    // the sev is sent; pairs with the wfe in idle_loop.
+    arch::dsb_ishst();
+    arch::sev();
+}
+
+fn pop(cpu: usize) -> Option<Work> {
+    let q = &QUEUES[cpu];
+    if q.pending.load(Ordering::Acquire) == 0 {
+        return None;
+    }
+    let _irq = arch::IrqGuard::new();
+    let w = q.items.lock().pop_front();
+    if w.is_some() {
+        q.pending.fetch_sub(1, Ordering::Relaxed);
+    }
+    w
+}
+
+/// Hook: called between work items, when nothing of the previous item is still in use.
+#[inline]
+pub fn quiescent_point() {}
+
+/// Hook: called before the idle loop sleeps.
+#[inline]
+pub fn idle_enter() {}
+
+/// Hook: called after the idle loop wakes, before any work runs.
+#[inline]
+pub fn idle_exit() {}
+
+/// The per-core loop: run queued work, otherwise sleep until woken.
+///
+/// No lost wake-up: a producer pushes, then `dsb` + `sev`. If its `sev` comes after this core's
+/// emptiness check, the event register is set and the `wfe` returns at once; if before, the
+/// check sees the item.
+pub fn idle_loop() -> ! {
+    let me = cpu_id();
+    loop {
+        if let Some(w) = pop(me) {
+            w();
+            ITEMS_RUN[me].fetch_add(1, Ordering::Relaxed);
+            quiescent_point();
+            continue;
+        }
+        if SHUTDOWN.load(Ordering::Acquire) {
+            park();
+        }
+        idle_enter();
+        if QUEUES[me].pending.load(Ordering::Acquire) == 0 && !SHUTDOWN.load(Ordering::Acquire) {
+            arch::wfe();
+            WAKEUPS[me].fetch_add(1, Ordering::Relaxed);
+        }
+        idle_exit();
+    }
+}
+
+fn park() -> ! {
+    let _ = arch::local_irq_save();
+    PARKED.fetch_add(1, Ordering::Release);
+    loop {
+        arch::wfe();
+    }
+}
+
+/// Runs `f` on core `cpu` and waits for its result (on the calling core if `cpu` is this one).
+/// The caller waits with WFE; the callee's completion sends SEV.
+pub fn call_on<R: Send + 'static>(cpu: usize, f: impl FnOnce() -> R + Send + 'static) -> R {
+    if cpu == cpu_id() {
+        return f();
+    }
+    let slot: Arc<spin::Mutex<Option<R>>> = Arc::new(spin::Mutex::new(None));
+    let done = Arc::new(AtomicBool::new(false));
+    let (s2, d2) = (slot.clone(), done.clone());
+    queue_work(cpu, move || {
+        let r = f();
+        *s2.lock() = Some(r);
+        // Release: the result is visible to whoever sees `done`.
+        d2.store(true, Ordering::Release);
+        arch::dsb_ishst(); // completes the store before the wake-up; pairs with the wfe below
+        arch::sev();
+    });
+    while !done.load(Ordering::Acquire) {
+        arch::wfe();
+    }
+    let r = slot.lock().take().expect("call_on: result missing");
+    r
+}
+
+/// Runs `f(cpu)` on every online core at once (this one included) and returns the results in
+/// core order. Waits for all of them.
+pub fn on_each_cpu<R: Send + 'static>(f: impl Fn(usize) -> R + Send + Sync + 'static) -> Vec<R> {
+    let me = cpu_id();
+    let f = Arc::new(f);
+    let n = MAX_CPUS;
+    let slots: Arc<Vec<spin::Mutex<Option<R>>>> = Arc::new((0..n).map(|_| spin::Mutex::new(None)).collect());
+    let remaining = Arc::new(AtomicUsize::new(0));
+    let cpus: Vec<usize> = online_cpus().collect();
+    remaining.store(cpus.len() - 1, Ordering::Relaxed);
+    for &c in cpus.iter().filter(|&&c| c != me) {
+        let (f, slots, remaining) = (f.clone(), slots.clone(), remaining.clone());
+        queue_work(c, move || {
+            let r = f(c);
+            *slots[c].lock() = Some(r);
+            // Release: the result is visible to whoever sees the count drop.
+            remaining.fetch_sub(1, Ordering::Release);
+            arch::dsb_ishst(); // pairs with the waiter's wfe
+            arch::sev();
+        });
+    }
+    let mine = f(me);
+    *slots[me].lock() = Some(mine);
+    while remaining.load(Ordering::Acquire) != 0 {
+        arch::wfe();
+    }
+    cpus.iter().map(|&c| slots[c].lock().take().expect("on_each_cpu: result missing")).collect()
+}
+
+/// Asks every other core to finish its queued work and park, waits for them (briefly), flushes
+/// the console and exits QEMU with `code`.
+pub fn shutdown(code: i32) -> ! {
+    SHUTDOWN.store(true, Ordering::Release);
+    arch::dsb_ishst(); // the flag is visible before the wake-up; pairs with the idle loop's wfe
+    arch::sev();
+    let others = num_online() - 1;
+    wait_until(500, || PARKED.load(Ordering::Acquire) >= others);
+    exit(code)
+}
+
+/// Exits QEMU with `code` through semihosting (the host sees it as QEMU's exit status).
+pub fn exit(code: i32) -> ! {
+    use qemu_exit::QEMUExit;
+    crate::console::flush();
+    qemu_exit::AArch64::new().exit(code as u32)
+}

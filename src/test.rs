@@ -1,0 +1,105 @@
+//! The on-target test registry and reporter.
+//!
+//! A test image is a file in `tests/` with `harness = false`:
+//!
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! fn every_core_online() { assert_eq!(quiescent::smp::num_online(), 4); }
+//! quiescent::tests!(every_core_online);
+//! ```
+//!
+//! Each case prints `test <bin>::<case> ... ok`; a failed assertion or panic on any core prints
+//! `test <bin>::<case> ... FAILED: <message> at <file>:<line> (core N)` and exits QEMU with code
+//! 101. `@`-lines tell the host runner which case and which cores are busy, so a hang is named.
+
+use crate::percpu::cpu_id;
+use crate::smp;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+/// One named test case.
+pub struct TestCase {
+    /// The function's name.
+    pub name: &'static str,
+    /// The case; it fails by panicking.
+    pub f: fn(),
+}
+
+/// Exit code of an image whose case failed.
+pub const EXIT_FAILED: i32 = 101;
+
+/// The running case's binary and name, for the panic report (as `&'static str` parts).
+static BIN: AtomicPtr<&'static str> = AtomicPtr::new(core::ptr::null_mut());
+static CASE: AtomicPtr<&'static str> = AtomicPtr::new(core::ptr::null_mut());
+static PANICKING: AtomicUsize = AtomicUsize::new(0);
+
+fn load(p: &AtomicPtr<&'static str>) -> Option<&'static str> {
+    let p = p.load(Ordering::Acquire);
+    // SAFETY: only ever set from `&'static &'static str` (leaked boxes or statics below).
+    (!p.is_null()).then(|| unsafe { *p })
+}
+
+fn store(p: &AtomicPtr<&'static str>, s: Option<&'static str>) {
+    let v = s.map_or(core::ptr::null_mut(), |s| alloc::boxed::Box::leak(alloc::boxed::Box::new(s)) as *mut _);
+    p.store(v, Ordering::Release);
+}
+
+/// Runs the cases in order and returns the image's exit code (0 when all passed).
+pub fn run_tests(bin: &'static str, cases: &[TestCase]) -> i32 {
+    store(&BIN, Some(bin));
+    defmt::println!("running {} cases on {} cores ({})", cases.len(), smp::num_online(), crate::board::NAME);
+    for c in cases {
+        store(&CASE, Some(c.name));
+        defmt::println!("@case {=str}::{=str}", bin, c.name);
+        (c.f)();
+        defmt::println!("test {=str}::{=str} ... ok", bin, c.name);
+    }
+    store(&CASE, None);
+    defmt::println!("@summary {=str} {} 0", bin, cases.len());
+    0
+}
+
+/// Declares the image's cases and its main function: `quiescent::tests!(case_a, case_b);`
+#[macro_export]
+macro_rules! tests {
+    ($($case:ident),* $(,)?) => {
+        fn __quiescent_tests_main() -> i32 {
+            $crate::test::run_tests(env!("CARGO_CRATE_NAME"), &[
+                $($crate::test::TestCase { name: stringify!($case), f: $case }),*
+            ])
+        }
+        $crate::entry!(__quiescent_tests_main);
+    };
+}
+
+/// Runs `f(cpu)` on every online core at once, telling the host which cores are busy (so a
+/// hang names them), and returns the results in core order.
+pub fn on_all_cores<R: Send + 'static>(f: impl Fn(usize) -> R + Send + Sync + 'static) -> alloc::vec::Vec<R> {
+    defmt::println!("@cores {=u64:#x}", smp::online_mask());
+    smp::on_each_cpu(move |c| {
+        let r = f(c);
+        defmt::println!("@done {}", c);
+        r
+    })
+}
+
+/// The panic handler's report: names the case, the message, where, and the core; exits QEMU.
+pub fn report_panic(info: &core::panic::PanicInfo) -> ! {
+    let _irq = crate::arch::local_irq_save();
+    if PANICKING.fetch_add(1, Ordering::AcqRel) > 0 {
+        // Another core is already reporting; it will exit QEMU.
+        loop {
+            crate::arch::wfe();
+        }
+    }
+    let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
+    let msg = defmt::Display2Format(&info.message());
+    match (load(&BIN), load(&CASE)) {
+        (Some(bin), Some(case)) => defmt::println!(
+            "test {=str}::{=str} ... FAILED: {} at {=str}:{} (core {})",
+            bin, case, msg, file, line, cpu_id()
+        ),
+        _ => defmt::println!("panic on core {}: {} at {=str}:{}", cpu_id(), msg, file, line),
+    }
+    smp::exit(EXIT_FAILED)
+}
