@@ -106,3 +106,8 @@ extern "C" fn boot_secondary(cpu: usize, el: usize) -> ! {
 fn panic(info: &core::panic::PanicInfo) -> ! {
     test::report_panic(info)
 }
+
+/// Start of the stack slots (`[guard | stack]` per core).
+pub fn stacks_start() -> usize {
+    core::ptr::addr_of!(STACKS) as usize
+}

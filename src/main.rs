@@ -5,8 +5,8 @@
 use quiescent::{arch, percpu, smp};
 
 fn main() -> i32 {
-    defmt::println!("quiescent on {=str}: cores online: {}/{}", quiescent::board::NAME, smp::num_online(), smp::num_listed());
     defmt::println!("cores online: {}/{}", smp::num_online(), smp::num_listed());
+    defmt::println!("quiescent on {=str}, counter at {} Hz", quiescent::board::NAME, arch::counter_freq());
     let reports = smp::on_each_cpu(|cpu| {
         let sp: usize;
         // SAFETY: reads the stack pointer; no memory effects.

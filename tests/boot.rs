@@ -1,4 +1,76 @@
+//! Boot: every core online, each at EL1, each with its own per-cpu base and stack.
 #![no_std]
 #![no_main]
-fn placeholder() {}
-quiescent::tests!(placeholder);
+
+use quiescent::{arch, board, percpu, smp, test, GUARD_SIZE, MAX_CPUS, STACK_SIZE};
+
+fn every_listed_core_comes_online() {
+    let expected = smp::num_listed().min(MAX_CPUS);
+    assert_eq!(smp::num_online(), expected, "online cores vs cores listed in the DTB");
+    assert_eq!(smp::online_mask(), (1u64 << expected) - 1, "online mask has holes");
+}
+
+fn every_core_runs_at_el1() {
+    for (cpu, el) in test::on_all_cores(|_| arch::current_el()).into_iter().enumerate() {
+        assert_eq!(el, 1, "core {} runs at EL{}", cpu, el);
+    }
+}
+
+fn entry_el_is_reported_and_dropped_from() {
+    let want: Option<usize> = board::bootarg("expect-entry-el").and_then(|v| v.parse().ok());
+    for cpu in smp::online_cpus() {
+        let el = quiescent::entry_el(cpu);
+        assert!((1..=3).contains(&el), "core {} has no entry EL recorded ({})", cpu, el);
+    }
+    if let Some(want) = want {
+        // Core 0 is entered by QEMU's loader at the machine's highest non-secure EL.
+        assert_eq!(quiescent::entry_el(0), want, "core 0 entry EL");
+    }
+}
+
+fn each_core_has_its_own_tpidr_and_stack() {
+    let r = test::on_all_cores(|cpu| {
+        let sp: usize;
+        // SAFETY: reads sp; no memory effects.
+        unsafe { core::arch::asm!("mov {}, sp", out(reg) sp) };
+        (cpu, arch::tpidr(), sp, percpu::cpu_id())
+    });
+    let slot = STACK_SIZE + GUARD_SIZE;
+    let base = quiescent::stacks_start();
+    for &(cpu, tpidr, sp, id) in &r {
+        assert_eq!(id, cpu, "per-cpu id on core {}", cpu);
+        assert_eq!(tpidr, percpu::offset(cpu), "TPIDR_EL1 of core {}", cpu);
+        let lo = base + cpu * slot + GUARD_SIZE;
+        let hi = base + (cpu + 1) * slot;
+        assert!(sp > lo && sp <= hi, "core {} sp {:#x} outside its stack {:#x}..{:#x}", cpu, sp, lo, hi);
+        for &(other, t2, _, _) in &r {
+            assert!(other == cpu || t2 != tpidr, "cores {} and {} share TPIDR_EL1", cpu, other);
+        }
+    }
+}
+
+fn each_core_reads_its_own_mpidr() {
+    for (cpu, m) in test::on_all_cores(|_| arch::mpidr()).into_iter().enumerate() {
+        assert_eq!(m, smp::mpidr_of(cpu), "core {} MPIDR", cpu);
+    }
+}
+
+fn psci_errors_are_named() {
+    // Starting a core that is already on must fail with ALREADY_ON, and a core that does not
+    // exist with INVALID_PARAMETERS; both are reported, nothing hangs.
+    if smp::num_online() > 1 {
+        let e = board::start_cpu(1, smp::mpidr_of(1), arch::secondary_entry_addr());
+        assert_eq!(e, Err(smccc::psci::Error::AlreadyOn), "CPU_ON of a running core");
+    }
+    let e = board::start_cpu(7, 0xff_ff, arch::secondary_entry_addr());
+    assert_eq!(e, Err(smccc::psci::Error::InvalidParameters), "CPU_ON of a core that does not exist");
+}
+
+quiescent::tests!(
+    every_listed_core_comes_online,
+    every_core_runs_at_el1,
+    entry_el_is_reported_and_dropped_from,
+    each_core_has_its_own_tpidr_and_stack,
+    each_core_reads_its_own_mpidr,
+    psci_errors_are_named,
+);

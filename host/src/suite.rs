@@ -11,6 +11,10 @@ enum Expect {
     Pass,
     /// The image must exit non-zero and print this text (a deliberate failure or fault).
     Fail(&'static str),
+    /// The runner must kill the image after `secs` and say this (a deliberate hang).
+    Timeout(u64, &'static str),
+    /// Every case passes, and the output passes this host-side check (given the core count).
+    PassAnd(&'static str, fn(&str, u32) -> Result<(), String>),
 }
 
 /// One boot of one test image.
@@ -37,7 +41,7 @@ fn virt_runs() -> Vec<Run> {
         Run { bin: "boot", smp: 1, el2: true, append: "expect-entry-el=2", expect: Expect::Pass },
         pass("percpu", 4),
         pass("percpu", 1),
-        pass("console", 4),
+        Run { bin: "console", smp: 4, el2: false, append: "", expect: Expect::PassAnd("console::host_sees_whole_lines", whole_lines) },
         Run {
             bin: "selftest",
             smp: 2,
@@ -45,7 +49,55 @@ fn virt_runs() -> Vec<Run> {
             append: "",
             expect: Expect::Fail("test selftest::deliberately_failing_case ... FAILED: 1 + 1 == 3 (deliberate)"),
         },
+        Run {
+            bin: "hang",
+            smp: 2,
+            el2: false,
+            append: "",
+            expect: Expect::Timeout(8, "while running hang::core_1_never_finishes; cores not finished: 1"),
+        },
     ]
+}
+
+/// The console image's stress lines arrived whole: for every core, `console-stress core C seq S`
+/// for S = 0..LINES in order, and no malformed frame.
+pub fn whole_lines(text: &str, cores: u32) -> Result<(), String> {
+    if text.contains("malformed") {
+        return Err("a malformed defmt frame arrived (interleaved output?)".into());
+    }
+    let mut next = vec![0u32; cores as usize];
+    let mut total = None;
+    for l in text.lines() {
+        let Some(rest) = l.strip_prefix("console-stress core ") else { continue };
+        let w: Vec<&str> = rest.split_whitespace().collect();
+        // "C seq S of N payload ..."
+        let (Some(c), Some(s), Some(n)) = (
+            w.first().and_then(|v| v.parse::<usize>().ok()),
+            w.get(2).and_then(|v| v.parse::<u32>().ok()),
+            w.get(4).and_then(|v| v.parse::<u32>().ok()),
+        ) else {
+            return Err(format!("garbled line: {l}"));
+        };
+        let payload_ok = l
+            .split_once("payload [")
+            .and_then(|(_, p)| p.strip_suffix(']'))
+            .is_some_and(|p| p.split(", ").all(|b| b == c.to_string()));
+        if w.get(5) != Some(&"payload") || !payload_ok {
+            return Err(format!("torn line: {l}"));
+        }
+        total = Some(n);
+        if c >= next.len() || next[c] != s {
+            return Err(format!("core {c}: expected seq {}, got {s}", next.get(c).copied().unwrap_or(0)));
+        }
+        next[c] += 1;
+    }
+    let n = total.ok_or("no console-stress lines")?;
+    for (c, &got) in next.iter().enumerate() {
+        if got != n {
+            return Err(format!("core {c}: {got} of {n} lines arrived"));
+        }
+    }
+    Ok(())
 }
 
 fn repo_root() -> PathBuf {
@@ -147,7 +199,12 @@ pub fn run(board: &str, only: Option<&str>, verbose: bool) -> ExitCode {
                 failed += 1;
                 continue;
             };
+            let timeout_secs = match r.expect {
+                Expect::Timeout(t, _) => t,
+                _ => RunConfig::default().timeout_secs,
+            };
             let cfg = RunConfig {
+                timeout_secs,
                 board: b.to_string(),
                 smp: r.smp,
                 el2: r.el2,
@@ -167,7 +224,7 @@ pub fn run(board: &str, only: Option<&str>, verbose: bool) -> ExitCode {
                 }
             };
             match r.expect {
-                Expect::Pass => {
+                Expect::Pass | Expect::PassAnd(..) => {
                     passed += res.passed;
                     failed += res.failed;
                     for f in &res.failures {
@@ -176,6 +233,29 @@ pub fn run(board: &str, only: Option<&str>, verbose: bool) -> ExitCode {
                     if res.failed == 0 && (res.summary.is_none() || res.exit_code != 0) {
                         println!("test {}::summary ... FAILED: image ended without its summary (exit {})", r.bin, res.exit_code);
                         failures.push(format!("{label}: no summary"));
+                        failed += 1;
+                    }
+                    if let Expect::PassAnd(name, check) = r.expect {
+                        match check(&res.text, r.smp) {
+                            Ok(()) => {
+                                println!("test {name} ... ok");
+                                passed += 1;
+                            }
+                            Err(e) => {
+                                println!("test {name} ... FAILED: {e}");
+                                failures.push(format!("{label}: {name}: {e}"));
+                                failed += 1;
+                            }
+                        }
+                    }
+                }
+                Expect::Timeout(_, text) => {
+                    if res.exit_code == 124 && res.text.contains(text) {
+                        println!("test {}::runner_names_the_hang ... ok (killed, report matched)", r.bin);
+                        passed += 1;
+                    } else {
+                        println!("test {}::runner_names_the_hang ... FAILED: wanted a timeout naming `{text}`, got exit {}", r.bin, res.exit_code);
+                        failures.push(format!("{label}: expected timeout not seen"));
                         failed += 1;
                     }
                 }
@@ -216,5 +296,36 @@ pub fn run(board: &str, only: Option<&str>, verbose: bool) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_lines;
+
+    fn lines(cores: u32, n: u32) -> String {
+        let mut s = String::new();
+        for seq in 0..n {
+            for c in 0..cores {
+                s += &format!("console-stress core {c} seq {seq} of {n} payload [{c}, {c}]\n");
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn whole_lines_accepts_complete_output() {
+        assert_eq!(whole_lines(&lines(4, 3), 4), Ok(()));
+    }
+
+    #[test]
+    fn whole_lines_rejects_missing_reordered_or_torn_lines() {
+        let full = lines(2, 3);
+        let missing: String = full.lines().filter(|l| !l.contains("core 1 seq 2")).map(|l| format!("{l}\n")).collect();
+        assert!(whole_lines(&missing, 2).is_err());
+        let torn = full.replacen("payload [0, 0]", "payload [0, 1]", 1);
+        assert!(whole_lines(&torn, 2).is_err());
+        assert!(whole_lines(&format!("{full}qrun: (malformed defmt frame skipped)\n"), 2).is_err());
+        assert!(whole_lines("", 2).is_err());
     }
 }

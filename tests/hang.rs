@@ -1,0 +1,19 @@
+//! The timeout path: core 1 never finishes its part of a case. The suite runs this image with a
+//! short timeout and expects the runner to kill it, naming the case and core 1.
+#![no_std]
+#![no_main]
+
+use quiescent::{arch, smp, test};
+
+fn core_1_never_finishes() {
+    assert!(smp::num_online() > 1, "needs two cores");
+    test::on_all_cores(|cpu| {
+        if cpu == 1 {
+            loop {
+                arch::wfe();
+            }
+        }
+    });
+}
+
+quiescent::tests!(core_1_never_finishes);
