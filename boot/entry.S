@@ -8,8 +8,10 @@
 //            boot_secondary(core, el)
 //
 // Constants come from Rust (global_asm! const operands):
-//   {STACK_SLOT}  bytes per core in .bss.stacks: one guard page followed by the stack
+//   {STACK_SLOT}  bytes per core in .stacks: guard page, stack (SP_EL0), exception stack (SP_EL1)
+//   {STACK_TOP}   offset of the normal stack's top in a slot (guard + stack)
 //   {MAX_CPUS}    number of slots
+//   {MAIR}, {TCR} MMU settings from src/arch/mmu.rs
 
 .section .text.head, "ax"
 .global _start
@@ -77,14 +79,27 @@ _start:
     isb
 .endm
 
-// sp = top of the stack of core \id (a register): __stacks_start + (id + 1) * STACK_SLOT.
+// Stacks of core \id (a register), slot = __stacks_start + id * STACK_SLOT:
+// SP_EL1 = slot + STACK_SLOT (exception stack), then SPSel = 0 and SP_EL0 = slot + STACK_TOP.
 .macro stack_for id
     adrp    x1, __stacks_start
     add     x1, x1, :lo12:__stacks_start
-    add     x2, \id, #1
     ldr     x3, ={STACK_SLOT}
-    madd    x1, x2, x3, x1
+    madd    x1, \id, x3, x1
+    add     x2, x1, x3
+    mov     sp, x2
+    msr     spsel, #0
+    ldr     x3, ={STACK_TOP}
+    add     x1, x1, x3
     mov     sp, x1
+.endm
+
+// Exceptions are reported from the first instruction on: install the vector table.
+.macro vectors_on
+    adrp    x1, exception_vectors
+    add     x1, x1, :lo12:exception_vectors
+    msr     vbar_el1, x1
+    isb
 .endm
 
 primary_entry:
@@ -93,6 +108,7 @@ primary_entry:
     lsr     x20, x20, #2            // the EL we were entered at, for the boot report
     drop_to_el1
     fp_on
+    vectors_on
     // Zero BSS (16-byte aligned by linker.ld).
     adrp    x1, __bss_start
     add     x1, x1, :lo12:__bss_start
@@ -118,8 +134,14 @@ secondary_entry:
     lsr     x20, x20, #2
     drop_to_el1
     fp_on
+    vectors_on
     cmp     x19, #{MAX_CPUS}
     b.hs    6f
+    // MMU and caches on before the first memory access: core 0 wrote the tables with its MMU
+    // off, and this core must not read anything through a non-coherent (MMU-off) view.
+    adrp    x0, QUIESCENT_L1_TABLE
+    add     x0, x0, :lo12:QUIESCENT_L1_TABLE
+    bl      mmu_on
     stack_for x19
     msr     tpidr_el1, xzr
     mov     x0, x19
@@ -127,4 +149,31 @@ secondary_entry:
     bl      boot_secondary
 6:  wfe
     b       6b
+// mmu_on(x0 = TTBR0 value): MAIR, TCR (IPS from ID_AA64MMFR0_EL1.PARange), TTBR0, TLB and
+// I-cache invalidation, then SCTLR_EL1.M|C|I|WXN. A leaf: no stack, clobbers x1, x2.
+.global mmu_on
+mmu_on:
+    ldr     x1, ={MAIR}
+    msr     mair_el1, x1
+    mrs     x1, id_aa64mmfr0_el1
+    and     x1, x1, #0xf
+    cmp     x1, #5
+    mov     x2, #5
+    csel    x1, x1, x2, ls
+    ldr     x2, ={TCR}
+    bfi     x2, x1, #32, #3
+    msr     tcr_el1, x2
+    msr     ttbr0_el1, x0
+    isb                             // the translation registers are set before the TLB flush
+    tlbi    vmalle1
+    ic      iallu
+    dsb     nsh                     // TLB and I-cache invalidation complete before the MMU is on
+    isb
+    mrs     x1, sctlr_el1
+    mov     x2, #((1 << 0) | (1 << 2) | (1 << 12))  // M | C | I
+    orr     x1, x1, x2
+    orr     x1, x1, #(1 << 19)      // WXN: writable memory is never executable
+    msr     sctlr_el1, x1
+    isb                             // later instructions are fetched with translation on
+    ret
 .ltorg

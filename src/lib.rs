@@ -29,22 +29,36 @@ pub const MAX_CPUS: usize = 8;
 
 /// Bytes of stack per core.
 pub const STACK_SIZE: usize = 64 * 1024;
-/// One page below each stack that is never used (unmapped once the MMU is on).
+/// One page below each stack, unmapped: a stack overflow faults instead of corrupting.
 pub const GUARD_SIZE: usize = 4096;
+/// Bytes of exception stack per core (SP_EL1), above the normal stack.
+pub const EXC_STACK_SIZE: usize = 16 * 1024;
+/// Bytes per core slot: `[guard | stack (SP_EL0) | exception stack (SP_EL1)]`.
+pub const STACK_SLOT: usize = GUARD_SIZE + STACK_SIZE + EXC_STACK_SIZE;
 
-/// Stack slots: `[guard | stack]` per core; `boot/entry.S` points `sp` at the top of slot `id`.
 #[repr(C, align(4096))]
-struct Stacks([[u8; STACK_SIZE + GUARD_SIZE]; MAX_CPUS]);
+struct Stacks([[u8; STACK_SLOT]; MAX_CPUS]);
 
 #[unsafe(link_section = ".stacks")]
 #[used]
-static mut STACKS: Stacks = Stacks([[0; STACK_SIZE + GUARD_SIZE]; MAX_CPUS]);
+static mut STACKS: Stacks = Stacks([[0; STACK_SLOT]; MAX_CPUS]);
 
 core::arch::global_asm!(
     include_str!("../boot/entry.S"),
-    STACK_SLOT = const STACK_SIZE + GUARD_SIZE,
+    STACK_SLOT = const STACK_SLOT,
+    STACK_TOP = const GUARD_SIZE + STACK_SIZE,
     MAX_CPUS = const MAX_CPUS,
+    MAIR = const arch::mmu::MAIR,
+    TCR = const arch::mmu::TCR,
 );
+core::arch::global_asm!(include_str!("../boot/vectors.S"));
+
+/// The core whose stack guard page contains `addr`, if any.
+pub fn guard_page_owner(addr: usize) -> Option<usize> {
+    let off = addr.checked_sub(stacks_start())?;
+    let cpu = off / STACK_SLOT;
+    (cpu < MAX_CPUS && off % STACK_SLOT < GUARD_SIZE).then_some(cpu)
+}
 
 /// The exception level each core was entered at (before the boot code dropped to EL1).
 static ENTRY_EL: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
@@ -75,6 +89,9 @@ macro_rules! entry {
 /// Rust entry of core 0, from `boot/entry.S` with the MMU off, BSS zeroed and a stack.
 #[unsafe(no_mangle)]
 extern "C" fn boot_primary(dtb: usize, el: usize) -> ! {
+    // SAFETY: first thing on core 0, alone, MMU off: builds the tables and turns the MMU and
+    // caches on before any atomic or shared access (exclusives need the MMU on real hardware).
+    unsafe { arch::mmu::init_and_enable() };
     ENTRY_EL[0].store(el, Ordering::Relaxed);
     // SAFETY: core 0 runs alone here, before any per-cpu access or allocation.
     unsafe {
@@ -84,6 +101,8 @@ extern "C" fn boot_primary(dtb: usize, el: usize) -> ! {
     }
     board::init_console();
     let info = board::discover(dtb);
+    drivers::gic::init_distributor();
+    smp::init_local_interrupts(0);
     smp::boot_secondaries(&info);
     let code = {
         // SAFETY: defined by the image through `entry!`.

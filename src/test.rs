@@ -83,6 +83,14 @@ pub fn on_all_cores<R: Send + 'static>(f: impl Fn(usize) -> R + Send + Sync + 's
     })
 }
 
+/// The fatal-exception path's report: fails the running case, if any (the exception report
+/// itself was printed just before).
+pub fn report_fatal(what: &str) {
+    if let (Some(bin), Some(case)) = (load(&BIN), load(&CASE)) {
+        defmt::println!("test {=str}::{=str} ... FAILED: {=str} exception on core {}", bin, case, what, cpu_id());
+    }
+}
+
 /// The panic handler's report: names the case, the message, where, and the core; exits QEMU.
 pub fn report_panic(info: &core::panic::PanicInfo) -> ! {
     let _irq = crate::arch::local_irq_save();
@@ -92,6 +100,7 @@ pub fn report_panic(info: &core::panic::PanicInfo) -> ! {
             crate::arch::wfe();
         }
     }
+    crate::smp::ipi::stop_others();
     let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
     let msg = defmt::Display2Format(&info.message());
     match (load(&BIN), load(&CASE)) {

@@ -2,7 +2,7 @@
 #![no_std]
 #![no_main]
 
-use quiescent::{arch, board, percpu, smp, test, GUARD_SIZE, MAX_CPUS, STACK_SIZE};
+use quiescent::{arch, board, percpu, smp, test, GUARD_SIZE, MAX_CPUS, STACK_SIZE, STACK_SLOT};
 
 fn every_listed_core_comes_online() {
     let expected = smp::num_listed().min(MAX_CPUS);
@@ -35,13 +35,13 @@ fn each_core_has_its_own_tpidr_and_stack() {
         unsafe { core::arch::asm!("mov {}, sp", out(reg) sp) };
         (cpu, arch::tpidr(), sp, percpu::cpu_id())
     });
-    let slot = STACK_SIZE + GUARD_SIZE;
+    let slot = STACK_SLOT;
     let base = quiescent::stacks_start();
     for &(cpu, tpidr, sp, id) in &r {
         assert_eq!(id, cpu, "per-cpu id on core {}", cpu);
         assert_eq!(tpidr, percpu::offset(cpu), "TPIDR_EL1 of core {}", cpu);
         let lo = base + cpu * slot + GUARD_SIZE;
-        let hi = base + (cpu + 1) * slot;
+        let hi = lo + STACK_SIZE;
         assert!(sp > lo && sp <= hi, "core {} sp {:#x} outside its stack {:#x}..{:#x}", cpu, sp, lo, hi);
         for &(other, t2, _, _) in &r {
             assert!(other == cpu || t2 != tpidr, "cores {} and {} share TPIDR_EL1", cpu, other);

@@ -4,6 +4,10 @@
 //! System registers and barriers come from the `aarch64-cpu` crate (the maintained successor of
 //! `cortex-a`, whose default `nightly` feature does not build on stable Rust).
 
+pub mod exception;
+pub mod mmu;
+pub mod timer;
+
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{CurrentEL, CNTFRQ_EL0, CNTVCT_EL0, DAIF, MPIDR_EL1, TPIDR_EL1};
 use tock_registers::interfaces::{Readable, Writeable};

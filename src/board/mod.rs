@@ -11,6 +11,26 @@ pub use qemu_virt::*;
 
 use crate::MAX_CPUS;
 
+/// What a range of physical memory is, for the page tables.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MemKind {
+    /// RAM: Normal write-back cacheable, inner shareable.
+    Normal,
+    /// MMIO: Device-nGnRE.
+    Device,
+}
+
+/// One range of the board's memory map (2 MiB aligned).
+#[derive(Clone, Copy, Debug)]
+pub struct Region {
+    /// Start address.
+    pub start: usize,
+    /// Size in bytes.
+    pub size: usize,
+    /// RAM or MMIO.
+    pub kind: MemKind,
+}
+
 /// What the board found at boot.
 pub struct BootInfo {
     /// MPIDR affinity of each core, in boot order (index = logical core number).

@@ -1,2 +1,3 @@
 //! Device drivers (register blocks described with `tock-registers`).
+pub mod gic;
 pub mod pl011;

@@ -18,7 +18,13 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+pub mod ipi;
+
+/// Default rate of the per-core tick.
+pub const DEFAULT_TICK_HZ: u32 = 100;
+static TICK_HZ: AtomicU32 = AtomicU32::new(DEFAULT_TICK_HZ);
 
 /// Bit `n` set: core `n` is online.
 static ONLINE: AtomicU64 = AtomicU64::new(1);
@@ -96,8 +102,16 @@ pub fn boot_secondaries(info: &BootInfo) {
     }
 }
 
+/// Brings up this core's interrupt state: GIC CPU interface, periodic tick, IRQs unmasked.
+pub fn init_local_interrupts(cpu: usize) {
+    crate::drivers::gic::init_cpu(cpu);
+    arch::timer::start_tick(TICK_HZ.load(Ordering::Relaxed));
+    arch::local_irq_enable();
+}
+
 /// First Rust code of a secondary core after its per-cpu area is set: report in, then idle.
 pub fn secondary_online(cpu: usize) -> ! {
+    init_local_interrupts(cpu);
     // Release: everything this core set up is visible to whoever sees it online.
     ONLINE.fetch_or(1 << cpu, Ordering::Release);
     idle_loop()
@@ -200,8 +214,10 @@ pub fn idle_loop() -> ! {
     }
 }
 
-fn park() -> ! {
+/// Masks interrupts and parks this core for good (shutdown, Stop IPI).
+pub(crate) fn park() -> ! {
     let _ = arch::local_irq_save();
+    arch::timer::stop_tick();
     PARKED.fetch_add(1, Ordering::Release);
     loop {
         arch::wfe();
@@ -262,14 +278,23 @@ pub fn on_each_cpu<R: Send + 'static>(f: impl Fn(usize) -> R + Send + Sync + 'st
 }
 
 /// Asks every other core to finish its queued work and park, waits for them (briefly), flushes
-/// the console and exits QEMU with `code`.
+/// the console and exits QEMU with `code`. Cores that are busy (not in the idle loop) are
+/// stopped with the Stop IPI.
 pub fn shutdown(code: i32) -> ! {
     SHUTDOWN.store(true, Ordering::Release);
     arch::dsb_ishst(); // the flag is visible before the wake-up; pairs with the idle loop's wfe
     arch::sev();
     let others = num_online() - 1;
-    wait_until(500, || PARKED.load(Ordering::Acquire) >= others);
+    if !wait_until(200, || PARKED.load(Ordering::Acquire) >= others) {
+        ipi::stop_others();
+        wait_until(300, || PARKED.load(Ordering::Acquire) >= others);
+    }
     exit(code)
+}
+
+/// The tick rate cores start with (set before bring-up to change it).
+pub fn set_default_tick_hz(hz: u32) {
+    TICK_HZ.store(hz, Ordering::Relaxed);
 }
 
 /// Exits QEMU with `code` through semihosting (the host sees it as QEMU's exit status).

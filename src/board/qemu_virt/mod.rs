@@ -1,9 +1,21 @@
 //! QEMU `virt` (cortex-a72): PL011 at 0x0900_0000, RAM at 0x4000_0000, cores and the PSCI
 //! conduit from the device tree that QEMU passes in x0 when it boots the raw Image.
 
-use super::BootInfo;
+use super::{BootInfo, MemKind, Region};
 use crate::drivers::pl011::Pl011;
 use crate::MAX_CPUS;
+
+/// The memory map: the first GiB is MMIO (GIC at 0x0800_0000, PL011 at 0x0900_0000, ...),
+/// RAM starts at 1 GiB (the runner gives QEMU 1 GiB).
+pub const MEMORY_MAP: &[Region] = &[
+    Region { start: 0, size: 0x4000_0000, kind: MemKind::Device },
+    Region { start: 0x4000_0000, size: 0x4000_0000, kind: MemKind::Normal },
+];
+
+/// GICv2 distributor.
+pub const GICD_BASE: usize = 0x0800_0000;
+/// GICv2 CPU interface.
+pub const GICC_BASE: usize = 0x0801_0000;
 
 /// PL011 UART0.
 pub const UART_BASE: usize = 0x0900_0000;

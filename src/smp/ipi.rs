@@ -1,0 +1,127 @@
+//! Inter-processor interrupts: SGIs carrying a small typed message, and cross-core function
+//! calls that run in the target's interrupt context (Linux's `smp_call_function_single`).
+
+use crate::arch::{self, exception::Frame};
+use crate::drivers::gic::{self, SgiTarget};
+use crate::percpu::cpu_id;
+use crate::MAX_CPUS;
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// The message an SGI carries (its SGI number).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, defmt::Format)]
+#[repr(u32)]
+pub enum Ipi {
+    /// Only wakes the target from WFE/WFI.
+    Wake = 0,
+    /// Run the functions queued for the target with [`call_function_single`].
+    Call = 1,
+    /// Record the interrupted PC (for stall reports), see [`report_pc`].
+    ReportState = 2,
+    /// Stop: mask interrupts and park for good (fatal errors, shutdown).
+    Stop = 3,
+}
+
+type Call = Box<dyn FnOnce() + Send>;
+
+static CALLS: [spin::Mutex<VecDeque<Call>>; MAX_CPUS] = [const { spin::Mutex::new(VecDeque::new()) }; MAX_CPUS];
+/// Per core: the PC the last ReportState IPI interrupted, and a sequence number.
+static REPORTED_PC: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static REPORT_SEQ: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// IPIs received per core and kind (observable by tests).
+static RECEIVED: [[AtomicU64; 4]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; 4] }; MAX_CPUS];
+
+/// Sends `ipi` to core `cpu`.
+pub fn send(cpu: usize, ipi: Ipi) {
+    gic::send_sgi(ipi as u32, SgiTarget::Cpu(cpu));
+}
+
+/// Sends `ipi` to every core but this one.
+pub fn send_others(ipi: Ipi) {
+    gic::send_sgi(ipi as u32, SgiTarget::AllButSelf);
+}
+
+/// IPIs of kind `ipi` that core `cpu` has handled.
+pub fn received(cpu: usize, ipi: Ipi) -> u64 {
+    RECEIVED[cpu][ipi as usize].load(Ordering::Relaxed)
+}
+
+/// Stops every other core (if the GIC is up): they mask interrupts and park.
+pub fn stop_others() {
+    if gic::ready() {
+        send_others(Ipi::Stop);
+    }
+}
+
+/// Runs `f` on core `cpu` in its interrupt context and returns the result (Linux's
+/// `smp_call_function_single(cpu, f, wait = 1)`). Runs `f` directly if `cpu` is this core.
+///
+/// The caller must have interrupts enabled (the target may be calling it at the same time).
+pub fn call_function_single<R: Send + 'static>(cpu: usize, f: impl FnOnce() -> R + Send + 'static) -> R {
+    if cpu == cpu_id() {
+        return f();
+    }
+    assert!(!arch::irqs_disabled(), "call_function_single with interrupts masked could deadlock");
+    let slot: Arc<spin::Mutex<Option<R>>> = Arc::new(spin::Mutex::new(None));
+    let done = Arc::new(AtomicBool::new(false));
+    let (s2, d2) = (slot.clone(), done.clone());
+    {
+        let _irq = arch::IrqGuard::new();
+        CALLS[cpu].lock().push_back(Box::new(move || {
+            *s2.lock() = Some(f());
+            // Release: the result is visible to whoever sees `done`.
+            d2.store(true, Ordering::Release);
+            arch::dsb_ishst(); // the store completes before the wake-up; pairs with the wfe below
+            arch::sev();
+        }));
+    }
+    send(cpu, Ipi::Call);
+    while !done.load(Ordering::Acquire) {
+        arch::wfe();
+    }
+    let r = slot.lock().take().expect("call_function_single: result missing");
+    r
+}
+
+/// Asks core `cpu` for the PC it is executing (by interrupting it), waiting up to `timeout_ms`.
+/// `None` if it did not answer (interrupts masked on it, or stopped).
+pub fn report_pc(cpu: usize, timeout_ms: u64) -> Option<u64> {
+    let before = REPORT_SEQ[cpu].load(Ordering::Acquire);
+    send(cpu, Ipi::ReportState);
+    let start = arch::counter();
+    let limit = arch::counter_freq() * timeout_ms / 1000;
+    while REPORT_SEQ[cpu].load(Ordering::Acquire) == before {
+        if arch::counter().wrapping_sub(start) > limit {
+            return None;
+        }
+        arch::cpu_relax();
+    }
+    Some(REPORTED_PC[cpu].load(Ordering::Relaxed))
+}
+
+/// The SGI handler (from the GIC dispatcher, IRQs masked).
+pub fn handle(id: u32, frame: &Frame) {
+    let me = cpu_id();
+    if let Some(r) = RECEIVED[me].get(id as usize) {
+        r.fetch_add(1, Ordering::Relaxed);
+    }
+    match id {
+        0 => {}
+        1 => loop {
+            let call = CALLS[me].lock().pop_front();
+            match call {
+                Some(c) => c(),
+                None => break,
+            }
+        },
+        2 => {
+            REPORTED_PC[me].store(frame.elr, Ordering::Relaxed);
+            // Release: the PC is visible to whoever sees the new sequence number.
+            REPORT_SEQ[me].fetch_add(1, Ordering::Release);
+        }
+        3 => super::park(),
+        _ => defmt::warn!("unknown SGI {} on core {}", id, me),
+    }
+}
