@@ -83,6 +83,15 @@ pub fn on_all_cores<R: Send + 'static>(f: impl Fn(usize) -> R + Send + Sync + 's
     })
 }
 
+/// The address range of the image's code (for checks on reported PCs).
+pub fn text_range() -> core::ops::Range<usize> {
+    unsafe extern "C" {
+        static __image_start: u8;
+        static __text_end: u8;
+    }
+    core::ptr::addr_of!(__image_start) as usize..core::ptr::addr_of!(__text_end) as usize
+}
+
 /// The fatal-exception path's report: fails the running case, if any (the exception report
 /// itself was printed just before).
 pub fn report_fatal(what: &str) {

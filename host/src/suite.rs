@@ -30,6 +30,12 @@ const fn pass(bin: &'static str, smp: u32) -> Run {
     Run { bin, smp, el2: false, append: "", expect: Expect::Pass }
 }
 
+/// The fault image, made to take fault `kind`; must exit non-zero showing `text`.
+fn fault(kind: &'static str, text: &'static str) -> Run {
+    let append: &'static str = Box::leak(format!("fault={kind}").into_boxed_str());
+    Run { bin: "fault", smp: 2, el2: false, append, expect: Expect::Fail(text) }
+}
+
 /// The suite for QEMU `virt`. Core counts: 4 is the demo's, 1 catches code that assumes a peer,
 /// 8 is the compile-time maximum.
 fn virt_runs() -> Vec<Run> {
@@ -41,6 +47,17 @@ fn virt_runs() -> Vec<Run> {
         Run { bin: "boot", smp: 1, el2: true, append: "expect-entry-el=2", expect: Expect::Pass },
         pass("percpu", 4),
         pass("percpu", 1),
+        pass("mmu", 4),
+        pass("mmu", 1),
+        pass("irq", 4),
+        pass("irq", 1),
+        pass("idle", 4),
+        pass("idle", 1),
+        fault("unmapped", "EXCEPTION on core 0: data abort (read) translation fault"),
+        fault("undefined", "EXCEPTION on core 0: unknown reason / undefined instruction"),
+        fault("write-text", "EXCEPTION on core 0: data abort (write) permission fault"),
+        fault("exec-data", "EXCEPTION on core 0: instruction abort permission fault"),
+        fault("stack-overflow", "stack overflow on core 1"),
         Run { bin: "console", smp: 4, el2: false, append: "", expect: Expect::PassAnd("console::host_sees_whole_lines", whole_lines) },
         Run {
             bin: "selftest",
@@ -98,6 +115,15 @@ pub fn whole_lines(text: &str, cores: u32) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `[fault=unmapped]` for a run with a command line, so results name their configuration.
+fn suffix(append: &str) -> String {
+    if append.is_empty() {
+        String::new()
+    } else {
+        format!("[{append}]")
+    }
 }
 
 fn repo_root() -> PathBuf {
@@ -262,12 +288,12 @@ pub fn run(board: &str, only: Option<&str>, verbose: bool) -> ExitCode {
                 Expect::Fail(text) => {
                     let ok = res.exit_code != 0 && res.exit_code != 124 && res.text.contains(text);
                     if ok {
-                        println!("test {}::expected_failure ... ok (exit {}, report matched)", r.bin, res.exit_code);
+                        println!("test {}::expected_failure{} ... ok (exit {}, report matched)", r.bin, suffix(r.append), res.exit_code);
                         passed += 1;
                     } else {
                         println!(
-                            "test {}::expected_failure ... FAILED: wanted a non-zero exit and `{text}`, got exit {}",
-                            r.bin, res.exit_code
+                            "test {}::expected_failure{} ... FAILED: wanted a non-zero exit and `{text}`, got exit {}",
+                            r.bin, suffix(r.append), res.exit_code
                         );
                         failures.push(format!("{label}: expected failure not seen"));
                         failed += 1;

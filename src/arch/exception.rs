@@ -99,9 +99,10 @@ extern "C" fn exception_fatal(frame: &Frame, kind: u64) -> ! {
     let detail = if abort { fault_status_name(esr & 0x3f) } else { "" };
     let write = ec == 0x24 || ec == 0x25;
     let wnr = if write && esr & (1 << 6) != 0 { " (write)" } else if write { " (read)" } else { "" };
+    let sep = if detail.is_empty() { "" } else { " " };
     defmt::println!(
-        "EXCEPTION on core {}: {=str}{=str} {=str} [{=str} vector]; ESR_EL1 {=u64:#010x} ELR_EL1 {=u64:#x} FAR_EL1 {=u64:#x} SPSR_EL1 {=u64:#x}",
-        me, class, wnr, detail, VECTOR_NAMES[kind as usize & 15], esr, frame.elr, far, frame.spsr
+        "EXCEPTION on core {}: {=str}{=str}{=str}{=str} [{=str} vector]; ESR_EL1 {=u64:#010x} ELR_EL1 {=u64:#x} FAR_EL1 {=u64:#x} SPSR_EL1 {=u64:#x}",
+        me, class, wnr, sep, detail, VECTOR_NAMES[kind as usize & 15], esr, frame.elr, far, frame.spsr
     );
     if let Some(owner) = crate::guard_page_owner(far as usize) {
         defmt::println!("stack overflow on core {} (FAR {=u64:#x} is in its guard page; SP_EL0 {=u64:#x})", owner, far, frame.sp_el0);

@@ -287,7 +287,13 @@ pub fn shutdown(code: i32) -> ! {
     let others = num_online() - 1;
     if !wait_until(200, || PARKED.load(Ordering::Acquire) >= others) {
         ipi::stop_others();
-        wait_until(300, || PARKED.load(Ordering::Acquire) >= others);
+        if !wait_until(300, || PARKED.load(Ordering::Acquire) >= others) {
+            let parked = PARKED.load(Ordering::Acquire);
+            defmt::error!("shutdown: only {} of {} other cores parked", parked, others);
+            if code == 0 {
+                exit(EXIT_NOT_PARKED);
+            }
+        }
     }
     exit(code)
 }
@@ -296,6 +302,9 @@ pub fn shutdown(code: i32) -> ! {
 pub fn set_default_tick_hz(hz: u32) {
     TICK_HZ.store(hz, Ordering::Relaxed);
 }
+
+/// Exit code when the image passed but a core would not park at shutdown.
+pub const EXIT_NOT_PARKED: i32 = 103;
 
 /// Exits QEMU with `code` through semihosting (the host sees it as QEMU's exit status).
 pub fn exit(code: i32) -> ! {

@@ -1,0 +1,179 @@
+//! Interrupts: the per-core tick, IPIs, cross-core calls, nested masking, IRQ-safe per-cpu adds.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use quiescent::arch::{self, timer};
+use quiescent::percpu::cpu_id;
+use quiescent::smp::{self, ipi, ipi::Ipi};
+use quiescent::test;
+
+/// Measures every core's tick rate over `ms` of counter time.
+fn measured_rates(ms: u64) -> alloc::vec::Vec<f64> {
+    let before: alloc::vec::Vec<u64> = smp::online_cpus().map(timer::ticks).collect();
+    let t0 = arch::counter();
+    while arch::ticks_to_ns(arch::counter() - t0) < ms * 1_000_000 {
+        arch::cpu_relax();
+    }
+    let secs = arch::ticks_to_ns(arch::counter() - t0) as f64 / 1e9;
+    smp::online_cpus().zip(before).map(|(c, b)| (timer::ticks(c) - b) as f64 / secs).collect()
+}
+
+fn timer_ticks_on_every_core_at_the_configured_rate() {
+    for hz in [smp::DEFAULT_TICK_HZ, 250] {
+        test::on_all_cores(move |_| timer::start_tick(hz));
+        for (cpu, rate) in measured_rates(400).into_iter().enumerate() {
+            let lo = hz as f64 * 0.75;
+            let hi = hz as f64 * 1.25;
+            assert!(rate >= lo && rate <= hi, "core {}: {} ticks/s at {} Hz configured", cpu, rate as u32, hz);
+        }
+    }
+    test::on_all_cores(|_| timer::start_tick(smp::DEFAULT_TICK_HZ));
+}
+
+fn ipi_round_trip_to_every_core() {
+    for c in smp::online_cpus().filter(|&c| c != cpu_id()) {
+        let before = ipi::received(c, Ipi::Call);
+        let t0 = arch::counter();
+        let who = ipi::call_function_single(c, cpu_id);
+        let ns = arch::ticks_to_ns(arch::counter() - t0);
+        assert_eq!(who, c, "the call ran on core {}", who);
+        assert_eq!(ipi::received(c, Ipi::Call), before + 1, "core {} counted one Call IPI", c);
+        defmt::info!("IPI call round trip to core {}: {} ns", c, ns);
+        let wakes = ipi::received(c, Ipi::Wake);
+        ipi::send(c, Ipi::Wake);
+        let t0 = arch::counter();
+        while ipi::received(c, Ipi::Wake) == wakes {
+            assert!(arch::ticks_to_ns(arch::counter() - t0) < 1_000_000_000, "core {} never took the Wake IPI", c);
+            arch::cpu_relax();
+        }
+    }
+}
+
+fn cross_core_call_returns_the_callees_result() {
+    for c in smp::online_cpus() {
+        let r = ipi::call_function_single(c, move || (cpu_id() * 10 + c) as u64 + arch::current_el());
+        assert_eq!(r, (c * 11) as u64 + 1);
+    }
+}
+
+fn calls_interrupt_a_busy_core() {
+    if smp::num_online() < 2 {
+        return;
+    }
+    // Core 1 spins in a work item (interrupts enabled) until released; a call still runs on it,
+    // in interrupt context, and a ReportState IPI names a PC inside the image's code.
+    let release = Arc::new(AtomicBool::new(false));
+    let spinning = Arc::new(AtomicBool::new(false));
+    let (r2, s2) = (release.clone(), spinning.clone());
+    smp::queue_work(1, move || {
+        s2.store(true, Ordering::Release);
+        while !r2.load(Ordering::Acquire) {
+            arch::cpu_relax();
+        }
+    });
+    while !spinning.load(Ordering::Acquire) {
+        arch::cpu_relax();
+    }
+    assert_eq!(ipi::call_function_single(1, cpu_id), 1);
+    let pc = ipi::report_pc(1, 1000).expect("core 1 did not answer ReportState");
+    let text = test::text_range();
+    assert!(text.contains(&(pc as usize)), "reported PC {:#x} outside .text", pc);
+    release.store(true, Ordering::Release);
+}
+
+fn interrupt_masking_nests() {
+    assert!(!arch::irqs_disabled(), "test cases run with interrupts enabled");
+    let outer = arch::local_irq_save();
+    assert!(arch::irqs_disabled());
+    {
+        let _inner = arch::IrqGuard::new();
+        assert!(arch::irqs_disabled());
+    }
+    assert!(arch::irqs_disabled(), "inner restore must not unmask");
+    // No tick is taken while masked (the pending one arrives after the restore).
+    let me = cpu_id();
+    let t = timer::ticks(me);
+    let t0 = arch::counter();
+    while arch::ticks_to_ns(arch::counter() - t0) < 50_000_000 {
+        arch::cpu_relax();
+    }
+    assert_eq!(timer::ticks(me), t, "a tick was taken with interrupts masked");
+    arch::local_irq_restore(outer);
+    assert!(!arch::irqs_disabled(), "outer restore unmasks");
+    let t0 = arch::counter();
+    while timer::ticks(me) == t {
+        assert!(arch::ticks_to_ns(arch::counter() - t0) < 1_000_000_000, "the pending tick never arrived");
+        arch::cpu_relax();
+    }
+}
+
+quiescent::percpu! {
+    static SHARED_WITH_IRQ: u32 = 0;
+    static HOOK_ADDS: u32 = 0;
+}
+static HOOK_ON: AtomicBool = AtomicBool::new(false);
+
+fn tick_hook() {
+    if HOOK_ON.load(Ordering::Relaxed) {
+        SHARED_WITH_IRQ.this_cpu_add(1);
+        HOOK_ADDS.set(HOOK_ADDS.get() + 1);
+    }
+}
+
+fn this_cpu_add_is_safe_against_interrupts() {
+    // Each core adds to its counter in a tight loop while its own tick handler adds to the same
+    // counter at 2 kHz. A torn read-modify-write would lose updates.
+    const N: u32 = 200_000;
+    timer::add_hook(tick_hook);
+    test::on_all_cores(|_| timer::start_tick(2000));
+    HOOK_ON.store(true, Ordering::Release);
+    test::on_all_cores(|_| {
+        for _ in 0..N {
+            SHARED_WITH_IRQ.this_cpu_add(1);
+        }
+    });
+    HOOK_ON.store(false, Ordering::Release);
+    let got = test::on_all_cores(|_| {
+        let _irq = arch::IrqGuard::new();
+        (SHARED_WITH_IRQ.get(), HOOK_ADDS.get())
+    });
+    test::on_all_cores(|_| timer::start_tick(smp::DEFAULT_TICK_HZ));
+    let mut hooks = 0;
+    for (cpu, (v, h)) in got.into_iter().enumerate() {
+        assert_eq!(v, N + h, "core {}: {} loop adds + {} handler adds != {}", cpu, N, h, v);
+        hooks += h;
+    }
+    assert!(hooks > 0, "the handler never ran during the loop");
+}
+
+static PINGS: AtomicU64 = AtomicU64::new(0);
+
+fn ipis_to_all_others_reach_every_core() {
+    let n = smp::num_online() as u64;
+    let before: alloc::vec::Vec<u64> = smp::online_cpus().map(|c| ipi::received(c, Ipi::Wake)).collect();
+    ipi::send_others(Ipi::Wake);
+    for (c, b) in smp::online_cpus().zip(before) {
+        if c == cpu_id() {
+            continue;
+        }
+        let t0 = arch::counter();
+        while ipi::received(c, Ipi::Wake) == b {
+            assert!(arch::ticks_to_ns(arch::counter() - t0) < 1_000_000_000, "core {} missed the broadcast", c);
+            arch::cpu_relax();
+        }
+    }
+    PINGS.fetch_add(n, Ordering::Relaxed);
+}
+
+quiescent::tests!(
+    timer_ticks_on_every_core_at_the_configured_rate,
+    ipi_round_trip_to_every_core,
+    ipis_to_all_others_reach_every_core,
+    cross_core_call_returns_the_callees_result,
+    calls_interrupt_a_busy_core,
+    interrupt_masking_nests,
+    this_cpu_add_is_safe_against_interrupts,
+);
