@@ -19,6 +19,7 @@ pub mod console;
 pub mod drivers;
 pub mod heap;
 pub mod percpu;
+pub mod rcu;
 pub mod smp;
 pub mod test;
 
@@ -102,7 +103,9 @@ extern "C" fn boot_primary(dtb: usize, el: usize) -> ! {
     board::init_console();
     let info = board::discover(dtb);
     drivers::gic::init_distributor();
+    rcu::init();
     smp::init_local_interrupts(0);
+    rcu::eqs_exit();
     smp::boot_secondaries(&info);
     let code = {
         // SAFETY: defined by the image through `entry!`.

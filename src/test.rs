@@ -52,6 +52,8 @@ pub fn run_tests(bin: &'static str, cases: &[TestCase]) -> i32 {
         store(&CASE, Some(c.name));
         defmt::println!("@case {=str}::{=str}", bin, c.name);
         (c.f)();
+        // Between cases core 0 passes a quiescent point, like an idle loop between work items.
+        crate::rcu::rcu_quiescent_state();
         defmt::println!("test {=str}::{=str} ... ok", bin, c.name);
     }
     store(&CASE, None);

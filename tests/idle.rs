@@ -57,9 +57,14 @@ fn work_runs_in_queue_order() {
 
 fn idle_core_sleeps_and_wakes_for_new_work() {
     for c in others() {
-        // Let it go idle: its item counter stops moving and it waits in WFE.
+        // Wait until it sleeps in its idle loop's WFE (wake-ups counted from before that).
         smp::call_on(c, || ());
         let wakes = smp::wakeups(c);
+        let t0 = arch::counter();
+        while !smp::is_sleeping(c) {
+            assert!(arch::ticks_to_ns(arch::counter() - t0) < 2_000_000_000, "core {} never went to sleep", c);
+            arch::cpu_relax();
+        }
         let items = smp::items_run(c);
         let done = Arc::new(AtomicBool::new(false));
         let d2 = done.clone();

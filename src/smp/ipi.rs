@@ -78,9 +78,7 @@ pub fn call_function_single<R: Send + 'static>(cpu: usize, f: impl FnOnce() -> R
         }));
     }
     send(cpu, Ipi::Call);
-    while !done.load(Ordering::Acquire) {
-        arch::wfe();
-    }
+    super::wait_event(|| done.load(Ordering::Acquire));
     let r = slot.lock().take().expect("call_function_single: result missing");
     r
 }

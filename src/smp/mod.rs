@@ -112,6 +112,7 @@ pub fn init_local_interrupts(cpu: usize) {
 /// First Rust code of a secondary core after its per-cpu area is set: report in, then idle.
 pub fn secondary_online(cpu: usize) -> ! {
     init_local_interrupts(cpu);
+    crate::rcu::eqs_exit();
     // Release: everything this core set up is visible to whoever sees it online.
     ONLINE.fetch_or(1 << cpu, Ordering::Release);
     idle_loop()
@@ -136,6 +137,14 @@ static QUEUES: [Queue; MAX_CPUS] =
 static WAKEUPS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Counts, per core, the work items run.
 static ITEMS_RUN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Whether each core is (about to be) asleep in its idle loop's WFE.
+static SLEEPING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+/// Whether core `cpu` is asleep in its idle loop (observable by tests).
+pub fn is_sleeping(cpu: usize) -> bool {
+    SLEEPING[cpu].load(Ordering::Relaxed)
+}
 
 /// Times core `cpu` woke from its idle sleep.
 pub fn wakeups(cpu: usize) -> u64 {
@@ -176,17 +185,39 @@ fn pop(cpu: usize) -> Option<Work> {
     w
 }
 
-/// Hook: called between work items, when nothing of the previous item is still in use.
+/// Hook: called between work items, when nothing of the previous item is still in use:
+/// reports an RCU quiescent state and runs this core's ready RCU callbacks.
 #[inline]
-pub fn quiescent_point() {}
+pub fn quiescent_point() {
+    crate::rcu::rcu_quiescent_state();
+}
 
-/// Hook: called before the idle loop sleeps.
+/// Hook: called before the idle loop sleeps: enters RCU's extended quiescent state. Returns
+/// whether the core may sleep (false if RCU callbacks are ready to run).
 #[inline]
-pub fn idle_enter() {}
+pub fn idle_enter() -> bool {
+    crate::rcu::idle_enter()
+}
 
-/// Hook: called after the idle loop wakes, before any work runs.
+/// Hook: called after the idle loop wakes, before any work runs: leaves the extended
+/// quiescent state.
 #[inline]
-pub fn idle_exit() {}
+pub fn idle_exit() {
+    crate::rcu::idle_exit();
+}
+
+/// Waits with WFE until `done()`, as an RCU extended quiescent state (a blocking wait must not
+/// hold up grace periods). The waker stores, then `dsb` + `sev`.
+pub fn wait_event(mut done: impl FnMut() -> bool) {
+    if done() {
+        return;
+    }
+    crate::rcu::eqs_enter();
+    while !done() {
+        arch::wfe();
+    }
+    crate::rcu::eqs_exit();
+}
 
 /// The per-core loop: run queued work, otherwise sleep until woken.
 ///
@@ -205,12 +236,15 @@ pub fn idle_loop() -> ! {
         if SHUTDOWN.load(Ordering::Acquire) {
             park();
         }
-        idle_enter();
-        if QUEUES[me].pending.load(Ordering::Acquire) == 0 && !SHUTDOWN.load(Ordering::Acquire) {
+        let may_sleep = idle_enter();
+        if may_sleep && QUEUES[me].pending.load(Ordering::Acquire) == 0 && !SHUTDOWN.load(Ordering::Acquire) {
+            SLEEPING[me].store(true, Ordering::Relaxed);
             arch::wfe();
+            SLEEPING[me].store(false, Ordering::Relaxed);
             WAKEUPS[me].fetch_add(1, Ordering::Relaxed);
         }
         idle_exit();
+        quiescent_point();
     }
 }
 
@@ -241,9 +275,7 @@ pub fn call_on<R: Send + 'static>(cpu: usize, f: impl FnOnce() -> R + Send + 'st
         arch::dsb_ishst(); // completes the store before the wake-up; pairs with the wfe below
         arch::sev();
     });
-    while !done.load(Ordering::Acquire) {
-        arch::wfe();
-    }
+    wait_event(|| done.load(Ordering::Acquire));
     let r = slot.lock().take().expect("call_on: result missing");
     r
 }
@@ -271,9 +303,7 @@ pub fn on_each_cpu<R: Send + 'static>(f: impl Fn(usize) -> R + Send + Sync + 'st
     }
     let mine = f(me);
     *slots[me].lock() = Some(mine);
-    while remaining.load(Ordering::Acquire) != 0 {
-        arch::wfe();
-    }
+    wait_event(|| remaining.load(Ordering::Acquire) == 0);
     cpus.iter().map(|&c| slots[c].lock().take().expect("on_each_cpu: result missing")).collect()
 }
 

@@ -1,0 +1,213 @@
+//! An RCU-protected singly linked list of heap nodes (Linux's `hlist_*_rcu`): readers traverse
+//! it without locks inside a read-side section; updaters are serialised by the list's spinlock
+//! and hand removed nodes to RCU for freeing.
+//!
+//! In debug builds every node carries a magic word that is poisoned when the node is freed, and
+//! readers check it at each step: a reader that reaches a freed node (an updater that freed
+//! without waiting for a grace period) panics with `RCU list: reader reached a freed node`.
+
+use super::{rcu_assign_pointer, ReadGuard};
+use alloc::boxed::Box;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+const LIVE: u64 = 0x5243_555f_4c49_5645; // "RCU_LIVE"
+const POISON: u64 = 0x6b6b_6b6b_6b6b_6b6b; // Linux's POISON_FREE pattern
+
+/// A list node. `val` is what readers see.
+pub struct Node<T> {
+    next: AtomicPtr<Node<T>>,
+    magic: u64,
+    /// The payload.
+    pub val: T,
+}
+
+impl<T> Drop for Node<T> {
+    fn drop(&mut self) {
+        // Poison before the memory goes back to the allocator, so a late reader is caught
+        // (volatile: the store must not be optimised away as dead).
+        if cfg!(debug_assertions) {
+            // SAFETY: `self.magic` is a valid, aligned field of a live node being dropped.
+            unsafe { ptr::write_volatile(&mut self.magic, POISON) };
+        }
+    }
+}
+
+/// A node unlinked from a list: it must not be freed before a grace period has passed.
+pub struct Removed<T>(Box<Node<T>>);
+
+// SAFETY: a removed node is owned exclusively by whoever holds it (readers only keep raw
+// references until the grace period ends); sending it to another core is sending a Box<Node<T>>.
+unsafe impl<T: Send> Send for Removed<T> {}
+
+impl<T> Removed<T> {
+    /// The payload (for the updater, which owns the node now).
+    pub fn val(&self) -> &T {
+        &self.0.val
+    }
+}
+
+impl<T: Send + 'static> Removed<T> {
+    /// Frees the node after a grace period, from an RCU callback (Linux's `kfree_rcu`).
+    pub fn free_rcu(self) {
+        super::call_rcu(move || drop(self));
+    }
+
+    /// Waits for a grace period, then frees the node (`synchronize_rcu(); kfree()`).
+    pub fn free_after_sync(self) {
+        super::synchronize_rcu();
+        drop(self);
+    }
+
+    /// Frees the node now, without a grace period. Wrong while readers may hold it; exists so
+    /// the debug-build poisoning can be tested.
+    pub fn free_now_unsafely(self) {
+        drop(self);
+    }
+}
+
+/// An RCU-protected list (Linux's hlist with `_rcu` operations).
+pub struct RcuList<T> {
+    head: AtomicPtr<Node<T>>,
+    lock: spin::Mutex<()>,
+}
+
+// SAFETY: readers only read nodes (T: Sync) under RCU; updaters mutate under `lock`; nodes are
+// moved between cores (T: Send) when freed by callbacks.
+unsafe impl<T: Send + Sync> Sync for RcuList<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Send for RcuList<T> {}
+
+impl<T> Default for RcuList<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn check<T>(n: &Node<T>) {
+    if cfg!(debug_assertions) {
+        // SAFETY: a volatile read of a field of a node reached through the list (possibly freed
+        // by a buggy updater: exactly what this check exists to catch).
+        let m = unsafe { ptr::read_volatile(&n.magic) };
+        assert!(m == LIVE, "RCU list: reader reached a freed node (magic {:#x})", m);
+    }
+}
+
+impl<T> RcuList<T> {
+    /// An empty list.
+    pub const fn new() -> Self {
+        RcuList { head: AtomicPtr::new(ptr::null_mut()), lock: spin::Mutex::new(()) }
+    }
+
+    /// Adds `val` at the head (`hlist_add_head_rcu`).
+    pub fn add_head(&self, val: T) {
+        let n = Box::into_raw(Box::new(Node { next: AtomicPtr::new(ptr::null_mut()), magic: LIVE, val }));
+        let _l = self.lock.lock();
+        // SAFETY: `n` is ours until published.
+        unsafe { (*n).next.store(self.head.load(Ordering::Relaxed), Ordering::Relaxed) };
+        rcu_assign_pointer(&self.head, n);
+    }
+
+    /// Unlinks the first node whose value matches (`hlist_del_rcu`). The node keeps its `next`
+    /// pointer, so readers standing on it continue correctly; free it after a grace period.
+    pub fn remove(&self, mut pred: impl FnMut(&T) -> bool) -> Option<Removed<T>> {
+        let _l = self.lock.lock();
+        let mut link = &self.head;
+        loop {
+            let cur = link.load(Ordering::Relaxed);
+            if cur.is_null() {
+                return None;
+            }
+            // SAFETY: nodes reachable from the list are live while the update lock is held
+            // (only updaters, holding it, unlink them).
+            let node = unsafe { &*cur };
+            if pred(&node.val) {
+                // WRITE_ONCE is enough: readers that see the old link reach `node`, whose next
+                // still points into the list.
+                link.store(node.next.load(Ordering::Relaxed), Ordering::Relaxed);
+                // SAFETY: `cur` came from Box::into_raw and is now unlinked; only RCU readers
+                // may still look at it, which the caller's grace period takes care of.
+                return Some(Removed(unsafe { Box::from_raw(cur) }));
+            }
+            link = &node.next;
+        }
+    }
+
+    /// Replaces the first matching node with a new one holding `new` (`list_replace_rcu`):
+    /// readers see either the old or the new node, never neither.
+    pub fn replace(&self, mut pred: impl FnMut(&T) -> bool, new: T) -> Result<Removed<T>, T> {
+        let _l = self.lock.lock();
+        let mut link = &self.head;
+        loop {
+            let cur = link.load(Ordering::Relaxed);
+            if cur.is_null() {
+                return Err(new);
+            }
+            // SAFETY: as in `remove`.
+            let node = unsafe { &*cur };
+            if pred(&node.val) {
+                let n = Box::new(Node { next: AtomicPtr::new(node.next.load(Ordering::Relaxed)), magic: LIVE, val: new });
+                rcu_assign_pointer(link, Box::into_raw(n));
+                // SAFETY: as in `remove`.
+                return Ok(Removed(unsafe { Box::from_raw(cur) }));
+            }
+            link = &node.next;
+        }
+    }
+
+    /// Iterates under a read-side section (`hlist_for_each_entry_rcu`).
+    pub fn iter<'g>(&'g self, guard: &'g ReadGuard) -> Iter<'g, T> {
+        Iter { next: super::rcu_dereference(&self.head, guard), guard }
+    }
+
+    /// Number of nodes (for updaters and tests; takes the update lock).
+    pub fn len(&self) -> usize {
+        let _l = self.lock.lock();
+        let mut n = 0;
+        let mut p = self.head.load(Ordering::Relaxed);
+        while !p.is_null() {
+            n += 1;
+            // SAFETY: live under the update lock, as in `remove`.
+            p = unsafe { (*p).next.load(Ordering::Relaxed) };
+        }
+        n
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.head.load(Ordering::Relaxed).is_null()
+    }
+}
+
+impl<T> Drop for RcuList<T> {
+    fn drop(&mut self) {
+        let mut p = *self.head.get_mut();
+        while !p.is_null() {
+            // SAFETY: dropping the list: no reader can hold a reference (it borrows the list).
+            let b = unsafe { Box::from_raw(p) };
+            p = b.next.load(Ordering::Relaxed);
+        }
+    }
+}
+
+/// A lockless traversal; valid for the read-side section `'g`.
+pub struct Iter<'g, T> {
+    next: *mut Node<T>,
+    guard: &'g ReadGuard,
+}
+
+impl<'g, T: 'g> Iterator for Iter<'g, T> {
+    type Item = &'g T;
+
+    fn next(&mut self) -> Option<&'g T> {
+        if self.next.is_null() {
+            return None;
+        }
+        // SAFETY: the node was reached through RCU-published pointers inside the read-side
+        // section `'g`, so it is not freed before the section ends.
+        let n = unsafe { &*self.next };
+        check(n);
+        self.next = super::rcu_dereference(&n.next, self.guard);
+        Some(&n.val)
+    }
+}

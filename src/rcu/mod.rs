@@ -1,0 +1,554 @@
+//! Quiescent-state-based RCU (QSBR), driven by the cores' idle loops.
+//!
+//! # The model
+//!
+//! In QSBR a core is inside a read-side critical section whenever it is not at a *quiescent
+//! point*. Readers therefore pay nothing: [`rcu_read_lock`] is a compiler barrier in release
+//! builds (a nesting count in debug builds, to catch misuse). The idle loop reports a quiescent
+//! state between work items (each item runs to completion, so no reader spans two), and a core
+//! that sleeps first enters an *extended quiescent state* (liburcu's `rcu_thread_offline`, Linux's
+//! dynticks-idle), so grace periods neither wait for nor wake sleeping cores.
+//!
+//! # State
+//!
+//! * `STARTED` / `DONE`: the number of the last grace period started / completed. A grace period
+//!   is in progress while `STARTED > DONE`. Both only grow, under `GP_LOCK`.
+//! * `REQUESTED`: the highest grace-period number anyone needs (a `synchronize_rcu` caller or a
+//!   callback). Completing a grace period starts the next one if `REQUESTED` is beyond it.
+//! * per core `ctr`: `0` while in an extended quiescent state, otherwise the value of `STARTED`
+//!   the core saw at its last quiescent state (as liburcu QSBR's reader `ctr`).
+//!
+//! Grace period `g` is complete once every core's `ctr` is `0` or `g`: each core has either been
+//! idle or passed a quiescent point after `g` started. Whoever notices that (a reporting core,
+//! a core going idle, a waiting `synchronize_rcu` caller, or the tick) completes it in
+//! [`gp_try_complete`]. Nothing needs a dedicated grace-period thread.
+//!
+//! A caller that needs a grace period that *starts after now* takes the snapshot
+//! `STARTED + 1` (Linux's `rcu_seq_snap`): if one is in progress it began before the caller and
+//! may not cover the caller's readers, so the caller needs the next one. Concurrent callers with
+//! the same snapshot share one grace period, and a caller never waits for more than two.
+//!
+//! # Barriers (labels used in the code)
+//!
+//! * **A** (`rcu_qs`, `eqs_enter`): `smp_mb` before a core publishes a quiescent state: its
+//!   earlier read-side accesses are complete before the report is seen. Pairs with **B**.
+//! * **B** (`gp_try_complete`): `smp_mb` after reading every core's `ctr` and before publishing
+//!   `DONE`: whoever sees the grace period complete (and frees memory) is ordered after all the
+//!   readers it waited for. Pairs with **A**; the waiter's Acquire load of `DONE` continues it.
+//! * **C** (`rcu_qs`, `eqs_exit`): `smp_mb` after a core stores its new `ctr` and before any new
+//!   reader runs. Pairs with **D**: a store-buffering pair, so either the grace-period starter sees
+//!   the new `ctr` (and waits for this core), or this core's new readers see everything the
+//!   updater did before starting the grace period (the removal).
+//! * **D** (`gp_start`, `snapshot`): `smp_mb` between an updater's removal and its snapshot of
+//!   `STARTED`, and after storing a new `STARTED` before any `ctr` is read. Pairs with **C**.
+//! * **E** (`gp_try_complete`, `idle_enter`): `smp_mb` between publishing `DONE` and reading which
+//!   idle cores wait for callbacks, and between an idle core announcing that and re-reading
+//!   `DONE`: a store-buffering pair, so an idle core with ready callbacks is never left asleep.
+//!
+//! Readers use [`rcu_dereference`] (a plain load: on ARMv8 the address dependency from the
+//! pointer to the data orders the two loads, so no read barrier is needed; only Alpha would) and
+//! updaters [`rcu_assign_pointer`] (a store-release, STLR: the initialisation of the new object is
+//! visible before the pointer; pairs with the reader's address dependency).
+
+pub mod list;
+
+use crate::arch::{self, smp_mb};
+use crate::percpu::cpu_id;
+use crate::smp::{self, ipi};
+use crate::MAX_CPUS;
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+static STARTED: AtomicU64 = AtomicU64::new(0);
+static DONE: AtomicU64 = AtomicU64::new(0);
+static REQUESTED: AtomicU64 = AtomicU64::new(0);
+/// Serialises starting and completing grace periods (taken with interrupts masked: the tick
+/// takes it too).
+static GP_LOCK: spin::Mutex<()> = spin::Mutex::new(());
+/// Counter value when the current grace period started, and the sum of completed durations.
+static GP_START_TIME: AtomicU64 = AtomicU64::new(0);
+static GP_TOTAL_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Per-core state others read: one cache line per core.
+#[repr(align(64))]
+struct RcuCpu {
+    /// 0 = extended quiescent state; otherwise the grace-period number seen at the last QS.
+    ctr: AtomicU64,
+    /// Counter value of the last quiescent state or idle transition (for stall reports).
+    last_qs: AtomicU64,
+    /// Non-zero while this core sleeps with callbacks waiting for that grace period: the
+    /// completer wakes it with an IPI.
+    wake_for_gp: AtomicU64,
+    /// The grace period a stall of this core was last reported for (once per stall).
+    stall_reported: AtomicU64,
+}
+
+static CPUS: [RcuCpu; MAX_CPUS] = [const {
+    RcuCpu {
+        ctr: AtomicU64::new(0),
+        last_qs: AtomicU64::new(0),
+        wake_for_gp: AtomicU64::new(0),
+        stall_reported: AtomicU64::new(0),
+    }
+}; MAX_CPUS];
+
+// ---------------------------------------------------------------------------------------------
+// Read side.
+// ---------------------------------------------------------------------------------------------
+
+crate::percpu! {
+    /// Read-side nesting depth (maintained in debug builds only).
+    static NESTING: u32 = 0;
+}
+
+/// Enters a read-side critical section. Free in release builds (a compiler barrier only): in
+/// QSBR every instruction between quiescent points is already a reader.
+#[inline(always)]
+pub fn rcu_read_lock() {
+    #[cfg(debug_assertions)]
+    NESTING.set(NESTING.get() + 1);
+    compiler_barrier();
+}
+
+/// Leaves a read-side critical section. Debug builds catch an unlock without a lock.
+#[inline(always)]
+pub fn rcu_read_unlock() {
+    compiler_barrier();
+    #[cfg(debug_assertions)]
+    {
+        let n = NESTING.get();
+        assert!(n > 0, "rcu_read_unlock without rcu_read_lock on core {}", cpu_id());
+        NESTING.set(n - 1);
+    }
+}
+
+#[inline(always)]
+fn compiler_barrier() {
+    // SAFETY: an empty asm statement with the default (memory-clobbering) options: no
+    // instructions, but the compiler may not move memory accesses across it.
+    unsafe { core::arch::asm!("", options(nostack, preserves_flags)) };
+}
+
+/// Whether this core is inside a read-side critical section (always false in release builds).
+pub fn in_read_section() -> bool {
+    cfg!(debug_assertions) && NESTING.get() > 0
+}
+
+/// Panics with the named error if this core is inside a read-side critical section (debug).
+#[inline]
+pub fn assert_not_in_reader(what: &str) {
+    if cfg!(debug_assertions) && NESTING.get() > 0 {
+        panic!("{} inside RCU read-side critical section on core {}", what, cpu_id());
+    }
+}
+
+/// A read-side critical section for its lifetime.
+pub struct ReadGuard(());
+
+impl ReadGuard {
+    /// `rcu_read_lock()` now, `rcu_read_unlock()` on drop.
+    #[inline(always)]
+    pub fn new() -> Self {
+        rcu_read_lock();
+        ReadGuard(())
+    }
+}
+
+impl Default for ReadGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for ReadGuard {
+    #[inline(always)]
+    fn drop(&mut self) {
+        rcu_read_unlock();
+    }
+}
+
+/// `rcu_read_lock()` as a guard.
+#[inline(always)]
+pub fn read() -> ReadGuard {
+    ReadGuard::new()
+}
+
+/// Loads an RCU-protected pointer (Linux's `rcu_dereference`). A plain load (READ_ONCE): the
+/// address dependency to the pointee orders the reads on ARMv8, so no barrier is needed.
+#[inline(always)]
+pub fn rcu_dereference<T>(p: &AtomicPtr<T>, _guard: &ReadGuard) -> *mut T {
+    p.load(Ordering::Relaxed)
+}
+
+/// Publishes a pointer (Linux's `rcu_assign_pointer`): STLR, so everything written to the
+/// object before is visible to a reader that sees the pointer; pairs with the address
+/// dependency in [`rcu_dereference`].
+#[inline(always)]
+pub fn rcu_assign_pointer<T>(p: &AtomicPtr<T>, v: *mut T) {
+    p.store(v, Ordering::Release);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quiescent states.
+// ---------------------------------------------------------------------------------------------
+
+/// Reports a quiescent state for this core (the idle loop calls this between work items; long
+/// work may call it too), then runs this core's callbacks whose grace period has ended.
+pub fn rcu_quiescent_state() {
+    rcu_qs();
+    process_callbacks();
+}
+
+/// Reports a quiescent state: this core holds no reference obtained in an earlier read-side
+/// section. The fast path (no grace period has started since the last report) is one load.
+#[inline]
+pub fn rcu_qs() {
+    assert_not_in_reader("quiescent state");
+    let me = cpu_id();
+    let g = STARTED.load(Ordering::Relaxed);
+    let c = &CPUS[me];
+    if c.ctr.load(Ordering::Relaxed) == g {
+        return;
+    }
+    smp_mb(); // A: earlier read-side accesses complete before the report; pairs with B
+    c.ctr.store(g, Ordering::Relaxed);
+    c.last_qs.store(arch::counter(), Ordering::Relaxed);
+    smp_mb(); // C: the report is visible before later readers run; pairs with D
+    if g > DONE.load(Ordering::Relaxed) {
+        gp_try_complete();
+    }
+}
+
+/// Enters an extended quiescent state (before sleeping, or around a blocking wait): grace
+/// periods stop waiting for this core.
+pub fn eqs_enter() {
+    assert_not_in_reader("sleeping or blocking");
+    let c = &CPUS[cpu_id()];
+    smp_mb(); // A: all earlier reads are complete before the core is seen as idle; pairs with B
+    c.ctr.store(0, Ordering::Relaxed);
+    c.last_qs.store(arch::counter(), Ordering::Relaxed);
+    if STARTED.load(Ordering::Relaxed) > DONE.load(Ordering::Relaxed) {
+        // This core may have been the last one a grace period waited for.
+        gp_try_complete();
+    }
+}
+
+/// Leaves the extended quiescent state, with the full barrier before any reader can run.
+pub fn eqs_exit() {
+    let c = &CPUS[cpu_id()];
+    c.ctr.store(STARTED.load(Ordering::Relaxed), Ordering::Relaxed);
+    c.last_qs.store(arch::counter(), Ordering::Relaxed);
+    smp_mb(); // C: the new ctr is visible before any reader runs; pairs with D in gp_start
+}
+
+/// Runs `cond` until it is false, as an extended quiescent state (a blocking wait must not
+/// hold up grace periods: a writer waiting for a grace period and a core waiting for that
+/// writer would otherwise wait for each other).
+pub fn wait_quiescent(mut cond: impl FnMut() -> bool) {
+    eqs_enter();
+    while cond() {
+        arch::cpu_relax();
+    }
+    eqs_exit();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Grace periods.
+// ---------------------------------------------------------------------------------------------
+
+/// The grace period a caller needs: the next one to start (Linux's `rcu_seq_snap`).
+fn snapshot() -> u64 {
+    smp_mb(); // D: the caller's updates (e.g. a list removal) are ordered before the snapshot
+    STARTED.load(Ordering::Relaxed) + 1
+}
+
+/// Records that grace period `g` is needed, starting it if none is in progress.
+fn request(g: u64) {
+    let _irq = arch::IrqGuard::new();
+    let _l = GP_LOCK.lock();
+    REQUESTED.fetch_max(g, Ordering::Relaxed);
+    let s = STARTED.load(Ordering::Relaxed);
+    if s == DONE.load(Ordering::Relaxed) && s < g {
+        gp_start(s + 1);
+    }
+}
+
+/// Starts grace period `g` (with GP_LOCK held).
+fn gp_start(g: u64) {
+    GP_START_TIME.store(arch::counter(), Ordering::Relaxed);
+    STARTED.store(g, Ordering::Relaxed);
+    smp_mb(); // D: the new STARTED (and what preceded it) before any core's ctr is read; pairs with C
+}
+
+/// Completes the grace period in progress if every core has passed a quiescent state (or is
+/// idle). Returns whether a grace period completed. Callable from anywhere, interrupts included.
+pub fn gp_try_complete() -> bool {
+    let g = STARTED.load(Ordering::Relaxed);
+    if g == DONE.load(Ordering::Relaxed) {
+        return false;
+    }
+    for cpu in smp::online_cpus() {
+        let v = CPUS[cpu].ctr.load(Ordering::Relaxed);
+        if v != 0 && v != g {
+            return false;
+        }
+    }
+    smp_mb(); // B: the quiescent states read above are ordered before DONE; pairs with A
+    let irq = arch::IrqGuard::new();
+    let l = GP_LOCK.lock();
+    if STARTED.load(Ordering::Relaxed) != g || DONE.load(Ordering::Relaxed) >= g {
+        return false;
+    }
+    let took = arch::counter().wrapping_sub(GP_START_TIME.load(Ordering::Relaxed));
+    GP_TOTAL_NS.fetch_add(arch::ticks_to_ns(took), Ordering::Relaxed);
+    DONE.store(g, Ordering::Release);
+    if REQUESTED.load(Ordering::Relaxed) > g {
+        gp_start(g + 1);
+    }
+    drop(l);
+    drop(irq);
+    smp_mb(); // E: DONE is visible before the idle cores' wake requests are read; pairs with E in idle_enter
+    for cpu in smp::online_cpus() {
+        let w = CPUS[cpu].wake_for_gp.load(Ordering::Relaxed);
+        if w != 0 && w <= g && CPUS[cpu].wake_for_gp.compare_exchange(w, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            ipi::send(cpu, ipi::Ipi::Wake);
+        }
+    }
+    true
+}
+
+/// Waits for a full grace period: returns once every core that was not idle when it was called
+/// has passed a quiescent state, so every read-side section that began before has ended. The
+/// caller counts as quiescent while it waits; concurrent callers share grace periods.
+pub fn synchronize_rcu() {
+    assert_not_in_reader("synchronize_rcu");
+    let g = snapshot();
+    request(g);
+    eqs_enter();
+    while DONE.load(Ordering::Acquire) < g {
+        if !gp_try_complete() {
+            arch::cpu_relax();
+        }
+    }
+    eqs_exit();
+}
+
+/// Starts (if needed) the grace period that covers readers running now and returns a cookie for
+/// [`poll_state_synchronize_rcu`] (Linux's `start_poll_synchronize_rcu`).
+pub fn start_poll_synchronize_rcu() -> u64 {
+    let g = snapshot();
+    request(g);
+    g
+}
+
+/// Whether the grace period behind `cookie` has completed.
+pub fn poll_state_synchronize_rcu(cookie: u64) -> bool {
+    DONE.load(Ordering::Acquire) >= cookie
+}
+
+/// Grace periods completed so far.
+pub fn completed() -> u64 {
+    DONE.load(Ordering::Acquire)
+}
+
+/// Grace periods started so far.
+pub fn started() -> u64 {
+    STARTED.load(Ordering::Relaxed)
+}
+
+/// Average grace-period duration so far, in ns (counter time).
+pub fn average_gp_ns() -> u64 {
+    GP_TOTAL_NS.load(Ordering::Relaxed) / DONE.load(Ordering::Relaxed).max(1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Callbacks.
+// ---------------------------------------------------------------------------------------------
+
+type Callback = Box<dyn FnOnce() + Send>;
+
+/// Callbacks waiting for one grace period (one segment of the per-core list).
+struct Segment {
+    gp: u64,
+    cbs: VecDeque<Callback>,
+}
+
+/// A core's callbacks, segmented by the grace period each needs (in queue order, so grace
+/// periods are non-decreasing): one grace period serves a whole segment.
+static CBLISTS: [spin::Mutex<VecDeque<Segment>>; MAX_CPUS] = [const { spin::Mutex::new(VecDeque::new()) }; MAX_CPUS];
+static CBS_QUEUED: AtomicU64 = AtomicU64::new(0);
+static CBS_INVOKED: AtomicU64 = AtomicU64::new(0);
+
+/// Queues `f` on this core, to run after a full grace period, from this core's idle loop (or
+/// its next `rcu_quiescent_state`), in queue order. `f` may allocate, free and call `call_rcu`.
+pub fn call_rcu(f: impl FnOnce() + Send + 'static) {
+    let g = snapshot();
+    {
+        let _irq = arch::IrqGuard::new();
+        let mut l = CBLISTS[cpu_id()].lock();
+        match l.back_mut() {
+            Some(seg) if seg.gp == g => seg.cbs.push_back(Box::new(f)),
+            _ => {
+                let mut cbs: VecDeque<Callback> = VecDeque::new();
+                cbs.push_back(Box::new(f));
+                l.push_back(Segment { gp: g, cbs });
+            }
+        }
+    }
+    CBS_QUEUED.fetch_add(1, Ordering::Relaxed);
+    request(g);
+}
+
+/// The grace period the oldest waiting callback of this core needs, if any.
+fn first_pending_gp() -> Option<u64> {
+    let _irq = arch::IrqGuard::new();
+    CBLISTS[cpu_id()].lock().front().map(|s| s.gp)
+}
+
+/// Whether this core has callbacks whose grace period has completed.
+pub fn has_ready_callbacks() -> bool {
+    first_pending_gp().is_some_and(|g| g <= DONE.load(Ordering::Acquire))
+}
+
+/// Runs this core's callbacks whose grace period has completed (outside the list lock, so they
+/// may queue more).
+pub fn process_callbacks() {
+    loop {
+        let done = DONE.load(Ordering::Acquire);
+        let seg = {
+            let _irq = arch::IrqGuard::new();
+            let mut l = CBLISTS[cpu_id()].lock();
+            match l.front() {
+                Some(s) if s.gp <= done => l.pop_front(),
+                _ => None,
+            }
+        };
+        let Some(seg) = seg else { return };
+        let n = seg.cbs.len() as u64;
+        for cb in seg.cbs {
+            cb();
+        }
+        CBS_INVOKED.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Callbacks queued and invoked so far (all cores).
+pub fn callback_counts() -> (u64, u64) {
+    (CBS_QUEUED.load(Ordering::Relaxed), CBS_INVOKED.load(Ordering::Relaxed))
+}
+
+/// Waits until every callback queued (on any core) before the call has run (Linux's
+/// `rcu_barrier`): queues a marker callback on every online core behind its existing ones.
+pub fn rcu_barrier() {
+    assert_not_in_reader("rcu_barrier");
+    let remaining = alloc::sync::Arc::new(AtomicUsize::new(0));
+    let cpus: alloc::vec::Vec<usize> = smp::online_cpus().collect();
+    remaining.store(cpus.len(), Ordering::Relaxed);
+    for &c in &cpus {
+        let r = remaining.clone();
+        let queue = move || {
+            call_rcu(move || {
+                r.fetch_sub(1, Ordering::Release);
+            })
+        };
+        if c == cpu_id() {
+            queue();
+        } else {
+            smp::call_on(c, queue);
+        }
+    }
+    eqs_enter();
+    while remaining.load(Ordering::Acquire) != 0 {
+        if !gp_try_complete() {
+            // This core's own callbacks (the marker included) run here: it is not in its idle
+            // loop. Leaving the extended quiescent state around them keeps them readers.
+            if has_ready_callbacks() {
+                eqs_exit();
+                process_callbacks();
+                eqs_enter();
+            }
+            arch::cpu_relax();
+        }
+    }
+    eqs_exit();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idle-loop hooks.
+// ---------------------------------------------------------------------------------------------
+
+/// Idle loop: before sleeping. Returns whether the core may sleep (no callback is ready).
+pub fn idle_enter() -> bool {
+    let me = cpu_id();
+    let pending = first_pending_gp();
+    CPUS[me].wake_for_gp.store(pending.unwrap_or(0), Ordering::Relaxed);
+    eqs_enter(); // its smp_mb is E: wake_for_gp is visible before DONE is re-read; pairs with E in gp_try_complete
+    !pending.is_some_and(|g| g <= DONE.load(Ordering::Acquire))
+}
+
+/// Idle loop: after waking.
+pub fn idle_exit() {
+    CPUS[cpu_id()].wake_for_gp.store(0, Ordering::Relaxed);
+    eqs_exit();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stall detector (tick hook).
+// ---------------------------------------------------------------------------------------------
+
+static STALL_TIMEOUT_MS: AtomicU64 = AtomicU64::new(3000);
+static STALLS: AtomicU64 = AtomicU64::new(0);
+static LAST_STALLED: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Sets how long a core may go without a quiescent state during a grace period before it is
+/// reported.
+pub fn set_stall_timeout_ms(ms: u64) {
+    STALL_TIMEOUT_MS.store(ms, Ordering::Relaxed);
+}
+
+/// Stalls reported so far, and the last core named.
+pub fn stalls() -> (u64, Option<usize>) {
+    let c = LAST_STALLED.load(Ordering::Relaxed);
+    (STALLS.load(Ordering::Relaxed), (c != u64::MAX).then_some(c as usize))
+}
+
+/// Registers the tick hook (at boot).
+pub fn init() {
+    arch::timer::add_hook(tick);
+}
+
+/// The tick hook: push a grace period along, and name a core that holds one up for too long.
+fn tick() {
+    let g = STARTED.load(Ordering::Relaxed);
+    if g == DONE.load(Ordering::Relaxed) || gp_try_complete() {
+        return;
+    }
+    let now = arch::counter();
+    let limit = arch::counter_freq() * STALL_TIMEOUT_MS.load(Ordering::Relaxed) / 1000;
+    if now.wrapping_sub(GP_START_TIME.load(Ordering::Relaxed)) < limit {
+        return;
+    }
+    let me = cpu_id();
+    for cpu in smp::online_cpus() {
+        let c = &CPUS[cpu];
+        let v = c.ctr.load(Ordering::Relaxed);
+        if v == 0 || v == g || cpu == me {
+            continue;
+        }
+        let since = now.wrapping_sub(c.last_qs.load(Ordering::Relaxed));
+        if since < limit {
+            continue;
+        }
+        if c.stall_reported.swap(g, Ordering::Relaxed) == g {
+            continue; // once per stall
+        }
+        STALLS.fetch_add(1, Ordering::Relaxed);
+        LAST_STALLED.store(cpu as u64, Ordering::Relaxed);
+        let pc = ipi::report_pc(cpu, 20).unwrap_or(0);
+        defmt::println!(
+            "RCU stall: core {}, grace period {}, last quiescent state {} ms ago, PC={=u64:#x}",
+            cpu, g, arch::ticks_to_ns(since) / 1_000_000, pc
+        );
+    }
+}
