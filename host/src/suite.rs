@@ -36,6 +36,12 @@ fn fault(kind: &'static str, text: &'static str) -> Run {
     Run { bin: "fault", smp: 2, el2: false, append, expect: Expect::Fail(text) }
 }
 
+/// The RCU misuse image, made to commit `kind`; must exit non-zero showing `text`.
+fn misuse(kind: &'static str, text: &'static str) -> Run {
+    let append: &'static str = Box::leak(format!("misuse={kind}").into_boxed_str());
+    Run { bin: "rcu_misuse", smp: 2, el2: false, append, expect: Expect::Fail(text) }
+}
+
 /// The suite for QEMU `virt`. Core counts: 4 is the demo's, 1 catches code that assumes a peer,
 /// 8 is the compile-time maximum.
 fn virt_runs() -> Vec<Run> {
@@ -53,6 +59,13 @@ fn virt_runs() -> Vec<Run> {
         pass("irq", 1),
         pass("idle", 4),
         pass("idle", 1),
+        pass("rcu", 4),
+        pass("rcu", 1),
+        misuse("qs-in-reader", "quiescent state inside RCU read-side critical section on core 0"),
+        misuse("sync-in-reader", "synchronize_rcu inside RCU read-side critical section on core 0"),
+        misuse("idle-in-reader", "quiescent state inside RCU read-side critical section on core 1"),
+        misuse("unbalanced-unlock", "rcu_read_unlock without rcu_read_lock on core 0"),
+        misuse("use-after-free", "RCU list: reader reached a freed node"),
         fault("unmapped", "EXCEPTION on core 0: data abort (read) translation fault"),
         fault("undefined", "EXCEPTION on core 0: unknown reason / undefined instruction"),
         fault("write-text", "EXCEPTION on core 0: data abort (write) permission fault"),

@@ -103,6 +103,13 @@ pub fn counter() -> u64 {
     CNTVCT_EL0.get()
 }
 
+/// The virtual counter without the ISB: may be read a little early; for timestamps that only
+/// need to be roughly right (stall detection, statistics) on paths where an ISB would cost.
+#[inline]
+pub fn counter_relaxed() -> u64 {
+    CNTVCT_EL0.get()
+}
+
 /// The counter frequency in Hz (CNTFRQ_EL0, as set by firmware or QEMU; never hard-coded).
 #[inline]
 pub fn counter_freq() -> u64 {

@@ -68,7 +68,7 @@ static REQUESTED: AtomicU64 = AtomicU64::new(0);
 static GP_LOCK: spin::Mutex<()> = spin::Mutex::new(());
 /// Counter value when the current grace period started, and the sum of completed durations.
 static GP_START_TIME: AtomicU64 = AtomicU64::new(0);
-static GP_TOTAL_NS: AtomicU64 = AtomicU64::new(0);
+static GP_TOTAL_TICKS: AtomicU64 = AtomicU64::new(0);
 
 /// Per-core state others read: one cache line per core.
 #[repr(align(64))]
@@ -213,7 +213,7 @@ pub fn rcu_qs() {
     }
     smp_mb(); // A: earlier read-side accesses complete before the report; pairs with B
     c.ctr.store(g, Ordering::Relaxed);
-    c.last_qs.store(arch::counter(), Ordering::Relaxed);
+    c.last_qs.store(arch::counter_relaxed(), Ordering::Relaxed);
     smp_mb(); // C: the report is visible before later readers run; pairs with D
     if g > DONE.load(Ordering::Relaxed) {
         gp_try_complete();
@@ -227,7 +227,7 @@ pub fn eqs_enter() {
     let c = &CPUS[cpu_id()];
     smp_mb(); // A: all earlier reads are complete before the core is seen as idle; pairs with B
     c.ctr.store(0, Ordering::Relaxed);
-    c.last_qs.store(arch::counter(), Ordering::Relaxed);
+    c.last_qs.store(arch::counter_relaxed(), Ordering::Relaxed);
     if STARTED.load(Ordering::Relaxed) > DONE.load(Ordering::Relaxed) {
         // This core may have been the last one a grace period waited for.
         gp_try_complete();
@@ -238,7 +238,7 @@ pub fn eqs_enter() {
 pub fn eqs_exit() {
     let c = &CPUS[cpu_id()];
     c.ctr.store(STARTED.load(Ordering::Relaxed), Ordering::Relaxed);
-    c.last_qs.store(arch::counter(), Ordering::Relaxed);
+    c.last_qs.store(arch::counter_relaxed(), Ordering::Relaxed);
     smp_mb(); // C: the new ctr is visible before any reader runs; pairs with D in gp_start
 }
 
@@ -276,7 +276,7 @@ fn request(g: u64) {
 
 /// Starts grace period `g` (with GP_LOCK held).
 fn gp_start(g: u64) {
-    GP_START_TIME.store(arch::counter(), Ordering::Relaxed);
+    GP_START_TIME.store(arch::counter_relaxed(), Ordering::Relaxed);
     STARTED.store(g, Ordering::Relaxed);
     smp_mb(); // D: the new STARTED (and what preceded it) before any core's ctr is read; pairs with C
 }
@@ -300,8 +300,8 @@ pub fn gp_try_complete() -> bool {
     if STARTED.load(Ordering::Relaxed) != g || DONE.load(Ordering::Relaxed) >= g {
         return false;
     }
-    let took = arch::counter().wrapping_sub(GP_START_TIME.load(Ordering::Relaxed));
-    GP_TOTAL_NS.fetch_add(arch::ticks_to_ns(took), Ordering::Relaxed);
+    let took = arch::counter_relaxed().wrapping_sub(GP_START_TIME.load(Ordering::Relaxed));
+    GP_TOTAL_TICKS.store(GP_TOTAL_TICKS.load(Ordering::Relaxed) + took, Ordering::Relaxed); // under GP_LOCK
     DONE.store(g, Ordering::Release);
     if REQUESTED.load(Ordering::Relaxed) > g {
         gp_start(g + 1);
@@ -359,7 +359,7 @@ pub fn started() -> u64 {
 
 /// Average grace-period duration so far, in ns (counter time).
 pub fn average_gp_ns() -> u64 {
-    GP_TOTAL_NS.load(Ordering::Relaxed) / DONE.load(Ordering::Relaxed).max(1)
+    arch::ticks_to_ns(GP_TOTAL_TICKS.load(Ordering::Relaxed)) / DONE.load(Ordering::Relaxed).max(1)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 //! Core bring-up, the per-core idle loop, and cross-core work.
 //!
 //! After bring-up every core but 0 runs [`idle_loop`]: run the work queued for it, one item at a
-//! time, and sleep with WFE when there is none. Any core queues work for any other with
-//! [`queue_work`]; the producer's `dsb` + `sev` after the push and the event register make the
-//! wake-up impossible to lose (see [`idle_loop`]). [`call_on`] runs a function on another core and
+//! time, and sleep with WFI when there is none. Any core queues work for any other with
+//! [`queue_work`], which sends a Wake IPI if the target sleeps; the wake-up cannot be lost (see
+//! [`idle_loop`]). [`call_on`] runs a function on another core and
 //! waits for its result (Linux's `smp_call_function_single`); [`on_each_cpu`] runs one everywhere.
 //!
 //! The loop has two named hook points that later layers use: [`quiescent_point`] between work
@@ -166,10 +166,11 @@ pub fn queue_work(cpu: usize, f: impl FnOnce() + Send + 'static) {
         // Release pairs with the Acquire load in idle_loop's check.
         q.pending.fetch_add(1, Ordering::Release);
     }
-    // The push must be visible before the wake-up: the dsb completes the stores above before
-    // the sev is sent; pairs with the wfe in idle_loop.
-    arch::dsb_ishst();
-    arch::sev();
+    // The push before reading SLEEPING; pairs with the smp_mb in idle_loop.
+    arch::smp_mb();
+    if SLEEPING[cpu].load(Ordering::Relaxed) && crate::drivers::gic::ready() {
+        ipi::send(cpu, ipi::Ipi::Wake);
+    }
 }
 
 fn pop(cpu: usize) -> Option<Work> {
@@ -221,9 +222,12 @@ pub fn wait_event(mut done: impl FnMut() -> bool) {
 
 /// The per-core loop: run queued work, otherwise sleep until woken.
 ///
-/// No lost wake-up: a producer pushes, then `dsb` + `sev`. If its `sev` comes after this core's
-/// emptiness check, the event register is set and the `wfe` returns at once; if before, the
-/// check sees the item.
+/// The sleep is WFI with interrupts masked (Linux's `arch_cpu_idle` pattern): a pending
+/// interrupt still ends WFI, and it is only taken after the loop unmasks, so an IPI that arrives
+/// between the last check and the WFI cannot be consumed early and lost. No lost wake-up: the
+/// sleeper sets `SLEEPING`, `smp_mb`, re-checks its queue; a producer pushes, `smp_mb`, reads
+/// `SLEEPING` and sends the Wake IPI if set (a store-buffering pair: at least one side sees the
+/// other). (QEMU's TCG treats WFE as a yield, so WFE would not really sleep there.)
 pub fn idle_loop() -> ! {
     let me = cpu_id();
     loop {
@@ -236,14 +240,17 @@ pub fn idle_loop() -> ! {
         if SHUTDOWN.load(Ordering::Acquire) {
             park();
         }
+        let flags = arch::local_irq_save();
         let may_sleep = idle_enter();
-        if may_sleep && QUEUES[me].pending.load(Ordering::Acquire) == 0 && !SHUTDOWN.load(Ordering::Acquire) {
-            SLEEPING[me].store(true, Ordering::Relaxed);
-            arch::wfe();
-            SLEEPING[me].store(false, Ordering::Relaxed);
+        SLEEPING[me].store(true, Ordering::Relaxed);
+        arch::smp_mb(); // SLEEPING before re-reading the queue; pairs with the smp_mb in queue_work
+        if may_sleep && QUEUES[me].pending.load(Ordering::Relaxed) == 0 && !SHUTDOWN.load(Ordering::Relaxed) {
+            arch::wfi();
             WAKEUPS[me].fetch_add(1, Ordering::Relaxed);
         }
+        SLEEPING[me].store(false, Ordering::Relaxed);
         idle_exit();
+        arch::local_irq_restore(flags); // a pending tick or IPI is taken here
         quiescent_point();
     }
 }
@@ -312,8 +319,12 @@ pub fn on_each_cpu<R: Send + 'static>(f: impl Fn(usize) -> R + Send + Sync + 'st
 /// stopped with the Stop IPI.
 pub fn shutdown(code: i32) -> ! {
     SHUTDOWN.store(true, Ordering::Release);
-    arch::dsb_ishst(); // the flag is visible before the wake-up; pairs with the idle loop's wfe
-    arch::sev();
+    arch::smp_mb(); // the flag before reading SLEEPING; pairs with the smp_mb in idle_loop
+    for c in online_cpus().filter(|&c| c != cpu_id()) {
+        if SLEEPING[c].load(Ordering::Relaxed) {
+            ipi::send(c, ipi::Ipi::Wake);
+        }
+    }
     let others = num_online() - 1;
     if !wait_until(200, || PARKED.load(Ordering::Acquire) >= others) {
         ipi::stop_others();

@@ -1,0 +1,369 @@
+//! RCU: grace-period semantics, callbacks, rcu_barrier, lists under concurrent readers, and the
+//! stall detector.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use quiescent::arch::{self, timer};
+use quiescent::percpu::cpu_id;
+use quiescent::rcu::{self, list::RcuList};
+use quiescent::{smp, test};
+
+fn others() -> Vec<usize> {
+    smp::online_cpus().filter(|&c| c != cpu_id()).collect()
+}
+
+/// Spins (as a quiescent waiter) until `flag`, failing after 5 s.
+fn wait_flag(flag: &AtomicBool, what: &str) {
+    let t0 = arch::counter();
+    rcu::wait_quiescent(|| {
+        assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "{} did not happen within 5 s", what);
+        !flag.load(Ordering::Acquire)
+    });
+}
+
+fn no_stall_reported_so_far() {
+    assert_eq!(rcu::stalls().0, 0, "the stall detector fired without a stall");
+}
+
+fn grace_period_on_this_core_alone_completes() {
+    // With every other core idle, each call costs exactly one grace period: a caller never
+    // waits for more than it needs.
+    let before = rcu::completed();
+    for _ in 0..10 {
+        rcu::synchronize_rcu();
+    }
+    assert_eq!(rcu::completed() - before, 10, "ten synchronize_rcu calls alone");
+}
+
+/// Sequence numbers that order events across cores.
+static SEQ: AtomicU64 = AtomicU64::new(0);
+fn stamp() -> u64 {
+    SEQ.fetch_add(1, Ordering::AcqRel)
+}
+
+fn grace_period_waits_for_a_preexisting_reader() {
+    let o = others();
+    if o.len() < 2 {
+        return;
+    }
+    let (reader, syncer) = (o[0], o[1]);
+    // The reader holds the old object inside a read-side section; an updater publishes a new one
+    // and calls synchronize_rcu (on another core) before freeing the old one.
+    let old = Box::into_raw(Box::new(0xfeed_u64));
+    let ptr = Arc::new(AtomicPtr::new(old));
+    let (inside, release, reader_out, sync_done) =
+        (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (p2, i2, r2, o2) = (ptr.clone(), inside.clone(), release.clone(), reader_out.clone());
+    smp::queue_work(reader, move || {
+        let g = rcu::read();
+        let p = rcu::rcu_dereference(&p2, &g);
+        i2.store(true, Ordering::Release);
+        while !r2.load(Ordering::Acquire) {
+            // SAFETY: `p` was read inside this read-side section, which is still open.
+            assert_eq!(unsafe { *p }, 0xfeed, "the object was freed under a reader");
+            arch::cpu_relax();
+        }
+        o2.store(stamp(), Ordering::Release);
+        drop(g);
+    });
+    wait_flag(&inside, "the reader entering its section");
+    let new = Box::into_raw(Box::new(0xbeef_u64));
+    rcu::rcu_assign_pointer(&ptr, new);
+    let s2 = sync_done.clone();
+    let old_addr = old as usize;
+    smp::queue_work(syncer, move || {
+        rcu::synchronize_rcu();
+        s2.store(stamp(), Ordering::Release);
+        // SAFETY: a grace period has passed since `old` was unpublished: no reader holds it.
+        drop(unsafe { Box::from_raw(old_addr as *mut u64) });
+    });
+    // While the reader stays inside, the grace period cannot end (checked for 100 ms of counter
+    // time; the ordering check below is what proves it).
+    let t0 = arch::counter();
+    while arch::ticks_to_ns(arch::counter() - t0) < 100_000_000 {
+        assert_eq!(sync_done.load(Ordering::Acquire), 0, "synchronize_rcu returned while a pre-existing reader was inside");
+        arch::cpu_relax();
+    }
+    release.store(true, Ordering::Release);
+    let t0 = arch::counter();
+    rcu::wait_quiescent(|| {
+        assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "synchronize_rcu never returned");
+        sync_done.load(Ordering::Acquire) == 0
+    });
+    assert!(reader_out.load(Ordering::Acquire) < sync_done.load(Ordering::Acquire), "the reader left after synchronize_rcu returned");
+    rcu::synchronize_rcu();
+    // SAFETY: unpublished below, after a grace period; nobody else frees it.
+    drop(unsafe { Box::from_raw(ptr.swap(core::ptr::null_mut(), Ordering::AcqRel)) });
+}
+
+fn grace_period_does_not_wait_for_later_readers() {
+    let o = others();
+    if o.len() < 2 {
+        return;
+    }
+    let (c, holder) = (o[0], o[1]);
+    // A busy core holds the grace period open until the later reader is inside.
+    let (holding, unhold) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (h2, u2) = (holding.clone(), unhold.clone());
+    smp::queue_work(holder, move || {
+        h2.store(true, Ordering::Release);
+        while !u2.load(Ordering::Acquire) {
+            arch::cpu_relax();
+        }
+    });
+    wait_flag(&holding, "the holder starting");
+    let cookie = rcu::start_poll_synchronize_rcu();
+    // Core c passes a quiescent point after the grace period started (a work item ends)...
+    smp::call_on(c, || ());
+    // ...then starts a reader that stays inside until released.
+    let (inside, release) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (i2, r2) = (inside.clone(), release.clone());
+    smp::queue_work(c, move || {
+        let _g = rcu::read();
+        i2.store(true, Ordering::Release);
+        while !r2.load(Ordering::Acquire) {
+            arch::cpu_relax();
+        }
+    });
+    wait_flag(&inside, "the later reader entering its section");
+    assert!(!rcu::poll_state_synchronize_rcu(cookie), "the holder did not hold the grace period");
+    unhold.store(true, Ordering::Release);
+    let t0 = arch::counter();
+    rcu::wait_quiescent(|| {
+        assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "the grace period waited for a reader that began after it");
+        !rcu::poll_state_synchronize_rcu(cookie)
+    });
+    assert!(!release.load(Ordering::Acquire) && inside.load(Ordering::Acquire), "the reader is still inside");
+    release.store(true, Ordering::Release);
+    smp::call_on(c, || ());
+}
+
+fn grace_period_completes_while_others_sleep_and_wakes_none() {
+    // Stop the ticks on the other cores so only a real wake-up source (SEV, IPI) could wake them.
+    let o = others();
+    for &c in &o {
+        smp::call_on(c, timer::stop_tick);
+    }
+    for &c in &o {
+        let t0 = arch::counter();
+        while !smp::is_sleeping(c) {
+            assert!(arch::ticks_to_ns(arch::counter() - t0) < 2_000_000_000, "core {} never went to sleep", c);
+            arch::cpu_relax();
+        }
+    }
+    let wakes: Vec<u64> = o.iter().map(|&c| smp::wakeups(c)).collect();
+    let before = rcu::completed();
+    let t0 = arch::counter();
+    for _ in 0..100 {
+        rcu::synchronize_rcu();
+    }
+    let ns = arch::ticks_to_ns(arch::counter() - t0) / 100;
+    let after: Vec<u64> = o.iter().map(|&c| smp::wakeups(c)).collect();
+    for &c in &o {
+        smp::call_on(c, || timer::start_tick(smp::DEFAULT_TICK_HZ));
+    }
+    assert!(rcu::completed() >= before + 100);
+    assert_eq!(after, wakes, "synchronize_rcu woke a sleeping core");
+    defmt::info!("synchronize_rcu with every other core asleep: {} ns each (counter time)", ns);
+}
+
+fn concurrent_callers_share_grace_periods() {
+    const CALLS: u64 = 40;
+    let before = rcu::completed();
+    test::on_all_cores(|_| {
+        for _ in 0..CALLS {
+            let s = rcu::started();
+            rcu::synchronize_rcu();
+            // It waited for a grace period that started after the call.
+            assert!(rcu::completed() > s, "synchronize_rcu returned before a new grace period");
+        }
+    });
+    let gps = rcu::completed() - before;
+    let calls = CALLS * smp::num_online() as u64;
+    defmt::info!("{} concurrent synchronize_rcu calls took {} grace periods", calls, gps);
+    assert!(gps >= CALLS, "fewer grace periods than one caller's sequential calls");
+    assert!(gps <= calls, "more grace periods than calls");
+    if smp::num_online() > 1 {
+        assert!(gps < calls, "no grace period was shared");
+    }
+}
+
+fn call_rcu_runs_after_a_grace_period_once_in_order() {
+    const N: usize = 200;
+    let log: Arc<Vec<spin::Mutex<Vec<(usize, u64, u64)>>>> = Arc::new((0..quiescent::MAX_CPUS).map(|_| spin::Mutex::new(Vec::new())).collect());
+    let l2 = log.clone();
+    test::on_all_cores(move |cpu| {
+        for i in 0..N {
+            let snap = rcu::started() + 1;
+            let l = l2.clone();
+            rcu::call_rcu(move || l[cpu].lock().push((i, snap, rcu::completed())));
+        }
+        // A callback that allocates and queues another one, twice.
+        let l = l2.clone();
+        rcu::call_rcu(move || {
+            let l3 = l.clone();
+            rcu::call_rcu(move || {
+                let l4 = l3.clone();
+                rcu::call_rcu(move || l4[cpu].lock().push((usize::MAX, 0, 0)));
+            });
+        });
+    });
+    rcu::rcu_barrier();
+    rcu::rcu_barrier();
+    rcu::rcu_barrier();
+    for cpu in smp::online_cpus() {
+        let l = log[cpu].lock();
+        assert_eq!(l.len(), N + 1, "core {}: {} callbacks ran", cpu, l.len());
+        for (k, &(i, snap, done)) in l.iter().take(N).enumerate() {
+            assert_eq!(i, k, "core {}: callbacks out of order", cpu);
+            assert!(done >= snap, "core {}: callback {} ran before its grace period ({} < {})", cpu, i, done, snap);
+        }
+        assert_eq!(l[N].0, usize::MAX, "core {}: the chained callbacks did not all run", cpu);
+    }
+}
+
+fn rcu_barrier_waits_for_every_queued_callback() {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r2 = ran.clone();
+    test::on_all_cores(move |_| {
+        for _ in 0..50 {
+            let r = r2.clone();
+            rcu::call_rcu(move || {
+                r.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+    });
+    rcu::rcu_barrier();
+    assert_eq!(ran.load(Ordering::Relaxed), 50 * smp::num_online());
+    let (queued, invoked) = rcu::callback_counts();
+    assert_eq!(queued, invoked, "rcu_barrier returned with callbacks outstanding");
+}
+
+#[derive(Debug)]
+struct Item {
+    key: u64,
+    a: u64,
+    b: u64, // always a + 1: a torn or freed item breaks this
+}
+
+fn list_add_delete_replace_while_readers_iterate() {
+    let list: Arc<RcuList<Item>> = Arc::new(RcuList::new());
+    for k in 0..16 {
+        list.add_head(Item { key: k, a: k, b: k + 1 });
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (l2, s2) = (list.clone(), stop.clone());
+    let o = others();
+    let readers = Arc::new(AtomicUsize::new(o.len()));
+    let seen = Arc::new(AtomicU64::new(0));
+    for &c in &o {
+        let (l, s, r, n) = (l2.clone(), s2.clone(), readers.clone(), seen.clone());
+        smp::queue_work(c, move || {
+            while !s.load(Ordering::Acquire) {
+                let g = rcu::read();
+                for it in l.iter(&g) {
+                    assert_eq!(it.b, it.a + 1, "reader saw a torn item {:?}", it.key);
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
+                drop(g);
+                rcu::rcu_quiescent_state();
+            }
+            r.fetch_sub(1, Ordering::Release);
+        });
+    }
+    let freed_before = rcu::callback_counts().1;
+    for round in 0..1500u64 {
+        let k = round % 16;
+        match round % 3 {
+            0 => {
+                if let Some(r) = list.remove(|it| it.key == k) {
+                    r.free_rcu();
+                    list.add_head(Item { key: k, a: round, b: round + 1 });
+                }
+            }
+            1 => {
+                if let Ok(r) = list.replace(|it| it.key == k, Item { key: k, a: round * 2, b: round * 2 + 1 }) {
+                    r.free_rcu();
+                }
+            }
+            _ => {
+                if let Some(r) = list.remove(|it| it.key == k) {
+                    r.free_after_sync();
+                    list.add_head(Item { key: k, a: 7, b: 8 });
+                }
+            }
+        }
+        if round % 64 == 0 {
+            rcu::rcu_quiescent_state();
+        }
+    }
+    stop.store(true, Ordering::Release);
+    let t0 = arch::counter();
+    rcu::wait_quiescent(|| {
+        assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "readers did not stop");
+        readers.load(Ordering::Acquire) != 0
+    });
+    rcu::rcu_barrier();
+    assert_eq!(list.len(), 16);
+    assert!(rcu::callback_counts().1 > freed_before, "no node was freed through call_rcu");
+    if !o.is_empty() {
+        assert!(seen.load(Ordering::Relaxed) > 0, "readers never saw an item");
+    }
+}
+
+fn stall_detector_names_a_core_that_holds_up_a_grace_period() {
+    let o = others();
+    if o.is_empty() {
+        return;
+    }
+    let c = o[0];
+    rcu::set_stall_timeout_ms(150);
+    let (inside, release) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (i2, r2) = (inside.clone(), release.clone());
+    smp::queue_work(c, move || {
+        let _g = rcu::read();
+        i2.store(true, Ordering::Release);
+        while !r2.load(Ordering::Acquire) {
+            arch::cpu_relax();
+        }
+    });
+    wait_flag(&inside, "the stalling reader");
+    let (stalls, _) = rcu::stalls();
+    let cookie = rcu::start_poll_synchronize_rcu();
+    let t0 = arch::counter();
+    rcu::wait_quiescent(|| {
+        assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "no stall reported for core {}", c);
+        rcu::stalls().0 == stalls
+    });
+    assert_eq!(rcu::stalls().1, Some(c), "the stall report named the wrong core");
+    assert!(!rcu::poll_state_synchronize_rcu(cookie), "the grace period ended while the core stalled it");
+    // Once per stall: it stays at one report while the stall lasts.
+    let t1 = arch::counter();
+    rcu::wait_quiescent(|| arch::ticks_to_ns(arch::counter() - t1) < 300_000_000);
+    assert_eq!(rcu::stalls().0, stalls + 1, "the same stall was reported twice");
+    release.store(true, Ordering::Release);
+    let t2 = arch::counter();
+    rcu::wait_quiescent(|| {
+        assert!(arch::ticks_to_ns(arch::counter() - t2) < 5_000_000_000, "the grace period never completed after the stall");
+        !rcu::poll_state_synchronize_rcu(cookie)
+    });
+    rcu::set_stall_timeout_ms(3000);
+}
+
+quiescent::tests!(
+    grace_period_on_this_core_alone_completes,
+    grace_period_waits_for_a_preexisting_reader,
+    grace_period_does_not_wait_for_later_readers,
+    grace_period_completes_while_others_sleep_and_wakes_none,
+    concurrent_callers_share_grace_periods,
+    call_rcu_runs_after_a_grace_period_once_in_order,
+    rcu_barrier_waits_for_every_queued_callback,
+    list_add_delete_replace_while_readers_iterate,
+    no_stall_reported_so_far,
+    stall_detector_names_a_core_that_holds_up_a_grace_period,
+);
