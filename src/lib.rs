@@ -20,6 +20,7 @@ pub mod drivers;
 pub mod heap;
 pub mod percpu;
 pub mod rcu;
+pub mod sync;
 pub mod smp;
 pub mod test;
 

@@ -1,51 +1,28 @@
-//! The demo: boots every core, shows what each did, and exits QEMU with status 0.
+//! The demo: boots every core, then one short scenario per seed idea, each printing its figures;
+//! exits QEMU with status 0.
 #![no_std]
 #![no_main]
 
 extern crate alloc;
-use alloc::vec::Vec;
-use quiescent::arch::{self, mmu, timer};
-use quiescent::smp::{self, ipi};
-use quiescent::{percpu, MAX_CPUS};
 
-fn platform() {
-    let reports = smp::on_each_cpu(|cpu| {
-        let (sctlr, _, _) = mmu::regs();
-        (cpu, smp::mpidr_of(cpu), quiescent::entry_el(cpu), arch::current_el(), arch::tpidr(), sctlr, percpu::cpu_id())
-    });
-    // Tick rate, measured over 200 ms of counter time on every core at once.
-    let before: Vec<u64> = smp::online_cpus().map(timer::ticks).collect();
-    let t0 = arch::counter();
-    while arch::ticks_to_ns(arch::counter() - t0) < 200_000_000 {
-        arch::cpu_relax();
-    }
-    let secs = arch::ticks_to_ns(arch::counter() - t0) as f64 / 1e9;
-    let rates: Vec<f64> = smp::online_cpus().zip(before).map(|(c, b)| (timer::ticks(c) - b) as f64 / secs).collect();
-    defmt::println!("platform: counter {} Hz, tick configured at {} Hz, MAX_CPUS {}", arch::counter_freq(), timer::hz(), MAX_CPUS);
-    for (cpu, mpidr, entry_el, el, tpidr, sctlr, id) in reports {
-        let on = |b: u64| if sctlr & (1 << b) != 0 { "on" } else { "off" };
-        // IPI ping: the best of 20 cross-core calls (send SGI, run in the target's IRQ handler,
-        // wake the caller), in counter time.
-        let mut best = u64::MAX;
-        if cpu != percpu::cpu_id() {
-            for _ in 0..20 {
-                let t = arch::counter();
-                ipi::call_function_single(cpu, || ());
-                best = best.min(arch::ticks_to_ns(arch::counter() - t));
-            }
-        }
-        defmt::println!(
-            "  core {}: MPIDR {=u64:#x}, entered at EL{}, runs at EL{}, MMU {=str}, D-cache {=str}, I-cache {=str}, TPIDR_EL1 {=usize:#x} (per-cpu id {}), tick {=u64} Hz, IPI ping from core 0: {=u64} ns",
-            cpu, mpidr, entry_el, el, on(0), on(2), on(12), tpidr, id, rates[cpu] as u64,
-            if best == u64::MAX { 0 } else { best }
-        );
-    }
-}
+#[path = "demo/percpu_ref.rs"]
+mod percpu_ref;
+#[path = "demo/platform.rs"]
+mod platform;
+#[path = "demo/rcu.rs"]
+mod rcu;
+#[path = "demo/rwsem.rs"]
+mod rwsem;
+
+use quiescent::smp;
 
 fn main() -> i32 {
     defmt::println!("cores online: {}/{}", smp::num_online(), smp::num_listed());
     defmt::println!("quiescent on {=str}", quiescent::board::NAME);
-    platform();
+    platform::run();
+    rcu::run();
+    rwsem::run();
+    percpu_ref::run();
     0
 }
 

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage:\n  qrun run [--board virt|rpi4] [--smp N] [--el2] [--timeout SECS] [--append ARGS]\n           [--icount] [--gdb] [--verbose] ELF\n  qrun suite [--board virt|rpi4|all] [--only NAME] [--verbose]"
+        "usage:\n  qrun run [--board virt|rpi4] [--smp N] [--el2] [--timeout SECS] [--append ARGS]\n           [--icount] [--precise-irq] [--gdb] [--verbose] ELF\n  qrun suite [--board virt|rpi4|all] [--only NAME] [--verbose]"
     );
     ExitCode::from(2)
 }
@@ -40,6 +40,7 @@ fn main() -> ExitCode {
                     "--timeout" => cfg.timeout_secs = val().parse().unwrap_or(120),
                     "--append" => cfg.append = val(),
                     "--icount" => cfg.icount = true,
+                    "--precise-irq" => cfg.precise_irq = true,
                     "--gdb" => cfg.gdb = true,
                     "--verbose" => cfg.verbose = true,
                     s if s.starts_with("--") => return usage(),

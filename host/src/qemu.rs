@@ -24,6 +24,9 @@ pub struct RunConfig {
     pub icount: bool,
     /// Wait for GDB on tcp::1234 (`-s -S`) and never time out.
     pub gdb: bool,
+    /// `-accel tcg,one-insn-per-tb=on`: interrupts can land between any two instructions (TCG
+    /// otherwise takes them only at translation-block boundaries). Slower.
+    pub precise_irq: bool,
     /// Also print the `@` marker lines.
     pub verbose: bool,
 }
@@ -38,6 +41,7 @@ impl Default for RunConfig {
             append: String::new(),
             icount: false,
             gdb: false,
+            precise_irq: false,
             verbose: false,
         }
     }
@@ -112,6 +116,9 @@ pub fn qemu_command(cfg: &RunConfig, img: &Path) -> Result<Command, String> {
         b => return Err(format!("unknown board `{b}` (expected virt or rpi4)")),
     }
     c.args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-semihosting"]);
+    if cfg.precise_irq {
+        c.args(["-accel", "tcg,one-insn-per-tb=on"]);
+    }
     if cfg.icount {
         c.args(["-icount", "shift=0"]);
     }

@@ -20,6 +20,8 @@ enum Expect {
 /// One boot of one test image.
 struct Run {
     bin: &'static str,
+    /// Interrupts may land between any two instructions (see qemu::RunConfig::precise_irq).
+    precise_irq: bool,
     smp: u32,
     el2: bool,
     append: &'static str,
@@ -27,19 +29,19 @@ struct Run {
 }
 
 const fn pass(bin: &'static str, smp: u32) -> Run {
-    Run { bin, smp, el2: false, append: "", expect: Expect::Pass }
+    Run { precise_irq: false, bin, smp, el2: false, append: "", expect: Expect::Pass }
 }
 
 /// The fault image, made to take fault `kind`; must exit non-zero showing `text`.
 fn fault(kind: &'static str, text: &'static str) -> Run {
     let append: &'static str = Box::leak(format!("fault={kind}").into_boxed_str());
-    Run { bin: "fault", smp: 2, el2: false, append, expect: Expect::Fail(text) }
+    Run { precise_irq: false, bin: "fault", smp: 2, el2: false, append, expect: Expect::Fail(text) }
 }
 
 /// The RCU misuse image, made to commit `kind`; must exit non-zero showing `text`.
 fn misuse(kind: &'static str, text: &'static str) -> Run {
     let append: &'static str = Box::leak(format!("misuse={kind}").into_boxed_str());
-    Run { bin: "rcu_misuse", smp: 2, el2: false, append, expect: Expect::Fail(text) }
+    Run { precise_irq: false, bin: "rcu_misuse", smp: 2, el2: false, append, expect: Expect::Fail(text) }
 }
 
 /// The suite for QEMU `virt`. Core counts: 4 is the demo's, 1 catches code that assumes a peer,
@@ -49,18 +51,25 @@ fn virt_runs() -> Vec<Run> {
         pass("boot", 4),
         pass("boot", 1),
         pass("boot", 8),
-        Run { bin: "boot", smp: 4, el2: true, append: "expect-entry-el=2", expect: Expect::Pass },
-        Run { bin: "boot", smp: 1, el2: true, append: "expect-entry-el=2", expect: Expect::Pass },
+        Run { precise_irq: false, bin: "boot", smp: 4, el2: true, append: "expect-entry-el=2", expect: Expect::Pass },
+        Run { precise_irq: false, bin: "boot", smp: 1, el2: true, append: "expect-entry-el=2", expect: Expect::Pass },
         pass("percpu", 4),
         pass("percpu", 1),
         pass("mmu", 4),
         pass("mmu", 1),
         pass("irq", 4),
         pass("irq", 1),
+        // TCG takes interrupts only between translation blocks; this run lets them land inside
+        // this_cpu_add's ldr/add/str, so the restartable-sequence fix-up is really exercised.
+        Run { precise_irq: true, ..pass("irq", 2) },
         pass("idle", 4),
         pass("idle", 1),
         pass("rcu", 4),
         pass("rcu", 1),
+        pass("rwsem", 4),
+        pass("rwsem", 1),
+        pass("percpu_ref", 4),
+        pass("percpu_ref", 1),
         misuse("qs-in-reader", "quiescent state inside RCU read-side critical section on core 0"),
         misuse("sync-in-reader", "synchronize_rcu inside RCU read-side critical section on core 0"),
         misuse("idle-in-reader", "quiescent state inside RCU read-side critical section on core 1"),
@@ -71,8 +80,9 @@ fn virt_runs() -> Vec<Run> {
         fault("write-text", "EXCEPTION on core 0: data abort (write) permission fault"),
         fault("exec-data", "EXCEPTION on core 0: instruction abort permission fault"),
         fault("stack-overflow", "stack overflow on core 1"),
-        Run { bin: "console", smp: 4, el2: false, append: "", expect: Expect::PassAnd("console::host_sees_whole_lines", whole_lines) },
+        Run { precise_irq: false, bin: "console", smp: 4, el2: false, append: "", expect: Expect::PassAnd("console::host_sees_whole_lines", whole_lines) },
         Run {
+            precise_irq: false,
             bin: "selftest",
             smp: 2,
             el2: false,
@@ -80,6 +90,7 @@ fn virt_runs() -> Vec<Run> {
             expect: Expect::Fail("test selftest::deliberately_failing_case ... FAILED: 1 + 1 == 3 (deliberate)"),
         },
         Run {
+            precise_irq: false,
             bin: "hang",
             smp: 2,
             el2: false,
@@ -243,6 +254,7 @@ pub fn run(board: &str, only: Option<&str>, verbose: bool) -> ExitCode {
                 _ => RunConfig::default().timeout_secs,
             };
             let cfg = RunConfig {
+                precise_irq: r.precise_irq,
                 timeout_secs,
                 board: b.to_string(),
                 smp: r.smp,
@@ -251,7 +263,7 @@ pub fn run(board: &str, only: Option<&str>, verbose: bool) -> ExitCode {
                 verbose,
                 ..RunConfig::default()
             };
-            let label = format!("{} on {b}, {} core{}{}", r.bin, r.smp, if r.smp == 1 { "" } else { "s" }, if r.el2 { ", entered at EL2" } else { "" });
+            let label = format!("{} on {b}, {} core{}{}", r.bin, r.smp, if r.smp == 1 { "" } else { "s" }, if r.el2 { ", entered at EL2" } else if r.precise_irq { ", one instruction per TB" } else { "" });
             println!("== {label}");
             let res = match qemu::run(elf, &cfg, &mut std::io::stdout()) {
                 Ok(res) => res,

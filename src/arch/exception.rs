@@ -114,5 +114,9 @@ extern "C" fn exception_fatal(frame: &Frame, kind: u64) -> ! {
 /// Called by `boot/vectors.S` for an IRQ; returns to the interrupted code.
 #[unsafe(no_mangle)]
 extern "C" fn exception_irq(frame: &mut Frame) {
+    // An interrupted restartable sequence (this_cpu_add) restarts from its load.
+    if let Some(restart) = super::ras_restart_point(frame.elr) {
+        frame.elr = restart;
+    }
     crate::drivers::gic::handle_irq(frame);
 }

@@ -147,33 +147,61 @@ pub unsafe fn set_tpidr(v: usize) {
     TPIDR_EL1.set(v as u64);
 }
 
-/// Adds `delta` to the `u32` at `ptr + TPIDR_EL1` (this core's copy of a per-cpu counter).
+/// Reads TPIDR_EL1 for per-cpu address arithmetic on a hot path. Marked pure so the compiler
+/// may reuse one read across a function: sound because TPIDR_EL1 is set once per core at boot
+/// and code here never migrates between cores (there is no preemption or scheduler).
+#[inline(always)]
+pub fn percpu_base() -> usize {
+    let v: usize;
+    // SAFETY: reads a system register; no memory effects; constant for the core's lifetime.
+    unsafe { core::arch::asm!("mrs {}, tpidr_el1", out(reg) v, options(pure, nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Adds `delta` to the `u32` at `ptr + TPIDR_EL1` (this core's copy of a per-cpu counter):
+/// Linux's `this_cpu_add`, IRQ-safe without masking, without a barrier, without an exclusive.
 ///
-/// IRQ-safe without masking and without a barrier: an exclusive load/store pair on a line only
-/// this core writes. An interrupt between LDXR and STXR clears the exclusive monitor on exception
-/// return, so the STXR fails and the loop redoes the increment; the counter is never torn or
-/// double-counted. No DMB: callers that need ordering (the slow paths) add their own barrier.
+/// It is a *restartable sequence*: a plain `ldr`/`add`/`str` whose bounds are recorded in the
+/// `.ras_table` section. If an interrupt arrives after the `ldr` and before the `str` has
+/// executed, the IRQ entry ([`exception`]) moves the return address back to the `ldr`, so the
+/// interrupted sequence reloads the counter (including whatever the handler added) and the
+/// handler's update is never overwritten. Cost on the fast path: an `mrs` (hoistable) and three
+/// instructions. No DMB: callers that need ordering (the slow paths) add their own barrier.
 #[inline(always)]
 pub fn this_cpu_add_u32(ptr: *mut u32, delta: u32) {
     // SAFETY: `ptr` is a per-cpu template address handed out by `percpu` (static or dynamic);
-    // adding TPIDR_EL1 yields this core's copy, which is valid, 4-byte aligned and only written
-    // by this core through this function.
+    // adding TPIDR_EL1 yields this core's copy, which is valid and 4-byte aligned. Only this
+    // core writes it (here or in its own interrupt handlers, which the restart makes safe).
     unsafe {
         core::arch::asm!(
-            "mrs {base}, tpidr_el1",
-            "add {base}, {base}, {ptr}",
-            "2: ldxr {v:w}, [{base}]",
+            "2: ldr {v:w}, [{p}, {off}]",
             "add {v:w}, {v:w}, {d:w}",
-            "stxr {f:w}, {v:w}, [{base}]",
-            "cbnz {f:w}, 2b",
-            ptr = in(reg) ptr,
+            "3: str {v:w}, [{p}, {off}]",
+            ".pushsection .ras_table, \"a\"",
+            ".balign 8",
+            ".quad 2b, 3b",
+            ".popsection",
+            p = in(reg) ptr,
+            off = in(reg) percpu_base(),
             d = in(reg) delta,
-            base = out(reg) _,
             v = out(reg) _,
-            f = out(reg) _,
-            options(nostack),
+            options(nostack, preserves_flags),
         );
     }
+}
+
+/// If `elr` (an interrupted PC) lies inside a restartable sequence, after its first instruction
+/// and at or before its store, returns the address to restart from (the first instruction).
+pub fn ras_restart_point(elr: u64) -> Option<u64> {
+    unsafe extern "C" {
+        static __ras_start: [u64; 0];
+        static __ras_end: [u64; 0];
+    }
+    let (start, end) = (core::ptr::addr_of!(__ras_start) as *const [u64; 2], core::ptr::addr_of!(__ras_end) as *const [u64; 2]);
+    // SAFETY: the linker gathers every `.ras_table` entry (two addresses each) between the two
+    // symbols; the section is read-only data.
+    let table = unsafe { core::slice::from_raw_parts(start, end.offset_from(start) as usize) };
+    table.iter().find(|&&[lo, st]| elr > lo && elr <= st).map(|&[lo, _]| lo)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -526,7 +526,9 @@ fn tick() {
     }
     let now = arch::counter();
     let limit = arch::counter_freq() * STALL_TIMEOUT_MS.load(Ordering::Relaxed) / 1000;
-    if now.wrapping_sub(GP_START_TIME.load(Ordering::Relaxed)) < limit {
+    // Timestamps written by other cores after `now` was read make these differences negative:
+    // saturate to 0 (not stalled) rather than wrap.
+    if now.saturating_sub(GP_START_TIME.load(Ordering::Relaxed)) < limit {
         return;
     }
     let me = cpu_id();
@@ -536,7 +538,7 @@ fn tick() {
         if v == 0 || v == g || cpu == me {
             continue;
         }
-        let since = now.wrapping_sub(c.last_qs.load(Ordering::Relaxed));
+        let since = now.saturating_sub(c.last_qs.load(Ordering::Relaxed));
         if since < limit {
             continue;
         }

@@ -1,0 +1,4 @@
+//! Benchmark section.
+
+/// Runs the section.
+pub fn run() {}

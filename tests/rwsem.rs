@@ -1,0 +1,4 @@
+#![no_std]
+#![no_main]
+fn placeholder() {}
+quiescent::tests!(placeholder);
