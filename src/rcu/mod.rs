@@ -58,25 +58,50 @@ use crate::smp::{self, ipi};
 use crate::MAX_CPUS;
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
-use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 static STARTED: AtomicU64 = AtomicU64::new(0);
 static DONE: AtomicU64 = AtomicU64::new(0);
 static REQUESTED: AtomicU64 = AtomicU64::new(0);
-/// Serialises starting and completing grace periods (taken with interrupts masked: the tick
-/// takes it too).
+/// Serialises starting and completing grace periods. Taken without masking interrupts: the tick
+/// only ever try-locks it, so it cannot deadlock against the code it interrupted (and masking
+/// would cost more than the rest of the path under QEMU).
 static GP_LOCK: spin::Mutex<()> = spin::Mutex::new(());
 /// Counter value when the current grace period started, and the sum of completed durations.
 static GP_START_TIME: AtomicU64 = AtomicU64::new(0);
 static GP_TOTAL_TICKS: AtomicU64 = AtomicU64::new(0);
+static GP_TIMED: AtomicU64 = AtomicU64::new(0);
+/// Whether grace periods are timed (two counter reads per grace period, which cost ~100 ns
+/// each under QEMU; off by default). The stall detector does not need it: the tick notes when
+/// it first sees each grace period.
+static GP_TIMING: AtomicBool = AtomicBool::new(false);
+/// The grace period the tick last saw in progress (for stall timing).
+static TICK_SEEN_GP: AtomicU64 = AtomicU64::new(0);
+static TICK_SEEN_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Turns grace-period timing (for [`average_gp_ns`]) on or off, and resets the figures.
+pub fn set_gp_timing(on: bool) {
+    let _l = GP_LOCK.lock();
+    GP_TOTAL_TICKS.store(0, Ordering::Relaxed);
+    GP_TIMED.store(0, Ordering::Relaxed);
+    // A grace period in progress was not timed from its start: it is skipped by restarting
+    // the clock now (its duration is undercounted by at most the time already elapsed).
+    GP_START_TIME.store(arch::counter_relaxed(), Ordering::Relaxed);
+    GP_TIMING.store(on, Ordering::Relaxed);
+}
 
 /// Per-core state others read: one cache line per core.
 #[repr(align(64))]
 struct RcuCpu {
     /// 0 = extended quiescent state; otherwise the grace-period number seen at the last QS.
     ctr: AtomicU64,
-    /// Counter value of the last quiescent state or idle transition (for stall reports).
-    last_qs: AtomicU64,
+    /// For stall reports, sampled by the tick (not stored on the hot paths, where reading the
+    /// counter is costly): the `ctr` value last seen, and the counter time it was first seen.
+    seen_ctr: AtomicU64,
+    seen_at: AtomicU64,
+    /// The grace period the oldest waiting callback of this core needs (u64::MAX: none), so
+    /// the idle loop can check for ready callbacks with one load. Written by the owner only.
+    first_cb_gp: AtomicU64,
     /// Non-zero while this core sleeps with callbacks waiting for that grace period: the
     /// completer wakes it with an IPI.
     wake_for_gp: AtomicU64,
@@ -87,7 +112,9 @@ struct RcuCpu {
 static CPUS: [RcuCpu; MAX_CPUS] = [const {
     RcuCpu {
         ctr: AtomicU64::new(0),
-        last_qs: AtomicU64::new(0),
+        seen_ctr: AtomicU64::new(0),
+        seen_at: AtomicU64::new(0),
+        first_cb_gp: AtomicU64::new(u64::MAX),
         wake_for_gp: AtomicU64::new(0),
         stall_reported: AtomicU64::new(0),
     }
@@ -213,7 +240,6 @@ pub fn rcu_qs() {
     }
     smp_mb(); // A: earlier read-side accesses complete before the report; pairs with B
     c.ctr.store(g, Ordering::Relaxed);
-    c.last_qs.store(arch::counter_relaxed(), Ordering::Relaxed);
     smp_mb(); // C: the report is visible before later readers run; pairs with D
     if g > DONE.load(Ordering::Relaxed) {
         gp_try_complete();
@@ -227,7 +253,6 @@ pub fn eqs_enter() {
     let c = &CPUS[cpu_id()];
     smp_mb(); // A: all earlier reads are complete before the core is seen as idle; pairs with B
     c.ctr.store(0, Ordering::Relaxed);
-    c.last_qs.store(arch::counter_relaxed(), Ordering::Relaxed);
     if STARTED.load(Ordering::Relaxed) > DONE.load(Ordering::Relaxed) {
         // This core may have been the last one a grace period waited for.
         gp_try_complete();
@@ -238,7 +263,6 @@ pub fn eqs_enter() {
 pub fn eqs_exit() {
     let c = &CPUS[cpu_id()];
     c.ctr.store(STARTED.load(Ordering::Relaxed), Ordering::Relaxed);
-    c.last_qs.store(arch::counter_relaxed(), Ordering::Relaxed);
     smp_mb(); // C: the new ctr is visible before any reader runs; pairs with D in gp_start
 }
 
@@ -265,9 +289,13 @@ fn snapshot() -> u64 {
 
 /// Records that grace period `g` is needed, starting it if none is in progress.
 fn request(g: u64) {
-    let _irq = arch::IrqGuard::new();
+    if REQUESTED.load(Ordering::Relaxed) >= g && STARTED.load(Ordering::Relaxed) >= g {
+        return; // already requested and started: the completer's chain covers it
+    }
     let _l = GP_LOCK.lock();
-    REQUESTED.fetch_max(g, Ordering::Relaxed);
+    if REQUESTED.load(Ordering::Relaxed) < g {
+        REQUESTED.store(g, Ordering::Relaxed); // under GP_LOCK
+    }
     let s = STARTED.load(Ordering::Relaxed);
     if s == DONE.load(Ordering::Relaxed) && s < g {
         gp_start(s + 1);
@@ -276,14 +304,21 @@ fn request(g: u64) {
 
 /// Starts grace period `g` (with GP_LOCK held).
 fn gp_start(g: u64) {
-    GP_START_TIME.store(arch::counter_relaxed(), Ordering::Relaxed);
+    if GP_TIMING.load(Ordering::Relaxed) {
+        GP_START_TIME.store(arch::counter_relaxed(), Ordering::Relaxed);
+    }
     STARTED.store(g, Ordering::Relaxed);
     smp_mb(); // D: the new STARTED (and what preceded it) before any core's ctr is read; pairs with C
 }
 
 /// Completes the grace period in progress if every core has passed a quiescent state (or is
-/// idle). Returns whether a grace period completed. Callable from anywhere, interrupts included.
+/// idle). Returns whether a grace period completed.
 pub fn gp_try_complete() -> bool {
+    try_complete(false)
+}
+
+/// `from_irq`: only try-lock GP_LOCK (the interrupted code may hold it).
+fn try_complete(from_irq: bool) -> bool {
     let g = STARTED.load(Ordering::Relaxed);
     if g == DONE.load(Ordering::Relaxed) {
         return false;
@@ -295,19 +330,27 @@ pub fn gp_try_complete() -> bool {
         }
     }
     smp_mb(); // B: the quiescent states read above are ordered before DONE; pairs with A
-    let irq = arch::IrqGuard::new();
-    let l = GP_LOCK.lock();
+    let l = if from_irq {
+        match GP_LOCK.try_lock() {
+            Some(l) => l,
+            None => return false,
+        }
+    } else {
+        GP_LOCK.lock()
+    };
     if STARTED.load(Ordering::Relaxed) != g || DONE.load(Ordering::Relaxed) >= g {
         return false;
     }
-    let took = arch::counter_relaxed().wrapping_sub(GP_START_TIME.load(Ordering::Relaxed));
-    GP_TOTAL_TICKS.store(GP_TOTAL_TICKS.load(Ordering::Relaxed) + took, Ordering::Relaxed); // under GP_LOCK
+    if GP_TIMING.load(Ordering::Relaxed) {
+        let took = arch::counter_relaxed().wrapping_sub(GP_START_TIME.load(Ordering::Relaxed));
+        GP_TOTAL_TICKS.store(GP_TOTAL_TICKS.load(Ordering::Relaxed) + took, Ordering::Relaxed); // under GP_LOCK
+        GP_TIMED.store(GP_TIMED.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
     DONE.store(g, Ordering::Release);
     if REQUESTED.load(Ordering::Relaxed) > g {
         gp_start(g + 1);
     }
     drop(l);
-    drop(irq);
     smp_mb(); // E: DONE is visible before the idle cores' wake requests are read; pairs with E in idle_enter
     for cpu in smp::online_cpus() {
         let w = CPUS[cpu].wake_for_gp.load(Ordering::Relaxed);
@@ -357,9 +400,9 @@ pub fn started() -> u64 {
     STARTED.load(Ordering::Relaxed)
 }
 
-/// Average grace-period duration so far, in ns (counter time).
+/// Average duration of the grace periods completed while timing was on, in ns (counter time).
 pub fn average_gp_ns() -> u64 {
-    arch::ticks_to_ns(GP_TOTAL_TICKS.load(Ordering::Relaxed)) / DONE.load(Ordering::Relaxed).max(1)
+    arch::ticks_to_ns(GP_TOTAL_TICKS.load(Ordering::Relaxed)) / GP_TIMED.load(Ordering::Relaxed).max(1)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -395,6 +438,7 @@ pub fn call_rcu(f: impl FnOnce() + Send + 'static) {
                 l.push_back(Segment { gp: g, cbs });
             }
         }
+        CPUS[cpu_id()].first_cb_gp.store(l.front().map_or(u64::MAX, |s| s.gp), Ordering::Relaxed);
     }
     CBS_QUEUED.fetch_add(1, Ordering::Relaxed);
     request(g);
@@ -402,8 +446,8 @@ pub fn call_rcu(f: impl FnOnce() + Send + 'static) {
 
 /// The grace period the oldest waiting callback of this core needs, if any.
 fn first_pending_gp() -> Option<u64> {
-    let _irq = arch::IrqGuard::new();
-    CBLISTS[cpu_id()].lock().front().map(|s| s.gp)
+    let g = CPUS[cpu_id()].first_cb_gp.load(Ordering::Relaxed);
+    (g != u64::MAX).then_some(g)
 }
 
 /// Whether this core has callbacks whose grace period has completed.
@@ -416,13 +460,18 @@ pub fn has_ready_callbacks() -> bool {
 pub fn process_callbacks() {
     loop {
         let done = DONE.load(Ordering::Acquire);
+        if first_pending_gp().is_none_or(|g| g > done) {
+            return; // the common case: one load each, no lock
+        }
         let seg = {
             let _irq = arch::IrqGuard::new();
             let mut l = CBLISTS[cpu_id()].lock();
-            match l.front() {
+            let seg = match l.front() {
                 Some(s) if s.gp <= done => l.pop_front(),
                 _ => None,
-            }
+            };
+            CPUS[cpu_id()].first_cb_gp.store(l.front().map_or(u64::MAX, |s| s.gp), Ordering::Relaxed);
+            seg
         };
         let Some(seg) = seg else { return };
         let n = seg.cbs.len() as u64;
@@ -520,15 +569,27 @@ pub fn init() {
 
 /// The tick hook: push a grace period along, and name a core that holds one up for too long.
 fn tick() {
+    let now = arch::counter_relaxed();
+    // Sample every core's ctr: the time it last changed is when it last passed a quiescent
+    // state or changed idle state (to within a tick).
+    for cpu in smp::online_cpus() {
+        let c = &CPUS[cpu];
+        let v = c.ctr.load(Ordering::Relaxed);
+        if c.seen_ctr.swap(v, Ordering::Relaxed) != v {
+            c.seen_at.store(now, Ordering::Relaxed);
+        }
+    }
     let g = STARTED.load(Ordering::Relaxed);
-    if g == DONE.load(Ordering::Relaxed) || gp_try_complete() {
+    if g == DONE.load(Ordering::Relaxed) || try_complete(true) {
         return;
     }
-    let now = arch::counter();
+    if TICK_SEEN_GP.swap(g, Ordering::Relaxed) != g {
+        TICK_SEEN_AT.store(now, Ordering::Relaxed);
+    }
     let limit = arch::counter_freq() * STALL_TIMEOUT_MS.load(Ordering::Relaxed) / 1000;
     // Timestamps written by other cores after `now` was read make these differences negative:
     // saturate to 0 (not stalled) rather than wrap.
-    if now.saturating_sub(GP_START_TIME.load(Ordering::Relaxed)) < limit {
+    if now.saturating_sub(TICK_SEEN_AT.load(Ordering::Relaxed)) < limit {
         return;
     }
     let me = cpu_id();
@@ -538,7 +599,7 @@ fn tick() {
         if v == 0 || v == g || cpu == me {
             continue;
         }
-        let since = now.saturating_sub(c.last_qs.load(Ordering::Relaxed));
+        let since = now.saturating_sub(c.seen_at.load(Ordering::Relaxed));
         if since < limit {
             continue;
         }
