@@ -3,11 +3,13 @@
 //!
 //! kinds: `qs-in-reader`, `sync-in-reader`, `idle-in-reader` (a work item returns to the idle
 //! loop inside a read-side section, on core 1), `unbalanced-unlock`, `use-after-free` (a list
-//! node freed without a grace period while a reader stands before it).
+//! node freed without a grace period while a reader stands before it), and percpu-rwsem misuse:
+//! `percpu-up-read-unbalanced`, `percpu-up-write-not-held`, `percpu-down-write-in-reader`.
 #![no_std]
 #![no_main]
 
 use quiescent::rcu::{self, list::RcuList};
+use quiescent::sync::{percpu_rwsem::PercpuRwSem, RwSemaphore};
 use quiescent::{board, smp};
 
 fn misuse() {
@@ -41,6 +43,21 @@ fn misuse() {
             list.remove(|&v| v == 2).unwrap().free_now_unsafely();
             let v = it.next();
             panic!("reader walked onto a freed node unnoticed ({:?})", v);
+        }
+        "percpu-up-read-unbalanced" => {
+            let l = PercpuRwSem::new().unwrap();
+            l.down_read();
+            l.up_read();
+            l.up_read();
+        }
+        "percpu-up-write-not-held" => {
+            let l = PercpuRwSem::new().unwrap();
+            l.up_write();
+        }
+        "percpu-down-write-in-reader" => {
+            let l = PercpuRwSem::new().unwrap();
+            let _g = rcu::read();
+            l.down_write();
         }
         other => panic!("unknown misuse `{}`", other),
     }
