@@ -344,6 +344,30 @@ impl PerCpuBox<u32> {
         arch::this_cpu_add_u32(self.addr as *mut u32, delta);
     }
 
+    /// Linux's `this_cpu_inc`: `this_cpu_add(1)` with the 1 as an immediate.
+    #[inline(always)]
+    pub fn this_cpu_inc(&self) {
+        arch::this_cpu_add_imm_u32::<1>(self.addr as *mut u32);
+    }
+
+    /// Linux's `this_cpu_dec`.
+    #[inline(always)]
+    pub fn this_cpu_dec(&self) {
+        arch::this_cpu_add_imm_u32::<-1>(self.addr as *mut u32);
+    }
+
+    /// `this_cpu_inc` with TPIDR_EL1 already read into `base` ([`arch::percpu_base`]).
+    #[inline(always)]
+    pub fn this_cpu_inc_at(&self, base: usize) {
+        arch::this_cpu_add_imm_u32_at::<1>(self.addr as *mut u32, base);
+    }
+
+    /// `this_cpu_dec` with TPIDR_EL1 already read into `base` ([`arch::percpu_base`]).
+    #[inline(always)]
+    pub fn this_cpu_dec_at(&self, base: usize) {
+        arch::this_cpu_add_imm_u32_at::<-1>(self.addr as *mut u32, base);
+    }
+
     /// The wrapping sum over `cpus` (per-core counters may wrap; only the sum is meaningful).
     pub fn sum(&self, cpus: impl Iterator<Item = usize>) -> u32 {
         cpus.fold(0u32, |s, c| s.wrapping_add(self.remote_get(c)))

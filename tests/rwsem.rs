@@ -13,7 +13,7 @@ use quiescent::sync::rwsem::RwSem;
 use quiescent::sync::{rcu_sync, RwSemaphore};
 use quiescent::{arch, rcu, smp, test};
 
-fn percpu() -> PercpuRwSem {
+fn percpu() -> Arc<PercpuRwSem> {
     PercpuRwSem::new().expect("per-cpu read counts")
 }
 fn classic() -> RwSem {

@@ -190,6 +190,53 @@ pub fn this_cpu_add_u32(ptr: *mut u32, delta: u32) {
     }
 }
 
+/// [`this_cpu_add_u32`] by a constant: the constant is an immediate operand, saving the `mov`.
+#[inline(always)]
+pub fn this_cpu_add_imm_u32<const DELTA: i32>(ptr: *mut u32) {
+    this_cpu_add_imm_u32_at::<DELTA>(ptr, percpu_base())
+}
+
+/// [`this_cpu_add_imm_u32`] with this core's TPIDR_EL1 value already read (`base` must be
+/// [`percpu_base`]), so a caller can read it once, unconditionally, where the compiler can
+/// keep it in a register across a loop.
+#[inline(always)]
+pub fn this_cpu_add_imm_u32_at<const DELTA: i32>(ptr: *mut u32, base: usize) {
+    // SAFETY: as this_cpu_add_u32 (`base` is this core's TPIDR_EL1 by the caller's contract).
+    unsafe {
+        if DELTA >= 0 {
+            core::arch::asm!(
+                "2: ldr {v:w}, [{p}, {off}]",
+                "add {v:w}, {v:w}, #{d}",
+                "3: str {v:w}, [{p}, {off}]",
+                ".pushsection .ras_table, \"a\"",
+                ".balign 8",
+                ".quad 2b, 3b",
+                ".popsection",
+                p = in(reg) ptr,
+                off = in(reg) base,
+                d = const DELTA,
+                v = out(reg) _,
+                options(nostack, preserves_flags),
+            );
+        } else {
+            core::arch::asm!(
+                "2: ldr {v:w}, [{p}, {off}]",
+                "sub {v:w}, {v:w}, #{d}",
+                "3: str {v:w}, [{p}, {off}]",
+                ".pushsection .ras_table, \"a\"",
+                ".balign 8",
+                ".quad 2b, 3b",
+                ".popsection",
+                p = in(reg) ptr,
+                off = in(reg) base,
+                d = const -DELTA,
+                v = out(reg) _,
+                options(nostack, preserves_flags),
+            );
+        }
+    }
+}
+
 /// If `elr` (an interrupted PC) lies inside a restartable sequence, after its first instruction
 /// and at or before its store, returns the address to restart from (the first instruction).
 pub fn ras_restart_point(elr: u64) -> Option<u64> {

@@ -68,6 +68,39 @@ impl<L: RwSemaphore> Drop for ReadGuard<'_, L> {
 /// Holds the lock exclusive until dropped.
 pub struct WriteGuard<'a, L: RwSemaphore>(&'a L);
 
+impl<L: RwSemaphore + ?Sized> RwSemaphore for alloc::sync::Arc<L> {
+    fn down_read(&self) {
+        (**self).down_read()
+    }
+    fn down_read_trylock(&self) -> bool {
+        (**self).down_read_trylock()
+    }
+    fn up_read(&self) {
+        (**self).up_read()
+    }
+    fn down_write(&self) {
+        (**self).down_write()
+    }
+    fn down_write_trylock(&self) -> bool {
+        (**self).down_write_trylock()
+    }
+    fn up_write(&self) {
+        (**self).up_write()
+    }
+    fn is_read_locked(&self) -> bool {
+        (**self).is_read_locked()
+    }
+    fn is_write_locked(&self) -> bool {
+        (**self).is_write_locked()
+    }
+    fn assert_write_held(&self) {
+        (**self).assert_write_held()
+    }
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+}
+
 impl<L: RwSemaphore> Drop for WriteGuard<'_, L> {
     fn drop(&mut self) {
         self.0.up_write();

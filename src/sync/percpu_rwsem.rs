@@ -38,7 +38,7 @@ use crate::arch::{self, smp_mb};
 use crate::percpu::{cpu_id, PerCpuAllocError, PerCpuBox};
 use crate::{rcu, smp};
 use alloc::collections::VecDeque;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 /// A waiter in the FIFO queue.
@@ -48,8 +48,10 @@ struct Waiter {
     granted: AtomicBool,
 }
 
-/// Linux's `percpu_rw_semaphore`.
+/// Linux's `percpu_rw_semaphore`. Lives in an `Arc` (see [`PercpuRwSem::new`]) so that the
+/// `rcu_sync` exit callback can reach it after `up_write` returns.
 pub struct PercpuRwSem {
+    /// First field: the readers' one load is at offset 0.
     rss: RcuSync,
     /// One `u32` per core (4 bytes each, packed with other per-cpu data).
     read_count: PerCpuBox<u32>,
@@ -58,18 +60,28 @@ pub struct PercpuRwSem {
     waiters: spin::Mutex<VecDeque<Arc<Waiter>>>,
     /// Debug: core number + 1 of the writer, 0 if none.
     owner: AtomicUsize,
+    /// This semaphore's own `Arc`, for the `rcu_sync` exit callback.
+    me: Weak<PercpuRwSem>,
+}
+
+impl AsRef<RcuSync> for PercpuRwSem {
+    fn as_ref(&self) -> &RcuSync {
+        &self.rss
+    }
 }
 
 impl PercpuRwSem {
     /// A new semaphore; fails if the per-cpu read counts cannot be allocated.
-    pub fn new() -> Result<Self, PerCpuAllocError> {
-        Ok(PercpuRwSem {
+    pub fn new() -> Result<Arc<Self>, PerCpuAllocError> {
+        let read_count = PerCpuBox::new(0u32)?;
+        Ok(Arc::new_cyclic(|me| PercpuRwSem {
             rss: RcuSync::new(),
-            read_count: PerCpuBox::new(0u32)?,
+            read_count,
             block: AtomicU32::new(0),
             waiters: spin::Mutex::new(VecDeque::new()),
             owner: AtomicUsize::new(0),
-        })
+            me: me.clone(),
+        }))
     }
 
     /// Whether readers are on the fast path (no writer for at least a grace period).
@@ -186,8 +198,10 @@ impl RwSemaphore for PercpuRwSem {
     #[inline]
     fn down_read(&self) {
         // Fast path: an implicit RCU read-side section (QSBR) covers the test and the add.
+        // TPIDR_EL1 is read unconditionally so that, in a loop, the compiler reads it once.
+        let base = arch::percpu_base();
         if self.rss.is_idle() {
-            self.read_count.this_cpu_add(1);
+            self.read_count.this_cpu_inc_at(base);
         } else {
             self.slow_down_read(false);
         }
@@ -196,7 +210,7 @@ impl RwSemaphore for PercpuRwSem {
     #[inline]
     fn down_read_trylock(&self) -> bool {
         if self.rss.is_idle() {
-            self.read_count.this_cpu_add(1);
+            self.read_count.this_cpu_inc();
             true
         } else {
             self.slow_down_read(true)
@@ -205,8 +219,9 @@ impl RwSemaphore for PercpuRwSem {
 
     #[inline]
     fn up_read(&self) {
+        let base = arch::percpu_base();
         if self.rss.is_idle() {
-            self.read_count.this_cpu_add(u32::MAX); // -1
+            self.read_count.this_cpu_dec_at(base);
         } else {
             smp_mb(); // B: the critical section before the decrement; pairs with C in down_write
             self.read_count.this_cpu_add(u32::MAX);
@@ -256,7 +271,8 @@ impl RwSemaphore for PercpuRwSem {
         // the slow path acquire `block`; the fast path only reopens a grace period later).
         self.block.store(0, Ordering::Release);
         self.wake();
-        self.rss.exit();
+        let me = self.me.upgrade().expect("a PercpuRwSem is always in its Arc");
+        self.rss.exit(&me);
     }
 
     fn is_read_locked(&self) -> bool {

@@ -25,16 +25,13 @@ const PASSED: u32 = 2;
 const EXIT: u32 = 3;
 const REPLAY: u32 = 4;
 
-/// The part an RCU callback may still reach after the owner moved on.
-struct Inner {
-    state: AtomicU32,
-    /// Writers inside (between enter and exit); under `lock`.
-    count: spin::Mutex<u32>,
-}
-
-/// The reader-visible "a writer is (or was recently) present" state.
+/// The reader-visible "a writer is (or was recently) present" state. It lives inline in its
+/// owner (one load for readers); the owner is kept in an `Arc` so the exit callback can reach
+/// it (see [`RcuSync::exit`]).
 pub struct RcuSync {
-    inner: Arc<Inner>,
+    state: AtomicU32,
+    /// Writers inside (between enter and exit).
+    count: spin::Mutex<u32>,
 }
 
 /// Grace periods writers waited for in `enter` (observable: back-to-back writers pay once).
@@ -51,27 +48,33 @@ impl Default for RcuSync {
     }
 }
 
+impl AsRef<RcuSync> for RcuSync {
+    fn as_ref(&self) -> &RcuSync {
+        self
+    }
+}
+
 impl RcuSync {
     /// An idle `rcu_sync`.
-    pub fn new() -> Self {
-        RcuSync { inner: Arc::new(Inner { state: AtomicU32::new(IDLE), count: spin::Mutex::new(0) }) }
+    pub const fn new() -> Self {
+        RcuSync { state: AtomicU32::new(IDLE), count: spin::Mutex::new(0) }
     }
 
     /// The reader's test: one load, no barrier. Only meaningful inside an RCU read-side section
     /// (in QSBR: anywhere but at a quiescent point).
     #[inline(always)]
     pub fn is_idle(&self) -> bool {
-        self.inner.state.load(Ordering::Relaxed) == IDLE
+        self.state.load(Ordering::Relaxed) == IDLE
     }
 
     /// A writer arrives: readers are switched to their slow path. The first writer waits one
     /// grace period; later ones (or one arriving within the exit grace period) do not.
     pub fn enter(&self) {
         let prev = {
-            let mut n = self.inner.count.lock();
-            let prev = self.inner.state.load(Ordering::Relaxed);
+            let mut n = self.count.lock();
+            let prev = self.state.load(Ordering::Relaxed);
             if prev == IDLE {
-                self.inner.state.store(ENTER, Ordering::Relaxed);
+                self.state.store(ENTER, Ordering::Relaxed);
             }
             *n += 1;
             prev
@@ -80,14 +83,13 @@ impl RcuSync {
             GP_WAITS.fetch_add(1, Ordering::Relaxed);
             rcu::synchronize_rcu();
             // Every reader that could have seen IDLE has finished: ENTER -> PASSED.
-            Inner::gp_passed(&self.inner);
+            self.gp_passed(None::<&alloc::sync::Arc<RcuSync>>);
             return;
         }
         // Another writer is waiting for the grace period; PASSED, EXIT and REPLAY all mean it
         // has passed (readers are on the slow path).
-        let inner = &self.inner;
         rcu::wait_quiescent(|| {
-            let waiting = inner.state.load(Ordering::Acquire) < PASSED;
+            let waiting = self.state.load(Ordering::Acquire) < PASSED;
             if waiting {
                 arch::wfe();
             }
@@ -96,57 +98,56 @@ impl RcuSync {
     }
 
     /// A writer leaves. When the last one leaves, readers return to their fast path one grace
-    /// period later (via `call_rcu`).
-    pub fn exit(&self) {
-        let mut n = self.inner.count.lock();
+    /// period later, from an RCU callback that holds `owner` (the `Arc` this `RcuSync` lives in)
+    /// so the state it updates cannot go away or move under it.
+    pub fn exit<O: AsRef<RcuSync> + Send + Sync + 'static>(&self, owner: &Arc<O>) {
+        debug_assert!(core::ptr::eq((**owner).as_ref(), self), "rcu_sync exit with another owner");
+        let mut n = self.count.lock();
         assert!(*n > 0, "rcu_sync exit without enter");
         *n -= 1;
         if *n == 0 {
-            match self.inner.state.load(Ordering::Relaxed) {
+            match self.state.load(Ordering::Relaxed) {
                 PASSED => {
-                    self.inner.state.store(EXIT, Ordering::Relaxed);
-                    Inner::call(&self.inner);
+                    self.state.store(EXIT, Ordering::Relaxed);
+                    Self::call(owner);
                 }
-                EXIT => self.inner.state.store(REPLAY, Ordering::Relaxed),
+                EXIT => self.state.store(REPLAY, Ordering::Relaxed),
                 _ => {}
             }
         }
     }
-}
 
-impl Inner {
-    fn call(this: &Arc<Inner>) {
-        let me = this.clone();
-        rcu::call_rcu(move || Inner::gp_passed(&me));
+    fn call<O: AsRef<RcuSync> + Send + Sync + 'static>(owner: &Arc<O>) {
+        let me = owner.clone();
+        rcu::call_rcu(move || (*me).as_ref().gp_passed(Some(&me)));
     }
 
     /// A grace period has passed since the last transition (Linux's `rcu_sync_func`).
-    fn gp_passed(this: &Arc<Inner>) {
-        let n = this.count.lock();
-        let st = this.state.load(Ordering::Relaxed);
+    fn gp_passed<O: AsRef<RcuSync> + Send + Sync + 'static>(&self, owner: Option<&Arc<O>>) {
+        let n = self.count.lock();
+        let st = self.state.load(Ordering::Relaxed);
         if *n > 0 {
             // Release: whatever the writers did is visible to a waiter that sees PASSED.
-            this.state.store(PASSED, Ordering::Release);
+            self.state.store(PASSED, Ordering::Release);
             arch::dsb_ishst(); // the store completes before the wake-up; pairs with the wfe in enter
             arch::sev();
         } else if st == REPLAY {
             // Another exit happened during the exit grace period: wait one more.
-            this.state.store(EXIT, Ordering::Relaxed);
+            self.state.store(EXIT, Ordering::Relaxed);
             drop(n);
-            Inner::call(this);
+            Self::call(owner.expect("REPLAY only after exit, which passes the owner"));
         } else {
             // A grace period after the last exit: every reader has seen the writers' critical
-            // sections (they went through the slow path). Release: pairs with nothing the reader
-            // needs (its fast path relies on the grace period), but keeps the writers' stores
+            // sections (they went through the slow path). Release keeps the writers' stores
             // ordered before the fast path reopens.
-            this.state.store(IDLE, Ordering::Release);
+            self.state.store(IDLE, Ordering::Release);
         }
     }
 }
 
 impl Drop for RcuSync {
     fn drop(&mut self) {
-        // A pending exit callback holds its own reference to `inner`; nothing to wait for.
-        assert_eq!(*self.inner.count.lock(), 0, "rcu_sync dropped with a writer inside");
+        // A pending exit callback holds the owner's Arc, so a drop cannot race with it.
+        assert_eq!(*self.count.lock(), 0, "rcu_sync dropped with a writer inside");
     }
 }
