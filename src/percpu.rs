@@ -61,9 +61,9 @@ pub unsafe fn init_areas() {
     let len = template_len();
     assert!(len <= PERCPU_STATIC_MAX, "per-cpu template is {} bytes, more than {}", len, PERCPU_STATIC_MAX);
     for cpu in 0..MAX_CPUS {
-        // SAFETY: no other core runs yet, so nothing else touches AREAS; the template and the
-        // area do not overlap and `len` fits the area (checked above).
+        // SAFETY: no other core runs yet, so nothing else touches AREAS.
         let area = unsafe { core::ptr::addr_of_mut!(AREAS.0[cpu]) as *mut u8 };
+        // SAFETY: template and area do not overlap, and `len` fits the area (checked above).
         unsafe { core::ptr::copy_nonoverlapping(template_start() as *const u8, area, len) };
         OFFSETS[cpu].store(area as usize - template_start(), Ordering::Relaxed);
     }
@@ -148,9 +148,8 @@ impl<T> PerCpu<T> {
     /// observe or modify it half-way.
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let _irq = arch::IrqGuard::new();
-        // SAFETY: only this core reaches its copy mutably, and interrupts (the only other code
-        // that could run on this core) are masked. Nesting `with` on the same variable inside
-        // `f` would alias; no caller in the firmware does, and `f` gets no handle to do so.
+        // Nesting `with` on the same variable inside `f` would alias; no caller does.
+        // SAFETY: only this core reaches its copy mutably, and its interrupts are masked.
         f(unsafe { &mut *self.local_ptr() })
     }
 }

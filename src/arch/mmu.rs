@@ -114,9 +114,8 @@ pub unsafe fn init_and_enable() {
     // SAFETY: only addresses of linker symbols are taken.
     let (img_lo, img_hi) = unsafe { (sym(&__image_start), sym(&__stacks_end)) };
     let (mut n2, mut n3) = (0, 0);
-    // SAFETY: core 0 runs alone with the MMU off (caller's contract): nothing else reads or
-    // writes the tables, and the stores go straight to memory, where the secondaries' table
-    // walks will find them.
+    // The stores go straight to memory (MMU off), where the secondaries' table walks find them.
+    // SAFETY: core 0 runs alone with the MMU off (caller's contract): nothing else uses the tables.
     let (l1, l2, l3) = unsafe {
         (
             &mut *core::ptr::addr_of_mut!(QUIESCENT_L1_TABLE),

@@ -17,32 +17,40 @@ use tock_registers::interfaces::{Readable, Writeable};
 // ---------------------------------------------------------------------------------------------
 
 /// Full barrier between cores (`dmb ish`): orders all earlier loads and stores before all later.
+/// Every caller labels its use and names the barrier it pairs with.
 #[inline(always)]
 pub fn smp_mb() {
+    // The pairing is named at each call site.
     barrier::dmb(barrier::ISH);
 }
 
 /// Read barrier between cores (`dmb ishld`): orders earlier loads before later loads and stores.
+/// Every caller names the barrier it pairs with.
 #[inline(always)]
 pub fn smp_rmb() {
+    // The pairing is named at each call site.
     barrier::dmb(barrier::ISHLD);
 }
 
 /// Write barrier between cores (`dmb ishst`): orders earlier stores before later stores.
+/// Every caller names the barrier it pairs with.
 #[inline(always)]
 pub fn smp_wmb() {
+    // The pairing is named at each call site.
     barrier::dmb(barrier::ISHST);
 }
 
 /// `dsb ish`: waits until earlier memory accesses (and cache/TLB maintenance) complete.
 #[inline(always)]
 pub fn dsb_ish() {
+    // The pairing is named at each call site.
     barrier::dsb(barrier::ISH);
 }
 
 /// `dsb ishst`: waits until earlier stores complete (used before SEV so a woken core sees them).
 #[inline(always)]
 pub fn dsb_ishst() {
+    // The pairing is named at each call site.
     barrier::dsb(barrier::ISHST);
 }
 
@@ -169,9 +177,9 @@ pub fn percpu_base() -> usize {
 /// instructions. No DMB: callers that need ordering (the slow paths) add their own barrier.
 #[inline(always)]
 pub fn this_cpu_add_u32(ptr: *mut u32, delta: u32) {
-    // SAFETY: `ptr` is a per-cpu template address handed out by `percpu` (static or dynamic);
-    // adding TPIDR_EL1 yields this core's copy, which is valid and 4-byte aligned. Only this
-    // core writes it (here or in its own interrupt handlers, which the restart makes safe).
+    // Only this core writes its copy (here or in its own interrupt handlers: the restart).
+    // SAFETY: `ptr` is a per-cpu template address from `percpu`; + TPIDR_EL1 it is this core's
+    // copy, valid and 4-byte aligned.
     unsafe {
         core::arch::asm!(
             "2: ldr {v:w}, [{p}, {off}]",

@@ -283,7 +283,9 @@ pub fn wait_quiescent(mut cond: impl FnMut() -> bool) {
 
 /// The grace period a caller needs: the next one to start (Linux's `rcu_seq_snap`).
 fn snapshot() -> u64 {
-    smp_mb(); // D: the caller's updates (e.g. a list removal) are ordered before the snapshot
+    // D: the caller's updates (e.g. a list removal) are ordered before the snapshot; pairs with
+    // C in rcu_qs()/eqs_exit() through the grace period the snapshot selects.
+    smp_mb();
     STARTED.load(Ordering::Relaxed) + 1
 }
 
