@@ -356,8 +356,9 @@ fn stall_detector_names_a_core_that_holds_up_a_grace_period() {
 }
 
 quiescent::tests!(
-    grace_period_on_this_core_alone_completes,
+    // First, before any grace period has run: the very first one must wait too.
     grace_period_waits_for_a_preexisting_reader,
+    grace_period_on_this_core_alone_completes,
     grace_period_does_not_wait_for_later_readers,
     grace_period_completes_while_others_sleep_and_wakes_none,
     concurrent_callers_share_grace_periods,

@@ -60,9 +60,11 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
-static STARTED: AtomicU64 = AtomicU64::new(0);
-static DONE: AtomicU64 = AtomicU64::new(0);
-static REQUESTED: AtomicU64 = AtomicU64::new(0);
+// Grace-period numbers start at 1: a core's `ctr` of 0 means "idle", so no grace period may
+// ever be numbered 0 (a core that left idle before the first grace period would look idle).
+static STARTED: AtomicU64 = AtomicU64::new(1);
+static DONE: AtomicU64 = AtomicU64::new(1);
+static REQUESTED: AtomicU64 = AtomicU64::new(1);
 /// Serialises starting and completing grace periods. Taken without masking interrupts: the tick
 /// only ever try-locks it, so it cannot deadlock against the code it interrupted (and masking
 /// would cost more than the rest of the path under QEMU).

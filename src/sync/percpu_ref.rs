@@ -1,1 +1,895 @@
-//! (in progress)
+//! Linux's `percpu_ref` (`lib/percpu-refcount.c`): a reference count whose get and put touch
+//! only the running core's counter until the owner starts shutting the object down.
+//!
+//! # The idea
+//!
+//! While the ref is *live*, `get`/`put` add `+1`/`-1` to this core's `u32` counter (from the
+//! dynamic per-cpu allocator, 4 bytes per core) with [`arch::this_cpu_add_u32`]: no barrier, no
+//! shared cache line written. Nobody can tell when the count reaches zero in this mode, and
+//! nobody needs to: the owner holds the *initial* reference until it calls [`PercpuRef::kill`].
+//! `kill` switches the ref to *atomic* mode (one shared `AtomicI64`), waits for a grace period
+//! (asynchronously, with `call_rcu`), sums the per-core counters into the atomic count and drops
+//! the initial reference; from then on every put tests for zero and the last one runs `release`.
+//!
+//! # The word
+//!
+//! As in Linux, the mode and the counter address are one word (`percpu_count_ptr`), read once
+//! per operation with a Relaxed load:
+//!
+//! ```text
+//!   63                                                   2     1      0
+//!  [ template address of this ref's per-cpu u32 counter | DEAD | ATOMIC ]
+//!
+//!   ATOMIC=0 DEAD=0   percpu mode: get/put = this_cpu_add(word, +-n)
+//!   ATOMIC=1 DEAD=0   atomic mode (switch_to_atomic, INIT_ATOMIC): get/put on `count`
+//!   ATOMIC=1 DEAD=1   dying/dead (kill, INIT_DEAD): as atomic, and tryget_live fails
+//!   ATOMIC=0 DEAD=1   never stored (DEAD is set in the same store as ATOMIC, or later)
+//! ```
+//!
+//! The template address is 4-byte aligned (the allocator's granule), so the two low bits are free.
+//! The fast path therefore tests only ATOMIC and, when it is clear, passes the word unchanged as
+//! the counter address.
+//!
+//! # Why the fast path needs no barrier: an implicit RCU read-side section
+//!
+//! This firmware's RCU is quiescent-state based: a core is a reader at every instruction between
+//! two quiescent points (the idle loop between work items, a blocking wait). A get or put never
+//! contains a quiescent point, so the load of the word and the `this_cpu_add` that follows are
+//! always inside one read-side section. The mode switch sets ATOMIC and then waits for a grace
+//! period before summing the counters: when the grace period ends, every get/put that loaded
+//! the old (percpu) word has finished its add (RCU's barrier **A** in `rcu_qs`, paired with **B**
+//! in `gp_try_complete` and the Acquire load of `DONE` before callbacks run, orders those adds
+//! before the summing reads), and every later get/put sees ATOMIC. The killer pays a grace period
+//! so the fast path pays nothing. (Debug builds also wrap the fast path in
+//! `rcu_read_lock`/`rcu_read_unlock`, which makes a quiescent point inside it a reported error;
+//! both are free in release builds.)
+//!
+//! # The count and its bias
+//!
+//! `count` is an `AtomicI64`. In percpu mode (and while a switch to atomic mode is waiting for
+//! its grace period) it carries [`PERCPU_COUNT_BIAS`] = 2^62, so puts that reach the atomic
+//! count before the per-core counters are folded in can never take it to zero. The RCU callback
+//! then adds `sum - BIAS` in one atomic add: the per-core counters are `u32` and wrap
+//! individually, but only their wrapping sum matters, and it equals (mod 2^32) the gets minus the
+//! puts done in percpu mode since the counters were last zeroed. That contribution lies in
+//! `(-2^31, 2^31)` as long as fewer than 2^31 references are live, so the sum is read as an
+//! `i32` and sign-extended. Result: `count` = the true count.
+//!
+//! # Barriers and orderings (labels used in the code)
+//!
+//! * **G** (switch to atomic): the ATOMIC store is followed by `call_rcu`, whose snapshot has an
+//!   `smp_mb` (RCU's **D**); the summing callback runs after a full grace period (RCU's **A**/**B**).
+//!   This is the whole synchronisation between the fast path and the switch.
+//! * **R** (`switch_to_percpu`): the per-core counters are zeroed, then the word without ATOMIC is
+//!   stored with Release (Linux's `smp_store_release`). Pairs with the fast path's *address
+//!   dependency*: the counter address is the loaded word, so the counter access is ordered after
+//!   the word load and sees the zeroes (Linux's `READ_ONCE` in `__ref_is_percpu`).
+//! * **Z** (atomic-mode put): Release on the decrement orders the putter's accesses to the object
+//!   before it; Acquire on the decrement that reaches zero orders `release` after every other
+//!   holder's accesses (their decrements form a release sequence that this RMW reads).
+//! * **F** (fold): AcqRel on the `count += sum - BIAS` RMW carries the percpu-mode puts (ordered
+//!   before it by the grace period) into that release sequence.
+//! * **T** (tryget): Acquire on a successful increment-unless-zero, so the new holder sees what
+//!   a concurrent `reinit` (or the creator) wrote before making the count non-zero.
+//! * **S** (`switching` flag): cleared with Release after the fold and the confirmation; the
+//!   Acquire load in the waiters (`switch_to_atomic_sync` and the slow paths that must wait for a
+//!   switch) makes the folded count and everything `confirm` did visible to them.
+//!
+//! Mode changes are serialised by the ref's own lock (Linux uses one global
+//! `percpu_ref_switch_lock`); the lock is never held while `release` or `confirm` runs.
+//!
+//! # Misuse
+//!
+//! Misuse is reported by name with `defmt::warn!`/`defmt::error!`, counted per ref
+//! ([`PercpuRef::misuse_count`]) and globally ([`misuse_reports`]), and handled without a crash
+//! or corruption; see [`Misuse`].
+//!
+//! # Differences from Linux
+//!
+//! * `kill_and_confirm` on a ref that is already in atomic mode calls `confirm` after a grace
+//!   period (Linux calls it at once), so when `confirm` runs no `tryget_live` that loaded the
+//!   word before DEAD was set can still be in flight on any core.
+//! * `switch_to_percpu` works on any live ref that still has its per-cpu counters (Linux also
+//!   requires ALLOW_REINIT); on a dying or released ref it is ignored with a warning (Linux
+//!   defers it to the next `reinit`).
+//! * `resurrect` and `reinit` return named errors instead of WARNing and carrying on.
+
+use crate::arch;
+use crate::percpu::{PerCpuAllocError, PerCpuBox};
+use crate::rcu;
+use crate::MAX_CPUS;
+use alloc::boxed::Box;
+use alloc::sync::{Arc, Weak};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+/// Word bit 0: get/put use the atomic count.
+const ATOMIC: usize = 1 << 0;
+/// Word bit 1: the ref is dying or dead (killed); `tryget_live` fails.
+const DEAD: usize = 1 << 1;
+const FLAG_MASK: usize = ATOMIC | DEAD;
+
+/// Added to the atomic count while per-core counters may hold part of the count, so the atomic
+/// count cannot reach zero before they are folded in (Linux's `PERCPU_COUNT_BIAS`). 2^62 keeps
+/// `count` positive in an `i64` with room for any `u32`-sized percpu contribution either way.
+pub const PERCPU_COUNT_BIAS: i64 = 1 << 62;
+
+/// Bytes of per-cpu memory one [`PercpuRef`] uses on each core (one `u32` counter).
+pub const PERCPU_BYTES_PER_CPU: usize = core::mem::size_of::<u32>();
+
+/// Flags for [`PercpuRef::init`] (combine with `|`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Flags(u32);
+
+impl Flags {
+    /// Start live, in percpu mode, with one (the initial) reference.
+    pub const NONE: Flags = Flags(0);
+    /// Start in atomic mode with one reference; stays atomic until `switch_to_percpu`.
+    /// Implies [`Flags::ALLOW_REINIT`] (as in Linux).
+    pub const INIT_ATOMIC: Flags = Flags(1 << 0);
+    /// Start dead in atomic mode with a count of 0; `reinit` makes it live.
+    /// Implies [`Flags::ALLOW_REINIT`] (as in Linux).
+    pub const INIT_DEAD: Flags = Flags(1 << 1);
+    /// Keep the per-cpu counters after `kill`, so `resurrect`/`reinit`/`switch_to_percpu` can
+    /// bring the ref back to percpu mode. Without it the counters are freed once the kill's
+    /// grace period has passed.
+    pub const ALLOW_REINIT: Flags = Flags(1 << 2);
+
+    /// Whether every flag of `other` is set in `self`.
+    pub const fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl core::ops::BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, rhs: Flags) -> Flags {
+        Flags(self.0 | rhs.0)
+    }
+}
+
+/// Errors returned by [`PercpuRef`] operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
+pub enum PercpuRefError {
+    /// `init`: the per-cpu counter could not be allocated.
+    Alloc(PerCpuAllocError),
+    /// `reinit`/`resurrect` on a ref created without [`Flags::ALLOW_REINIT`].
+    ReinitNotAllowed,
+    /// `reinit` on a ref whose count is not zero.
+    ReinitNotZero,
+    /// `resurrect` on a ref that is not dead.
+    NotDead,
+    /// `resurrect`/`reinit` after `exit` freed the per-cpu counters.
+    Exited,
+}
+
+impl PercpuRefError {
+    /// The error's name, as reported.
+    pub const fn text(self) -> &'static str {
+        match self {
+            PercpuRefError::Alloc(_) => "percpu_ref_init: per-cpu counter allocation failed",
+            PercpuRefError::ReinitNotAllowed => "percpu_ref_reinit without ALLOW_REINIT",
+            PercpuRefError::ReinitNotZero => "percpu_ref_reinit while not zero",
+            PercpuRefError::NotDead => "percpu_ref_resurrect on a live ref",
+            PercpuRefError::Exited => "percpu_ref_reinit after percpu_ref_exit",
+        }
+    }
+}
+
+impl core::fmt::Display for PercpuRefError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
+/// The kinds of misuse that are reported (by name) and counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
+pub enum Misuse {
+    /// `kill` on a ref that is already dying or dead: warning, the call is ignored (its
+    /// `confirm`, if any, is dropped without being called).
+    KillTwice,
+    /// A put that would take the count below zero: error; an atomic-mode put is refused, and one
+    /// found when the per-core counters are folded leaves the ref dead at zero with `release`
+    /// run once.
+    PutBelowZero,
+    /// A `get` on a ref whose count is zero (released): error; refused, so a later put cannot
+    /// run `release` a second time.
+    GetAfterRelease,
+    /// `reinit`/`resurrect` without [`Flags::ALLOW_REINIT`]: warning, `Err` returned.
+    ReinitNotAllowed,
+    /// `reinit` while the count is not zero: warning, `Err` returned.
+    ReinitNotZero,
+    /// `resurrect` on a live ref: warning, `Err` returned.
+    ResurrectNotDead,
+    /// `switch_to_percpu` on a dying or released ref: warning, ignored.
+    SwitchToPercpuDead,
+    /// Percpu mode requested after `exit` freed the counters: warning; the ref stays atomic.
+    UsedAfterExit,
+    /// `exit` while a switch to atomic mode waits for its grace period: warning; the counters
+    /// are freed by that switch once it has folded them.
+    ExitWhileSwitching,
+}
+
+const MISUSE_KINDS: usize = 9;
+
+impl Misuse {
+    /// The misuse's name, as reported.
+    pub const fn text(self) -> &'static str {
+        match self {
+            Misuse::KillTwice => "percpu_ref_kill called more than once",
+            Misuse::PutBelowZero => "percpu_ref put below zero",
+            Misuse::GetAfterRelease => "percpu_ref_get on a released ref",
+            Misuse::ReinitNotAllowed => "percpu_ref_reinit without ALLOW_REINIT",
+            Misuse::ReinitNotZero => "percpu_ref_reinit while not zero",
+            Misuse::ResurrectNotDead => "percpu_ref_resurrect on a live ref",
+            Misuse::SwitchToPercpuDead => "percpu_ref_switch_to_percpu on a dying or released ref (ignored)",
+            Misuse::UsedAfterExit => "percpu_ref percpu mode requested after percpu_ref_exit",
+            Misuse::ExitWhileSwitching => "percpu_ref_exit while switching to atomic mode",
+        }
+    }
+}
+
+/// Misuse reports of every ref so far.
+static MISUSE_TOTAL: AtomicU64 = AtomicU64::new(0);
+
+/// Number of misuse reports (all refs, all kinds) since boot.
+pub fn misuse_reports() -> u64 {
+    MISUSE_TOTAL.load(Ordering::Relaxed)
+}
+
+type Confirm = Box<dyn FnOnce() + Send>;
+type Release = Box<dyn Fn(&PercpuRef) + Send + Sync>;
+
+/// State only the mode-changing paths touch, under the ref's lock.
+struct Slow {
+    /// The per-cpu counters (`None` after `exit`, or after the kill of a ref without
+    /// ALLOW_REINIT). The word holds their template address for the fast path.
+    pcpu: Option<PerCpuBox<u32>>,
+    /// The confirmation the pending switch calls after its grace period.
+    confirm: Option<Confirm>,
+    /// Stay in atomic mode across kill/resurrect (`switch_to_atomic`, INIT_ATOMIC).
+    force_atomic: bool,
+    /// `exit` was called during a switch: the switch frees the counters when done.
+    exit_pending: bool,
+}
+
+/// The lock guard; fields drop in order, so the lock is released before interrupts are
+/// unmasked again.
+struct Locked<'a> {
+    g: spin::MutexGuard<'a, Slow>,
+    _irq: arch::IrqGuard,
+}
+
+impl core::ops::Deref for Locked<'_> {
+    type Target = Slow;
+    fn deref(&self) -> &Slow {
+        &self.g
+    }
+}
+
+impl core::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Slow {
+        &mut self.g
+    }
+}
+
+/// A per-cpu reference count (Linux's `struct percpu_ref`). Created by [`PercpuRef::init`] in an
+/// `Arc` (its RCU callback keeps the ref alive while a mode switch is pending).
+pub struct PercpuRef {
+    /// Template address of the per-cpu counter | DEAD | ATOMIC (see the module docs).
+    word: AtomicUsize,
+    /// The atomic count (with [`PERCPU_COUNT_BIAS`] while per-core counters are in use).
+    count: AtomicI64,
+    /// A switch to atomic mode is waiting for its grace period (Linux: `confirm_switch != NULL`).
+    switching: AtomicBool,
+    allow_reinit: bool,
+    slow: spin::Mutex<Slow>,
+    release: Release,
+    /// This ref's own `Arc`, for the RCU callback.
+    me: Weak<PercpuRef>,
+    misuse: [AtomicU32; MISUSE_KINDS],
+}
+
+impl PercpuRef {
+    /// Creates a ref (Linux's `percpu_ref_init`): by default live, in percpu mode, holding the
+    /// initial reference, which [`kill`](Self::kill) drops. `release` runs once the count reaches
+    /// zero after `kill`: from the RCU callback that folds the counters or from the last put, on
+    /// whichever core that happens; it must not block. Fails (no panic) if the per-cpu counter
+    /// cannot be allocated.
+    pub fn init(release: impl Fn(&PercpuRef) + Send + Sync + 'static, flags: Flags) -> Result<Arc<PercpuRef>, PercpuRefError> {
+        let pcpu = PerCpuBox::new(0u32).map_err(PercpuRefError::Alloc)?;
+        let addr = pcpu.template_addr();
+        assert!(addr & FLAG_MASK == 0 && addr != 0, "percpu_ref: counter address {:#x} not 4-byte aligned", addr);
+        let dead = flags.contains(Flags::INIT_DEAD);
+        let atomic = dead || flags.contains(Flags::INIT_ATOMIC);
+        let (mut word, mut count) = (addr, 0i64);
+        if atomic {
+            word |= ATOMIC;
+        } else {
+            count += PERCPU_COUNT_BIAS;
+        }
+        if dead {
+            word |= DEAD;
+        } else {
+            count += 1; // the initial reference
+        }
+        Ok(Arc::new_cyclic(|me| PercpuRef {
+            word: AtomicUsize::new(word),
+            count: AtomicI64::new(count),
+            switching: AtomicBool::new(false),
+            allow_reinit: atomic || flags.contains(Flags::ALLOW_REINIT),
+            slow: spin::Mutex::new(Slow {
+                pcpu: Some(pcpu),
+                confirm: None,
+                force_atomic: flags.contains(Flags::INIT_ATOMIC),
+                exit_pending: false,
+            }),
+            release: Box::new(release),
+            me: me.clone(),
+            misuse: [const { AtomicU32::new(0) }; MISUSE_KINDS],
+        }))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Fast paths. Each loads the word once (Relaxed) and, in percpu mode, adds to this core's
+    // counter with the restartable ldr/add/str: no barrier, no shared write. Correct because
+    // the whole operation is one implicit RCU read-side section (QSBR: no quiescent point
+    // inside), which the mode switch waits out (G). The rcu_read_lock/unlock pair only counts
+    // nesting in debug builds and is free in release builds.
+    // -----------------------------------------------------------------------------------------
+
+    /// Takes a reference (Linux's `percpu_ref_get`). The caller must already hold one (or the
+    /// ref must be live with the initial reference not yet dropped).
+    #[inline(always)]
+    pub fn get(&self) {
+        self.get_many(1);
+    }
+
+    /// Takes `n` references (`n` < 2^31).
+    #[inline(always)]
+    pub fn get_many(&self, n: u32) {
+        rcu::rcu_read_lock();
+        // This core's per-cpu base (`mrs tpidr_el1`, pure), read before the mode test so the
+        // read dominates both paths: this_cpu_add_u32's own read folds into it, and consecutive
+        // operations (a get and a put in one loop body) share one `mrs`. The slow path takes it
+        // as an argument (checked in debug builds) so it is not dead code there.
+        let b = arch::percpu_base();
+        let w = self.word.load(Ordering::Relaxed);
+        if w & ATOMIC == 0 {
+            // Percpu mode: DEAD is never set without ATOMIC, so `w` is the counter's template
+            // address; the counter access depends on it (pairs with R).
+            arch::this_cpu_add_u32(w as *mut u32, n);
+        } else {
+            self.get_slow(n, b);
+        }
+        rcu::rcu_read_unlock();
+    }
+
+    /// Drops a reference (Linux's `percpu_ref_put`); in atomic mode the put that reaches zero
+    /// runs `release`.
+    #[inline(always)]
+    pub fn put(&self) {
+        self.put_many(1);
+    }
+
+    /// Drops `n` references (`n` < 2^31).
+    #[inline(always)]
+    pub fn put_many(&self, n: u32) {
+        rcu::rcu_read_lock();
+        let b = arch::percpu_base(); // as in get_many
+        let w = self.word.load(Ordering::Relaxed);
+        if w & ATOMIC == 0 {
+            // Percpu mode: as in get_many; the counter may go "negative" (wrap): only the sum
+            // over all cores is meaningful.
+            arch::this_cpu_add_u32(w as *mut u32, n.wrapping_neg());
+        } else {
+            self.put_slow(n, b);
+        }
+        rcu::rcu_read_unlock();
+    }
+
+    /// Takes a reference unless the count is zero (Linux's `percpu_ref_tryget`). Always succeeds
+    /// in percpu mode (the count cannot be zero there).
+    #[inline(always)]
+    pub fn tryget(&self) -> bool {
+        self.tryget_many(1)
+    }
+
+    /// Takes `n` references unless the count is zero.
+    #[inline(always)]
+    pub fn tryget_many(&self, n: u32) -> bool {
+        rcu::rcu_read_lock();
+        let w = self.word.load(Ordering::Relaxed);
+        let ok = if w & ATOMIC == 0 {
+            arch::this_cpu_add_u32(w as *mut u32, n);
+            true
+        } else {
+            self.tryget_slow(n)
+        };
+        rcu::rcu_read_unlock();
+        ok
+    }
+
+    /// Takes a reference unless the ref is dying or dead (Linux's `percpu_ref_tryget_live`).
+    /// After `kill` it may still succeed for a while; once the `confirm` of
+    /// [`kill_and_confirm`](Self::kill_and_confirm) has run it fails on every core.
+    #[inline(always)]
+    pub fn tryget_live(&self) -> bool {
+        rcu::rcu_read_lock();
+        let w = self.word.load(Ordering::Relaxed);
+        let ok = if w & ATOMIC == 0 {
+            arch::this_cpu_add_u32(w as *mut u32, 1);
+            true
+        } else if w & DEAD != 0 {
+            false
+        } else {
+            self.tryget_slow(1)
+        };
+        rcu::rcu_read_unlock();
+        ok
+    }
+
+    /// Whether the count is zero (false in percpu mode, where it cannot be).
+    pub fn is_zero(&self) -> bool {
+        let w = self.word.load(Ordering::Relaxed);
+        w & ATOMIC != 0 && self.count.load(Ordering::Acquire) == 0
+    }
+
+    /// Whether the ref is dying or dead (killed, or created with INIT_DEAD).
+    pub fn is_dying(&self) -> bool {
+        self.word.load(Ordering::Relaxed) & DEAD != 0
+    }
+
+    /// Whether get/put currently use the per-core counters.
+    pub fn is_percpu(&self) -> bool {
+        self.word.load(Ordering::Relaxed) & ATOMIC == 0
+    }
+
+    /// The count, if it is known: in atomic mode with no switch waiting for its grace period
+    /// (otherwise per-core counters hold part of it). For tests and diagnostics.
+    pub fn count(&self) -> Option<i64> {
+        // S: Acquire pairs with the Release clear after the fold.
+        if self.switching.load(Ordering::Acquire) || self.is_percpu() {
+            return None;
+        }
+        // A switch may have started since the checks above: a biased value is not the count.
+        let c = self.count.load(Ordering::Acquire);
+        (c < PERCPU_COUNT_BIAS / 2).then_some(c)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Atomic-mode slow paths.
+    // -----------------------------------------------------------------------------------------
+
+    #[cold]
+    #[inline(never)]
+    fn get_slow(&self, n: u32, base: usize) {
+        debug_assert_eq!(base, arch::tpidr(), "percpu_ref: per-cpu base changed within an operation");
+        let mut v = self.count.load(Ordering::Relaxed);
+        loop {
+            if v <= 0 {
+                self.report(Misuse::GetAfterRelease);
+                return;
+            }
+            // Relaxed: taking a reference while holding one needs no ordering (refcount_inc).
+            match self.count.compare_exchange_weak(v, v + n as i64, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(x) => v = x,
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn put_slow(&self, n: u32, base: usize) {
+        debug_assert_eq!(base, arch::tpidr(), "percpu_ref: per-cpu base changed within an operation");
+        let n = n as i64;
+        let mut v = self.count.load(Ordering::Relaxed);
+        loop {
+            if v < n {
+                // Refused rather than applied: the count never goes negative, so `release`
+                // (which ran when it reached zero, or will when the real holders put) runs once.
+                self.report(Misuse::PutBelowZero);
+                return;
+            }
+            // Z: Release orders this holder's accesses before the decrement; Acquire (used when
+            // it reaches zero) orders release() after every other holder's decrement.
+            match self.count.compare_exchange_weak(v, v - n, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => {
+                    if v == n {
+                        (self.release)(self);
+                    }
+                    return;
+                }
+                Err(x) => v = x,
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn tryget_slow(&self, n: u32) -> bool {
+        let mut v = self.count.load(Ordering::Relaxed);
+        loop {
+            if v <= 0 {
+                return false;
+            }
+            // T: Acquire on success: the new holder sees what was written before the count
+            // became non-zero (reinit, or the creator).
+            match self.count.compare_exchange_weak(v, v + n as i64, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(x) => v = x,
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Mode switches.
+    // -----------------------------------------------------------------------------------------
+
+    fn lock(&self) -> Locked<'_> {
+        let irq = arch::IrqGuard::new();
+        Locked { g: self.slow.lock(), _irq: irq }
+    }
+
+    /// Waits until no switch to atomic mode is pending. A blocking wait: it passes quiescent
+    /// points (so the grace period it waits for can end) and runs this core's ready RCU
+    /// callbacks (the switch's callback may be queued on this core). Must not be called inside
+    /// an RCU read-side section or from an RCU callback.
+    fn wait_switch(&self) {
+        rcu::assert_not_in_reader("percpu_ref: waiting for a switch to atomic mode");
+        // S: Acquire pairs with the Release clear in switch_rcu.
+        while self.switching.load(Ordering::Acquire) {
+            rcu::rcu_quiescent_state();
+            rcu::gp_try_complete();
+            arch::cpu_relax();
+        }
+    }
+
+    /// Starts the switch's grace period (lock held, the switch's reference already taken).
+    fn start_switch(&self, s: &mut Slow, confirm: Option<Confirm>, fold: bool) {
+        s.confirm = confirm;
+        self.switching.store(true, Ordering::Relaxed); // read under the lock, or with S
+        let me = self.me.upgrade().expect("percpu_ref: used outside its Arc");
+        // G: call_rcu's snapshot (RCU barrier D) orders the ATOMIC/DEAD store before the grace
+        // period it waits for.
+        rcu::call_rcu(move || me.switch_rcu(fold));
+    }
+
+    /// The RCU callback of a switch (Linux's `percpu_ref_switch_to_atomic_rcu` and
+    /// `percpu_ref_call_confirm_rcu`). A grace period has passed since ATOMIC (and DEAD) were
+    /// stored: every get/put that loaded the percpu word has completed its add, and no core
+    /// will start another (G). No barrier is needed here beyond the grace period's own.
+    fn switch_rcu(&self, fold: bool) {
+        let mut below_zero = false;
+        let (confirm, freed) = {
+            let mut s = self.lock();
+            if fold {
+                // Wrapping sum over every possible core (offline cores' counters are zero):
+                // = gets - puts done in percpu mode, mod 2^32; read as i32 (see the module docs).
+                let sum = s.pcpu.as_ref().map_or(0, |p| p.sum(0..MAX_CPUS));
+                // Add the percpu contribution and remove the bias in one RMW: the bias kept the
+                // count above zero until here. F: AcqRel (see the module docs).
+                let delta = sum as i32 as i64 - PERCPU_COUNT_BIAS;
+                let v = self.count.fetch_add(delta, Ordering::AcqRel).wrapping_add(delta);
+                if v <= 0 {
+                    // `v` includes this switch's own reference, so the holders put more than
+                    // they got. Leave only the switch's reference: its put below takes the ref
+                    // to zero, dead, and runs release once.
+                    below_zero = true;
+                    self.count.fetch_add(1 - v, Ordering::Relaxed);
+                }
+            }
+            let dead = self.word.load(Ordering::Relaxed) & DEAD != 0;
+            let freed = if s.exit_pending || (dead && !self.allow_reinit) {
+                // Linux's percpu_ref_exit in percpu_ref_call_confirm_rcu: nobody will read or
+                // write the counters again (every core sees ATOMIC, and nothing can switch the
+                // ref back to percpu mode).
+                s.exit_pending = false;
+                self.word.store(ATOMIC | DEAD, Ordering::Relaxed);
+                s.pcpu.take()
+            } else {
+                None
+            };
+            (s.confirm.take(), freed)
+        };
+        drop(freed);
+        if below_zero {
+            self.report(Misuse::PutBelowZero);
+        }
+        if let Some(c) = confirm {
+            c();
+        }
+        // S: the fold and the confirmation happen before a waiter sees the switch done.
+        self.switching.store(false, Ordering::Release);
+        // The switch's reference: taken when it started, so release cannot run before confirm.
+        self.put();
+    }
+
+    /// Drops the initial reference and switches the ref to atomic mode, dying (Linux's
+    /// `percpu_ref_kill`): `tryget_live` fails from the moment a core sees it, `release` runs
+    /// when the last reference is put. Killing twice is reported and the second call ignored.
+    pub fn kill(&self) {
+        self.kill_inner(None);
+    }
+
+    /// [`kill`](Self::kill), then `confirm` once every core is guaranteed to see the ref as
+    /// dying: after a grace period, so no `tryget_live` can succeed anywhere afterwards, and
+    /// before `release` can run. `confirm` runs in RCU callback context and must not block.
+    /// May block (as a quiescent waiter) if a switch to atomic mode is already pending, so then
+    /// it must not be called inside a read-side section or from an RCU callback.
+    pub fn kill_and_confirm(&self, confirm: impl FnOnce() + Send + 'static) {
+        self.kill_inner(Some(Box::new(confirm)));
+    }
+
+    fn kill_inner(&self, mut confirm: Option<Confirm>) {
+        let mut confirm_now = None;
+        loop {
+            let mut s = self.lock();
+            let w = self.word.load(Ordering::Relaxed);
+            if w & DEAD != 0 {
+                drop(s);
+                self.report(Misuse::KillTwice);
+                return;
+            }
+            if confirm.is_some() && self.switching.load(Ordering::Relaxed) {
+                // The pending switch's grace period began before DEAD: wait for it, then
+                // start one of our own (Linux waits in __percpu_ref_switch_mode too).
+                drop(s);
+                self.wait_switch();
+                continue;
+            }
+            if w & ATOMIC == 0 {
+                // Percpu -> atomic and dying in one store, so no core ever sees DEAD without
+                // ATOMIC. Relaxed: the grace period (G) orders it for every core that matters.
+                self.word.store(w | ATOMIC | DEAD, Ordering::Relaxed);
+                // The switch's reference (the count is biased, so this cannot revive a zero).
+                self.count.fetch_add(1, Ordering::Relaxed);
+                self.start_switch(&mut s, confirm.take(), true);
+            } else {
+                self.word.store(w | DEAD, Ordering::Relaxed);
+                if let Some(c) = confirm.take() {
+                    if self.tryget_slow(1) {
+                        // Confirm after a grace period, holding a reference until then.
+                        self.start_switch(&mut s, Some(c), false);
+                    } else {
+                        // Already zero: no reference can be taken anyway.
+                        confirm_now = Some(c);
+                    }
+                }
+            }
+            break;
+        }
+        if let Some(c) = confirm_now {
+            c();
+        }
+        // The initial reference. ATOMIC is set, so this goes to the atomic count (biased if a
+        // fold is pending); outside the lock, since it may run release.
+        self.put();
+    }
+
+    /// Switches to atomic mode and keeps the ref there (across kill/resurrect) until
+    /// [`switch_to_percpu`](Self::switch_to_percpu) (Linux's `percpu_ref_switch_to_atomic`).
+    /// `confirm` runs once every core uses the atomic count: after a grace period, or at once
+    /// if the ref is already atomic. May block if a switch is already pending.
+    pub fn switch_to_atomic(&self, confirm: impl FnOnce() + Send + 'static) {
+        self.switch_to_atomic_inner(Some(Box::new(confirm)));
+    }
+
+    /// Switches to atomic mode and waits until the switch is complete (the count is then exact:
+    /// see [`count`](Self::count)). A blocking wait: not inside a read-side section.
+    pub fn switch_to_atomic_sync(&self) {
+        self.switch_to_atomic_inner(None);
+        self.wait_switch();
+    }
+
+    fn switch_to_atomic_inner(&self, confirm: Option<Confirm>) {
+        loop {
+            let mut s = self.lock();
+            s.force_atomic = true;
+            if self.switching.load(Ordering::Relaxed) {
+                if confirm.is_none() {
+                    return; // the pending switch does the work
+                }
+                drop(s);
+                self.wait_switch();
+                continue;
+            }
+            let w = self.word.load(Ordering::Relaxed);
+            if w & ATOMIC != 0 {
+                drop(s);
+                if let Some(c) = confirm {
+                    c();
+                }
+                return;
+            }
+            self.word.store(w | ATOMIC, Ordering::Relaxed); // ordered by G
+            self.count.fetch_add(1, Ordering::Relaxed); // the switch's reference (count biased)
+            self.start_switch(&mut s, confirm, true);
+            return;
+        }
+    }
+
+    /// Switches back to percpu mode (Linux's `percpu_ref_switch_to_percpu`); waits for a pending
+    /// switch to atomic mode first. Ignored with a warning on a dying or released ref.
+    pub fn switch_to_percpu(&self) {
+        loop {
+            let mut s = self.lock();
+            if self.switching.load(Ordering::Relaxed) {
+                drop(s);
+                self.wait_switch();
+                continue;
+            }
+            let w = self.word.load(Ordering::Relaxed);
+            if w & DEAD != 0 || (w & ATOMIC != 0 && self.count.load(Ordering::Relaxed) <= 0) {
+                drop(s);
+                self.report(Misuse::SwitchToPercpuDead);
+                return;
+            }
+            s.force_atomic = false;
+            let ok = self.to_percpu_locked(&mut s);
+            drop(s);
+            if !ok {
+                self.report(Misuse::UsedAfterExit);
+            }
+            return;
+        }
+    }
+
+    /// Atomic -> percpu with the lock held and no switch pending. False if the counters are gone.
+    fn to_percpu_locked(&self, s: &mut Slow) -> bool {
+        let w = self.word.load(Ordering::Relaxed);
+        if w & ATOMIC == 0 {
+            return true;
+        }
+        let Some(p) = s.pcpu.as_ref() else { return false };
+        // Bias first: percpu-mode puts will not reach the atomic count, but the fold must be
+        // able to subtract the bias again.
+        self.count.fetch_add(PERCPU_COUNT_BIAS, Ordering::Relaxed);
+        for cpu in 0..MAX_CPUS {
+            // SAFETY: no core touches these counters now: the ref has been in atomic mode since
+            // a completed grace period (no switch is pending, checked under this lock, and
+            // INIT_ATOMIC refs were never percpu), so every get/put that loaded a percpu word
+            // has finished; every later one sees ATOMIC until the store below, and the word
+            // only changes under this lock.
+            unsafe { p.remote_set(cpu, 0) };
+        }
+        // R: the zeroed counters before the cleared ATOMIC bit; pairs with the address
+        // dependency from the word load to the counter access in the fast path.
+        self.word.store(w & !ATOMIC, Ordering::Release);
+        true
+    }
+
+    /// Makes a dying or dead ref live again with one new reference, in the mode it had before
+    /// the kill (Linux's `percpu_ref_resurrect`). Needs [`Flags::ALLOW_REINIT`]. If `release`
+    /// frees the object, the caller must make sure it cannot run during this call. Waits for a
+    /// pending switch first. `tryget`/`tryget_live` may run concurrently.
+    pub fn resurrect(&self) -> Result<(), PercpuRefError> {
+        self.revive(false)
+    }
+
+    /// Makes a ref whose count reached zero live again, as after `init` (Linux's
+    /// `percpu_ref_reinit`). Needs [`Flags::ALLOW_REINIT`] and a zero count; otherwise returns
+    /// a named error (also reported) and changes nothing.
+    pub fn reinit(&self) -> Result<(), PercpuRefError> {
+        self.revive(true)
+    }
+
+    fn revive(&self, need_zero: bool) -> Result<(), PercpuRefError> {
+        let r = loop {
+            let mut s = self.lock();
+            if self.switching.load(Ordering::Relaxed) {
+                drop(s);
+                self.wait_switch();
+                continue;
+            }
+            if !self.allow_reinit {
+                break Err(PercpuRefError::ReinitNotAllowed);
+            }
+            let w = self.word.load(Ordering::Relaxed);
+            if need_zero && !(w & ATOMIC != 0 && self.count.load(Ordering::Acquire) == 0) {
+                break Err(PercpuRefError::ReinitNotZero);
+            }
+            if w & DEAD == 0 {
+                break Err(PercpuRefError::NotDead);
+            }
+            if s.pcpu.is_none() {
+                break Err(PercpuRefError::Exited);
+            }
+            // DEAD implies ATOMIC: the ref stays atomic until to_percpu_locked.
+            self.word.store(w & !DEAD, Ordering::Relaxed);
+            // The new initial reference; Release so a tryget that sees it (T) sees what the
+            // caller wrote before reviving.
+            self.count.fetch_add(1, Ordering::Release);
+            if !s.force_atomic {
+                let ok = self.to_percpu_locked(&mut s);
+                debug_assert!(ok, "counters present (checked above)");
+            }
+            break Ok(());
+        };
+        if let Err(e) = r {
+            self.report(match e {
+                PercpuRefError::ReinitNotAllowed => Misuse::ReinitNotAllowed,
+                PercpuRefError::ReinitNotZero => Misuse::ReinitNotZero,
+                PercpuRefError::NotDead => Misuse::ResurrectNotDead,
+                _ => Misuse::UsedAfterExit,
+            });
+        }
+        r
+    }
+
+    /// Frees the per-cpu counters (Linux's `percpu_ref_exit`); the ref is left atomic and dead.
+    /// The caller guarantees the ref is no longer in use (typically from `release`, or after
+    /// `init` when the rest of an object's set-up failed). Never blocks: during a pending switch
+    /// it is reported and the switch frees the counters when it has folded them.
+    pub fn exit(&self) {
+        let (freed, deferred) = {
+            let mut s = self.lock();
+            if self.switching.load(Ordering::Relaxed) {
+                s.exit_pending = true;
+                (None, true)
+            } else if let Some(p) = s.pcpu.take() {
+                let w = self.word.load(Ordering::Relaxed);
+                if w & ATOMIC == 0 {
+                    // Still percpu (e.g. right after init): fold the counters so the count stays
+                    // meaningful. Nobody uses the ref (caller's contract), so none is in flight.
+                    let sum = p.sum(0..MAX_CPUS);
+                    self.count.fetch_add(sum as i32 as i64 - PERCPU_COUNT_BIAS, Ordering::AcqRel);
+                }
+                self.word.store(ATOMIC | DEAD, Ordering::Relaxed);
+                (Some(p), false)
+            } else {
+                (None, false)
+            }
+        };
+        if deferred {
+            self.report(Misuse::ExitWhileSwitching);
+        }
+        drop(freed);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Misuse reports and test hooks.
+    // -----------------------------------------------------------------------------------------
+
+    #[cold]
+    #[inline(never)]
+    fn report(&self, m: Misuse) {
+        self.misuse[m as usize].fetch_add(1, Ordering::Relaxed);
+        MISUSE_TOTAL.fetch_add(1, Ordering::Relaxed);
+        let at = self as *const PercpuRef as usize;
+        match m {
+            Misuse::PutBelowZero | Misuse::GetAfterRelease => {
+                defmt::error!("{=str} (percpu_ref {=usize:#x})", m.text(), at)
+            }
+            _ => defmt::warn!("{=str} (percpu_ref {=usize:#x})", m.text(), at),
+        }
+    }
+
+    /// How many times misuse `m` was reported on this ref.
+    pub fn misuse_count(&self, m: Misuse) -> u32 {
+        self.misuse[m as usize].load(Ordering::Relaxed)
+    }
+
+    /// How many misuses of any kind were reported on this ref.
+    pub fn misuses(&self) -> u32 {
+        self.misuse.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Core `cpu`'s raw per-cpu counter, if the counters exist (tests, diagnostics).
+    pub fn percpu_counter(&self, cpu: usize) -> Option<u32> {
+        self.lock().pcpu.as_ref().map(|p| p.remote_get(cpu))
+    }
+
+    /// Overwrites core `cpu`'s per-cpu counter (tests use it to make counters wrap). Changes the
+    /// count by the difference unless the caller compensates elsewhere.
+    ///
+    /// # Safety
+    /// Core `cpu` must not be using this ref (or be about to) during the call.
+    pub unsafe fn set_percpu_counter(&self, cpu: usize, v: u32) {
+        let s = self.lock();
+        if let Some(p) = s.pcpu.as_ref() {
+            // SAFETY: exclusivity for core `cpu` is the caller's contract.
+            unsafe { p.remote_set(cpu, v) };
+        }
+    }
+}
