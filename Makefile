@@ -1,31 +1,65 @@
 # quiescent: the two commands a new user needs, plus a few helpers.
 #
 #   make run    set up if needed, build the demo, boot it on QEMU (4 cores), exit 0
-#   make test   set up if needed, run every on-target test image and host test;
+#   make test   set up if needed, run every on-target test image (on both boards) and host test;
 #               the last line is "N passed, M failed"
+#   make image BOARD=rpi4   image/rpi4/ with kernel8.img and config.txt for the SD card
+#   make bench  the benchmark image on QEMU virt, in -icount and multi-threaded modes
 #
-# Variables: BOARD=virt (QEMU virt, default), SMP=4 (cores for `make run`), EL2=1 (enter at EL2).
+# Variables: BOARD=virt (QEMU virt, default) or rpi4 (QEMU raspi4b / a Raspberry Pi 4),
+# SMP=4 (cores for `make run` on virt), EL2=1 (enter at EL2 on virt; the Pi always does).
+# `make test` runs both boards unless BOARD is given (make test BOARD=rpi4).
 
 BOARD ?= virt
 SMP   ?= 4
 EL2   ?=
 
+# The board's cargo features. rpi4 builds into its own target directory, so switching boards
+# does not rebuild everything and plain `cargo run`/`cargo test` (virt) keep their artifacts.
+ifeq ($(BOARD),rpi4)
+CARGO_BOARD := --no-default-features --features board-rpi4
+CARGO_ENV   := CARGO_TARGET_DIR=target/rpi4
+TARGET_DIR  := target/rpi4
+# `make image`: for the board itself, without semihosting (a run ends by parking).
+IMAGE_ENV   := QUIESCENT_NO_SEMIHOSTING=1 CARGO_TARGET_DIR=target/rpi4-hw
+IMAGE_DIR   := target/rpi4-hw
+else ifeq ($(BOARD),virt)
+CARGO_BOARD :=
+CARGO_ENV   :=
+TARGET_DIR  := target
+IMAGE_ENV   :=
+IMAGE_DIR   := target
+else
+$(error BOARD must be virt or rpi4, not $(BOARD))
+endif
+
+SUITE_BOARD := $(if $(filter command line environment,$(origin BOARD)),$(BOARD),all)
+
 RUN_FLAGS := --board $(BOARD) --smp $(SMP) $(if $(EL2),--el2,)
 
-.PHONY: setup run test demo-debug gdb clean
+.PHONY: setup run test bench image gdb clean
 
 setup:
 	@bash scripts/setup.sh
 
 run: setup
-	QRUN_ARGS="$(RUN_FLAGS)" cargo run --release
+	QRUN_ARGS="$(RUN_FLAGS)" $(CARGO_ENV) cargo run --release $(CARGO_BOARD)
 
 test: setup
-	scripts/qrun suite --board $(BOARD)
+	scripts/qrun suite --board $(SUITE_BOARD)
+
+bench: setup
+	scripts/bench $(SMP)
+
+# image/$(BOARD)/: rpi4: kernel8.img + config.txt for the SD card (docs/rpi4.md); virt: Image.
+image: setup
+	$(IMAGE_ENV) cargo build --release $(CARGO_BOARD) --bin quiescent
+	scripts/mkimage $(BOARD) $(IMAGE_DIR)/aarch64-unknown-none/release/quiescent image/$(BOARD)
+	@echo "console decoding ELF: $(IMAGE_DIR)/aarch64-unknown-none/release/quiescent"
 
 # Boot the demo and wait for GDB on localhost:1234 (see README, "Debugging with GDB").
 gdb: setup
-	QRUN_ARGS="$(RUN_FLAGS) --gdb" cargo run
+	QRUN_ARGS="$(RUN_FLAGS) --gdb" $(CARGO_ENV) cargo run $(CARGO_BOARD)
 
 clean:
 	cargo clean

@@ -127,6 +127,15 @@ primary_entry:
 5:  wfe
     b       5b
 
+// Spin-table entry (Raspberry Pi 4 firmware stub, QEMU raspi4b's `write_smpboot64`): the stub
+// branches here with x0..x3 = 0, so the logical core comes from MPIDR_EL1.Aff0 (the BCM2711's
+// cores are Aff0 0..3 of one cluster; core 0 boots), then the common secondary path runs.
+.global spin_table_entry
+spin_table_entry:
+    mrs     x0, mpidr_el1
+    and     x0, x0, #0xff
+    b       secondary_entry
+
 .global secondary_entry
 secondary_entry:
     mov     x19, x0                 // logical core id (PSCI context_id / spin-table convention)

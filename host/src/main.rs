@@ -5,6 +5,7 @@
 //!   runs past its timeout (naming the test that was running and the cores that had not finished),
 //!   and exits with QEMU's exit code (or 124 on a timeout). Cargo's runner (`scripts/runner`)
 //!   calls this, so `cargo run` and `cargo test` boot on QEMU.
+//! * `qrun decode ELF` decodes a defmt stream from stdin (a real board's serial port).
 //! * `qrun suite` builds every on-target test image, runs each in every configuration listed in
 //!   `suite.rs` (core counts, EL2 entry, expected failures), runs the host's own unit tests, and
 //!   prints the closing `N passed, M failed` line.
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage:\n  qrun run [--board virt|rpi4] [--smp N] [--el2] [--timeout SECS] [--append ARGS]\n           [--icount] [--precise-irq] [--gdb] [--verbose] ELF\n  qrun suite [--board virt|rpi4|all] [--only NAME] [--verbose]"
+        "usage:\n  qrun run [--board virt|rpi4] [--smp N] [--el2] [--timeout SECS] [--append ARGS]\n           [--icount] [--precise-irq] [--gdb] [--verbose] ELF\n  qrun suite [--board virt|rpi4|all] [--only NAME] [--verbose]\n  qrun decode ELF < /dev/ttyUSB0   (decode a board's console)"
     );
     ExitCode::from(2)
 }
@@ -60,6 +61,17 @@ fn main() -> ExitCode {
                     }
                     ExitCode::from(r.exit_code.clamp(0, 255) as u8)
                 }
+                Err(e) => {
+                    eprintln!("qrun: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        "decode" => {
+            // Decodes a defmt stream (a serial port, a capture) from stdin with the ELF's table.
+            let Some(elf) = args.get(1) else { return usage() };
+            match qemu::decode_stdin(std::path::Path::new(elf), &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("qrun: {e}");
                     ExitCode::from(1)

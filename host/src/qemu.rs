@@ -111,7 +111,20 @@ pub fn qemu_command(cfg: &RunConfig, img: &Path) -> Result<Command, String> {
             }
         }
         "rpi4" => {
+            // The Pi 4 has 4 cores (QEMU refuses any other -smp) and enters at EL2 by itself
+            // (QEMU boots a raw arm64 Image on raspi4b at EL2, like the firmware), so --smp and
+            // --el2 change nothing here. The PL011 (UART0) is serial 0, so `-serial stdio` below
+            // is the console; the mini UART would be serial 1.
             c.args(["-machine", "raspi4b"]);
+            if !cfg.append.is_empty() {
+                // QEMU passes a DTB in x0 only with -dtb, and writes -append into its
+                // /chosen/bootargs: give it a minimal one (the board reads nothing else).
+                let dtb = img.with_extension("dtb");
+                std::fs::write(&dtb, minimal_dtb("raspberrypi,4-model-b\0brcm,bcm2711\0"))
+                    .map_err(|e| format!("cannot write {}: {e}", dtb.display()))?;
+                c.arg("-dtb").arg(&dtb);
+                c.args(["-append", &cfg.append]);
+            }
         }
         b => return Err(format!("unknown board `{b}` (expected virt or rpi4)")),
     }
@@ -127,6 +140,70 @@ pub fn qemu_command(cfg: &RunConfig, img: &Path) -> Result<Command, String> {
     }
     c.arg("-kernel").arg(img);
     Ok(c)
+}
+
+/// A flattened device tree with only what QEMU's loader needs to fill in (`#address-cells`,
+/// `#size-cells`, `/chosen`, `/memory`): the root's `compatible` (NUL-separated list), an empty
+/// `/chosen` for QEMU to put `-append` into, and a `/memory` node that QEMU replaces.
+/// Layout per the Devicetree Specification v0.4, chapter 5 (header, reservation map,
+/// structure block, strings block; big-endian).
+pub fn minimal_dtb(compatible: &str) -> Vec<u8> {
+    const BEGIN_NODE: u32 = 1;
+    const END_NODE: u32 = 2;
+    const PROP: u32 = 3;
+    const END: u32 = 9;
+    let mut st: Vec<u8> = Vec::new();
+    let mut strings: Vec<u8> = Vec::new();
+    let u32be = |v: &mut Vec<u8>, x: u32| v.extend_from_slice(&x.to_be_bytes());
+    let pad = |v: &mut Vec<u8>| {
+        while v.len() % 4 != 0 {
+            v.push(0);
+        }
+    };
+    let node = |st: &mut Vec<u8>, name: &str| {
+        u32be(st, BEGIN_NODE);
+        st.extend_from_slice(name.as_bytes());
+        st.push(0);
+        pad(st);
+    };
+    let prop = |st: &mut Vec<u8>, strings: &mut Vec<u8>, name: &str, val: &[u8]| {
+        let off = strings.len() as u32;
+        strings.extend_from_slice(name.as_bytes());
+        strings.push(0);
+        u32be(st, PROP);
+        u32be(st, val.len() as u32);
+        u32be(st, off);
+        st.extend_from_slice(val);
+        pad(st);
+    };
+    let cells = |xs: &[u32]| xs.iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<u8>>();
+    node(&mut st, "");
+    prop(&mut st, &mut strings, "#address-cells", &cells(&[2]));
+    prop(&mut st, &mut strings, "#size-cells", &cells(&[1]));
+    prop(&mut st, &mut strings, "compatible", compatible.as_bytes());
+    prop(&mut st, &mut strings, "model", b"quiescent minimal DT for QEMU\0");
+    node(&mut st, "chosen");
+    prop(&mut st, &mut strings, "bootargs", b"\0");
+    u32be(&mut st, END_NODE);
+    node(&mut st, "memory@0");
+    prop(&mut st, &mut strings, "device_type", b"memory\0");
+    prop(&mut st, &mut strings, "reg", &cells(&[0, 0, 0x3c00_0000]));
+    u32be(&mut st, END_NODE);
+    u32be(&mut st, END_NODE);
+    u32be(&mut st, END);
+    let hdr = 40usize;
+    let rsv = hdr; // 8-byte aligned: one empty (terminating) entry
+    let off_st = rsv + 16;
+    let off_str = off_st + st.len();
+    let total = off_str + strings.len();
+    let mut out = Vec::with_capacity(total);
+    for x in [0xd00d_feed, total as u32, off_st as u32, off_str as u32, rsv as u32, 17, 16, 0, strings.len() as u32, st.len() as u32] {
+        u32be(&mut out, x);
+    }
+    out.extend_from_slice(&[0; 16]);
+    out.extend_from_slice(&st);
+    out.extend_from_slice(&strings);
+    out
 }
 
 /// Boots `elf` on QEMU and reports what happened; decoded lines go to `out`.
@@ -289,6 +366,40 @@ impl Tracker {
             let _ = writeln!(out, "{line}");
             res.text.push_str(line);
             res.text.push('\n');
+        }
+    }
+}
+
+/// Decodes the defmt stream on stdin with `elf`'s table and prints one line per frame until EOF.
+pub fn decode_stdin(elf: &Path, out: &mut dyn Write) -> Result<(), String> {
+    let bytes = std::fs::read(elf).map_err(|e| format!("cannot read {}: {e}", elf.display()))?;
+    let table = defmt_decoder::Table::parse(&bytes)
+        .map_err(|e| format!("bad defmt data in {}: {e}", elf.display()))?
+        .ok_or_else(|| format!("{} has no defmt table", elf.display()))?;
+    let mut decoder = table.new_stream_decoder();
+    let mut stdin = std::io::stdin().lock();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stdin.read(&mut buf).map_err(|e| format!("reading stdin: {e}"))?;
+        if n == 0 {
+            return Ok(());
+        }
+        decoder.received(&buf[..n]);
+        loop {
+            match decoder.decode() {
+                Ok(frame) => {
+                    let msg = frame.display_message().to_string();
+                    let line = match (frame.level(), frame.display_timestamp()) {
+                        (Some(level), Some(ts)) => format!("[{ts} {}] {msg}", format!("{level:?}").to_uppercase()),
+                        _ => msg,
+                    };
+                    let _ = writeln!(out, "{line}");
+                }
+                Err(defmt_decoder::DecodeError::UnexpectedEof) => break,
+                Err(defmt_decoder::DecodeError::Malformed) => {
+                    let _ = writeln!(out, "qrun: (malformed defmt frame skipped)");
+                }
+            }
         }
     }
 }

@@ -82,6 +82,15 @@ pub fn wfi() {
     aarch64_cpu::asm::wfi();
 }
 
+/// Cleans and invalidates the data-cache line holding `addr` to the point of coherency
+/// (`dc civac`), then waits for it with `dsb sy`: a write becomes visible to an observer that
+/// reads memory with its caches off (a core parked in a spin table). Pairs with that observer's
+/// non-cacheable load.
+pub fn clean_dcache_line_poc(addr: usize) {
+    // SAFETY: cache maintenance by address on a mapped line; it changes no memory contents.
+    unsafe { core::arch::asm!("dc civac, {0}", "dsb sy", in(reg) addr, options(nostack, preserves_flags)) };
+}
+
 /// A hint for spin-wait loops.
 #[inline(always)]
 pub fn cpu_relax() {

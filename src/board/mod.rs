@@ -9,6 +9,11 @@ mod qemu_virt;
 #[cfg(not(feature = "board-rpi4"))]
 pub use qemu_virt::*;
 
+#[cfg(feature = "board-rpi4")]
+mod rpi4;
+#[cfg(feature = "board-rpi4")]
+pub use rpi4::*;
+
 use crate::MAX_CPUS;
 
 /// What a range of physical memory is, for the page tables.

@@ -20,7 +20,7 @@ pub fn run() {
     let secs = arch::ticks_to_ns(arch::counter() - t0) as f64 / 1e9;
     let rates: Vec<f64> = smp::online_cpus().zip(before).map(|(c, b)| (timer::ticks(c) - b) as f64 / secs).collect();
     defmt::println!("platform: counter {} Hz, tick configured at {} Hz, MAX_CPUS {}", arch::counter_freq(), timer::hz(), MAX_CPUS);
-    for (cpu, mpidr, entry_el, el, tpidr, sctlr, id) in reports {
+    for (i, (cpu, mpidr, entry_el, el, tpidr, sctlr, id)) in reports.into_iter().enumerate() {
         let on = |b: u64| if sctlr & (1 << b) != 0 { "on" } else { "off" };
         // IPI ping: the best of 20 cross-core calls (send SGI, run in the target's IRQ handler,
         // wake the caller), in counter time.
@@ -34,7 +34,7 @@ pub fn run() {
         }
         defmt::println!(
             "  core {}: MPIDR {=u64:#x}, entered at EL{}, runs at EL{}, MMU {=str}, D-cache {=str}, I-cache {=str}, TPIDR_EL1 {=usize:#x} (per-cpu id {}), tick {=u64} Hz, IPI ping from core 0: {=u64} ns",
-            cpu, mpidr, entry_el, el, on(0), on(2), on(12), tpidr, id, rates[cpu] as u64,
+            cpu, mpidr, entry_el, el, on(0), on(2), on(12), tpidr, id, rates[i] as u64,
             if best == u64::MAX { 0 } else { best }
         );
     }

@@ -93,7 +93,7 @@ pub fn boot_secondaries(info: &BootInfo) {
         // point; this dsb pairs with the secondary's first loads after it enters.
         arch::dsb_ish();
         if let Err(e) = board::start_cpu(cpu, mpidr, entry) {
-            defmt::error!("core {} (MPIDR {=u64:#x}) not started: PSCI error {}", cpu, mpidr, defmt::Debug2Format(&e));
+            defmt::error!("core {} (MPIDR {=u64:#x}) not started: start error {}", cpu, mpidr, defmt::Debug2Format(&e));
             continue;
         }
         if !wait_until(ONLINE_TIMEOUT_MS, || online_mask() & (1 << cpu) != 0) {
@@ -347,9 +347,9 @@ pub fn set_default_tick_hz(hz: u32) {
 /// Exit code when the image passed but a core would not park at shutdown.
 pub const EXIT_NOT_PARKED: i32 = 103;
 
-/// Exits QEMU with `code` through semihosting (the host sees it as QEMU's exit status).
+/// Ends the run with `code`: on QEMU through semihosting (the host sees it as QEMU's exit
+/// status); on a board without a debugger, the board prints it and parks.
 pub fn exit(code: i32) -> ! {
-    use qemu_exit::QEMUExit;
     crate::console::flush();
-    qemu_exit::AArch64::new().exit(code as u32)
+    board::exit(code)
 }

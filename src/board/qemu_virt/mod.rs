@@ -114,3 +114,9 @@ pub fn start_cpu(cpu: usize, mpidr: u64, entry: usize) -> Result<(), StartError>
 pub fn conduit() -> Option<Conduit> {
     CONDUIT.get().copied()
 }
+
+/// Ends the run: QEMU exits with `code` through semihosting.
+pub fn exit(code: i32) -> ! {
+    use qemu_exit::QEMUExit;
+    qemu_exit::AArch64::new().exit(code as u32)
+}

@@ -1,0 +1,243 @@
+//! Raspberry Pi 4 Model B (BCM2711, 4 × Cortex-A72) and QEMU's `raspi4b` model of it.
+//!
+//! The GPU firmware (or QEMU's loader) puts `kernel8.img` at 0x80000 and starts core 0 there at
+//! EL2, with the DTB address in x0 when there is one (the firmware always passes one; QEMU only
+//! with `-dtb`). Cores 1..3 wait in the firmware's stub, each reading its release address from
+//! the spin table at 0xd8 + 8 × core; nothing here needs the DTB except the kernel command line.
+//!
+//! ```text
+//!  0x0000_0000 +------------------------+ Normal (RAM)
+//!              | firmware stub, spin    |  0xd8/0xe0/0xe8/0xf0: release addresses
+//!              | table (page 0)         |
+//!  0x0008_0000 | kernel8.img            |  __kernel_base (board.ld)
+//!              | ... image, BSS, stacks |
+//!  0x0800_0000 | (QEMU's DTB with -dtb) |  __board_image_limit
+//!              | ...                    |
+//!  0x3C00_0000 +------------------------+ VideoCore memory (gpu_mem) and above: not mapped
+//!              :                        :  (RAM above 1 GiB is not used)
+//!  0xFC00_0000 +------------------------+ Device: low-peripheral mode
+//!              | 0xFE20_0000 GPIO       |
+//!              | 0xFE20_1000 PL011 UART0|
+//!              | 0xFF80_0000 ARM local  |
+//!              | 0xFF84_1000 GICD       |
+//!              | 0xFF84_2000 GICC       |
+//!  0x1_0000_0000 +----------------------+
+//! ```
+//!
+//! Sources: BCM2711 ARM Peripherals (Raspberry Pi Ltd, `bcm2711-peripherals.pdf`) 1.2 (address
+//! map, low-peripheral mode), 5.2/5.3 (GPIO registers, alternate functions: GPIO14/15 ALT0 =
+//! TXD0/RXD0), 6.3 (GIC-400), 11 (PL011 UARTs); QEMU `hw/arm/bcm2838.c` (GIC at ctrl_base
+//! 0xff800000 + 0x40000 + 0x1000/0x2000, virtual timer on PPI 11 = ID 27, MPIDR Aff0 = core),
+//! `hw/arm/raspi.c` / `raspi4b.c` (`write_smpboot64`: the spin table, kernel at 0x80000);
+//! the firmware's `armstub8.S` (raspberrypi/tools: spin table, CNTFRQ 54 MHz, GIC groups).
+
+use super::{BootInfo, MemKind, Region};
+use crate::drivers::pl011::Pl011;
+use crate::MAX_CPUS;
+use core::ptr::{read_volatile, write_volatile};
+
+/// The memory map: the first GiB of RAM below the VideoCore's share as Normal memory, and the
+/// low-peripheral window (main peripherals, ARM local peripherals, GIC-400) as Device.
+pub const MEMORY_MAP: &[Region] = &[
+    Region { start: 0, size: 0x3C00_0000, kind: MemKind::Normal },
+    Region { start: 0xFC00_0000, size: 0x0400_0000, kind: MemKind::Device },
+];
+
+/// Main peripherals (low-peripheral mode; legacy bus address 0x7E00_0000).
+pub const PERIPHERAL_BASE: usize = 0xFE00_0000;
+/// GPIO controller.
+pub const GPIO_BASE: usize = PERIPHERAL_BASE + 0x20_0000;
+/// PL011 UART0 (GPIO14 TXD0 / GPIO15 RXD0 in ALT0).
+pub const UART_BASE: usize = PERIPHERAL_BASE + 0x20_1000;
+/// ARM local peripherals (local timer prescaler, mailboxes; the firmware sets them up).
+pub const LOCAL_PERIPHERALS_BASE: usize = 0xFF80_0000;
+/// GIC-400 distributor.
+pub const GICD_BASE: usize = 0xFF84_1000;
+/// GIC-400 CPU interface.
+pub const GICC_BASE: usize = 0xFF84_2000;
+
+/// The PL011's reference clock: 48 MHz, the firmware's default `init_uart_clock` on the Pi 4.
+/// Build with `QUIESCENT_UART_CLOCK_HZ=<hz>` if config.txt sets another `init_uart_clock`.
+pub const UART_CLOCK_HZ: u32 = match option_env!("QUIESCENT_UART_CLOCK_HZ") {
+    Some(s) => parse_u32(s),
+    None => 48_000_000,
+};
+/// Console speed (8N1).
+pub const UART_BAUD: u32 = 115_200;
+/// The board's name in reports.
+pub const NAME: &str = "rpi4";
+
+/// Cores of the BCM2711: one cluster, MPIDR Aff0 = 0..3, core 0 boots.
+pub const NCPUS: usize = 4;
+/// Release address of core `n` in the firmware's spin table: `SPIN_TABLE + 8 * n`.
+pub const SPIN_TABLE: usize = 0xd8;
+
+const fn parse_u32(s: &str) -> u32 {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut v: u32 = 0;
+    assert!(!b.is_empty(), "QUIESCENT_UART_CLOCK_HZ is empty");
+    while i < b.len() {
+        assert!(b[i].is_ascii_digit(), "QUIESCENT_UART_CLOCK_HZ must be a decimal number of Hz");
+        v = v * 10 + (b[i] - b'0') as u32;
+        i += 1;
+    }
+    v
+}
+
+// SAFETY: UART0 of the BCM2711 lives at this address; the console is its only user.
+static UART: Pl011 = unsafe { Pl011::new(UART_BASE) };
+
+// GPIO registers (BCM2711 ARM Peripherals 5.2).
+const GPFSEL1: usize = 0x04;
+const GPIO_PUP_PDN_CNTRL_REG0: usize = 0xe4;
+const FSEL_ALT0: u32 = 0b100;
+const PULL_NONE: u32 = 0b00;
+const PULL_UP: u32 = 0b01;
+
+fn gpio_rmw(off: usize, mask: u32, val: u32) {
+    let p = (GPIO_BASE + off) as *mut u32;
+    // SAFETY: a GPIO register of the BCM2711, mapped as Device memory; only core 0 touches the
+    // GPIO block, once, before the console is used.
+    unsafe { write_volatile(p, (read_volatile(p) & !mask) | val) };
+}
+
+/// GPIO14 = TXD0 and GPIO15 = RXD0 (ALT0); TX without pull, RX pulled up (the line idles
+/// high, so a disconnected adapter reads as idle rather than noise).
+fn uart_pins() {
+    // GPFSEL1: three bits per pin, GPIO10 at bit 0: GPIO14 at 12, GPIO15 at 15.
+    gpio_rmw(GPFSEL1, (0b111 << 12) | (0b111 << 15), (FSEL_ALT0 << 12) | (FSEL_ALT0 << 15));
+    // GPIO_PUP_PDN_CNTRL_REG0 (BCM2711 only; replaces GPPUD/GPPUDCLK): two bits per pin.
+    gpio_rmw(GPIO_PUP_PDN_CNTRL_REG0, (0b11 << 28) | (0b11 << 30), (PULL_NONE << 28) | (PULL_UP << 30));
+}
+
+/// Brings up the console: pins, then 8N1 at 115200 from the 48 MHz UART clock.
+pub fn init_console() {
+    // The firmware (enable_uart=1) may still be sending its last bytes: let them out before the
+    // UART is disabled for reprogramming.
+    UART.flush();
+    uart_pins();
+    UART.init(UART_CLOCK_HZ, UART_BAUD);
+    crate::console::set_uart(&UART);
+}
+
+/// Why a core could not be started. The spin table has no error reporting of its own; the
+/// board reports the conditions PSCI names, with PSCI's names, so callers have one vocabulary:
+/// `AlreadyOn` (the core is the caller or was already released) and `InvalidParameters` (no
+/// such core on this board).
+pub type StartError = smccc::psci::Error;
+
+/// Cores (by logical number) that [`start_cpu`] leaves in the spin table: the `hold-core=N[,M]`
+/// kernel command-line option, for testing the report of a core that never comes up.
+fn held(cpu: usize) -> bool {
+    super::bootarg("hold-core")
+        .is_some_and(|v| v.split(',').any(|c| c.trim().parse::<usize>().ok() == Some(cpu)))
+}
+
+/// The four cores (fixed: the BCM2711 has no others), and the command line from the DTB in x0
+/// if the firmware passed one (`cmdline.txt` on the Pi, `-append` with `-dtb` on QEMU).
+pub fn discover(dtb: usize) -> BootInfo {
+    let mut info = BootInfo { mpidr: [0; MAX_CPUS], ncpus: NCPUS.min(MAX_CPUS), listed: NCPUS, bootargs: "" };
+    let me = crate::arch::mpidr();
+    if me & 0xff != 0 {
+        defmt::warn!("booted on MPIDR {=u64:#x}, not core 0", me);
+    }
+    for (n, m) in info.mpidr.iter_mut().enumerate().take(info.ncpus) {
+        // Logical core n is Aff0 = n: boot/entry.S's spin_table_entry derives x0 the same way.
+        *m = (me & !0xff) | n as u64;
+    }
+    // QEMU's loader leaves x0 = 0x100 (its old ATAGS address) when it has no DTB to pass: only
+    // a blob with the FDT magic is a device tree. Without one there is no command line, which is
+    // fine: nothing else comes from it.
+    // SAFETY: any address below the end of the first RAM region is mapped Normal; 4-byte read.
+    let magic = if dtb != 0 && dtb % 4 == 0 && dtb + 4 <= MEMORY_MAP[0].size {
+        u32::from_be(unsafe { read_volatile(dtb as *const u32) })
+    } else {
+        0
+    };
+    if magic != 0xd00d_feed {
+        defmt::debug!("x0 = {=usize:#x}: no device tree, no command line", dtb);
+    } else {
+        // SAFETY: the firmware (or QEMU's loader) placed a DTB at this address and nothing
+        // overwrites it: it lies above the image's end (QEMU) or near the top of RAM (firmware).
+        match unsafe { fdt::Fdt::from_ptr(dtb as *const u8) } {
+            Ok(fdt) => {
+                if let Some(args) = fdt.chosen().bootargs() {
+                    // SAFETY of 'static: the DTB stays in place for the whole run (see above).
+                    let args: &'static str = unsafe { core::mem::transmute::<&str, &'static str>(args) };
+                    info.bootargs = args;
+                    super::set_bootargs(args);
+                }
+            }
+            Err(e) => defmt::warn!("x0 = {=usize:#x} is not a device tree ({}); no command line", dtb, defmt::Debug2Format(&e)),
+        }
+    }
+    info
+}
+
+/// Address of spin-table slot `cpu`.
+fn slot(cpu: usize) -> *mut u64 {
+    (SPIN_TABLE + 8 * cpu) as *mut u64
+}
+
+/// Releases core `cpu` (MPIDR `mpidr`) from the firmware's spin table.
+///
+/// The parked core polls its slot with its MMU and caches off, so the entry address is written,
+/// then cleaned and invalidated to the point of coherency (`dc civac`: `dc ivac` would discard
+/// the write), a `dsb sy` completes that before the `sev` wakes the core from its `wfe`.
+///
+/// The stub enters with x0 = 0, not the core number, so the core is sent to
+/// `spin_table_entry` (boot/entry.S), which takes x0 from MPIDR_EL1.Aff0 and continues at
+/// `entry` (`secondary_entry`, the only entry point the generic code uses).
+pub fn start_cpu(cpu: usize, mpidr: u64, entry: usize) -> Result<(), StartError> {
+    let me = crate::arch::mpidr();
+    if cpu >= NCPUS || mpidr != (me & !0xff) | cpu as u64 {
+        return Err(StartError::InvalidParameters);
+    }
+    if mpidr == me {
+        return Err(StartError::AlreadyOn);
+    }
+    debug_assert_eq!(entry, crate::arch::secondary_entry_addr(), "spin-table cores continue at secondary_entry");
+    // SAFETY: page 0 is mapped Normal RW (MEMORY_MAP); the slot is the firmware's, read only by
+    // the parked core.
+    if unsafe { read_volatile(slot(cpu)) } != 0 {
+        return Err(StartError::AlreadyOn);
+    }
+    if held(cpu) {
+        defmt::warn!("core {} left in the spin table (hold-core={})", cpu, cpu);
+        return Ok(());
+    }
+    unsafe extern "C" {
+        fn spin_table_entry();
+    }
+    let target = spin_table_entry as *const () as usize;
+    let p = slot(cpu);
+    // SAFETY: as above.
+    unsafe { write_volatile(p, target as u64) };
+    // The parked core reads the slot with its MMU and caches off: clean the line to the point
+    // of coherency (not just invalidate, which would drop the write), complete it with a DSB,
+    // then wake the core. Pairs with the firmware stub's `wfe` + load of its slot.
+    crate::arch::clean_dcache_line_poc(p as usize);
+    crate::arch::sev();
+    Ok(())
+}
+
+/// Whether this build ends a run through semihosting (QEMU) or parks (a real Pi, where `hlt`
+/// without a debugger is an undefined instruction). `make image` builds with
+/// `QUIESCENT_NO_SEMIHOSTING=1`.
+pub const SEMIHOSTING: bool = option_env!("QUIESCENT_NO_SEMIHOSTING").is_none();
+
+/// Ends the run with `code` (the console is flushed by the caller): QEMU exits with it through
+/// semihosting; on the board, where nobody can take the code, it is printed and the core parks
+/// (power-cycle to run again). Meant to be called by `smp::exit` once the other cores parked.
+pub fn exit(code: i32) -> ! {
+    if SEMIHOSTING {
+        use qemu_exit::QEMUExit;
+        qemu_exit::AArch64::new().exit(code as u32)
+    }
+    defmt::println!("quiescent: finished with exit code {}; parking (power-cycle to run again)", code);
+    crate::console::flush();
+    loop {
+        crate::arch::wfe();
+    }
+}
