@@ -188,9 +188,42 @@ fn concurrent_callers_share_grace_periods() {
     defmt::info!("{} concurrent synchronize_rcu calls took {} grace periods", calls, gps);
     assert!(gps >= CALLS, "fewer grace periods than one caller's sequential calls");
     assert!(gps <= calls, "more grace periods than calls");
-    if smp::num_online() > 1 {
-        assert!(gps < calls, "no grace period was shared");
+}
+
+fn callers_during_one_grace_period_share_the_next() {
+    // A busy core holds grace period g open; every other core asks for a grace period while
+    // it is in progress. All of them need the same one (g + 1), and it serves them all.
+    let o = others();
+    if o.len() < 2 {
+        return;
     }
+    let holder = o[0];
+    let (holding, unhold) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (h2, u2) = (holding.clone(), unhold.clone());
+    smp::queue_work(holder, move || {
+        h2.store(true, Ordering::Release);
+        while !u2.load(Ordering::Acquire) {
+            arch::cpu_relax();
+        }
+    });
+    wait_flag(&holding, "the holder starting");
+    let g = rcu::start_poll_synchronize_rcu();
+    assert!(!rcu::poll_state_synchronize_rcu(g), "grace period {} ended with the holder busy", g);
+    let mut cookies: Vec<u64> = o[1..].iter().map(|&c| smp::call_on(c, rcu::start_poll_synchronize_rcu)).collect();
+    cookies.push(rcu::start_poll_synchronize_rcu());
+    // Whether g had started already or was only requested, every later caller needs the same
+    // single grace period after it.
+    let shared = cookies[0];
+    assert!(shared > g || shared == g, "a caller asked for an older grace period");
+    for &k in &cookies {
+        assert_eq!(k, shared, "callers during one grace period asked for different ones: {:?}", cookies.as_slice());
+    }
+    unhold.store(true, Ordering::Release);
+    let t0 = arch::counter();
+    rcu::wait_quiescent(|| {
+        assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "the shared grace period never ended");
+        !rcu::poll_state_synchronize_rcu(shared)
+    });
 }
 
 fn call_rcu_runs_after_a_grace_period_once_in_order() {
@@ -362,6 +395,7 @@ quiescent::tests!(
     grace_period_does_not_wait_for_later_readers,
     grace_period_completes_while_others_sleep_and_wakes_none,
     concurrent_callers_share_grace_periods,
+    callers_during_one_grace_period_share_the_next,
     call_rcu_runs_after_a_grace_period_once_in_order,
     rcu_barrier_waits_for_every_queued_callback,
     list_add_delete_replace_while_readers_iterate,
