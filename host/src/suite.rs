@@ -51,6 +51,15 @@ fn virt_runs() -> Vec<Run> {
         pass("boot", 4),
         pass("boot", 1),
         pass("boot", 8),
+        // More cores than the run may use: the extra ones are named and left off.
+        Run {
+            precise_irq: false,
+            bin: "boot",
+            smp: 4,
+            el2: false,
+            append: "maxcpus=2",
+            expect: Expect::PassAnd("boot::cores_beyond_the_limit_are_reported", beyond_limit),
+        },
         Run { precise_irq: false, bin: "boot", smp: 4, el2: true, append: "expect-entry-el=2", expect: Expect::Pass },
         Run { precise_irq: false, bin: "boot", smp: 1, el2: true, append: "expect-entry-el=2", expect: Expect::Pass },
         pass("percpu", 4),
@@ -201,6 +210,17 @@ fn suffix(append: &str) -> String {
     } else {
         format!("[{append}]")
     }
+}
+
+/// The boot image with `maxcpus=2` on 4 cores named cores 2 and 3 as left off.
+fn beyond_limit(text: &str, _cores: u32) -> Result<(), String> {
+    for c in 2..4 {
+        let want = format!("core {c} (MPIDR {c:#x}) is beyond the limit of 2 cores");
+        if !text.contains(&want) {
+            return Err(format!("no `{want}` report"));
+        }
+    }
+    Ok(())
 }
 
 fn repo_root() -> PathBuf {

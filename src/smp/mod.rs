@@ -76,17 +76,31 @@ fn wait_until(timeout_ms: u64, mut done: impl FnMut() -> bool) -> bool {
     true
 }
 
+/// Most cores this run uses: MAX_CPUS, or fewer with `maxcpus=N` on the command line (as
+/// Linux's `maxcpus=`).
+pub fn cpu_limit() -> usize {
+    let asked = board::bootarg("maxcpus").and_then(|v| v.parse::<usize>().ok()).unwrap_or(MAX_CPUS);
+    asked.clamp(1, MAX_CPUS)
+}
+
 /// Starts every other core the board found and waits for each to report in.
 pub fn boot_secondaries(info: &BootInfo) {
     LISTED.store(info.listed, Ordering::Relaxed);
+    let limit = cpu_limit();
     for cpu in 0..info.ncpus {
         MPIDR[cpu].store(info.mpidr[cpu], Ordering::Relaxed);
+    }
+    for cpu in limit..info.ncpus {
+        defmt::warn!(
+            "core {} (MPIDR {=u64:#x}) is beyond the limit of {} cores (MAX_CPUS {}, maxcpus={}); left off",
+            cpu, info.mpidr[cpu], limit, MAX_CPUS, board::bootarg("maxcpus").unwrap_or("-")
+        );
     }
     if info.listed > MAX_CPUS {
         defmt::warn!("{} cores listed, this build supports {} (MAX_CPUS); the rest are left off", info.listed, MAX_CPUS);
     }
     let entry = arch::secondary_entry_addr();
-    for cpu in 1..info.ncpus {
+    for cpu in 1..info.ncpus.min(limit) {
         let mpidr = info.mpidr[cpu];
         // The new core reads its per-cpu area and the heap's state: make core 0's writes visible
         // before it starts. The PSCI call (or the spin-table release) is the synchronisation
