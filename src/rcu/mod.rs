@@ -131,32 +131,26 @@ crate::percpu! {
     static NESTING: u32 = 0;
 }
 
-/// Enters a read-side critical section. Free in release builds (a compiler barrier only): in
-/// QSBR every instruction between quiescent points is already a reader.
+/// Enters a read-side critical section. Free in release builds: no instruction at all, as in
+/// liburcu's QSBR flavour, because in QSBR every instruction between quiescent points is already
+/// a reader. (No compiler barrier is needed either: a quiescent point is a call into
+/// [`rcu_qs`]/[`eqs_enter`], whose barriers and atomics the compiler cannot move accesses
+/// across.) Debug builds count the nesting to catch misuse.
 #[inline(always)]
 pub fn rcu_read_lock() {
     #[cfg(debug_assertions)]
     NESTING.set(NESTING.get() + 1);
-    compiler_barrier();
 }
 
 /// Leaves a read-side critical section. Debug builds catch an unlock without a lock.
 #[inline(always)]
 pub fn rcu_read_unlock() {
-    compiler_barrier();
     #[cfg(debug_assertions)]
     {
         let n = NESTING.get();
         assert!(n > 0, "rcu_read_unlock without rcu_read_lock on core {}", cpu_id());
         NESTING.set(n - 1);
     }
-}
-
-#[inline(always)]
-fn compiler_barrier() {
-    // SAFETY: an empty asm statement with the default (memory-clobbering) options: no
-    // instructions, but the compiler may not move memory accesses across it.
-    unsafe { core::arch::asm!("", options(nostack, preserves_flags)) };
 }
 
 /// Whether this core is inside a read-side critical section (always false in release builds).
