@@ -31,6 +31,10 @@ fn main() -> ExitCode {
         "run" => {
             let mut cfg = qemu::RunConfig::default();
             let mut elf = None;
+            // Any option that shapes the run means "boot it exactly so, once".
+            let explicit = args[1..].iter().any(|a| {
+                matches!(a.as_str(), "--smp" | "--el2" | "--append" | "--icount" | "--precise-irq" | "--gdb" | "--timeout")
+            });
             let mut it = args[1..].iter();
             while let Some(a) = it.next() {
                 let mut val = || it.next().cloned().unwrap_or_default();
@@ -52,6 +56,12 @@ fn main() -> ExitCode {
             if let Ok(b) = std::env::var("QUIESCENT_BOARD") {
                 if !b.is_empty() {
                     cfg.board = b;
+                }
+            }
+            if !explicit {
+                // A test image cargo test hands us: run it as the suite does.
+                if let Some(code) = suite::run_image(&elf, &cfg.board, cfg.verbose) {
+                    return code;
                 }
             }
             match qemu::run(&elf, &cfg, &mut std::io::stdout()) {

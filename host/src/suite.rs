@@ -301,6 +301,118 @@ fn host_tests(root: &Path) -> (u32, u32) {
     (p, f)
 }
 
+/// Counts of one or more runs.
+#[derive(Default)]
+struct Tally {
+    passed: u32,
+    failed: u32,
+    failures: Vec<String>,
+}
+
+/// Boots `elf` as run `r` on board `b` and checks it against the run's expectation.
+fn execute(r: &Run, elf: &Path, b: &str, verbose: bool, t: &mut Tally) {
+    let timeout_secs = match r.expect {
+        Expect::Timeout(t, _) => t,
+        _ => RunConfig::default().timeout_secs,
+    };
+    let cfg = RunConfig {
+        precise_irq: r.precise_irq,
+        timeout_secs,
+        board: b.to_string(),
+        smp: r.smp,
+        el2: r.el2,
+        append: r.append.to_string(),
+        verbose,
+        ..RunConfig::default()
+    };
+    let label = format!("{} on {b}, {} core{}{}", r.bin, r.smp, if r.smp == 1 { "" } else { "s" }, if r.el2 { ", entered at EL2" } else if r.precise_irq { ", one instruction per TB" } else { "" });
+    println!("== {label}");
+    let res = match qemu::run(elf, &cfg, &mut std::io::stdout()) {
+        Ok(res) => res,
+        Err(e) => {
+            println!("test {}::boot ... FAILED: {e}", r.bin);
+            t.failed += 1;
+            t.failures.push(format!("{label}: {e}"));
+            return;
+        }
+    };
+    match r.expect {
+        Expect::Pass | Expect::PassAnd(..) => {
+            t.passed += res.passed;
+            t.failed += res.failed;
+            for f in &res.failures {
+                t.failures.push(format!("{label}: {f}"));
+            }
+            if res.failed == 0 && (res.summary.is_none() || res.exit_code != 0) {
+                println!("test {}::summary ... FAILED: image ended without its summary (exit {})", r.bin, res.exit_code);
+                t.failures.push(format!("{label}: no summary"));
+                t.failed += 1;
+            }
+            if let Expect::PassAnd(name, check) = r.expect {
+                match check(&res.text, r.smp) {
+                    Ok(()) => {
+                        println!("test {name} ... ok");
+                        t.passed += 1;
+                    }
+                    Err(e) => {
+                        println!("test {name} ... FAILED: {e}");
+                        t.failures.push(format!("{label}: {name}: {e}"));
+                        t.failed += 1;
+                    }
+                }
+            }
+        }
+        Expect::Timeout(_, text) => {
+            if res.exit_code == 124 && res.text.contains(text) {
+                println!("test {}::runner_names_the_hang ... ok (killed, report matched)", r.bin);
+                t.passed += 1;
+            } else {
+                println!("test {}::runner_names_the_hang ... FAILED: wanted a timeout naming `{text}`, got exit {}", r.bin, res.exit_code);
+                t.failures.push(format!("{label}: expected timeout not seen"));
+                t.failed += 1;
+            }
+        }
+        Expect::Fail(text) => {
+            let ok = res.exit_code != 0 && res.exit_code != 124 && res.text.contains(text);
+            if ok {
+                println!("test {}::expected_failure{} ... ok (exit {}, report matched)", r.bin, suffix(r.append), res.exit_code);
+                t.passed += 1;
+            } else {
+                println!(
+                    "test {}::expected_failure{} ... FAILED: wanted a non-zero exit and `{text}`, got exit {}",
+                    r.bin, suffix(r.append), res.exit_code
+                );
+                t.failures.push(format!("{label}: expected failure not seen"));
+                t.failed += 1;
+            }
+        }
+    }
+}
+
+/// `cargo test`'s runner: if `elf` is a test image the suite knows (`<bin>-<hash>` in
+/// `deps/`), runs it in every configuration the suite lists for `board`, with the same
+/// expectations, and returns the exit code; otherwise `None` (boot it once, plainly).
+pub fn run_image(elf: &Path, board: &str, verbose: bool) -> Option<ExitCode> {
+    let name = elf.file_name()?.to_str()?;
+    let (bin, hash) = name.rsplit_once('-')?;
+    if hash.len() != 16 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let runs: Vec<Run> = if board == "rpi4" { rpi4_runs() } else { virt_runs() };
+    let runs: Vec<Run> = runs.into_iter().filter(|r| r.bin == bin).collect();
+    if runs.is_empty() {
+        return None;
+    }
+    let mut t = Tally::default();
+    for r in &runs {
+        execute(r, elf, board, verbose, &mut t);
+    }
+    println!("{} passed, {} failed", t.passed, t.failed);
+    Some(if t.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `qrun suite`: every image in every configuration for `board` (`virt`, `rpi4` or `all`),
+/// then the host's unit tests.
 pub fn run(board: &str, only: Option<&str>, verbose: bool) -> ExitCode {
     let root = repo_root();
     let boards: Vec<&str> = match board {
@@ -335,82 +447,11 @@ pub fn run(board: &str, only: Option<&str>, verbose: bool) -> ExitCode {
                 failed += 1;
                 continue;
             };
-            let timeout_secs = match r.expect {
-                Expect::Timeout(t, _) => t,
-                _ => RunConfig::default().timeout_secs,
-            };
-            let cfg = RunConfig {
-                precise_irq: r.precise_irq,
-                timeout_secs,
-                board: b.to_string(),
-                smp: r.smp,
-                el2: r.el2,
-                append: r.append.to_string(),
-                verbose,
-                ..RunConfig::default()
-            };
-            let label = format!("{} on {b}, {} core{}{}", r.bin, r.smp, if r.smp == 1 { "" } else { "s" }, if r.el2 { ", entered at EL2" } else if r.precise_irq { ", one instruction per TB" } else { "" });
-            println!("== {label}");
-            let res = match qemu::run(elf, &cfg, &mut std::io::stdout()) {
-                Ok(res) => res,
-                Err(e) => {
-                    println!("test {}::boot ... FAILED: {e}", r.bin);
-                    failed += 1;
-                    failures.push(format!("{label}: {e}"));
-                    continue;
-                }
-            };
-            match r.expect {
-                Expect::Pass | Expect::PassAnd(..) => {
-                    passed += res.passed;
-                    failed += res.failed;
-                    for f in &res.failures {
-                        failures.push(format!("{label}: {f}"));
-                    }
-                    if res.failed == 0 && (res.summary.is_none() || res.exit_code != 0) {
-                        println!("test {}::summary ... FAILED: image ended without its summary (exit {})", r.bin, res.exit_code);
-                        failures.push(format!("{label}: no summary"));
-                        failed += 1;
-                    }
-                    if let Expect::PassAnd(name, check) = r.expect {
-                        match check(&res.text, r.smp) {
-                            Ok(()) => {
-                                println!("test {name} ... ok");
-                                passed += 1;
-                            }
-                            Err(e) => {
-                                println!("test {name} ... FAILED: {e}");
-                                failures.push(format!("{label}: {name}: {e}"));
-                                failed += 1;
-                            }
-                        }
-                    }
-                }
-                Expect::Timeout(_, text) => {
-                    if res.exit_code == 124 && res.text.contains(text) {
-                        println!("test {}::runner_names_the_hang ... ok (killed, report matched)", r.bin);
-                        passed += 1;
-                    } else {
-                        println!("test {}::runner_names_the_hang ... FAILED: wanted a timeout naming `{text}`, got exit {}", r.bin, res.exit_code);
-                        failures.push(format!("{label}: expected timeout not seen"));
-                        failed += 1;
-                    }
-                }
-                Expect::Fail(text) => {
-                    let ok = res.exit_code != 0 && res.exit_code != 124 && res.text.contains(text);
-                    if ok {
-                        println!("test {}::expected_failure{} ... ok (exit {}, report matched)", r.bin, suffix(r.append), res.exit_code);
-                        passed += 1;
-                    } else {
-                        println!(
-                            "test {}::expected_failure{} ... FAILED: wanted a non-zero exit and `{text}`, got exit {}",
-                            r.bin, suffix(r.append), res.exit_code
-                        );
-                        failures.push(format!("{label}: expected failure not seen"));
-                        failed += 1;
-                    }
-                }
-            }
+            let mut t = Tally::default();
+            execute(&r, elf, b, verbose, &mut t);
+            passed += t.passed;
+            failed += t.failed;
+            failures.extend(t.failures);
         }
     }
     if only.is_none() || only == Some("host") {
