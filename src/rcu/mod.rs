@@ -40,7 +40,10 @@
 //!   the new `ctr` (and waits for this core), or this core's new readers see everything the
 //!   updater did before starting the grace period (the removal).
 //! * **D** (`gp_start`, `snapshot`): `smp_mb` between an updater's removal and its snapshot of
-//!   `STARTED`, and after storing a new `STARTED` before any `ctr` is read. Pairs with **C**.
+//!   `STARTED`, and after storing a new `STARTED` (on the core that starts the grace period).
+//!   Any core may *complete* a grace period, so the completer loads `STARTED` with Acquire
+//!   (**D'**, `try_complete`) before reading the cores' `ctr`: a `ctr` it reads is then not older
+//!   than the start of the grace period it completes. Pairs with **C**.
 //! * **E** (`gp_try_complete`, `idle_enter`): `smp_mb` between publishing `DONE` and reading which
 //!   idle cores wait for callbacks, and between an idle core announcing that and re-reading
 //!   `DONE`: a store-buffering pair, so an idle core with ready callbacks is never left asleep.
@@ -249,6 +252,11 @@ pub fn eqs_enter() {
     let c = &CPUS[cpu_id()];
     smp_mb(); // A: all earlier reads are complete before the core is seen as idle; pairs with B
     c.ctr.store(0, Ordering::Relaxed);
+    // The idle report before reading the grace-period state and the other cores' ctr: with C in
+    // rcu_qs this is a store-buffering pair, so of a core going idle and a core reporting its
+    // quiescent state at the same time, at least one sees the other and completes the grace
+    // period (else it would wait for the next tick). Also E: see idle_enter.
+    smp_mb();
     if STARTED.load(Ordering::Relaxed) > DONE.load(Ordering::Relaxed) {
         // This core may have been the last one a grace period waited for.
         gp_try_complete();
@@ -317,7 +325,19 @@ pub fn gp_try_complete() -> bool {
 
 /// `from_irq`: only try-lock GP_LOCK (the interrupted code may hold it).
 fn try_complete(from_irq: bool) -> bool {
-    let g = STARTED.load(Ordering::Relaxed);
+    let mut completed = false;
+    // After completing g, the next grace period may already be requested and, with every core
+    // idle, nobody else would look at it before the next tick: try it too.
+    while complete_one(from_irq) {
+        completed = true;
+    }
+    completed
+}
+
+fn complete_one(from_irq: bool) -> bool {
+    // D': Acquire, so the ctr reads below are ordered after seeing grace period g start (this
+    // core may not be the one that started it); pairs with C through D on the starting core.
+    let g = STARTED.load(Ordering::Acquire);
     if g == DONE.load(Ordering::Relaxed) {
         return false;
     }
@@ -453,9 +473,27 @@ pub fn has_ready_callbacks() -> bool {
     first_pending_gp().is_some_and(|g| g <= DONE.load(Ordering::Acquire))
 }
 
+crate::percpu! {
+    /// Set while this core runs callbacks: a callback that passes a quiescent point must not
+    /// start running later segments (an `rcu_barrier` marker among them) ahead of its own.
+    static IN_CALLBACKS: bool = false;
+}
+
 /// Runs this core's callbacks whose grace period has completed (outside the list lock, so they
-/// may queue more).
+/// may queue more). Not re-entered from a callback.
 pub fn process_callbacks() {
+    if IN_CALLBACKS.get() {
+        return;
+    }
+    if first_pending_gp().is_none_or(|g| g > DONE.load(Ordering::Acquire)) {
+        return; // the common case: one load each, no lock
+    }
+    IN_CALLBACKS.set(true);
+    run_ready_callbacks();
+    IN_CALLBACKS.set(false);
+}
+
+fn run_ready_callbacks() {
     loop {
         let done = DONE.load(Ordering::Acquire);
         if first_pending_gp().is_none_or(|g| g > done) {
@@ -530,7 +568,7 @@ pub fn idle_enter() -> bool {
     let me = cpu_id();
     let pending = first_pending_gp();
     CPUS[me].wake_for_gp.store(pending.unwrap_or(0), Ordering::Relaxed);
-    eqs_enter(); // its smp_mb is E: wake_for_gp is visible before DONE is re-read; pairs with E in gp_try_complete
+    eqs_enter(); // its smp_mbs include E: wake_for_gp is visible before DONE is re-read; pairs with E in gp_try_complete
     !pending.is_some_and(|g| g <= DONE.load(Ordering::Acquire))
 }
 

@@ -147,12 +147,12 @@ struct Queue {
 static QUEUES: [Queue; MAX_CPUS] =
     [const { Queue { items: spin::Mutex::new(VecDeque::new()), pending: AtomicUsize::new(0) } }; MAX_CPUS];
 
-/// Counts, per core, the times the idle loop woke from WFE (observable by tests).
+/// Counts, per core, the times the idle loop woke from its WFI sleep (observable by tests).
 static WAKEUPS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Counts, per core, the work items run.
 static ITEMS_RUN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
-/// Whether each core is (about to be) asleep in its idle loop's WFE.
+/// Whether each core is (about to be) asleep in its idle loop's WFI.
 static SLEEPING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
 /// Whether core `cpu` is asleep in its idle loop (observable by tests).
@@ -170,14 +170,16 @@ pub fn items_run(cpu: usize) -> u64 {
     ITEMS_RUN[cpu].load(Ordering::Relaxed)
 }
 
-/// Queues `f` to run on core `cpu`'s idle loop and wakes that core.
+/// Queues `f` to run on core `cpu`'s idle loop and wakes that core. Core 0 runs the image's
+/// main function, not an idle loop: work for it would never run, so that is refused.
 pub fn queue_work(cpu: usize, f: impl FnOnce() + Send + 'static) {
     assert!(cpu < MAX_CPUS && online_mask() & (1 << cpu) != 0, "queue_work: core {} is not online", cpu);
+    assert!(cpu != 0, "queue_work to core 0, which runs the image's main and no idle loop (from core {})", cpu_id());
     let q = &QUEUES[cpu];
     {
         let _irq = arch::IrqGuard::new();
         q.items.lock().push_back(Box::new(f));
-        // Release pairs with the Acquire load in idle_loop's check.
+        // Release pairs with the Acquire load in pop(), which then takes the lock anyway.
         q.pending.fetch_add(1, Ordering::Release);
     }
     // The push before reading SLEEPING; pairs with the smp_mb in idle_loop.

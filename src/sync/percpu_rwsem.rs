@@ -62,6 +62,11 @@ pub struct PercpuRwSem {
     owner: AtomicUsize,
     /// This semaphore's own `Arc`, for the `rcu_sync` exit callback.
     me: Weak<PercpuRwSem>,
+    /// Debug builds: read holders, one shared atomic (the per-core counts can sum to a negative
+    /// value for a moment while a waker counts a reader on its own core), to catch an unbalanced
+    /// `up_read` exactly.
+    #[cfg(debug_assertions)]
+    holders: core::sync::atomic::AtomicIsize,
 }
 
 impl AsRef<RcuSync> for PercpuRwSem {
@@ -81,6 +86,8 @@ impl PercpuRwSem {
             waiters: spin::Mutex::new(VecDeque::new()),
             owner: AtomicUsize::new(0),
             me: me.clone(),
+            #[cfg(debug_assertions)]
+            holders: core::sync::atomic::AtomicIsize::new(0),
         }))
     }
 
@@ -186,10 +193,19 @@ impl PercpuRwSem {
         true
     }
 
-    #[cfg(debug_assertions)]
-    fn check_not_negative(&self) {
-        if self.readers() < 0 {
-            panic!("percpu_up_read without percpu_down_read (read count {} on core {})", self.readers(), cpu_id());
+    /// Debug builds: one more read holder.
+    #[inline(always)]
+    fn debug_hold(&self) {
+        #[cfg(debug_assertions)]
+        self.holders.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Debug builds: one fewer read holder; an `up_read` with none is named.
+    #[inline(always)]
+    fn debug_release(&self) {
+        #[cfg(debug_assertions)]
+        if self.holders.fetch_sub(1, Ordering::Relaxed) <= 0 {
+            panic!("percpu_up_read without percpu_down_read (on core {})", cpu_id());
         }
     }
 }
@@ -205,16 +221,21 @@ impl RwSemaphore for PercpuRwSem {
         } else {
             self.slow_down_read(false);
         }
+        self.debug_hold();
     }
 
     #[inline]
     fn down_read_trylock(&self) -> bool {
-        if self.rss.is_idle() {
+        let ok = if self.rss.is_idle() {
             self.read_count.this_cpu_inc();
             true
         } else {
             self.slow_down_read(true)
+        };
+        if ok {
+            self.debug_hold();
         }
+        ok
     }
 
     #[inline]
@@ -229,8 +250,7 @@ impl RwSemaphore for PercpuRwSem {
             arch::dsb_ishst(); // the decrement completes before the wake-up; pairs with the writer's wfe
             arch::sev();
         }
-        #[cfg(debug_assertions)]
-        self.check_not_negative();
+        self.debug_release();
     }
 
     fn down_write(&self) {

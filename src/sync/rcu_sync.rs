@@ -138,9 +138,9 @@ impl RcuSync {
             Self::call(owner.expect("REPLAY only after exit, which passes the owner"));
         } else {
             // A grace period after the last exit: every reader has seen the writers' critical
-            // sections (they went through the slow path). Release keeps the writers' stores
-            // ordered before the fast path reopens.
-            self.state.store(IDLE, Ordering::Release);
+            // sections (they went through the slow path). What orders the writers' stores before
+            // a fast-path reader's accesses is that grace period (RCU's A-D), not this store.
+            self.state.store(IDLE, Ordering::Relaxed);
         }
     }
 }
