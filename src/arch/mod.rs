@@ -87,6 +87,7 @@ pub fn wfi() {
 /// reads memory with its caches off (a core parked in a spin table). Pairs with that observer's
 /// non-cacheable load.
 pub fn clean_dcache_line_poc(addr: usize) {
+    // The dsb pairs with the observer's load after its wake-up (the caller's sev).
     // SAFETY: cache maintenance by address on a mapped line; it changes no memory contents.
     unsafe { core::arch::asm!("dc civac, {0}", "dsb sy", in(reg) addr, options(nostack, preserves_flags)) };
 }

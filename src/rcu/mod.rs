@@ -252,11 +252,10 @@ pub fn eqs_enter() {
     let c = &CPUS[cpu_id()];
     smp_mb(); // A: all earlier reads are complete before the core is seen as idle; pairs with B
     c.ctr.store(0, Ordering::Relaxed);
-    // The idle report before reading the grace-period state and the other cores' ctr: with C in
-    // rcu_qs this is a store-buffering pair, so of a core going idle and a core reporting its
-    // quiescent state at the same time, at least one sees the other and completes the grace
-    // period (else it would wait for the next tick). Also E: see idle_enter.
-    smp_mb();
+    // The idle report before reading the grace-period state and the other cores' ctr: a
+    // store-buffering pair with C in rcu_qs, so of a core going idle and a core reporting at
+    // the same time, at least one sees the other and completes the grace period. Also E.
+    smp_mb(); // pairs with C in rcu_qs (and is E for idle_enter)
     if STARTED.load(Ordering::Relaxed) > DONE.load(Ordering::Relaxed) {
         // This core may have been the last one a grace period waited for.
         gp_try_complete();

@@ -746,11 +746,10 @@ impl PercpuRef {
         // able to subtract the bias again.
         self.count.fetch_add(PERCPU_COUNT_BIAS, Ordering::Relaxed);
         for cpu in 0..MAX_CPUS {
-            // SAFETY: no core touches these counters now: the ref has been in atomic mode since
-            // a completed grace period (no switch is pending, checked under this lock, and
-            // INIT_ATOMIC refs were never percpu), so every get/put that loaded a percpu word
-            // has finished; every later one sees ATOMIC until the store below, and the word
-            // only changes under this lock.
+            // The ref has been atomic since a completed grace period (no switch is pending,
+            // checked under this lock; INIT_ATOMIC refs were never percpu), so every get/put that
+            // loaded a percpu word has finished, and later ones see ATOMIC until the store below.
+            // SAFETY: no core touches these counters now (see above; the word changes only here).
             unsafe { p.remote_set(cpu, 0) };
         }
         // R: the zeroed counters before the cleared ATOMIC bit; pairs with the address
