@@ -32,16 +32,36 @@ const fn pass(bin: &'static str, smp: u32) -> Run {
     Run { precise_irq: false, bin, smp, el2: false, append: "", expect: Expect::Pass }
 }
 
-/// The fault image, made to take fault `kind`; must exit non-zero showing `text`.
-fn fault(kind: &'static str, text: &'static str) -> Run {
-    let append: &'static str = Box::leak(format!("fault={kind}").into_boxed_str());
-    Run { precise_irq: false, bin: "fault", smp: 2, el2: false, append, expect: Expect::Fail(text) }
+/// Image `bin` booted with `key=kind` on its command line; must exit non-zero showing `text`.
+fn fails_with(bin: &'static str, key: &str, kind: &str, text: &'static str) -> Run {
+    let append: &'static str = Box::leak(format!("{key}={kind}").into_boxed_str());
+    Run { append, expect: Expect::Fail(text), ..pass(bin, 2) }
 }
 
-/// The RCU misuse image, made to commit `kind`; must exit non-zero showing `text`.
-fn misuse(kind: &'static str, text: &'static str) -> Run {
-    let append: &'static str = Box::leak(format!("misuse={kind}").into_boxed_str());
-    Run { precise_irq: false, bin: "rcu_misuse", smp: 2, el2: false, append, expect: Expect::Fail(text) }
+/// The fault image, made to take fault `kind`.
+fn fault(kind: &str, text: &'static str) -> Run {
+    fails_with("fault", "fault", kind, text)
+}
+
+/// The RCU misuse image, made to commit `kind`.
+fn misuse(kind: &str, text: &'static str) -> Run {
+    fails_with("rcu_misuse", "misuse", kind, text)
+}
+
+/// The console check on 4 cores, and the runner's own failure paths (a failing case on core 1,
+/// a hang on core 1) on `smp` cores.
+fn console_and_runner(smp: u32) -> Vec<Run> {
+    vec![
+        Run { expect: Expect::PassAnd("console::host_sees_whole_lines", whole_lines), ..pass("console", 4) },
+        Run {
+            expect: Expect::Fail("test selftest::deliberately_failing_case ... FAILED: 1 + 1 == 3 (deliberate)"),
+            ..pass("selftest", smp)
+        },
+        Run {
+            expect: Expect::Timeout(8, "while running hang::core_1_never_finishes; cores not finished: 1"),
+            ..pass("hang", smp)
+        },
+    ]
 }
 
 /// The suite for QEMU `virt`. Core counts: 4 is the demo's, 1 catches code that assumes a peer,
@@ -92,24 +112,10 @@ fn virt_runs() -> Vec<Run> {
         fault("write-text", "EXCEPTION on core 0: data abort (write) permission fault"),
         fault("exec-data", "EXCEPTION on core 0: instruction abort permission fault"),
         fault("stack-overflow", "stack overflow on core 1"),
-        Run { precise_irq: false, bin: "console", smp: 4, el2: false, append: "", expect: Expect::PassAnd("console::host_sees_whole_lines", whole_lines) },
-        Run {
-            precise_irq: false,
-            bin: "selftest",
-            smp: 2,
-            el2: false,
-            append: "",
-            expect: Expect::Fail("test selftest::deliberately_failing_case ... FAILED: 1 + 1 == 3 (deliberate)"),
-        },
-        Run {
-            precise_irq: false,
-            bin: "hang",
-            smp: 2,
-            el2: false,
-            append: "",
-            expect: Expect::Timeout(8, "while running hang::core_1_never_finishes; cores not finished: 1"),
-        },
     ]
+    .into_iter()
+    .chain(console_and_runner(2))
+    .collect()
 }
 
 /// The suite for QEMU `raspi4b` (the Pi 4 board build): always 4 cores, always entered at EL2 (the
@@ -142,24 +148,10 @@ fn rpi4_runs() -> Vec<Run> {
         on4(fault("write-text", "EXCEPTION on core 0: data abort (write) permission fault")),
         on4(fault("exec-data", "EXCEPTION on core 0: instruction abort permission fault")),
         on4(fault("stack-overflow", "stack overflow on core 1")),
-        Run { precise_irq: false, bin: "console", smp: 4, el2: false, append: "", expect: Expect::PassAnd("console::host_sees_whole_lines", whole_lines) },
-        Run {
-            precise_irq: false,
-            bin: "selftest",
-            smp: 4,
-            el2: false,
-            append: "",
-            expect: Expect::Fail("test selftest::deliberately_failing_case ... FAILED: 1 + 1 == 3 (deliberate)"),
-        },
-        Run {
-            precise_irq: false,
-            bin: "hang",
-            smp: 4,
-            el2: false,
-            append: "",
-            expect: Expect::Timeout(8, "while running hang::core_1_never_finishes; cores not finished: 1"),
-        },
     ]
+    .into_iter()
+    .chain(console_and_runner(4))
+    .collect()
 }
 
 /// The console image's stress lines arrived whole: for every core, `console-stress core C seq S`

@@ -176,6 +176,27 @@ pub fn percpu_base() -> usize {
     v
 }
 
+/// The restartable `ldr` / `$op` / `str` on `[$ptr + $base]` with its `.ras_table` entry (first
+/// instruction, store): see [`this_cpu_add_u32`]. `$op` computes `{v}` from `{v}` and `{d}`.
+macro_rules! ras_rmw {
+    ($op:literal, $ptr:expr, $base:expr, $($d:tt)*) => {
+        core::arch::asm!(
+            "2: ldr {v:w}, [{p}, {off}]",
+            $op,
+            "3: str {v:w}, [{p}, {off}]",
+            ".pushsection .ras_table, \"a\"",
+            ".balign 8",
+            ".quad 2b, 3b",
+            ".popsection",
+            p = in(reg) $ptr,
+            off = in(reg) $base,
+            d = $($d)*,
+            v = out(reg) _,
+            options(nostack, preserves_flags),
+        )
+    };
+}
+
 /// Adds `delta` to the `u32` at `ptr + TPIDR_EL1` (this core's copy of a per-cpu counter):
 /// Linux's `this_cpu_add`, IRQ-safe without masking, without a barrier, without an exclusive.
 ///
@@ -190,22 +211,7 @@ pub fn this_cpu_add_u32(ptr: *mut u32, delta: u32) {
     // Only this core writes its copy (here or in its own interrupt handlers: the restart).
     // SAFETY: `ptr` is a per-cpu template address from `percpu`; + TPIDR_EL1 it is this core's
     // copy, valid and 4-byte aligned.
-    unsafe {
-        core::arch::asm!(
-            "2: ldr {v:w}, [{p}, {off}]",
-            "add {v:w}, {v:w}, {d:w}",
-            "3: str {v:w}, [{p}, {off}]",
-            ".pushsection .ras_table, \"a\"",
-            ".balign 8",
-            ".quad 2b, 3b",
-            ".popsection",
-            p = in(reg) ptr,
-            off = in(reg) percpu_base(),
-            d = in(reg) delta,
-            v = out(reg) _,
-            options(nostack, preserves_flags),
-        );
-    }
+    unsafe { ras_rmw!("add {v:w}, {v:w}, {d:w}", ptr, percpu_base(), in(reg) delta) };
 }
 
 /// [`this_cpu_add_u32`] by a constant: the constant is an immediate operand, saving the `mov`.
@@ -222,35 +228,9 @@ pub fn this_cpu_add_imm_u32_at<const DELTA: i32>(ptr: *mut u32, base: usize) {
     // SAFETY: as this_cpu_add_u32 (`base` is this core's TPIDR_EL1 by the caller's contract).
     unsafe {
         if DELTA >= 0 {
-            core::arch::asm!(
-                "2: ldr {v:w}, [{p}, {off}]",
-                "add {v:w}, {v:w}, #{d}",
-                "3: str {v:w}, [{p}, {off}]",
-                ".pushsection .ras_table, \"a\"",
-                ".balign 8",
-                ".quad 2b, 3b",
-                ".popsection",
-                p = in(reg) ptr,
-                off = in(reg) base,
-                d = const DELTA,
-                v = out(reg) _,
-                options(nostack, preserves_flags),
-            );
+            ras_rmw!("add {v:w}, {v:w}, #{d}", ptr, base, const DELTA)
         } else {
-            core::arch::asm!(
-                "2: ldr {v:w}, [{p}, {off}]",
-                "sub {v:w}, {v:w}, #{d}",
-                "3: str {v:w}, [{p}, {off}]",
-                ".pushsection .ras_table, \"a\"",
-                ".balign 8",
-                ".quad 2b, 3b",
-                ".popsection",
-                p = in(reg) ptr,
-                off = in(reg) base,
-                d = const -DELTA,
-                v = out(reg) _,
-                options(nostack, preserves_flags),
-            );
+            ras_rmw!("sub {v:w}, {v:w}, #{d}", ptr, base, const -DELTA)
         }
     }
 }
