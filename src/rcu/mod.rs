@@ -509,11 +509,12 @@ fn run_ready_callbacks() {
             seg
         };
         let Some(seg) = seg else { return };
-        let n = seg.cbs.len() as u64;
         for cb in seg.cbs {
+            // Counted before it runs: when an rcu_barrier marker runs (and its waiter returns),
+            // every callback before it, on this core, is already counted.
+            CBS_INVOKED.fetch_add(1, Ordering::Relaxed);
             cb();
         }
-        CBS_INVOKED.fetch_add(n, Ordering::Relaxed);
     }
 }
 
