@@ -21,7 +21,11 @@ _start:
     .word   0
     .quad   0x80000                 // text_offset: load 512 KiB above a 2 MiB boundary
     .quad   __image_size            // image_size: everything up to _end (BSS, stacks, heap)
-    .quad   0xa                     // flags: little-endian, 4K pages, anywhere in RAM
+    // flags: bit 0 = 0 little-endian; bits 2:1 = 1, 4K pages; bit 3 = 0: the 2 MiB-aligned base
+    // must be as close as possible to the start of RAM. The image is linked at a fixed address
+    // (RAM base + text_offset) and does not relocate itself, so a loader that honours bit 3 = 1
+    // (U-Boot's `booti` may move such an image anywhere) would break it.
+    .quad   0x2
     .quad   0, 0, 0                 // res2..res4
     .ascii  "ARM\x64"               // magic
     .word   0                       // res5 (PE/COFF offset; none)

@@ -68,7 +68,27 @@ fn start_errors_are_named() {
     assert_eq!(e, Err(board::StartError::InvalidParameters), "starting a core that does not exist");
 }
 
+/// The arm64 Image header (Linux's `Documentation/arch/arm64/booting.rst`) must describe how
+/// this image is really placed: linked at a fixed address, so flags bit 3 ("may be placed
+/// anywhere in memory") must be clear, and the link address must be the first RAM's 2 MiB base
+/// plus `text_offset` (where a loader honouring bit 3 = 0 puts it).
+fn image_header_describes_a_fixed_placement() {
+    let start = test::text_range().start;
+    // SAFETY: the 64-byte header is the first thing in .text (linker.ld KEEPs .text.head first),
+    // mapped read-only for the whole run.
+    let word = |off: usize| unsafe { core::ptr::read_volatile((start + off) as *const u64) };
+    let (text_offset, flags, magic) = (word(8), word(24), word(56) as u32);
+    assert_eq!(magic, u32::from_le_bytes(*b"ARM\x64"), "Image header magic");
+    assert_eq!(flags & 1, 0, "flags bit 0: little-endian");
+    assert_eq!((flags >> 1) & 3, 1, "flags bits 2:1: 4 KiB pages");
+    assert_eq!(flags & (1 << 3), 0, "flags bit 3 says the image may be placed anywhere, but it is linked at a fixed address");
+    let ram = board::MEMORY_MAP.iter().find(|r| r.kind == board::MemKind::Normal).expect("the board lists RAM").start;
+    let base = (ram + 0x1f_ffff) & !0x1f_ffff;
+    assert_eq!(start as u64, base as u64 + text_offset, "linked at {:#x}, header says RAM 2 MiB base {:#x} + text_offset {:#x}", start, base, text_offset);
+}
+
 quiescent::tests!(
+    image_header_describes_a_fixed_placement,
     every_listed_core_comes_online,
     every_core_runs_at_el1,
     entry_el_is_reported_and_dropped_from,
