@@ -33,36 +33,55 @@ impl<T> Drop for Node<T> {
     }
 }
 
-/// A node unlinked from a list: it must not be freed before a grace period has passed.
-pub struct Removed<T>(Box<Node<T>>);
+/// A node unlinked from a list. Readers may still stand on it, so it is freed only after a grace
+/// period: dropping it (`let _ = list.remove(..)` included) hands it to [`call_rcu`](super::call_rcu)
+/// (Linux's `kfree_rcu`), as does [`free_rcu`](Self::free_rcu); [`free_after_sync`](Self::free_after_sync)
+/// waits for the grace period instead. Only the `unsafe` [`free_now`](Self::free_now) skips it.
+#[must_use = "the node is freed after a grace period when dropped; bind it to use its value"]
+pub struct Removed<T: Send + 'static>(Option<Box<Node<T>>>);
 
 // SAFETY: a removed node is owned exclusively by whoever holds it (readers only keep raw
 // references until the grace period ends); sending it to another core is sending a Box<Node<T>>.
-unsafe impl<T: Send> Send for Removed<T> {}
+unsafe impl<T: Send + 'static> Send for Removed<T> {}
 
-impl<T> Removed<T> {
+impl<T: Send + 'static> Removed<T> {
     /// The payload (for the updater, which owns the node now).
     pub fn val(&self) -> &T {
-        &self.0.val
+        &self.node().val
+    }
+
+    fn node(&self) -> &Node<T> {
+        self.0.as_ref().expect("a Removed holds its node until dropped")
+    }
+
+    /// Frees the node after a grace period, from an RCU callback (Linux's `kfree_rcu`); the
+    /// same as dropping it.
+    pub fn free_rcu(self) {
+        drop(self);
+    }
+
+    /// Waits for a grace period, then frees the node (`synchronize_rcu(); kfree()`). Blocking.
+    pub fn free_after_sync(mut self) {
+        super::synchronize_rcu();
+        drop(self.0.take());
+    }
+
+    /// Frees the node now, without a grace period (debug builds poison it first, which is how
+    /// the readers' check is tested).
+    ///
+    /// # Safety
+    /// No reader may still hold a reference to the node: a grace period has passed since it
+    /// was unlinked, or no reader can have reached it.
+    pub unsafe fn free_now(mut self) {
+        drop(self.0.take());
     }
 }
 
-impl<T: Send + 'static> Removed<T> {
-    /// Frees the node after a grace period, from an RCU callback (Linux's `kfree_rcu`).
-    pub fn free_rcu(self) {
-        super::call_rcu(move || drop(self));
-    }
-
-    /// Waits for a grace period, then frees the node (`synchronize_rcu(); kfree()`).
-    pub fn free_after_sync(self) {
-        super::synchronize_rcu();
-        drop(self);
-    }
-
-    /// Frees the node now, without a grace period. Wrong while readers may hold it; exists so
-    /// the debug-build poisoning can be tested.
-    pub fn free_now_unsafely(self) {
-        drop(self);
+impl<T: Send + 'static> Drop for Removed<T> {
+    fn drop(&mut self) {
+        if let Some(node) = self.0.take() {
+            super::call_rcu(move || drop(node));
+        }
     }
 }
 
@@ -109,8 +128,12 @@ impl<T> RcuList<T> {
     }
 
     /// Unlinks the first node whose value matches (`hlist_del_rcu`). The node keeps its `next`
-    /// pointer, so readers standing on it continue correctly; free it after a grace period.
-    pub fn remove(&self, mut pred: impl FnMut(&T) -> bool) -> Option<Removed<T>> {
+    /// pointer, so readers standing on it continue correctly; the returned [`Removed`] frees it
+    /// after a grace period.
+    pub fn remove(&self, mut pred: impl FnMut(&T) -> bool) -> Option<Removed<T>>
+    where
+        T: Send + 'static,
+    {
         let _l = self.lock.lock();
         let mut link = &self.head;
         loop {
@@ -126,8 +149,8 @@ impl<T> RcuList<T> {
                 // still points into the list.
                 link.store(node.next.load(Ordering::Relaxed), Ordering::Relaxed);
                 // SAFETY: `cur` came from Box::into_raw and is now unlinked; only RCU readers
-                // may still look at it, which the caller's grace period takes care of.
-                return Some(Removed(unsafe { Box::from_raw(cur) }));
+                // may still look at it, and `Removed` frees it only after a grace period.
+                return Some(Removed(Some(unsafe { Box::from_raw(cur) })));
             }
             link = &node.next;
         }
@@ -135,7 +158,10 @@ impl<T> RcuList<T> {
 
     /// Replaces the first matching node with a new one holding `new` (`list_replace_rcu`):
     /// readers see either the old or the new node, never neither.
-    pub fn replace(&self, mut pred: impl FnMut(&T) -> bool, new: T) -> Result<Removed<T>, T> {
+    pub fn replace(&self, mut pred: impl FnMut(&T) -> bool, new: T) -> Result<Removed<T>, T>
+    where
+        T: Send + 'static,
+    {
         let _l = self.lock.lock();
         let mut link = &self.head;
         loop {
@@ -149,7 +175,7 @@ impl<T> RcuList<T> {
                 let n = Box::new(Node { next: AtomicPtr::new(node.next.load(Ordering::Relaxed)), magic: LIVE, val: new });
                 rcu_assign_pointer(link, Box::into_raw(n));
                 // SAFETY: as in `remove`.
-                return Ok(Removed(unsafe { Box::from_raw(cur) }));
+                return Ok(Removed(Some(unsafe { Box::from_raw(cur) })));
             }
             link = &node.next;
         }
