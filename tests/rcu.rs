@@ -9,6 +9,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use quiescent::arch::{self, timer};
+use quiescent::smp::ipi;
 use quiescent::percpu::cpu_id;
 use quiescent::rcu::{self, list::RcuList};
 use quiescent::{smp, test};
@@ -371,6 +372,133 @@ fn stall_detector_names_a_core_that_holds_up_a_grace_period() {
     rcu::set_stall_timeout_ms(3000);
 }
 
+const LIVE: u64 = 0x4c49_5645; // "LIVE"
+const POISON: u64 = 0x6b6b_6b6b_6b6b_6b6b;
+
+/// An object that is "freed" by poisoning it (and leaked), so a late reader reads the poison
+/// instead of memory handed back to the allocator.
+struct Obj {
+    magic: AtomicU64,
+}
+
+fn magic_of(p: *mut Obj) -> u64 {
+    // SAFETY: Obj allocations are leaked, never freed: `p` stays valid (a "freed" one is
+    // poisoned, which is what the reader checks).
+    unsafe { (*p).magic.load(Ordering::Acquire) }
+}
+
+/// Queues a work item on `cpu` that sits in a blocking wait (an extended quiescent state, with
+/// interrupts enabled) until the returned flag is set.
+fn park_in_quiescent_wait(cpu: usize) -> Arc<AtomicBool> {
+    let (inside, release) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (i2, r2) = (inside.clone(), release.clone());
+    smp::queue_work(cpu, move || {
+        i2.store(true, Ordering::Release);
+        rcu::wait_quiescent(|| !r2.load(Ordering::Acquire));
+    });
+    wait_flag(&inside, "the quiescent waiter");
+    release
+}
+
+/// Review hazard 1: an interrupt handler on a core that sits in a blocking wait (an extended
+/// quiescent state) is a reader: a grace period must wait for it. The handler holds an object
+/// it dereferenced; the updater replaces it, calls synchronize_rcu and poisons it. Before the
+/// IRQ entry left the extended quiescent state, synchronize_rcu returned at once and the
+/// handler read the poison.
+fn interrupt_handler_on_a_quiescent_waiting_core_is_a_reader() {
+    let o = others();
+    if o.len() < 2 {
+        return; // needs a waiting core and a core to send it the call
+    }
+    let (waiter, sender) = (o[0], o[1]);
+    let release_waiter = park_in_quiescent_wait(waiter);
+    let ptr = Arc::new(AtomicPtr::new(Box::into_raw(Box::new(Obj { magic: AtomicU64::new(LIVE) }))));
+    let (inside, freed, seen) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let (p2, i2, f2, s2) = (ptr.clone(), inside.clone(), freed.clone(), seen.clone());
+    smp::queue_work(sender, move || {
+        let magic = ipi::call_function_single(waiter, move || {
+            let g = rcu::read();
+            let p = rcu::rcu_dereference(&p2, &g);
+            i2.store(true, Ordering::Release);
+            // Hold the reference until the updater says it poisoned the object, or 100 ms.
+            let t0 = arch::counter();
+            while !f2.load(Ordering::Acquire) && arch::ticks_to_ns(arch::counter() - t0) < 100_000_000 {
+                arch::cpu_relax();
+            }
+            let m = magic_of(p);
+            drop(g);
+            m
+        });
+        s2.store(magic, Ordering::Release);
+    });
+    wait_flag(&inside, "the interrupt handler's read");
+    let old = ptr.load(Ordering::Relaxed);
+    rcu::rcu_assign_pointer(&ptr, Box::into_raw(Box::new(Obj { magic: AtomicU64::new(LIVE) })));
+    rcu::synchronize_rcu();
+    // SAFETY: leaked allocation (see magic_of).
+    unsafe { (*old).magic.store(POISON, Ordering::Release) };
+    freed.store(true, Ordering::Release);
+    let t0 = arch::counter();
+    rcu::wait_quiescent(|| {
+        assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "the interrupt handler never returned");
+        seen.load(Ordering::Acquire) == 0
+    });
+    release_waiter.store(true, Ordering::Release);
+    assert_eq!(seen.load(Ordering::Relaxed), LIVE, "the handler's object was freed under it: synchronize_rcu did not wait for an interrupt handler");
+}
+
+/// Review hazard 2: `let _ = list.remove(..)` must not free the node under a reader.
+fn dropping_a_removed_node_frees_it_after_a_grace_period() {
+    static DROPPED: AtomicUsize = AtomicUsize::new(0);
+    struct Counted(u64);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            DROPPED.fetch_add(1, Ordering::Release);
+        }
+    }
+    let list = RcuList::new();
+    list.add_head(Counted(2));
+    list.add_head(Counted(1));
+    let before = DROPPED.load(Ordering::Acquire);
+    {
+        let g = rcu::read();
+        let mut it = list.iter(&g);
+        assert_eq!(it.next().map(|c| c.0), Some(1));
+        // The updater drops what remove returns at once (on the reader's own core here: in QSBR
+        // this core is a reader until its next quiescent point).
+        let _ = list.remove(|c| c.0 == 2);
+        // The reader steps onto the removed node: still there (debug builds check its magic).
+        assert_eq!(it.next().map(|c| c.0), Some(2), "the reader lost the removed node");
+        assert_eq!(DROPPED.load(Ordering::Acquire), before, "dropping a removed node freed it at once");
+    }
+    rcu::rcu_barrier();
+    assert_eq!(DROPPED.load(Ordering::Acquire), before + 1, "the removed node was never freed");
+    let _ = list.replace(|c| c.0 == 1, Counted(3));
+    assert_eq!(DROPPED.load(Ordering::Acquire), before + 1, "dropping a replaced node freed it at once");
+    rcu::rcu_barrier();
+    assert_eq!(DROPPED.load(Ordering::Acquire), before + 2, "the replaced node was never freed");
+}
+
+/// Review hazard 3: rcu_barrier works from every core (it used to need core 0's work queue),
+/// while core 0 itself is blocked waiting for the caller: core 0's own callbacks, the marker
+/// among them, run inside its wait.
+fn rcu_barrier_works_from_every_core() {
+    for caller in smp::online_cpus() {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r2 = ran.clone();
+        test::on_all_cores(move |_| {
+            for _ in 0..20 {
+                let r = r2.clone();
+                rcu::call_rcu(move || {
+                    r.fetch_add(1, Ordering::Relaxed);
+                });
+            }
+        });
+        smp::call_on(caller, rcu::rcu_barrier);
+        assert_eq!(ran.load(Ordering::Relaxed), 20 * smp::num_online(), "rcu_barrier on core {} returned early", caller);
+    }
+}
+
 quiescent::tests!(
     // First, before any grace period has run: the very first one must wait too.
     grace_period_waits_for_a_preexisting_reader,
@@ -381,6 +509,9 @@ quiescent::tests!(
     callers_during_one_grace_period_share_the_next,
     call_rcu_runs_after_a_grace_period_once_in_order,
     rcu_barrier_waits_for_every_queued_callback,
+    rcu_barrier_works_from_every_core,
+    interrupt_handler_on_a_quiescent_waiting_core_is_a_reader,
+    dropping_a_removed_node_frees_it_after_a_grace_period,
     list_add_delete_replace_while_readers_iterate,
     no_stall_reported_so_far,
     stall_detector_names_a_core_that_holds_up_a_grace_period,

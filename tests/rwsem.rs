@@ -136,10 +136,15 @@ fn writer_waits_for_readers_inside_only<L: RwSemaphore + 'static>(l: L) {
         l3.up_write();
     });
     // The writer is blocked by the reader inside; once it waits, trylock fails for new readers.
-    wait_until(5000, "the writer to start waiting", || !l.down_read_trylock() || {
+    // Polled as a reader, passing a quiescent point between tries: a trylock inside a quiescent
+    // wait's condition would run while RCU is not watching, unprotected by the writer's grace
+    // period (debug builds name that).
+    let t0 = arch::counter();
+    while l.down_read_trylock() {
         l.up_read();
-        false
-    });
+        assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "the writer to start waiting within 5000 ms");
+        rcu::rcu_quiescent_state();
+    }
     assert!(!written.load(Ordering::Acquire), "the writer got in past a reader");
     release.store(true, Ordering::Release);
     wait_until(5000, "the writer after the reader left", || written.load(Ordering::Acquire));

@@ -7,6 +7,21 @@
 use crate::percpu::cpu_id;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+/// Run around every interrupt handler (see [`set_irq_context_hooks`]); 0 = none registered.
+static IRQ_ENTER: AtomicUsize = AtomicUsize::new(0);
+static IRQ_EXIT: AtomicUsize = AtomicUsize::new(0);
+
+/// Registers the functions every IRQ runs before and after its handler: `enter` returns a
+/// token that `exit` gets back. RCU registers its `irq_enter`/`irq_exit` here (Linux's
+/// `ct_irq_enter`/`ct_irq_exit`), so a handler that interrupts a core in an extended quiescent
+/// state runs as a reader that grace periods wait for. Called once, at boot, before interrupts
+/// are unmasked.
+pub fn set_irq_context_hooks(enter: fn() -> bool, exit: fn(bool)) {
+    IRQ_EXIT.store(exit as usize, Ordering::Relaxed);
+    // Release: `exit` is visible to whoever sees `enter`.
+    IRQ_ENTER.store(enter as usize, Ordering::Release);
+}
+
 /// Exit code of an image that took a fatal exception.
 pub const EXIT_FAULT: i32 = 102;
 
@@ -118,5 +133,20 @@ extern "C" fn exception_irq(frame: &mut Frame) {
     if let Some(restart) = super::ras_restart_point(frame.elr) {
         frame.elr = restart;
     }
+    let enter = IRQ_ENTER.load(Ordering::Acquire);
+    if enter == 0 {
+        crate::drivers::gic::handle_irq(frame);
+        return;
+    }
+    // SAFETY: only `set_irq_context_hooks` stores these, always as `fn() -> bool` and
+    // `fn(bool)` (the exit hook before the enter hook, with Release; read after it, Acquire).
+    let (enter, exit) = unsafe {
+        (
+            core::mem::transmute::<usize, fn() -> bool>(enter),
+            core::mem::transmute::<usize, fn(bool)>(IRQ_EXIT.load(Ordering::Relaxed)),
+        )
+    };
+    let token = enter();
     crate::drivers::gic::handle_irq(frame);
+    exit(token);
 }

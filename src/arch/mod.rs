@@ -9,7 +9,7 @@ pub mod mmu;
 pub mod timer;
 
 use aarch64_cpu::asm::barrier;
-use aarch64_cpu::registers::{CurrentEL, CNTFRQ_EL0, CNTVCT_EL0, DAIF, MPIDR_EL1, TPIDR_EL1};
+use aarch64_cpu::registers::{CurrentEL, SPSel, CNTFRQ_EL0, CNTVCT_EL0, DAIF, MPIDR_EL1, TPIDR_EL1};
 use tock_registers::interfaces::{Readable, Writeable};
 
 // ---------------------------------------------------------------------------------------------
@@ -282,6 +282,14 @@ pub fn local_irq_enable() {
 #[inline]
 pub fn irqs_disabled() -> bool {
     DAIF.get() & (1 << 7) != 0
+}
+
+/// Whether this core is running an exception handler (Linux's `in_interrupt()`). Normal code
+/// runs on SP_EL0 and every exception switches to SP_EL1 (`boot/vectors.S`), so the stack
+/// pointer selected (SPSel) tells, with no per-core state to keep.
+#[inline]
+pub fn in_interrupt() -> bool {
+    SPSel.read(SPSel::SP) == 1
 }
 
 /// Masks interrupts for its lifetime and restores the previous state on drop.

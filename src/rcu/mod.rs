@@ -3,8 +3,9 @@
 //! # The model
 //!
 //! In QSBR a core is inside a read-side critical section whenever it is not at a *quiescent
-//! point*. Readers therefore pay nothing: [`rcu_read_lock`] is a compiler barrier in release
-//! builds (a nesting count in debug builds, to catch misuse). The idle loop reports a quiescent
+//! point*. Readers therefore pay nothing: [`rcu_read_lock`] compiles to no instruction at all in
+//! release builds, not even a compiler barrier (a nesting count in debug builds, to catch
+//! misuse); see its docs for why none is needed. The idle loop reports a quiescent
 //! state between work items (each item runs to completion, so no reader spans two), and a core
 //! that sleeps first enters an *extended quiescent state* (liburcu's `rcu_thread_offline`, Linux's
 //! dynticks-idle), so grace periods neither wait for nor wake sleeping cores.
@@ -48,10 +49,57 @@
 //!   idle cores wait for callbacks, and between an idle core announcing that and re-reading
 //!   `DONE`: a store-buffering pair, so an idle core with ready callbacks is never left asleep.
 //!
+//! * **I** (`irq_enter`), **J** (`irq_exit`): the extended quiescent state is left for an
+//!   interrupt handler's duration: I is C for the handler (its `ctr` store before the handler's
+//!   first read; pairs with D), J is A for it (the handler's reads complete before `ctr` returns
+//!   to 0; pairs with B). See "Interrupts" below.
+//! * **O** (`smp::secondary_online`): a core coming online publishes its `ONLINE` bit, then
+//!   `smp_mb`, then runs its first reader. The completer reads `ONLINE` after D' (through
+//!   [`smp::online_cpus`]): a store-buffering pair with D, so either the completer sees the new
+//!   core (and waits for its `ctr`) or the new core's readers see the updater's removal.
+//!
 //! Readers use [`rcu_dereference`] (a plain load: on ARMv8 the address dependency from the
 //! pointer to the data orders the two loads, so no read barrier is needed; only Alpha would) and
 //! updaters [`rcu_assign_pointer`] (a store-release, STLR: the initialisation of the new object is
 //! visible before the pointer; pairs with the reader's address dependency).
+//!
+//! # Interrupts
+//!
+//! A core in an extended quiescent state (a blocking wait: [`wait_quiescent`],
+//! [`synchronize_rcu`], [`rcu_barrier`], `smp::wait_event`) keeps interrupts enabled, and grace
+//! periods do not wait for it. Its interrupt handlers must still be readers (a tick hook or a
+//! `call_function_single` closure doing a lookup or a percpu_ref get/put), so, as Linux's
+//! `ct_irq_enter`/`ct_irq_exit` do, every IRQ runs [`irq_enter`] before its handler and
+//! [`irq_exit`] after (registered with `arch::exception` at boot): if the interrupted core was in
+//! an extended quiescent state, `irq_enter` leaves it for the handler (I) and `irq_exit` returns
+//! to it (J). A core that is not in one is a reader already, and nothing changes. Handlers do not
+//! nest (they run with IRQs masked).
+//!
+//! Which operations may run where:
+//!
+//! | | interrupt handler | RCU callback | read-side section |
+//! |---|---|---|---|
+//! | `rcu_read_lock`/`unlock`, `rcu_dereference`, `RcuList::iter` | yes | yes | yes |
+//! | `call_rcu`, dropping a [`list::Removed`], `start_poll_synchronize_rcu` | yes | yes | yes |
+//! | percpu_ref `get`/`put`/`tryget`/`tryget_live`/`kill` | yes | yes | yes |
+//! | percpu-rwsem `down_read_trylock`, `up_read` | yes | yes | yes |
+//! | `synchronize_rcu`, `wait_quiescent`, `smp::call_on` (blocking waits) | no (named error) | yes | no (debug: named error) |
+//! | `rcu_barrier` | no (named error) | no (named error: it would wait for itself) | no (debug: named error) |
+//! | percpu_ref mode changes (`switch_to_*`, `reinit`, `resurrect`, `kill_and_confirm`) | no (named error) | only if no switch is pending (waiting: named error) | no (debug: named error) |
+//!
+//! The grace-period lock is only try-locked from interrupt context (a handler's `call_rcu` that
+//! cannot take it leaves the start of its grace period to the lock holder's next check or the
+//! tick), and the callback lists are locked with interrupts masked, so a handler never spins on
+//! a lock the code it interrupted holds.
+//!
+//! # Where callbacks run
+//!
+//! A core runs its ready callbacks in its idle loop between work items, at
+//! [`rcu_quiescent_state`], and inside any blocking wait on it ([`wait_quiescent`],
+//! [`synchronize_rcu`], [`rcu_barrier`]): a core blocked in a wait must not hold up
+//! `rcu_barrier` callers on other cores. As with Linux's softirq callbacks, a callback must
+//! therefore not take a lock that code on the same core may hold across a blocking wait, and
+//! must not block itself.
 
 pub mod list;
 
@@ -138,11 +186,15 @@ crate::percpu! {
 /// liburcu's QSBR flavour, because in QSBR every instruction between quiescent points is already
 /// a reader. (No compiler barrier is needed either: a quiescent point is a call into
 /// [`rcu_qs`]/[`eqs_enter`], whose barriers and atomics the compiler cannot move accesses
-/// across.) Debug builds count the nesting to catch misuse.
+/// across.) Debug builds count the nesting to catch misuse, and name a reader that starts while
+/// RCU is not watching this core (in an extended quiescent state, outside an interrupt).
 #[inline(always)]
 pub fn rcu_read_lock() {
     #[cfg(debug_assertions)]
-    NESTING.set(NESTING.get() + 1);
+    {
+        assert_watching("rcu_read_lock");
+        NESTING.set(NESTING.get() + 1);
+    }
 }
 
 /// Leaves a read-side critical section. Debug builds catch an unlock without a lock.
@@ -169,17 +221,52 @@ pub fn assert_not_in_reader(what: &str) {
     }
 }
 
-/// A read-side critical section for its lifetime.
-pub struct ReadGuard(());
+/// Whether RCU is watching this core: it is not in an extended quiescent state (or is, but
+/// runs an interrupt handler, which `irq_enter` made a reader). Linux's `rcu_is_watching`.
+#[inline]
+pub fn rcu_is_watching() -> bool {
+    CPUS[cpu_id()].ctr.load(Ordering::Relaxed) != 0
+}
+
+/// Debug builds: panics with a named error if RCU is not watching this core, so a read-side
+/// access there is not protected by any grace period. `what` names the operation (fast paths
+/// that rely on an implicit read-side section call this).
+#[inline(always)]
+pub fn assert_watching(what: &str) {
+    if cfg!(debug_assertions) && !rcu_is_watching() {
+        not_watching(what);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn not_watching(what: &str) -> ! {
+    panic!("{} while RCU is not watching core {} (extended quiescent state)", what, cpu_id())
+}
+
+/// A read-side critical section for its lifetime. Not `Send`: the section belongs to the core
+/// that entered it (a guard dropped on another core would end that core's section instead).
+pub struct ReadGuard(core::marker::PhantomData<*const ()>);
 
 impl ReadGuard {
     /// `rcu_read_lock()` now, `rcu_read_unlock()` on drop.
     #[inline(always)]
     pub fn new() -> Self {
         rcu_read_lock();
-        ReadGuard(())
+        ReadGuard(core::marker::PhantomData)
     }
 }
+
+// A check that fails to compile if ReadGuard ever becomes Send (the `assert_not_impl_any`
+// trick): with Send, both impls below apply and the item is ambiguous.
+const _: () = {
+    trait AmbiguousIfSend<A> {
+        fn item() {}
+    }
+    impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+    impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
+    let _ = <ReadGuard as AmbiguousIfSend<_>>::item;
+};
 
 impl Default for ReadGuard {
     fn default() -> Self {
@@ -231,6 +318,11 @@ pub fn rcu_quiescent_state() {
 #[inline]
 pub fn rcu_qs() {
     assert_not_in_reader("quiescent state");
+    // An interrupt handler reporting would report for the code it interrupted (debug check:
+    // reading SPSel costs on this hot path under QEMU).
+    if cfg!(debug_assertions) && arch::in_interrupt() {
+        blocking_in_interrupt("quiescent state");
+    }
     let me = cpu_id();
     let g = STARTED.load(Ordering::Relaxed);
     let c = &CPUS[me];
@@ -271,13 +363,78 @@ pub fn eqs_exit() {
 
 /// Runs `cond` until it is false, as an extended quiescent state (a blocking wait must not
 /// hold up grace periods: a writer waiting for a grace period and a core waiting for that
-/// writer would otherwise wait for each other).
+/// writer would otherwise wait for each other). This core's ready callbacks run meanwhile.
+/// A blocking wait: not in an interrupt handler, not inside a read-side section.
 pub fn wait_quiescent(mut cond: impl FnMut() -> bool) {
+    might_block("a blocking wait");
     eqs_enter();
     while cond() {
+        callbacks_while_waiting();
         arch::cpu_relax();
     }
     eqs_exit();
+}
+
+/// Inside an extended quiescent state: runs this core's ready callbacks (as a reader again for
+/// their duration), so a core blocked in a wait does not hold up `rcu_barrier` callers.
+#[inline]
+fn callbacks_while_waiting() {
+    if has_ready_callbacks() && !IN_CALLBACKS.get() {
+        eqs_exit();
+        process_callbacks();
+        eqs_enter();
+    }
+}
+
+/// Names the misuse of blocking (a wait that passes quiescent points) where that is not
+/// allowed: in an interrupt handler (always checked: the handler would wait on the code it
+/// interrupted) or inside a read-side section (debug builds). Linux's `might_sleep`.
+#[inline]
+pub fn might_block(what: &str) {
+    if arch::in_interrupt() {
+        blocking_in_interrupt(what);
+    }
+    assert_not_in_reader(what);
+}
+
+#[cold]
+#[inline(never)]
+fn blocking_in_interrupt(what: &str) -> ! {
+    panic!("{} in interrupt context on core {}", what, cpu_id())
+}
+
+/// IRQ entry (registered with `arch::exception`): if this core is in an extended quiescent
+/// state, leaves it for the handler, which then runs as a reader that grace periods wait for.
+/// Returns whether it did (the token for [`irq_exit`]). Linux's `ct_irq_enter`.
+pub fn irq_enter() -> bool {
+    if cfg!(feature = "inject-irq-eqs") {
+        return false; // fault injection: the hazard this function exists to fix
+    }
+    let c = &CPUS[cpu_id()];
+    if c.ctr.load(Ordering::Relaxed) != 0 {
+        return false; // not in an extended quiescent state: already a reader
+    }
+    // If the interrupted code is in eqs_exit between its load of STARTED and its store, that
+    // store overwrites this one with an older number after the handler: still not 0 and not
+    // newer than the truth, so grace periods only wait longer.
+    c.ctr.store(STARTED.load(Ordering::Relaxed), Ordering::Relaxed);
+    smp_mb(); // I (= C for the handler): ctr before the handler's reads; pairs with D in gp_start
+    true
+}
+
+/// IRQ exit: returns to the extended quiescent state [`irq_enter`] left, and completes a grace
+/// period that was waiting only for this handler.
+pub fn irq_exit(was_idle: bool) {
+    if !was_idle {
+        return;
+    }
+    let c = &CPUS[cpu_id()];
+    smp_mb(); // J (= A for the handler): its reads complete before ctr = 0; pairs with B
+    c.ctr.store(0, Ordering::Relaxed);
+    smp_mb(); // as in eqs_enter: the idle report before reading grace-period state; pairs with C
+    if STARTED.load(Ordering::Relaxed) > DONE.load(Ordering::Relaxed) {
+        try_complete(true);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -293,16 +450,30 @@ fn snapshot() -> u64 {
 }
 
 /// Records that grace period `g` is needed, starting it if none is in progress.
+///
+/// In an interrupt handler GP_LOCK is only try-locked (the interrupted code may hold it): if
+/// that fails, the request stays recorded in REQUESTED, and the next grace period starts when
+/// the holder (or another core) next requests or completes one, or at the latest from the tick.
 fn request(g: u64) {
     if REQUESTED.load(Ordering::Relaxed) >= g && STARTED.load(Ordering::Relaxed) >= g {
         return; // already requested and started: the completer's chain covers it
     }
-    let _l = GP_LOCK.lock();
-    if REQUESTED.load(Ordering::Relaxed) < g {
-        REQUESTED.store(g, Ordering::Relaxed); // under GP_LOCK
-    }
+    REQUESTED.fetch_max(g, Ordering::Relaxed);
+    let _l = if arch::in_interrupt() {
+        match GP_LOCK.try_lock() {
+            Some(l) => l,
+            None => return,
+        }
+    } else {
+        GP_LOCK.lock()
+    };
+    start_if_requested();
+}
+
+/// Starts the next grace period if none is in progress and one is requested (GP_LOCK held).
+fn start_if_requested() {
     let s = STARTED.load(Ordering::Relaxed);
-    if s == DONE.load(Ordering::Relaxed) && s < g {
+    if s == DONE.load(Ordering::Relaxed) && s < REQUESTED.load(Ordering::Relaxed) {
         gp_start(s + 1);
     }
 }
@@ -340,9 +511,10 @@ fn complete_one(from_irq: bool) -> bool {
     if g == DONE.load(Ordering::Relaxed) {
         return false;
     }
+    let skip = injected_skip_core();
     for cpu in smp::online_cpus() {
         let v = CPUS[cpu].ctr.load(Ordering::Relaxed);
-        if v != 0 && v != g {
+        if v != 0 && v != g && Some(cpu) != skip {
             return false;
         }
     }
@@ -364,9 +536,7 @@ fn complete_one(from_irq: bool) -> bool {
         GP_TIMED.store(GP_TIMED.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
     DONE.store(g, Ordering::Release);
-    if REQUESTED.load(Ordering::Relaxed) > g {
-        gp_start(g + 1);
-    }
+    start_if_requested();
     drop(l);
     smp_mb(); // E: DONE is visible before the idle cores' wake requests are read; pairs with E in idle_enter
     for cpu in smp::online_cpus() {
@@ -378,16 +548,29 @@ fn complete_one(from_irq: bool) -> bool {
     true
 }
 
+/// Fault injection (`--features inject-gp-skip-core`, never in normal builds): grace periods
+/// do not wait for the highest-numbered online core, so its readers are unprotected. The
+/// torture's reader pipe must catch it.
+#[inline(always)]
+fn injected_skip_core() -> Option<usize> {
+    if cfg!(feature = "inject-gp-skip-core") && smp::num_online() > 1 {
+        smp::online_cpus().last()
+    } else {
+        None
+    }
+}
+
 /// Waits for a full grace period: returns once every core that was not idle when it was called
 /// has passed a quiescent state, so every read-side section that began before has ended. The
 /// caller counts as quiescent while it waits; concurrent callers share grace periods.
 pub fn synchronize_rcu() {
-    assert_not_in_reader("synchronize_rcu");
+    might_block("synchronize_rcu");
     let g = snapshot();
     request(g);
     eqs_enter();
     while DONE.load(Ordering::Acquire) < g {
         if !gp_try_complete() {
+            callbacks_while_waiting();
             arch::cpu_relax();
         }
     }
@@ -524,39 +707,45 @@ pub fn callback_counts() -> (u64, u64) {
 }
 
 /// Waits until every callback queued (on any core) before the call has run (Linux's
-/// `rcu_barrier`): queues a marker callback on every online core behind its existing ones.
+/// `rcu_barrier`): entrains a marker callback on every online core behind its existing ones (on
+/// the others from their interrupt context, with `call_function_single`, as Linux does), then
+/// waits, running this core's own callbacks meanwhile. Works from any core. Not from an RCU
+/// callback (its own core's marker would queue behind it) or an interrupt handler: both are
+/// named errors.
 pub fn rcu_barrier() {
-    assert_not_in_reader("rcu_barrier");
+    might_block("rcu_barrier");
+    if IN_CALLBACKS.get() {
+        panic!("rcu_barrier called from an RCU callback on core {} (it would wait for itself)", cpu_id());
+    }
     let remaining = alloc::sync::Arc::new(AtomicUsize::new(0));
     let cpus: alloc::vec::Vec<usize> = smp::online_cpus().collect();
     remaining.store(cpus.len(), Ordering::Relaxed);
     for &c in &cpus {
         let r = remaining.clone();
-        let queue = move || {
+        let entrain = move || {
             call_rcu(move || {
                 r.fetch_sub(1, Ordering::Release);
             })
         };
         if c == cpu_id() {
-            queue();
+            entrain();
         } else {
-            smp::call_on(c, queue);
+            ipi::call_function_single(c, entrain);
         }
     }
     eqs_enter();
     while remaining.load(Ordering::Acquire) != 0 {
         if !gp_try_complete() {
-            // This core's own callbacks (the marker included) run here: it is not in its idle
-            // loop. Leaving the extended quiescent state around them keeps them readers.
-            if has_ready_callbacks() {
-                eqs_exit();
-                process_callbacks();
-                eqs_enter();
-            }
+            callbacks_while_waiting();
             arch::cpu_relax();
         }
     }
     eqs_exit();
+}
+
+/// Whether this core is running RCU callbacks (a callback, or code it called, is running).
+pub fn in_callback() -> bool {
+    IN_CALLBACKS.get()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -598,9 +787,11 @@ pub fn stalls() -> (u64, Option<usize>) {
     (STALLS.load(Ordering::Relaxed), (c != u64::MAX).then_some(c as usize))
 }
 
-/// Registers the tick hook (at boot).
+/// Registers the tick hook and the interrupt entry/exit hooks (at boot, before interrupts are
+/// unmasked).
 pub fn init() {
     arch::timer::add_hook(tick);
+    arch::exception::set_irq_context_hooks(irq_enter, irq_exit);
 }
 
 /// The tick hook: push a grace period along, and name a core that holds one up for too long.
@@ -616,7 +807,16 @@ fn tick() {
         }
     }
     let g = STARTED.load(Ordering::Relaxed);
-    if g == DONE.load(Ordering::Relaxed) || try_complete(true) {
+    if g == DONE.load(Ordering::Relaxed) {
+        // A request an interrupt handler could not start (GP_LOCK was held) starts here.
+        if REQUESTED.load(Ordering::Relaxed) > g {
+            if let Some(_l) = GP_LOCK.try_lock() {
+                start_if_requested();
+            }
+        }
+        return;
+    }
+    if try_complete(true) {
         return;
     }
     if TICK_SEEN_GP.swap(g, Ordering::Relaxed) != g {

@@ -129,6 +129,12 @@ pub fn secondary_online(cpu: usize) -> ! {
     crate::rcu::eqs_exit();
     // Release: everything this core set up is visible to whoever sees it online.
     ONLINE.fetch_or(1 << cpu, Ordering::Release);
+    // O: the ONLINE bit before this core's first reader (its first work item): a grace-period
+    // completer that does not see the bit does not wait for this core, so this core must see
+    // what the updater did before that grace period. Pairs with D in rcu's gp_start/snapshot
+    // (the completer reads ONLINE after D'). Without it the bit could sit in this core's store
+    // buffer while its first reads run: a store-buffering pair.
+    arch::smp_mb();
     idle_loop()
 }
 
@@ -224,16 +230,18 @@ pub fn idle_exit() {
 }
 
 /// Waits with WFE until `done()`, as an RCU extended quiescent state (a blocking wait must not
-/// hold up grace periods). The waker stores, then `dsb` + `sev`.
+/// hold up grace periods; see `rcu::wait_quiescent`). The waker stores, then `dsb` + `sev`.
 pub fn wait_event(mut done: impl FnMut() -> bool) {
     if done() {
         return;
     }
-    crate::rcu::eqs_enter();
-    while !done() {
-        arch::wfe();
-    }
-    crate::rcu::eqs_exit();
+    crate::rcu::wait_quiescent(|| {
+        let waiting = !done();
+        if waiting {
+            arch::wfe();
+        }
+        waiting
+    });
 }
 
 /// The per-core loop: run queued work, otherwise sleep until woken.

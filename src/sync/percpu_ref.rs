@@ -41,8 +41,24 @@
 //! in `gp_try_complete` and the Acquire load of `DONE` before callbacks run, orders those adds
 //! before the summing reads), and every later get/put sees ATOMIC. The killer pays a grace period
 //! so the fast path pays nothing. (Debug builds also wrap the fast path in
-//! `rcu_read_lock`/`rcu_read_unlock`, which makes a quiescent point inside it a reported error;
-//! both are free in release builds.)
+//! `rcu_read_lock`/`rcu_read_unlock`, which makes a quiescent point inside it a reported error,
+//! and names a fast path that runs while RCU is not watching the core; both are free in release
+//! builds.)
+//!
+//! In an interrupt handler the same holds: the IRQ entry makes a handler that interrupts a core
+//! in an extended quiescent state (a blocking wait) a reader for its duration (`rcu::irq_enter`),
+//! so get/put/tryget/tryget_live/kill are safe there, and a put that runs `release` may call
+//! `call_rcu`.
+//!
+//! # What may block
+//!
+//! The mode changes wait for a pending switch to atomic mode, as an RCU extended quiescent
+//! state (they pass quiescent points): `switch_to_atomic`, `switch_to_atomic_sync`,
+//! `switch_to_percpu`, `resurrect`, `reinit` and `kill_and_confirm`. They must not run inside a
+//! read-side section (a named error in debug builds, even when no switch is pending) or an
+//! interrupt handler (always a named error), and must not have to wait from an RCU callback (a
+//! named error: the switch's callback may be queued behind the running one). `kill`, `exit` and
+//! the fast paths never block.
 //!
 //! # The count and its bias
 //!
@@ -347,6 +363,7 @@ impl PercpuRef {
     /// Takes `n` references (`n` < 2^31).
     #[inline(always)]
     pub fn get_many(&self, n: u32) {
+        rcu::assert_watching("percpu_ref_get");
         rcu::rcu_read_lock();
         // This core's per-cpu base (`mrs tpidr_el1`, pure), read before the mode test so the
         // read dominates both paths: this_cpu_add_u32's own read folds into it, and consecutive
@@ -374,6 +391,7 @@ impl PercpuRef {
     /// Drops `n` references (`n` < 2^31).
     #[inline(always)]
     pub fn put_many(&self, n: u32) {
+        rcu::assert_watching("percpu_ref_put");
         rcu::rcu_read_lock();
         let b = arch::percpu_base(); // as in get_many
         let w = self.word.load(Ordering::Relaxed);
@@ -397,6 +415,7 @@ impl PercpuRef {
     /// Takes `n` references unless the count is zero.
     #[inline(always)]
     pub fn tryget_many(&self, n: u32) -> bool {
+        rcu::assert_watching("percpu_ref_tryget");
         rcu::rcu_read_lock();
         let w = self.word.load(Ordering::Relaxed);
         let ok = if w & ATOMIC == 0 {
@@ -414,6 +433,7 @@ impl PercpuRef {
     /// [`kill_and_confirm`](Self::kill_and_confirm) has run it fails on every core.
     #[inline(always)]
     pub fn tryget_live(&self) -> bool {
+        rcu::assert_watching("percpu_ref_tryget_live");
         rcu::rcu_read_lock();
         let w = self.word.load(Ordering::Relaxed);
         let ok = if w & ATOMIC == 0 {
@@ -531,18 +551,23 @@ impl PercpuRef {
         Locked { g: self.slow.lock(), _irq: irq }
     }
 
-    /// Waits until no switch to atomic mode is pending. A blocking wait: it passes quiescent
-    /// points (so the grace period it waits for can end) and runs this core's ready RCU
-    /// callbacks (the switch's callback may be queued on this core). Must not be called inside
-    /// an RCU read-side section or from an RCU callback.
+    /// Waits until no switch to atomic mode is pending. A blocking wait: an RCU extended
+    /// quiescent state (so the grace period it waits for can end) that runs this core's ready
+    /// RCU callbacks (the switch's callback may be queued on this core). Not inside a read-side
+    /// section or an interrupt handler (checked by the public callers' `might_block`), nor from
+    /// an RCU callback (a named error).
     fn wait_switch(&self) {
-        rcu::assert_not_in_reader("percpu_ref: waiting for a switch to atomic mode");
         // S: Acquire pairs with the Release clear in switch_rcu.
-        while self.switching.load(Ordering::Acquire) {
-            rcu::rcu_quiescent_state();
-            rcu::gp_try_complete();
-            arch::cpu_relax();
+        if !self.switching.load(Ordering::Acquire) {
+            return;
         }
+        if rcu::in_callback() {
+            // The switch's callback may be queued behind the one running, on this core.
+            panic!("percpu_ref: waiting for a mode switch from an RCU callback on core {} (it would wait for itself)", crate::percpu::cpu_id());
+        }
+        // As a quiescent waiter that runs this core's ready callbacks (the switch's own callback
+        // may be queued here).
+        rcu::wait_quiescent(|| self.switching.load(Ordering::Acquire));
     }
 
     /// Starts the switch's grace period (lock held, the switch's reference already taken).
@@ -550,9 +575,39 @@ impl PercpuRef {
         s.confirm = confirm;
         self.switching.store(true, Ordering::Relaxed); // read under the lock, or with S
         let me = self.me.upgrade().expect("percpu_ref: used outside its Arc");
+        let fold_after_gp = if cfg!(feature = "inject-ref-fold-no-gp") && fold {
+            // Fault injection (never in normal builds): fold now, without the grace period (G)
+            // that lets in-flight percpu-mode gets and puts finish. The torture must catch it.
+            if self.fold(s) {
+                self.report(Misuse::PutBelowZero);
+            }
+            false
+        } else {
+            fold
+        };
         // G: call_rcu's snapshot (RCU barrier D) orders the ATOMIC/DEAD store before the grace
         // period it waits for.
-        rcu::call_rcu(move || me.switch_rcu(fold));
+        rcu::call_rcu(move || me.switch_rcu(fold_after_gp));
+    }
+
+    /// Adds the per-core counters into the atomic count and removes the bias (lock held).
+    /// Returns whether the result was below zero (the holders put more than they got): then it
+    /// is set to the switch's reference alone, whose put takes the ref to zero and runs release
+    /// once.
+    fn fold(&self, s: &Slow) -> bool {
+        // Wrapping sum over every possible core (offline cores' counters are zero):
+        // = gets - puts done in percpu mode, mod 2^32; read as i32 (see the module docs).
+        let sum = s.pcpu.as_ref().map_or(0, |p| p.sum(0..MAX_CPUS));
+        // Add the percpu contribution and remove the bias in one RMW: the bias kept the
+        // count above zero until here. F: AcqRel (see the module docs).
+        let delta = sum as i32 as i64 - PERCPU_COUNT_BIAS;
+        let v = self.count.fetch_add(delta, Ordering::AcqRel).wrapping_add(delta);
+        if v <= 0 {
+            // `v` includes this switch's own reference.
+            self.count.fetch_add(1 - v, Ordering::Relaxed);
+            return true;
+        }
+        false
     }
 
     /// The RCU callback of a switch (Linux's `percpu_ref_switch_to_atomic_rcu` and
@@ -564,20 +619,7 @@ impl PercpuRef {
         let (confirm, freed) = {
             let mut s = self.lock();
             if fold {
-                // Wrapping sum over every possible core (offline cores' counters are zero):
-                // = gets - puts done in percpu mode, mod 2^32; read as i32 (see the module docs).
-                let sum = s.pcpu.as_ref().map_or(0, |p| p.sum(0..MAX_CPUS));
-                // Add the percpu contribution and remove the bias in one RMW: the bias kept the
-                // count above zero until here. F: AcqRel (see the module docs).
-                let delta = sum as i32 as i64 - PERCPU_COUNT_BIAS;
-                let v = self.count.fetch_add(delta, Ordering::AcqRel).wrapping_add(delta);
-                if v <= 0 {
-                    // `v` includes this switch's own reference, so the holders put more than
-                    // they got. Leave only the switch's reference: its put below takes the ref
-                    // to zero, dead, and runs release once.
-                    below_zero = true;
-                    self.count.fetch_add(1 - v, Ordering::Relaxed);
-                }
+                below_zero = self.fold(&s);
             }
             let dead = self.word.load(Ordering::Relaxed) & DEAD != 0;
             let freed = if s.exit_pending || (dead && !self.allow_reinit) {
@@ -618,6 +660,7 @@ impl PercpuRef {
     /// May block (as a quiescent waiter) if a switch to atomic mode is already pending, so then
     /// it must not be called inside a read-side section or from an RCU callback.
     pub fn kill_and_confirm(&self, confirm: impl FnOnce() + Send + 'static) {
+        rcu::might_block("percpu_ref_kill_and_confirm");
         self.kill_inner(Some(Box::new(confirm)));
     }
 
@@ -672,12 +715,14 @@ impl PercpuRef {
     /// `confirm` runs once every core uses the atomic count: after a grace period, or at once
     /// if the ref is already atomic. May block if a switch is already pending.
     pub fn switch_to_atomic(&self, confirm: impl FnOnce() + Send + 'static) {
+        rcu::might_block("percpu_ref_switch_to_atomic");
         self.switch_to_atomic_inner(Some(Box::new(confirm)));
     }
 
     /// Switches to atomic mode and waits until the switch is complete (the count is then exact:
     /// see [`count`](Self::count)). A blocking wait: not inside a read-side section.
     pub fn switch_to_atomic_sync(&self) {
+        rcu::might_block("percpu_ref_switch_to_atomic_sync");
         self.switch_to_atomic_inner(None);
         self.wait_switch();
     }
@@ -712,6 +757,7 @@ impl PercpuRef {
     /// Switches back to percpu mode (Linux's `percpu_ref_switch_to_percpu`); waits for a pending
     /// switch to atomic mode first. Ignored with a warning on a dying or released ref.
     pub fn switch_to_percpu(&self) {
+        rcu::might_block("percpu_ref_switch_to_percpu");
         loop {
             let mut s = self.lock();
             if self.switching.load(Ordering::Relaxed) {
@@ -763,6 +809,7 @@ impl PercpuRef {
     /// frees the object, the caller must make sure it cannot run during this call. Waits for a
     /// pending switch first. `tryget`/`tryget_live` may run concurrently.
     pub fn resurrect(&self) -> Result<(), PercpuRefError> {
+        rcu::might_block("percpu_ref_resurrect");
         self.revive(false)
     }
 
@@ -770,6 +817,7 @@ impl PercpuRef {
     /// `percpu_ref_reinit`). Needs [`Flags::ALLOW_REINIT`] and a zero count; otherwise returns
     /// a named error (also reported) and changes nothing.
     pub fn reinit(&self) -> Result<(), PercpuRefError> {
+        rcu::might_block("percpu_ref_reinit");
         self.revive(true)
     }
 
