@@ -33,20 +33,27 @@ pub unsafe fn init() {
 /// Bytes currently allocated.
 pub fn used() -> usize {
     let _irq = IrqGuard::new();
-    HEAP.0.lock().used()
+    let heap = HEAP.0.lock();
+    heap.used()
 }
 
+// The lock guard is always a local declared after the IrqGuard, so it is released first and
+// interrupts are unmasked only after the lock is free. (A guard left as a temporary in a tail
+// expression would be dropped after the locals, the IrqGuard included: a handler that allocates
+// in that window spins for ever on its own core's lock. The torture found exactly that.)
 // SAFETY: linked_list_allocator returns blocks that fit the layout and are disjoint; the lock
 // serialises all cores and the IrqGuard keeps handlers on this core out while it is held.
 unsafe impl GlobalAlloc for Heap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let _irq = IrqGuard::new();
-        self.0.lock().allocate_first_fit(layout).map_or(core::ptr::null_mut(), |p| p.as_ptr())
+        let mut heap = self.0.lock();
+        heap.allocate_first_fit(layout).map_or(core::ptr::null_mut(), |p| p.as_ptr())
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let _irq = IrqGuard::new();
+        let mut heap = self.0.lock();
         // SAFETY: GlobalAlloc's contract: `ptr` came from `alloc` with this layout.
-        unsafe { self.0.lock().deallocate(NonNull::new_unchecked(ptr), layout) }
+        unsafe { heap.deallocate(NonNull::new_unchecked(ptr), layout) }
     }
 }

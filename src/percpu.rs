@@ -245,7 +245,8 @@ static DYN: spin::Mutex<Bitmap> = spin::Mutex::new(Bitmap([0; DYN_BITS / 64]));
 /// Bytes of each core's dynamic per-cpu space in use.
 pub fn dyn_bytes_used() -> usize {
     let _irq = arch::IrqGuard::new();
-    DYN.lock().used() * GRANULE
+    let map = DYN.lock(); // released before the IrqGuard (see heap.rs)
+    map.used() * GRANULE
 }
 
 /// A per-cpu object from the dynamic area (Linux's `alloc_percpu`): one `T` per core at the
