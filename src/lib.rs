@@ -107,6 +107,7 @@ extern "C" fn boot_primary(dtb: usize, el: usize) -> ! {
     rcu::init();
     smp::init_local_interrupts(0);
     rcu::eqs_exit();
+    arch::local_irq_enable();
     smp::boot_secondaries(&info);
     let code = {
         // SAFETY: defined by the image through `entry!`.

@@ -21,7 +21,8 @@
 //!
 //! Grace period `g` is complete once every core's `ctr` is `0` or `g`: each core has either been
 //! idle or passed a quiescent point after `g` started. Whoever notices that (a reporting core,
-//! a core going idle, a waiting `synchronize_rcu` caller, or the tick) completes it in
+//! a core going idle, a waiting `synchronize_rcu` caller, an interrupt handler returning to an
+//! idle core, or the tick) completes it in
 //! [`gp_try_complete`]. Nothing needs a dedicated grace-period thread.
 //!
 //! A caller that needs a grace period that *starts after now* takes the snapshot
@@ -53,6 +54,12 @@
 //!   interrupt handler's duration: I is C for the handler (its `ctr` store before the handler's
 //!   first read; pairs with D), J is A for it (the handler's reads complete before `ctr` returns
 //!   to 0; pairs with B). See "Interrupts" below.
+//! * **K** (`irq_enter`), **K'** (`irq_exit`): the same two barriers when the interrupted core
+//!   is *not* idle. It may be inside `eqs_exit` between its `ctr` store and C, or inside
+//!   `eqs_enter` between A and its `ctr = 0`, and exception entry and return are not memory
+//!   barriers: K orders the interrupted store (and its load of `STARTED`) before the handler's
+//!   reads, K' the handler's reads before the interrupted code's next store. Two `dmb ish` per
+//!   interrupt, instead of masking interrupts around every `eqs_enter`/`eqs_exit`.
 //! * **O** (`smp::secondary_online`): a core coming online publishes its `ONLINE` bit, then
 //!   `smp_mb`, then runs its first reader. The completer reads `ONLINE` after D' (through
 //!   [`smp::online_cpus`]): a store-buffering pair with D, so either the completer sees the new
@@ -83,14 +90,14 @@
 //! | `call_rcu`, dropping a [`list::Removed`], `start_poll_synchronize_rcu` | yes | yes | yes |
 //! | percpu_ref `get`/`put`/`tryget`/`tryget_live`/`kill` | yes | yes | yes |
 //! | percpu-rwsem `down_read_trylock`, `up_read` | yes | yes | yes |
-//! | `synchronize_rcu`, `wait_quiescent`, `smp::call_on` (blocking waits) | no (named error) | yes | no (debug: named error) |
+//! | `synchronize_rcu`, `wait_quiescent`, `smp::call_on`, lock waits (blocking waits) | no (named error) | no (named error) | no (debug: named error) |
 //! | `rcu_barrier` | no (named error) | no (named error: it would wait for itself) | no (debug: named error) |
 //! | percpu_ref mode changes (`switch_to_*`, `reinit`, `resurrect`, `kill_and_confirm`) | no (named error) | only if no switch is pending (waiting: named error) | no (debug: named error) |
 //!
-//! The grace-period lock is only try-locked from interrupt context (a handler's `call_rcu` that
-//! cannot take it leaves the start of its grace period to the lock holder's next check or the
-//! tick), and the callback lists are locked with interrupts masked, so a handler never spins on
-//! a lock the code it interrupted holds.
+//! The grace-period lock and the callback lists are locked with interrupts masked, so a
+//! handler never spins on a lock the code it interrupted holds, and a core holding another
+//! IRQ-masked lock (percpu_ref's, around `call_rcu`) never waits for a holder that an interrupt
+//! keeps from releasing it.
 //!
 //! # Where callbacks run
 //!
@@ -99,7 +106,8 @@
 //! [`synchronize_rcu`], [`rcu_barrier`]): a core blocked in a wait must not hold up
 //! `rcu_barrier` callers on other cores. As with Linux's softirq callbacks, a callback must
 //! therefore not take a lock that code on the same core may hold across a blocking wait, and
-//! must not block itself.
+//! must not block itself (a blocking wait in a callback is a named error: it could wait for
+//! the code it runs inside, or for a core whose idle loop it holds up).
 
 pub mod list;
 
@@ -116,10 +124,27 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering
 static STARTED: AtomicU64 = AtomicU64::new(1);
 static DONE: AtomicU64 = AtomicU64::new(1);
 static REQUESTED: AtomicU64 = AtomicU64::new(1);
-/// Serialises starting and completing grace periods. Taken without masking interrupts: the tick
-/// only ever try-locks it, so it cannot deadlock against the code it interrupted (and masking
-/// would cost more than the rest of the path under QEMU).
+/// Serialises starting and completing grace periods. Always held with interrupts masked (Linux's
+/// `raw_spin_lock_irqsave` on its rcu_node locks): an interrupt handler may take it (a `call_rcu`
+/// from a handler requests a grace period), and other IRQ-masked locks are held while taking it
+/// (percpu_ref's lock around `call_rcu`), so a holder must never be interrupted.
 static GP_LOCK: spin::Mutex<()> = spin::Mutex::new(());
+
+/// GP_LOCK with interrupts masked; fields drop in order, so the lock is released first.
+struct GpLocked {
+    _g: spin::MutexGuard<'static, ()>,
+    _irq: arch::IrqGuard,
+}
+
+fn gp_lock() -> GpLocked {
+    let irq = arch::IrqGuard::new();
+    GpLocked { _g: GP_LOCK.lock(), _irq: irq }
+}
+
+fn gp_try_lock() -> Option<GpLocked> {
+    let irq = arch::IrqGuard::new();
+    GP_LOCK.try_lock().map(|g| GpLocked { _g: g, _irq: irq })
+}
 /// Counter value when the current grace period started, and the sum of completed durations.
 static GP_START_TIME: AtomicU64 = AtomicU64::new(0);
 static GP_TOTAL_TICKS: AtomicU64 = AtomicU64::new(0);
@@ -134,7 +159,7 @@ static TICK_SEEN_AT: AtomicU64 = AtomicU64::new(0);
 
 /// Turns grace-period timing (for [`average_gp_ns`]) on or off, and resets the figures.
 pub fn set_gp_timing(on: bool) {
-    let _l = GP_LOCK.lock();
+    let _l = gp_lock();
     GP_TOTAL_TICKS.store(0, Ordering::Relaxed);
     GP_TIMED.store(0, Ordering::Relaxed);
     // A grace period in progress was not timed from its start: it is skipped by restarting
@@ -361,12 +386,23 @@ pub fn eqs_exit() {
     smp_mb(); // C: the new ctr is visible before any reader runs; pairs with D in gp_start
 }
 
+/// This core stops for good (parked at shutdown, or by a Stop IPI, possibly inside an interrupt
+/// handler whose `irq_exit` will never run): grace periods stop waiting for it, as Linux's
+/// `rcutree_report_cpu_dead`. No checks: the interrupted code may be anywhere.
+pub fn cpu_dead() {
+    let c = &CPUS[cpu_id()];
+    smp_mb(); // A: this core's reads are complete before it reads as idle; pairs with B
+    c.ctr.store(0, Ordering::Relaxed);
+    smp_mb(); // the idle report visible before the core parks; pairs with C
+}
+
 /// Runs `cond` until it is false, as an extended quiescent state (a blocking wait must not
 /// hold up grace periods: a writer waiting for a grace period and a core waiting for that
 /// writer would otherwise wait for each other). This core's ready callbacks run meanwhile.
 /// A blocking wait: not in an interrupt handler, not inside a read-side section.
 pub fn wait_quiescent(mut cond: impl FnMut() -> bool) {
     might_block("a blocking wait");
+    not_in_callback("a blocking wait");
     eqs_enter();
     while cond() {
         callbacks_while_waiting();
@@ -397,6 +433,20 @@ pub fn might_block(what: &str) {
     assert_not_in_reader(what);
 }
 
+/// Names a blocking wait inside an RCU callback (always checked: one load).
+#[inline]
+fn not_in_callback(what: &str) {
+    if IN_CALLBACKS.get() {
+        blocking_in_callback(what);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn blocking_in_callback(what: &str) -> ! {
+    panic!("{} in an RCU callback on core {} (callbacks must not block)", what, cpu_id())
+}
+
 #[cold]
 #[inline(never)]
 fn blocking_in_interrupt(what: &str) -> ! {
@@ -407,12 +457,16 @@ fn blocking_in_interrupt(what: &str) -> ! {
 /// state, leaves it for the handler, which then runs as a reader that grace periods wait for.
 /// Returns whether it did (the token for [`irq_exit`]). Linux's `ct_irq_enter`.
 pub fn irq_enter() -> bool {
-    if cfg!(feature = "inject-irq-eqs") {
-        return false; // fault injection: the hazard this function exists to fix
-    }
     let c = &CPUS[cpu_id()];
-    if c.ctr.load(Ordering::Relaxed) != 0 {
-        return false; // not in an extended quiescent state: already a reader
+    if cfg!(feature = "inject-irq-eqs") || c.ctr.load(Ordering::Relaxed) != 0 {
+        // Not in an extended quiescent state: already a reader. But the interrupted code may be
+        // in eqs_exit between its ctr store and barrier C (or in eqs_enter between A and its
+        // ctr = 0): exception entry is no memory barrier, so order that store (and its load of
+        // STARTED) before the handler's reads here. (`inject-irq-eqs`, fault injection for the
+        // torture's self-test, never in normal builds, takes this path even when idle: the
+        // hazard this function exists to fix.)
+        smp_mb(); // K: pairs with D (as C does), and with K' in irq_exit
+        return false;
     }
     // If the interrupted code is in eqs_exit between its load of STARTED and its store, that
     // store overwrites this one with an older number after the handler: still not 0 and not
@@ -426,6 +480,9 @@ pub fn irq_enter() -> bool {
 /// period that was waiting only for this handler.
 pub fn irq_exit(was_idle: bool) {
     if !was_idle {
+        // K': the handler's reads complete before the interrupted code's next ctr store (it
+        // may be in eqs_enter, about to store 0); pairs with B, as A does.
+        smp_mb();
         return;
     }
     let c = &CPUS[cpu_id()];
@@ -449,24 +506,16 @@ fn snapshot() -> u64 {
     STARTED.load(Ordering::Relaxed) + 1
 }
 
-/// Records that grace period `g` is needed, starting it if none is in progress.
-///
-/// In an interrupt handler GP_LOCK is only try-locked (the interrupted code may hold it): if
-/// that fails, the request stays recorded in REQUESTED, and the next grace period starts when
-/// the holder (or another core) next requests or completes one, or at the latest from the tick.
+/// Records that grace period `g` is needed, starting it if none is in progress. Safe in an
+/// interrupt handler (GP_LOCK's holders run with interrupts masked).
 fn request(g: u64) {
     if REQUESTED.load(Ordering::Relaxed) >= g && STARTED.load(Ordering::Relaxed) >= g {
         return; // already requested and started: the completer's chain covers it
     }
-    REQUESTED.fetch_max(g, Ordering::Relaxed);
-    let _l = if arch::in_interrupt() {
-        match GP_LOCK.try_lock() {
-            Some(l) => l,
-            None => return,
-        }
-    } else {
-        GP_LOCK.lock()
-    };
+    let _l = gp_lock();
+    if REQUESTED.load(Ordering::Relaxed) < g {
+        REQUESTED.store(g, Ordering::Relaxed); // under GP_LOCK
+    }
     start_if_requested();
 }
 
@@ -493,7 +542,7 @@ pub fn gp_try_complete() -> bool {
     try_complete(false)
 }
 
-/// `from_irq`: only try-lock GP_LOCK (the interrupted code may hold it).
+/// `from_irq`: only try-lock GP_LOCK (an interrupt handler should not spin on it).
 fn try_complete(from_irq: bool) -> bool {
     let mut completed = false;
     // After completing g, the next grace period may already be requested and, with every core
@@ -519,13 +568,15 @@ fn complete_one(from_irq: bool) -> bool {
         }
     }
     smp_mb(); // B: the quiescent states read above are ordered before DONE; pairs with A
+    // From the tick or an IRQ exit, do not spin: whoever holds the lock completes it, or a
+    // later tick does.
     let l = if from_irq {
-        match GP_LOCK.try_lock() {
+        match gp_try_lock() {
             Some(l) => l,
             None => return false,
         }
     } else {
-        GP_LOCK.lock()
+        gp_lock()
     };
     if STARTED.load(Ordering::Relaxed) != g || DONE.load(Ordering::Relaxed) >= g {
         return false;
@@ -565,6 +616,7 @@ fn injected_skip_core() -> Option<usize> {
 /// caller counts as quiescent while it waits; concurrent callers share grace periods.
 pub fn synchronize_rcu() {
     might_block("synchronize_rcu");
+    not_in_callback("synchronize_rcu");
     let g = snapshot();
     request(g);
     eqs_enter();
@@ -617,8 +669,10 @@ struct Segment {
     cbs: VecDeque<Callback>,
 }
 
-/// A core's callbacks, segmented by the grace period each needs (in queue order, so grace
-/// periods are non-decreasing): one grace period serves a whole segment.
+/// A core's callbacks, segmented by the grace period each needs, in queue order: one grace
+/// period serves a whole segment. Grace periods are non-decreasing except when an interrupt
+/// handler's `call_rcu` lands between a task's snapshot and its push (then a later segment may
+/// need an earlier grace period); segments still run in queue order, so that only delays it.
 static CBLISTS: [spin::Mutex<VecDeque<Segment>>; MAX_CPUS] = [const { spin::Mutex::new(VecDeque::new()) }; MAX_CPUS];
 static CBS_QUEUED: AtomicU64 = AtomicU64::new(0);
 static CBS_INVOKED: AtomicU64 = AtomicU64::new(0);
@@ -807,16 +861,7 @@ fn tick() {
         }
     }
     let g = STARTED.load(Ordering::Relaxed);
-    if g == DONE.load(Ordering::Relaxed) {
-        // A request an interrupt handler could not start (GP_LOCK was held) starts here.
-        if REQUESTED.load(Ordering::Relaxed) > g {
-            if let Some(_l) = GP_LOCK.try_lock() {
-                start_if_requested();
-            }
-        }
-        return;
-    }
-    if try_complete(true) {
+    if g == DONE.load(Ordering::Relaxed) || try_complete(true) {
         return;
     }
     if TICK_SEEN_GP.swap(g, Ordering::Relaxed) != g {

@@ -116,11 +116,11 @@ pub fn boot_secondaries(info: &BootInfo) {
     }
 }
 
-/// Brings up this core's interrupt state: GIC CPU interface, periodic tick, IRQs unmasked.
+/// Brings up this core's interrupt state (GIC CPU interface, periodic tick); interrupts stay
+/// masked until the caller unmasks them.
 pub fn init_local_interrupts(cpu: usize) {
     crate::drivers::gic::init_cpu(cpu);
     arch::timer::start_tick(TICK_HZ.load(Ordering::Relaxed));
-    arch::local_irq_enable();
 }
 
 /// First Rust code of a secondary core after its per-cpu area is set: report in, then idle.
@@ -129,12 +129,14 @@ pub fn secondary_online(cpu: usize) -> ! {
     crate::rcu::eqs_exit();
     // Release: everything this core set up is visible to whoever sees it online.
     ONLINE.fetch_or(1 << cpu, Ordering::Release);
-    // O: the ONLINE bit before this core's first reader (its first work item): a grace-period
-    // completer that does not see the bit does not wait for this core, so this core must see
-    // what the updater did before that grace period. Pairs with D in rcu's gp_start/snapshot
-    // (the completer reads ONLINE after D'). Without it the bit could sit in this core's store
-    // buffer while its first reads run: a store-buffering pair.
+    // O: the ONLINE bit before this core's first reader (an interrupt handler or its first work
+    // item, so interrupts stay masked until here): a grace-period completer that does not see
+    // the bit does not wait for this core, so this core must see what the updater did before
+    // that grace period. Pairs with D in rcu's gp_start/snapshot (the completer reads ONLINE
+    // after D'). Without it the bit could sit in this core's store buffer while its first reads
+    // run: a store-buffering pair.
     arch::smp_mb();
+    arch::local_irq_enable();
     idle_loop()
 }
 
@@ -283,6 +285,8 @@ pub fn idle_loop() -> ! {
 pub(crate) fn park() -> ! {
     let _ = arch::local_irq_save();
     arch::timer::stop_tick();
+    // Grace periods must not wait for a parked core (it may be parked from inside a handler).
+    crate::rcu::cpu_dead();
     PARKED.fetch_add(1, Ordering::Release);
     loop {
         arch::wfe();
