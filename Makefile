@@ -5,6 +5,8 @@
 #               the last line is "N passed, M failed"
 #   make image BOARD=rpi4   image/rpi4/ with kernel8.img and config.txt for the SD card
 #   make bench  the benchmark image on QEMU virt, in -icount and multi-threaded modes
+#   make torture   rcutorture/locktorture/percpu_ref torture, release and debug builds, 60 s each
+#                  (DURATION=, SMP=, SEED=, BOARD=, TORTURE=rcu|lock|ref|all)
 #
 # Variables: BOARD=virt (QEMU virt, default) or rpi4 (QEMU raspi4b / a Raspberry Pi 4),
 # SMP=4 (cores for `make run` on virt), EL2=1 (enter at EL2 on virt; the Pi always does).
@@ -37,7 +39,7 @@ SUITE_BOARD := $(if $(filter command line environment,$(origin BOARD)),$(BOARD),
 
 RUN_FLAGS := --board $(BOARD) --smp $(SMP) $(if $(EL2),--el2,)
 
-.PHONY: setup run test bench image gdb clean
+.PHONY: setup run test bench torture image gdb clean
 
 setup:
 	@bash scripts/setup.sh
@@ -50,6 +52,12 @@ test: setup
 
 bench: setup
 	scripts/bench $(SMP)
+
+DURATION ?= 60
+TORTURE  ?= all
+SEED     ?=
+torture: setup
+	DURATION=$(DURATION) SMP=$(SMP) BOARD=$(BOARD) TORTURE=$(TORTURE) SEED=$(SEED) scripts/torture
 
 # image/$(BOARD)/: rpi4: kernel8.img + config.txt for the SD card (docs/rpi4.md); virt: Image.
 image: setup

@@ -15,11 +15,30 @@ enum Expect {
     Timeout(u64, &'static str),
     /// Every case passes, and the output passes this host-side check (given the core count).
     PassAnd(&'static str, fn(&str, u32) -> Result<(), String>),
+    /// The torture image ends with `End of test: SUCCESS` and exit code 0.
+    TortureSucceeds,
+    /// The torture image (built with an injected bug) ends with `End of test: FAILURE`, a
+    /// non-zero exit, and at least one of these failure reports (the counter that must catch it).
+    TortureCatches(&'static [&'static str]),
+}
+
+/// How a run's image is built.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Build {
+    /// A test image (`cargo test --no-run`, the test profile: debug assertions on).
+    Test,
+    /// The `torture` binary, release profile (what users run: `rcu_read_lock` is no instruction).
+    Release,
+    /// The `torture` binary, dev profile (debug assertions on).
+    Debug,
+    /// The `torture` binary, release profile, with the `inject-<name>` fault injection.
+    Inject(&'static str),
 }
 
 /// One boot of one test image.
 struct Run {
     bin: &'static str,
+    build: Build,
     /// Interrupts may land between any two instructions (see qemu::RunConfig::precise_irq).
     precise_irq: bool,
     smp: u32,
@@ -29,7 +48,50 @@ struct Run {
 }
 
 const fn pass(bin: &'static str, smp: u32) -> Run {
-    Run { precise_irq: false, bin, smp, el2: false, append: "", expect: Expect::Pass }
+    Run { precise_irq: false, bin, build: Build::Test, smp, el2: false, append: "", expect: Expect::Pass }
+}
+
+/// Seconds each torture run in the suite lasts (`make torture` is the long soak).
+const SHORT_TORTURE: &str = "duration=10";
+
+/// The short torture (every torture at once) on `smp` cores, built as `build`.
+fn torture(build: Build, smp: u32) -> Run {
+    let append: &'static str = Box::leak(format!("torture=all {SHORT_TORTURE}").into_boxed_str());
+    Run { bin: "torture", build, append, expect: Expect::TortureSucceeds, ..pass("torture", smp) }
+}
+
+/// The short torture of `which` (rcu, lock or ref) built with fault injection `bug`: it must
+/// report FAILURE through one of `caught_by`.
+fn injected(bug: &'static str, which: &str, caught_by: &'static [&'static str]) -> Run {
+    let append: &'static str = Box::leak(format!("torture={which} {SHORT_TORTURE}").into_boxed_str());
+    Run { bin: "torture", build: Build::Inject(bug), append, expect: Expect::TortureCatches(caught_by), ..pass("torture", 4) }
+}
+
+/// Each injected bug and the counter that must catch it.
+fn fault_injection_runs() -> Vec<Run> {
+    vec![
+        // A grace period that does not wait for one core: its readers see objects retired
+        // more than one grace period ago.
+        injected("gp-skip-core", "rcu", &["rcu-torture: !!! too-short grace period", "rcu-torture: !!! use-after-free"]),
+        // Interrupt entry that leaves the core in its extended quiescent state (review hazard
+        // 1 reintroduced): the tick's and IPI readers on cores in blocking waits are unprotected.
+        injected("irq-eqs", "rcu", &["rcu-torture: !!! too-short grace period", "rcu-torture: !!! use-after-free"]),
+        // percpu_down_write that does not wait for the readers to drain.
+        injected("rwsem-no-drain", "lock", &["percpu_rwsem_lock-torture: !!! exclusion violated"]),
+        // percpu_ref folding its counters without a grace period: in-flight gets and puts are
+        // lost, so release comes early (while references are held) or twice, or never.
+        injected(
+            "ref-fold-no-gp",
+            "ref",
+            &[
+                "percpu_ref-torture: !!! release twice",
+                "percpu_ref-torture: !!! use after release",
+                "percpu_ref-torture: !!! confirm after release",
+                "percpu_ref-torture: !!! release missing",
+                "percpu_ref-torture: !!! misuse reports",
+            ],
+        ),
+    ]
 }
 
 /// Image `bin` booted with `key=kind` on its command line; must exit non-zero showing `text`.
@@ -72,16 +134,9 @@ fn virt_runs() -> Vec<Run> {
         pass("boot", 1),
         pass("boot", 8),
         // More cores than the run may use: the extra ones are named and left off.
-        Run {
-            precise_irq: false,
-            bin: "boot",
-            smp: 4,
-            el2: false,
-            append: "maxcpus=2",
-            expect: Expect::PassAnd("boot::cores_beyond_the_limit_are_reported", beyond_limit),
-        },
-        Run { precise_irq: false, bin: "boot", smp: 4, el2: true, append: "expect-entry-el=2", expect: Expect::Pass },
-        Run { precise_irq: false, bin: "boot", smp: 1, el2: true, append: "expect-entry-el=2", expect: Expect::Pass },
+        Run { append: "maxcpus=2", expect: Expect::PassAnd("boot::cores_beyond_the_limit_are_reported", beyond_limit), ..pass("boot", 4) },
+        Run { el2: true, append: "expect-entry-el=2", ..pass("boot", 4) },
+        Run { el2: true, append: "expect-entry-el=2", ..pass("boot", 1) },
         pass("percpu", 4),
         pass("percpu", 1),
         pass("mmu", 4),
@@ -119,8 +174,13 @@ fn virt_runs() -> Vec<Run> {
         fault("write-text", "EXCEPTION on core 0: data abort (write) permission fault"),
         fault("exec-data", "EXCEPTION on core 0: instruction abort permission fault"),
         fault("stack-overflow", "stack overflow on core 1"),
+        // The short torture in the build users run and in the debug build, then each injected
+        // bug, which it must catch.
+        torture(Build::Release, 4),
+        torture(Build::Debug, 4),
     ]
     .into_iter()
+    .chain(fault_injection_runs())
     .chain(console_and_runner(2))
     .collect()
 }
@@ -155,6 +215,7 @@ fn rpi4_runs() -> Vec<Run> {
         on4(fault("write-text", "EXCEPTION on core 0: data abort (write) permission fault")),
         on4(fault("exec-data", "EXCEPTION on core 0: instruction abort permission fault")),
         on4(fault("stack-overflow", "stack overflow on core 1")),
+        torture(Build::Release, 4),
     ]
     .into_iter()
     .chain(console_and_runner(4))
@@ -260,6 +321,53 @@ fn build_tests(root: &Path, board: &str) -> Result<BTreeMap<String, PathBuf>, St
     Ok(map)
 }
 
+/// Builds binary `name` of the firmware for `board` as `build` (not `Build::Test`) and returns
+/// its executable. Fault-injection builds go to their own target directory (`target/inject`, or
+/// `target/rpi4-inject`), so they never replace the artifacts users run.
+fn build_bin(root: &Path, board: &str, name: &str, build: Build) -> Result<PathBuf, String> {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["build", "--bin", name, "--message-format=json-render-diagnostics"]);
+    let mut features = Vec::new();
+    let mut dir = if board == "rpi4" { "target/rpi4".to_string() } else { "target".to_string() };
+    if board == "rpi4" {
+        cmd.arg("--no-default-features");
+        features.push("board-rpi4".to_string());
+    }
+    match build {
+        Build::Release => {
+            cmd.arg("--release");
+        }
+        Build::Debug => {}
+        Build::Inject(bug) => {
+            cmd.arg("--release");
+            features.push(format!("inject-{bug}"));
+            dir.push_str(if board == "rpi4" { "-inject" } else { "/inject" });
+        }
+        Build::Test => return Err("test images are built by build_tests".into()),
+    }
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    cmd.env("CARGO_TARGET_DIR", root.join(&dir));
+    let out = cmd
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("building {name} ({build:?}) for {board} failed"));
+    }
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        if v["reason"] == "compiler-artifact" && v["target"]["name"] == name {
+            if let Some(exe) = v["executable"].as_str() {
+                return Ok(PathBuf::from(exe));
+            }
+        }
+    }
+    Err(format!("cargo built no executable named {name}"))
+}
+
 /// Runs the host crate's own unit tests; returns (passed, failed).
 fn host_tests(root: &Path) -> (u32, u32) {
     let triple = {
@@ -312,6 +420,8 @@ struct Tally {
 fn execute(r: &Run, elf: &Path, b: &str, verbose: bool, t: &mut Tally) {
     let timeout_secs = match r.expect {
         Expect::Timeout(t, _) => t,
+        // The short torture runs 10 s; the rest is boot, the final checks, and a loaded host.
+        Expect::TortureSucceeds | Expect::TortureCatches(_) => 120,
         _ => RunConfig::default().timeout_secs,
     };
     let cfg = RunConfig {
@@ -324,7 +434,20 @@ fn execute(r: &Run, elf: &Path, b: &str, verbose: bool, t: &mut Tally) {
         verbose,
         ..RunConfig::default()
     };
-    let label = format!("{} on {b}, {} core{}{}", r.bin, r.smp, if r.smp == 1 { "" } else { "s" }, if r.el2 { ", entered at EL2" } else if r.precise_irq { ", one instruction per TB" } else { "" });
+    let build = match r.build {
+        Build::Test => String::new(),
+        Build::Release => ", release build".into(),
+        Build::Debug => ", debug build".into(),
+        Build::Inject(bug) => format!(", release build with inject-{bug}"),
+    };
+    let label = format!(
+        "{} on {b}, {} core{}{}{build}{}",
+        r.bin,
+        r.smp,
+        if r.smp == 1 { "" } else { "s" },
+        if r.el2 { ", entered at EL2" } else if r.precise_irq { ", one instruction per TB" } else { "" },
+        if r.build == Build::Test { String::new() } else { format!(" [{}]", r.append) }
+    );
     println!("== {label}");
     let res = match qemu::run(elf, &cfg, &mut std::io::stdout()) {
         Ok(res) => res,
@@ -361,6 +484,33 @@ fn execute(r: &Run, elf: &Path, b: &str, verbose: bool, t: &mut Tally) {
                 }
             }
         }
+        Expect::TortureSucceeds => {
+            let name = format!("torture::{}", torture_case(r, b));
+            if res.exit_code == 0 && res.text.contains("End of test: SUCCESS") {
+                println!("test {name} ... ok");
+                t.passed += 1;
+            } else {
+                let why = if res.text.contains("End of test: FAILURE") { "End of test: FAILURE".to_string() } else { format!("no verdict (exit {})", res.exit_code) };
+                println!("test {name} ... FAILED: {why}");
+                t.failures.push(format!("{label}: {why}"));
+                t.failed += 1;
+            }
+        }
+        Expect::TortureCatches(reports) => {
+            let name = format!("torture::{}", torture_case(r, b));
+            let seen = reports.iter().find(|rep| res.text.contains(*rep));
+            if res.exit_code != 0 && res.exit_code != 124 && res.text.contains("End of test: FAILURE") && seen.is_some() {
+                println!("test {name} ... ok (caught: `{}`)", seen.copied().unwrap_or_default());
+                t.passed += 1;
+            } else {
+                println!(
+                    "test {name} ... FAILED: the injected bug was not caught (exit {}; wanted End of test: FAILURE and one of {:?})",
+                    res.exit_code, reports
+                );
+                t.failures.push(format!("{label}: injected bug not caught"));
+                t.failed += 1;
+            }
+        }
         Expect::Timeout(_, text) => {
             if res.exit_code == 124 && res.text.contains(text) {
                 println!("test {}::runner_names_the_hang ... ok (killed, report matched)", r.bin);
@@ -388,6 +538,16 @@ fn execute(r: &Run, elf: &Path, b: &str, verbose: bool, t: &mut Tally) {
     }
 }
 
+/// The case name of a torture run: its build and board (`release_on_virt`,
+/// `catches_inject_gp_skip_core`, ...).
+fn torture_case(r: &Run, board: &str) -> String {
+    match r.build {
+        Build::Inject(bug) => format!("catches_inject_{}", bug.replace('-', "_")),
+        Build::Debug => format!("debug_build_on_{board}_{}_cores_succeeds", r.smp),
+        _ => format!("release_build_on_{board}_{}_cores_succeeds", r.smp),
+    }
+}
+
 /// `cargo test`'s runner: if `elf` is a test image the suite knows (`<bin>-<hash>` in
 /// `deps/`), runs it in every configuration the suite lists for `board`, with the same
 /// expectations, and returns the exit code; otherwise `None` (boot it once, plainly).
@@ -398,7 +558,7 @@ pub fn run_image(elf: &Path, board: &str, verbose: bool) -> Option<ExitCode> {
         return None;
     }
     let runs: Vec<Run> = if board == "rpi4" { rpi4_runs() } else { virt_runs() };
-    let runs: Vec<Run> = runs.into_iter().filter(|r| r.bin == bin).collect();
+    let runs: Vec<Run> = runs.into_iter().filter(|r| r.bin == bin && r.build == Build::Test).collect();
     if runs.is_empty() {
         return None;
     }
@@ -437,17 +597,33 @@ pub fn run(board: &str, only: Option<&str>, verbose: bool) -> ExitCode {
             }
         };
         let runs = if *b == "rpi4" { rpi4_runs() } else { virt_runs() };
+        let mut bins: BTreeMap<Build, Result<PathBuf, String>> = BTreeMap::new();
         for r in runs {
             if only.is_some_and(|o| o != r.bin) {
                 continue;
             }
-            let Some(elf) = images.get(r.bin) else {
-                println!("test {}::image ... FAILED: no test image named {}", r.bin, r.bin);
-                failed += 1;
-                continue;
+            let elf = if r.build == Build::Test {
+                match images.get(r.bin) {
+                    Some(e) => e.clone(),
+                    None => {
+                        println!("test {}::image ... FAILED: no test image named {}", r.bin, r.bin);
+                        failed += 1;
+                        continue;
+                    }
+                }
+            } else {
+                match bins.entry(r.build).or_insert_with(|| build_bin(&root, b, r.bin, r.build)) {
+                    Ok(e) => e.clone(),
+                    Err(e) => {
+                        println!("test {}::build ... FAILED: {e}", r.bin);
+                        failures.push(e.clone());
+                        failed += 1;
+                        continue;
+                    }
+                }
             };
             let mut t = Tally::default();
-            execute(&r, elf, b, verbose, &mut t);
+            execute(&r, &elf, b, verbose, &mut t);
             passed += t.passed;
             failed += t.failed;
             failures.extend(t.failures);

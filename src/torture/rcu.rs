@@ -1,0 +1,481 @@
+//! RCU torture, after Linux's `kernel/rcu/rcutorture.c`.
+//!
+//! A writer replaces the RCU-protected current object (`rcu_assign_pointer`) and retires the old
+//! one by one of three means, chosen at random: `synchronize_rcu` (the retired objects wait on a
+//! "removed" list), `call_rcu` (a callback that re-queues itself), or
+//! `start_poll_synchronize_rcu`/`poll_state_synchronize_rcu`. Every retired object's *pipe
+//! count* is 1 when it is replaced and grows by one at each later grace period; at
+//! [`PIPE_LEN`] it is freed (poisoned, back on the free list) and may be reused. Readers on every
+//! core, in task context and in interrupt handlers (the tick, and `call_function_single` closures
+//! sent to cores that may sit in blocking waits), record the pipe count they see after their
+//! read-side delay: a reader can only see 0 (current) or 1 (replaced, grace period not over).
+//! **Any reading past 1 means a grace period ended under a reader** (rcutorture's "Reader Pipe"
+//! with `!!!`). A freed object seen by a reader is a use-after-free; a reader that sees the
+//! object without its `mbtest` field (set before `rcu_assign_pointer`) breaks publication order.
+//!
+//! Also in the mix: nested read sections, short and long; fake writers (`synchronize_rcu`,
+//! polling, empty `call_rcu`) on several cores at once; quiescent dwells (a blocking wait with
+//! interrupts enabled); `rcu_barrier` from random cores, checked; and a callback flood (forward
+//! progress) during which memory must stay bounded.
+
+use super::common::{self, delay_ns, hold_ns, PerCore, Rng, Torture};
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use quiescent::smp::{self, ipi};
+use quiescent::{arch, percpu::cpu_id, rcu, MAX_CPUS};
+
+/// rcutorture's `RCU_TORTURE_PIPE_LEN`.
+pub const PIPE_LEN: usize = 10;
+const NOBJ: usize = 10 * PIPE_LEN;
+const LIVE: u64 = 0x5254_4f52_5455_5245; // "RTORTURE"
+const POISON: u64 = 0x6b6b_6b6b_6b6b_6b6b;
+
+/// One object (rcutorture's `struct rcu_torture`). A static pool: a "freed" object is poisoned
+/// and reused, never handed back to the allocator, so a buggy reader reads poison, not memory.
+struct Obj {
+    pipe_count: AtomicU32,
+    mbtest: AtomicU32,
+    magic: AtomicU64,
+}
+
+static POOL: [Obj; NOBJ] = [const { Obj { pipe_count: AtomicU32::new(0), mbtest: AtomicU32::new(0), magic: AtomicU64::new(POISON) } }; NOBJ];
+static FREELIST: spin::Mutex<Vec<usize>> = spin::Mutex::new(Vec::new());
+/// Retired by synchronize_rcu/polling writers, waiting for their next grace periods.
+static REMOVED: spin::Mutex<Vec<usize>> = spin::Mutex::new(Vec::new());
+static CURRENT: AtomicPtr<Obj> = AtomicPtr::new(core::ptr::null_mut());
+/// The writer role (one writer at a time, as in rcutorture): try-locked, never waited for.
+static WRITER: AtomicBool = AtomicBool::new(false);
+/// One callback flood at a time.
+static FLOODING: AtomicBool = AtomicBool::new(false);
+static NEXT_FLOOD_MS: AtomicU64 = AtomicU64::new(0);
+
+// Statistics, in rcutorture's names.
+static VERSION: AtomicU64 = AtomicU64::new(0); // ver
+static ALLOCS: AtomicU64 = AtomicU64::new(0); // rta
+static ALLOC_FAILS: AtomicU64 = AtomicU64::new(0); // rtaf
+static FREES: AtomicU64 = AtomicU64::new(0); // rtf
+static MBERRORS: AtomicU64 = AtomicU64::new(0); // rtmbe
+static UAF: AtomicU64 = AtomicU64::new(0); // (ours) reads of a freed object
+static TIMER_READS: AtomicU64 = AtomicU64::new(0); // nt
+static IPI_READS: AtomicU64 = AtomicU64::new(0);
+static BARRIER_ATTEMPTS: AtomicU64 = AtomicU64::new(0);
+static BARRIER_OK: AtomicU64 = AtomicU64::new(0);
+static BARRIER_ERRORS: AtomicU64 = AtomicU64::new(0);
+static FLOODS: AtomicU64 = AtomicU64::new(0);
+static FLOOD_CBS: AtomicU64 = AtomicU64::new(0);
+static FLOOD_MAX_PENDING: AtomicU64 = AtomicU64::new(0);
+static FLOOD_MAX_HEAP: AtomicU64 = AtomicU64::new(0);
+static FLOOD_ERRORS: AtomicU64 = AtomicU64::new(0);
+static FAKE_WRITES: AtomicU64 = AtomicU64::new(0);
+static DWELLS: AtomicU64 = AtomicU64::new(0);
+static READS: PerCore = PerCore::new();
+/// Free-Block Circulation: how many objects reached each pipe stage.
+static WCOUNT: [AtomicU64; PIPE_LEN + 1] = [const { AtomicU64::new(0) }; PIPE_LEN + 1];
+/// Reader Pipe / Reader Batch histograms, per core (interrupt handlers count on their core).
+static PIPE: [[AtomicU64; PIPE_LEN + 1]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; PIPE_LEN + 1] }; MAX_CPUS];
+static BATCH: [[AtomicU64; PIPE_LEN + 1]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; PIPE_LEN + 1] }; MAX_CPUS];
+
+/// A flood stops if its callbacks outrun grace periods by this many (memory would grow without
+/// bound): a forward-progress failure.
+const FLOOD_MAX_OUTSTANDING: u64 = 100_000;
+/// Heap a flood may add (the heap is 32 MiB).
+const FLOOD_HEAP_LIMIT: usize = 8 << 20;
+
+fn obj(i: usize) -> &'static Obj {
+    &POOL[i]
+}
+
+fn index_of(p: *const Obj) -> usize {
+    (p as usize - POOL.as_ptr() as usize) / core::mem::size_of::<Obj>()
+}
+
+fn alloc_obj() -> Option<usize> {
+    let i = FREELIST.lock().pop();
+    match i {
+        Some(i) => {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+            Some(i)
+        }
+        None => {
+            ALLOC_FAILS.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+fn free_obj(i: usize) {
+    let o = obj(i);
+    o.mbtest.store(0, Ordering::Relaxed);
+    o.magic.store(POISON, Ordering::Relaxed);
+    FREES.fetch_add(1, Ordering::Relaxed);
+    FREELIST.lock().push(i);
+}
+
+/// One more grace period has passed since object `i` was retired: advance its pipe count
+/// (rcutorture's `rcu_torture_pipe_update_one`). Returns whether it reached the end (freed).
+fn pipe_update_one(i: usize) -> bool {
+    let o = obj(i);
+    let p = o.pipe_count.load(Ordering::Relaxed) as usize;
+    WCOUNT[p.min(PIPE_LEN)].fetch_add(1, Ordering::Relaxed);
+    o.pipe_count.store(p as u32 + 1, Ordering::Release);
+    if p + 1 >= PIPE_LEN {
+        free_obj(i);
+        return true;
+    }
+    false
+}
+
+/// A grace period has passed: every object on the removed list moves one stage on.
+fn pipe_update_removed() {
+    let mut r = REMOVED.lock();
+    r.retain(|&i| !pipe_update_one(i));
+}
+
+/// The deferred-free callback chain: one stage per grace period (rcutorture's
+/// `rcu_torture_cb`).
+fn deferred_stage(i: usize) {
+    if !pipe_update_one(i) {
+        rcu::call_rcu(move || deferred_stage(i));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Readers.
+// ---------------------------------------------------------------------------------------------
+
+/// One read-side section (rcutorture's `rcu_torture_one_read`): dereference the current object,
+/// check its publication, hold it for `hold` ns, then record its pipe count and the grace
+/// periods that completed meanwhile. `depth` nests the section.
+fn one_read(depth: u32, hold: u64) {
+    for _ in 0..depth {
+        rcu::rcu_read_lock();
+    }
+    let g = rcu::read();
+    let started = rcu::completed();
+    let p = rcu::rcu_dereference(&CURRENT, &g);
+    if !p.is_null() {
+        // SAFETY: `p` points into the static pool (never deallocated); a freed object is
+        // poisoned, which is what these checks look for.
+        let o = unsafe { &*p };
+        // rtort_mbtest: written before rcu_assign_pointer; the address dependency orders this load.
+        if o.mbtest.load(Ordering::Relaxed) == 0 {
+            MBERRORS.fetch_add(1, Ordering::Relaxed);
+            common::fail();
+        }
+        delay_ns(hold);
+        let pipe = (o.pipe_count.load(Ordering::Acquire) as usize).min(PIPE_LEN);
+        if o.magic.load(Ordering::Relaxed) != LIVE {
+            UAF.fetch_add(1, Ordering::Relaxed);
+            common::fail();
+        }
+        if pipe > 1 {
+            common::fail();
+        }
+        let batch = (rcu::completed() - started).min(PIPE_LEN as u64) as usize;
+        PIPE[cpu_id()][pipe].fetch_add(1, Ordering::Relaxed);
+        BATCH[cpu_id()][batch].fetch_add(1, Ordering::Relaxed);
+        READS.inc();
+    }
+    drop(g);
+    for _ in 0..depth {
+        rcu::rcu_read_unlock();
+    }
+}
+
+/// A read from an interrupt handler: short mostly, now and then long enough to span a grace
+/// period if the handler were not a reader.
+fn irq_read(rng: &mut Rng) {
+    let hold = if rng.pct(10) { 100_000 + rng.below(400_000) } else { rng.below(20_000) };
+    one_read(0, hold);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writers.
+// ---------------------------------------------------------------------------------------------
+
+fn write(rng: &mut Rng) {
+    if WRITER.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        return; // someone else is the writer now
+    }
+    if let Some(i) = alloc_obj() {
+        let o = obj(i);
+        o.pipe_count.store(0, Ordering::Relaxed);
+        o.magic.store(LIVE, Ordering::Relaxed);
+        o.mbtest.store(1, Ordering::Relaxed);
+        let old = CURRENT.load(Ordering::Relaxed);
+        // STLR: the fields above are visible to a reader that sees the new pointer.
+        rcu::rcu_assign_pointer(&CURRENT, o as *const Obj as *mut Obj);
+        VERSION.fetch_add(1, Ordering::Relaxed);
+        if !old.is_null() {
+            let oi = index_of(old);
+            // Replaced: stage 1 at once (readers that found it may still see it; that is fine).
+            pipe_update_one(oi);
+            match rng.below(10) {
+                0..=3 => {
+                    REMOVED.lock().push(oi);
+                    rcu::synchronize_rcu();
+                    pipe_update_removed();
+                }
+                4..=7 => rcu::call_rcu(move || deferred_stage(oi)),
+                _ => {
+                    REMOVED.lock().push(oi);
+                    let cookie = rcu::start_poll_synchronize_rcu();
+                    rcu::wait_quiescent(|| !rcu::poll_state_synchronize_rcu(cookie));
+                    pipe_update_removed();
+                }
+            }
+        }
+    }
+    WRITER.store(false, Ordering::Release);
+}
+
+/// rcutorture's fake writers: grace periods requested from several cores at once.
+fn fake_write(rng: &mut Rng) {
+    FAKE_WRITES.fetch_add(1, Ordering::Relaxed);
+    match rng.below(3) {
+        0 => rcu::synchronize_rcu(),
+        1 => {
+            let cookie = rcu::start_poll_synchronize_rcu();
+            rcu::wait_quiescent(|| !rcu::poll_state_synchronize_rcu(cookie));
+        }
+        _ => rcu::call_rcu(|| {}),
+    }
+}
+
+/// Sits in a blocking wait (an extended quiescent state with interrupts enabled) for a while:
+/// the tick's readers then run on a core that grace periods do not otherwise wait for.
+fn dwell(rng: &mut Rng) {
+    DWELLS.fetch_add(1, Ordering::Relaxed);
+    let ns = 50_000 + rng.below(2_000_000);
+    let t0 = arch::counter_relaxed();
+    rcu::wait_quiescent(|| arch::ticks_to_ns(arch::counter_relaxed().wrapping_sub(t0)) < ns);
+}
+
+/// Sends a reader to another core, which runs it in interrupt context (the target may be in a
+/// blocking wait, a read section, or asleep in its idle loop).
+fn ipi_read(rng: &mut Rng) {
+    let cpus: Vec<usize> = smp::online_cpus().filter(|&c| c != cpu_id()).collect();
+    if cpus.is_empty() {
+        return;
+    }
+    let target = cpus[rng.below(cpus.len() as u64) as usize];
+    let seed = rng.next();
+    ipi::call_function_single(target, move || {
+        let mut r = Rng::new(seed);
+        irq_read(&mut r);
+        super::percpu_ref::irq_user(&mut r);
+        IPI_READS.fetch_add(1, Ordering::Relaxed);
+    });
+}
+
+/// rcutorture's barrier test: callbacks queued here before `rcu_barrier` have all run when it
+/// returns.
+fn barrier(rng: &mut Rng) {
+    BARRIER_ATTEMPTS.fetch_add(1, Ordering::Relaxed);
+    let n = 1 + rng.below(8) as usize;
+    let ran = Arc::new(AtomicUsize::new(0));
+    for _ in 0..n {
+        let r = ran.clone();
+        rcu::call_rcu(move || {
+            r.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+    rcu::rcu_barrier();
+    if ran.load(Ordering::Relaxed) == n {
+        BARRIER_OK.fetch_add(1, Ordering::Relaxed);
+    } else {
+        BARRIER_ERRORS.fetch_add(1, Ordering::Relaxed);
+        common::fail();
+    }
+}
+
+/// Forward progress (rcutorture's `rcu_torture_fwd_prog_cr`): one core queues callbacks as fast
+/// as it can for a while, passing quiescent points between batches as a busy kthread would.
+/// Grace periods must keep up: the callbacks outstanding and the heap they use stay bounded.
+fn flood(rng: &mut Rng) {
+    let now = common::now_ms();
+    if now < NEXT_FLOOD_MS.load(Ordering::Relaxed) || FLOODING.swap(true, Ordering::Acquire) {
+        return;
+    }
+    NEXT_FLOOD_MS.store(now + 2000 + rng.below(3000), Ordering::Relaxed);
+    static INVOKED: AtomicU64 = AtomicU64::new(0);
+    let heap0 = quiescent::heap::used();
+    let (mut queued, mut max_pending, mut max_heap) = (0u64, 0u64, 0usize);
+    let invoked0 = INVOKED.load(Ordering::Relaxed);
+    let gp0 = rcu::completed();
+    let end = now + 20 + rng.below(30);
+    let mut bounded = true;
+    while common::now_ms() < end && !common::stopping() {
+        for _ in 0..64 {
+            rcu::call_rcu(|| {
+                INVOKED.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        queued += 64;
+        rcu::rcu_quiescent_state();
+        let pending = queued - (INVOKED.load(Ordering::Relaxed) - invoked0);
+        max_pending = max_pending.max(pending);
+        max_heap = max_heap.max(quiescent::heap::used().saturating_sub(heap0));
+        if pending > FLOOD_MAX_OUTSTANDING || max_heap > FLOOD_HEAP_LIMIT {
+            bounded = false;
+            break;
+        }
+    }
+    let gps = rcu::completed() - gp0;
+    if !bounded || gps == 0 {
+        defmt::println!(
+            "rcu-torture: !!! callback flood: {} queued, {} outstanding at most, {} KiB of heap, {} grace periods: grace periods did not keep up",
+            queued, max_pending, max_heap / 1024, gps
+        );
+        FLOOD_ERRORS.fetch_add(1, Ordering::Relaxed);
+        common::fail();
+    }
+    FLOODS.fetch_add(1, Ordering::Relaxed);
+    FLOOD_CBS.fetch_add(queued, Ordering::Relaxed);
+    FLOOD_MAX_PENDING.fetch_max(max_pending, Ordering::Relaxed);
+    FLOOD_MAX_HEAP.fetch_max(max_heap as u64, Ordering::Relaxed);
+    FLOODING.store(false, Ordering::Release);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+pub struct RcuTorture;
+
+pub static RCU_TORTURE: RcuTorture = RcuTorture;
+
+fn sum(h: &[[AtomicU64; PIPE_LEN + 1]; MAX_CPUS]) -> [u64; PIPE_LEN + 1] {
+    let mut s = [0u64; PIPE_LEN + 1];
+    for cpu in h.iter() {
+        for (i, v) in cpu.iter().enumerate() {
+            s[i] += v.load(Ordering::Relaxed);
+        }
+    }
+    s
+}
+
+fn row(v: &[u64]) -> String {
+    let mut s = String::new();
+    for x in v {
+        s.push_str(&alloc::format!(" {}", x));
+    }
+    s
+}
+
+impl Torture for RcuTorture {
+    fn name(&self) -> &'static str {
+        "rcu-torture"
+    }
+
+    fn start(&self) {
+        FREELIST.lock().extend(0..NOBJ);
+        let i = alloc_obj().expect("a free object at the start");
+        let o = obj(i);
+        o.magic.store(LIVE, Ordering::Relaxed);
+        o.mbtest.store(1, Ordering::Relaxed);
+        rcu::rcu_assign_pointer(&CURRENT, o as *const Obj as *mut Obj);
+    }
+
+    fn weight(&self) -> u64 {
+        100
+    }
+
+    fn op(&self, rng: &mut Rng, pick: u64) {
+        match pick {
+            0..=49 => {
+                let depth = rng.below(3) as u32;
+                let hold = hold_ns(rng, 5_000, 400_000);
+                one_read(depth, hold);
+            }
+            50..=59 => {
+                // Several short sections back to back, no quiescent point between them.
+                for _ in 0..1 + rng.below(16) {
+                    one_read(0, 0);
+                }
+            }
+            60..=71 => write(rng),
+            72..=79 => fake_write(rng),
+            80..=87 => ipi_read(rng),
+            88..=95 => dwell(rng),
+            96..=97 => barrier(rng),
+            _ => flood(rng),
+        }
+    }
+
+    fn irq(&self, rng: &mut Rng) {
+        if rng.pct(50) {
+            irq_read(rng);
+            TIMER_READS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn finish(&self) {
+        // Retire the last object and let every removed one reach the end of the pipe.
+        let old = CURRENT.swap(core::ptr::null_mut(), Ordering::AcqRel);
+        if !old.is_null() {
+            let oi = index_of(old);
+            pipe_update_one(oi);
+            REMOVED.lock().push(oi);
+        }
+        for _ in 0..PIPE_LEN {
+            rcu::synchronize_rcu();
+            pipe_update_removed();
+        }
+        rcu::rcu_barrier();
+        rcu::rcu_barrier();
+        let free = FREELIST.lock().len();
+        if free != NOBJ {
+            defmt::println!("rcu-torture: !!! {} of {} objects never came back to the free list", NOBJ - free, NOBJ);
+            common::fail();
+        }
+    }
+
+    fn stats(&self) -> bool {
+        let pipe = sum(&PIPE);
+        let batch = sum(&BATCH);
+        let too_short: u64 = pipe[2..].iter().sum();
+        let (mbe, uaf, berr, ferr) = (
+            MBERRORS.load(Ordering::Relaxed),
+            UAF.load(Ordering::Relaxed),
+            BARRIER_ERRORS.load(Ordering::Relaxed),
+            FLOOD_ERRORS.load(Ordering::Relaxed),
+        );
+        let bad = too_short != 0 || mbe != 0 || uaf != 0 || berr != 0 || ferr != 0;
+        defmt::println!(
+            "rcu-torture: rtc: {=usize:#x} ver: {} tfle: {} rta: {} rtaf: {} rtf: {} rtmbe: {} rtuaf: {} nt: {} ni: {} barrier: {}/{}:{} cbflood: {} ({} callbacks, max pending {}, max heap {} KiB) fakewrites: {} dwells: {} gps: {}",
+            CURRENT.load(Ordering::Relaxed) as usize, VERSION.load(Ordering::Relaxed),
+            common::flag(FREELIST.lock().is_empty()), ALLOCS.load(Ordering::Relaxed),
+            ALLOC_FAILS.load(Ordering::Relaxed), FREES.load(Ordering::Relaxed), mbe, uaf,
+            TIMER_READS.load(Ordering::Relaxed), IPI_READS.load(Ordering::Relaxed),
+            BARRIER_OK.load(Ordering::Relaxed), BARRIER_ATTEMPTS.load(Ordering::Relaxed), berr,
+            FLOODS.load(Ordering::Relaxed), FLOOD_CBS.load(Ordering::Relaxed),
+            FLOOD_MAX_PENDING.load(Ordering::Relaxed), FLOOD_MAX_HEAP.load(Ordering::Relaxed) / 1024,
+            FAKE_WRITES.load(Ordering::Relaxed), DWELLS.load(Ordering::Relaxed), rcu::completed()
+        );
+        let bang = if bad { "!!! " } else { "" };
+        defmt::println!("rcu-torture: {=str}Reader Pipe: {=str}", bang, row(&pipe).as_str());
+        defmt::println!("rcu-torture: Reader Batch: {=str}", row(&batch).as_str());
+        let wc: Vec<u64> = WCOUNT.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        defmt::println!("rcu-torture: Free-Block Circulation: {=str}", row(&wc).as_str());
+        let (mx, mn) = READS.max_min();
+        defmt::println!("rcu-torture: Reads: Total: {} Max/Min: {}/{} (per core)", READS.total(), mx, mn);
+        if too_short != 0 {
+            defmt::println!("rcu-torture: !!! too-short grace period: {} reads saw a pipe count past 1", too_short);
+        }
+        if uaf != 0 {
+            defmt::println!("rcu-torture: !!! use-after-free: {} reads of a freed object", uaf);
+        }
+        if mbe != 0 {
+            defmt::println!("rcu-torture: !!! rtmbe: {} reads missed a field written before rcu_assign_pointer", mbe);
+        }
+        if berr != 0 {
+            defmt::println!("rcu-torture: !!! rcu_barrier returned before {} of its callbacks", berr);
+        }
+        !bad
+    }
+
+    fn params(&self) -> String {
+        alloc::format!("nreaders={} nfakewriters={} irqreader=1 pipe_len={} nobj={}", quiescent::smp::num_online(), quiescent::smp::num_online(), PIPE_LEN, NOBJ)
+    }
+}
