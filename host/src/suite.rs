@@ -63,7 +63,9 @@ fn torture(build: Build, smp: u32) -> Run {
 /// The short torture of `which` (rcu, lock or ref) built with fault injection `bug`: it must
 /// report FAILURE through one of `caught_by`.
 fn injected(bug: &'static str, which: &str, caught_by: &'static [&'static str]) -> Run {
-    let append: &'static str = Box::leak(format!("torture={which} {SHORT_TORTURE}").into_boxed_str());
+    // Up to 30 s, though the run ends a second after the first failure it reports (typically
+    // within 1 to 5 s of the start).
+    let append: &'static str = Box::leak(format!("torture={which} duration=30").into_boxed_str());
     Run { bin: "torture", build: Build::Inject(bug), append, expect: Expect::TortureCatches(caught_by), ..pass("torture", 4) }
 }
 
@@ -154,6 +156,7 @@ fn virt_runs() -> Vec<Run> {
         pass("rwsem", 1),
         pass("percpu_ref", 4),
         pass("percpu_ref", 1),
+        pass("litmus", 4),
         misuse("qs-in-reader", "quiescent state inside RCU read-side critical section on core 0"),
         misuse("sync-in-reader", "synchronize_rcu inside RCU read-side critical section on core 0"),
         misuse("idle-in-reader", "quiescent state inside RCU read-side critical section on core 1"),

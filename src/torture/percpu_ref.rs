@@ -1,5 +1,6 @@
 //! percpu_ref torture: get/put/tryget/tryget_live storms on every core, in task context and in
-//! interrupt handlers (the tick, and `call_function_single` closures), on a few refs whose owners
+//! interrupt handlers (the tick, and `call_function_single` closures, some of which linger so
+//! that a get or put they interrupted stays half-done for a while), on a few refs whose owners
 //! cycle them through kill, kill_and_confirm, switch_to_atomic(_sync), switch_to_percpu,
 //! resurrect and reinit.
 //!
@@ -124,6 +125,32 @@ fn user(rng: &mut Rng, n: u64, in_irq: bool) {
     }
 }
 
+/// An interrupt handler that takes its time (now and then): the code it interrupted may be in
+/// the middle of a get or put, between loading the mode word and adding to its counter, and a
+/// kill on another core must not fold the counters before that add lands.
+fn linger(rng: &mut Rng) {
+    if rng.pct(30) {
+        delay_ns(20_000 + rng.below(80_000));
+    }
+}
+
+/// Interrupts another core (busy in its own storm, a blocking wait, or asleep) with users in its
+/// interrupt context, as `call_function_single` closures.
+fn ipi_user(rng: &mut Rng) {
+    let cpus: alloc::vec::Vec<usize> = smp::online_cpus().filter(|&c| c != quiescent::percpu::cpu_id()).collect();
+    if cpus.is_empty() {
+        return;
+    }
+    let target = cpus[rng.below(cpus.len() as u64) as usize];
+    let seed = rng.next();
+    quiescent::smp::ipi::call_function_single(target, move || {
+        let mut r = Rng::new(seed);
+        let n = 1 + r.below(4);
+        user(&mut r, n, true);
+        linger(&mut r);
+    });
+}
+
 /// Interrupt-context users (the tick, and the RCU torture's IPI readers).
 pub fn irq_user(rng: &mut Rng) {
     if common::config().which.pref {
@@ -141,6 +168,10 @@ fn owner(rng: &mut Rng) {
     }
     let r = s.r.get().expect("slots set up at start");
     let now = common::now_ms();
+    if pref::misuse_reports() != 0 {
+        // A put below zero or a get on a released ref: the count lost a get or a put.
+        common::fail();
+    }
     match s.state.load(Ordering::Relaxed) {
         LIVE => match rng.below(100) {
             0..=29 => {
@@ -251,18 +282,21 @@ impl Torture for RefTorture {
     }
 
     fn op(&self, rng: &mut Rng, pick: u64) {
-        if pick < 20 {
-            let n = 1 + rng.below(32);
-            user(rng, n, false);
-        } else {
-            owner(rng);
+        match pick {
+            0..=17 => {
+                let n = 1 + rng.below(32);
+                user(rng, n, false);
+            }
+            18..=19 => ipi_user(rng),
+            _ => owner(rng),
         }
     }
 
     fn irq(&self, rng: &mut Rng) {
         if rng.pct(50) {
             let n = 1 + rng.below(4);
-        user(rng, n, true);
+            user(rng, n, true);
+            linger(rng);
         }
     }
 
