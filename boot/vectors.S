@@ -5,11 +5,13 @@
 // good stack to report from, and an exception taken *inside* a handler (SPSel = 1: the "current
 // EL with SPx" group) is recognised as nested.
 //
-// Frame (800 bytes, 16-aligned): x0..x30, ELR, SPSR, SP_EL0 (34 slots), q0..q31, FPSR, FPCR.
-// FP/SIMD registers are saved because Rust handlers may use them.
+// Frame (src/arch/exception.rs `Frame`, 16-aligned): x0..x30, ELR, SPSR, SP_EL0 (34 slots),
+// q0..q31, FPSR, FPCR. FP/SIMD registers are saved because Rust handlers may use them. Its size
+// and the offset of the FP part come from the Rust type (global_asm! operands), so the two
+// cannot disagree.
 
-.equ FRAME_GP,    (34 * 8)
-.equ FRAME_SIZE,  (FRAME_GP + 32 * 16 + 16)
+.equ FRAME_GP,    {FRAME_GP}
+.equ FRAME_SIZE,  {FRAME_SIZE}
 
 .macro save_frame
     sub     sp, sp, #FRAME_SIZE

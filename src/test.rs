@@ -13,9 +13,8 @@
 //! `test <bin>::<case> ... FAILED: <message> at <file>:<line> (core N)` and exits QEMU with code
 //! 101. `@`-lines tell the host runner which case and which cores are busy, so a hang is named.
 
-use crate::percpu::cpu_id;
+use crate::runtime::set_running_case;
 use crate::smp;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 /// One named test case.
 pub struct TestCase {
@@ -25,38 +24,20 @@ pub struct TestCase {
     pub f: fn(),
 }
 
-/// Exit code of an image whose case failed.
-pub const EXIT_FAILED: i32 = 101;
-
-/// The running case's binary and name, for the panic report (as `&'static str` parts).
-static BIN: AtomicPtr<&'static str> = AtomicPtr::new(core::ptr::null_mut());
-static CASE: AtomicPtr<&'static str> = AtomicPtr::new(core::ptr::null_mut());
-static PANICKING: AtomicUsize = AtomicUsize::new(0);
-
-fn load(p: &AtomicPtr<&'static str>) -> Option<&'static str> {
-    let p = p.load(Ordering::Acquire);
-    // SAFETY: only ever set from `&'static &'static str` (leaked boxes or statics below).
-    (!p.is_null()).then(|| unsafe { *p })
-}
-
-fn store(p: &AtomicPtr<&'static str>, s: Option<&'static str>) {
-    let v = s.map_or(core::ptr::null_mut(), |s| alloc::boxed::Box::leak(alloc::boxed::Box::new(s)) as *mut _);
-    p.store(v, Ordering::Release);
-}
+pub use crate::runtime::EXIT_FAILED;
 
 /// Runs the cases in order and returns the image's exit code (0 when all passed).
 pub fn run_tests(bin: &'static str, cases: &[TestCase]) -> i32 {
-    store(&BIN, Some(bin));
     defmt::println!("running {} cases on {} cores ({})", cases.len(), smp::num_online(), crate::board::NAME);
     for c in cases {
-        store(&CASE, Some(c.name));
+        set_running_case(Some(bin), Some(c.name));
         defmt::println!("@case {=str}::{=str}", bin, c.name);
         (c.f)();
         // Between cases core 0 passes a quiescent point, like an idle loop between work items.
         crate::rcu::rcu_quiescent_state();
         defmt::println!("test {=str}::{=str} ... ok", bin, c.name);
     }
-    store(&CASE, None);
+    set_running_case(Some(bin), None);
     defmt::println!("@summary {=str} {} 0", bin, cases.len());
     0
 }
@@ -92,34 +73,4 @@ pub fn text_range() -> core::ops::Range<usize> {
         static __text_end: u8;
     }
     core::ptr::addr_of!(__image_start) as usize..core::ptr::addr_of!(__text_end) as usize
-}
-
-/// The fatal-exception path's report: fails the running case, if any (the exception report
-/// itself was printed just before).
-pub fn report_fatal(what: &str) {
-    if let (Some(bin), Some(case)) = (load(&BIN), load(&CASE)) {
-        defmt::println!("test {=str}::{=str} ... FAILED: {=str} exception on core {}", bin, case, what, cpu_id());
-    }
-}
-
-/// The panic handler's report: names the case, the message, where, and the core; exits QEMU.
-pub fn report_panic(info: &core::panic::PanicInfo) -> ! {
-    let _irq = crate::arch::local_irq_save();
-    if PANICKING.fetch_add(1, Ordering::AcqRel) > 0 {
-        // Another core is already reporting; it will exit QEMU.
-        loop {
-            crate::arch::wfe();
-        }
-    }
-    crate::smp::ipi::stop_others();
-    let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
-    let msg = defmt::Display2Format(&info.message());
-    match (load(&BIN), load(&CASE)) {
-        (Some(bin), Some(case)) => defmt::println!(
-            "test {=str}::{=str} ... FAILED: {} at {=str}:{} (core {})",
-            bin, case, msg, file, line, cpu_id()
-        ),
-        _ => defmt::println!("panic on core {}: {} at {=str}:{}", cpu_id(), msg, file, line),
-    }
-    smp::exit(EXIT_FAILED)
 }

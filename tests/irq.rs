@@ -5,7 +5,8 @@
 extern crate alloc;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use quiescent::arch::{self, timer};
+use quiescent::arch;
+use quiescent::smp::tick as timer;
 use quiescent::percpu::cpu_id;
 use quiescent::smp::{self, ipi, ipi::Ipi};
 use quiescent::test;

@@ -15,7 +15,7 @@
 extern crate alloc;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 use quiescent::{arch, rcu, smp};
 
 const ROUNDS: u64 = 40_000;

@@ -1,29 +1,17 @@
-//! Exception reports and IRQ entry (the vector table is `boot/vectors.S`).
+//! Exception entry: the vector table (`boot/vectors.S`), IRQ dispatch and fatal reports.
 //!
-//! Every synchronous exception and SError is fatal: the report names the core, the exception
-//! class, ESR/ELR/FAR/SPSR, and `stack overflow on core N` when FAR lies in a guard page; the
-//! other cores are stopped with an IPI and QEMU exits with [`EXIT_FAULT`].
+//! This layer knows no interrupt controller, scheduler or reporter: the layers above register
+//! what runs on an IRQ ([`set_irq_handler`], and [`set_irq_context_hooks`] around it) and on a
+//! fatal exception ([`set_fatal_handler`]).
+//!
+//! Every synchronous exception and SError is fatal. [`Fault::print`] writes the report (the
+//! exception class, ESR/ELR/FAR/SPSR); the registered fatal handler decides what else to say
+//! (the core, a stack overflow, the test case) and how to stop.
 
-use crate::percpu::cpu_id;
+use aarch64_cpu::registers::ESR_EL1;
 use core::sync::atomic::{AtomicUsize, Ordering};
-
-/// Run around every interrupt handler (see [`set_irq_context_hooks`]); 0 = none registered.
-static IRQ_ENTER: AtomicUsize = AtomicUsize::new(0);
-static IRQ_EXIT: AtomicUsize = AtomicUsize::new(0);
-
-/// Registers the functions every IRQ runs before and after its handler: `enter` returns a
-/// token that `exit` gets back. RCU registers its `irq_enter`/`irq_exit` here (Linux's
-/// `ct_irq_enter`/`ct_irq_exit`), so a handler that interrupts a core in an extended quiescent
-/// state runs as a reader that grace periods wait for. Called once, at boot, before interrupts
-/// are unmasked.
-pub fn set_irq_context_hooks(enter: fn() -> bool, exit: fn(bool)) {
-    IRQ_EXIT.store(exit as usize, Ordering::Relaxed);
-    // Release: `exit` is visible to whoever sees `enter`.
-    IRQ_ENTER.store(enter as usize, Ordering::Release);
-}
-
-/// Exit code of an image that took a fatal exception.
-pub const EXIT_FAULT: i32 = 102;
+use tock_registers::interfaces::Readable;
+use tock_registers::registers::InMemoryRegister;
 
 /// The registers `boot/vectors.S` saves.
 #[repr(C)]
@@ -40,27 +28,76 @@ pub struct Frame {
     pub fp: [u128; 33],
 }
 
+// vectors.S takes the frame's size and layout from this type; `sub sp, sp, #FRAME_SIZE` needs
+// it 16-byte aligned and within an immediate.
+const _: () = assert!(core::mem::size_of::<Frame>() % 16 == 0 && core::mem::size_of::<Frame>() < 4096);
+const _: () = assert!(core::mem::offset_of!(Frame, fp) == 34 * 8);
+
+core::arch::global_asm!(
+    include_str!("../../boot/vectors.S"),
+    FRAME_GP = const core::mem::offset_of!(Frame, fp),
+    FRAME_SIZE = const core::mem::size_of::<Frame>(),
+);
+
+/// Which of the sixteen vectors fired (its index in the table).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Vector(pub u64);
+
+impl Vector {
+    const NAMES: [&'static str; 16] = [
+        "synchronous", "IRQ", "FIQ", "SError",
+        "synchronous (inside an exception handler)", "IRQ (inside an exception handler)",
+        "FIQ (inside an exception handler)", "SError (inside an exception handler)",
+        "synchronous from a lower EL", "IRQ from a lower EL", "FIQ from a lower EL", "SError from a lower EL",
+        "synchronous from AArch32", "IRQ from AArch32", "FIQ from AArch32", "SError from AArch32",
+    ];
+
+    /// The vector's name.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self.0 as usize & 15]
+    }
+
+    /// Whether it is one of the SError vectors.
+    pub fn is_serror(self) -> bool {
+        self.0 & 3 == 3
+    }
+}
+
+/// A fatal exception, as the vector table saw it.
+pub struct Fault<'a> {
+    /// The vector that fired.
+    pub vector: Vector,
+    /// ESR_EL1 (syndrome).
+    pub esr: u64,
+    /// FAR_EL1 (faulting address, for aborts).
+    pub far: u64,
+    /// The saved registers.
+    pub frame: &'a Frame,
+}
+
+type Ec = ESR_EL1::EC::Value;
+
 /// Name of an ESR_EL1 exception class.
-pub fn class_name(ec: u64) -> &'static str {
-    match ec {
-        0x00 => "unknown reason / undefined instruction",
-        0x01 => "WFI/WFE trap",
-        0x07 => "FP/SIMD access trap",
-        0x0e => "illegal execution state",
-        0x15 => "SVC",
-        0x16 => "HVC",
-        0x17 => "SMC",
-        0x18 => "system register trap",
-        0x20 | 0x21 => "instruction abort",
-        0x22 => "PC alignment",
-        0x24 | 0x25 => "data abort",
-        0x26 => "SP alignment",
-        0x2c => "floating-point exception",
-        0x2f => "SError",
-        0x30 | 0x31 => "breakpoint",
-        0x32 | 0x33 => "software step",
-        0x34 | 0x35 => "watchpoint",
-        0x3c => "BRK instruction",
+pub fn class_name(esr: u64) -> &'static str {
+    match InMemoryRegister::<u64, ESR_EL1::Register>::new(esr).read_as_enum(ESR_EL1::EC) {
+        Some(Ec::Unknown) => "unknown reason / undefined instruction",
+        Some(Ec::TrappedWFIorWFE) => "WFI/WFE trap",
+        Some(Ec::TrappedFP) => "FP/SIMD access trap",
+        Some(Ec::IllegalExecutionState) => "illegal execution state",
+        Some(Ec::SVC64) => "SVC",
+        Some(Ec::HVC64) => "HVC",
+        Some(Ec::SMC64) => "SMC",
+        Some(Ec::TrappedMsrMrs) => "system register trap",
+        Some(Ec::InstrAbortLowerEL | Ec::InstrAbortCurrentEL) => "instruction abort",
+        Some(Ec::PCAlignmentFault) => "PC alignment",
+        Some(Ec::DataAbortLowerEL | Ec::DataAbortCurrentEL) => "data abort",
+        Some(Ec::SPAlignmentFault) => "SP alignment",
+        Some(Ec::TrappedFP64) => "floating-point exception",
+        Some(Ec::SError) => "SError",
+        Some(Ec::BreakpointLowerEL | Ec::BreakpointCurrentEL) => "breakpoint",
+        Some(Ec::SoftwareStepLowerEL | Ec::SoftwareStepCurrentEL) => "software step",
+        Some(Ec::WatchpointLowerEL | Ec::WatchpointCurrentEL) => "watchpoint",
+        Some(Ec::Brk64) => "BRK instruction",
         _ => "unexpected exception class",
     }
 }
@@ -78,52 +115,88 @@ pub fn fault_status_name(fsc: u64) -> &'static str {
     }
 }
 
-const VECTOR_NAMES: [&str; 16] = [
-    "synchronous", "IRQ", "FIQ", "SError",
-    "synchronous (inside an exception handler)", "IRQ (inside an exception handler)",
-    "FIQ (inside an exception handler)", "SError (inside an exception handler)",
-    "synchronous from a lower EL", "IRQ from a lower EL", "FIQ from a lower EL", "SError from a lower EL",
-    "synchronous from AArch32", "IRQ from AArch32", "FIQ from AArch32", "SError from AArch32",
-];
+impl Fault<'_> {
+    /// The exception class's name (SError for the SError vectors, whatever ESR says).
+    pub fn class(&self) -> &'static str {
+        if self.vector.is_serror() { "SError" } else { class_name(self.esr) }
+    }
 
-static REPORTING: AtomicUsize = AtomicUsize::new(0);
+    fn ec(&self) -> Option<Ec> {
+        InMemoryRegister::<u64, ESR_EL1::Register>::new(self.esr).read_as_enum(ESR_EL1::EC)
+    }
 
-fn sysreg_esr_far() -> (u64, u64) {
-    let (esr, far): (u64, u64);
-    // SAFETY: reads of system registers; no memory effects.
-    unsafe { core::arch::asm!("mrs {}, esr_el1", "mrs {}, far_el1", out(reg) esr, out(reg) far, options(nomem, nostack)) };
-    (esr, far)
+    /// Prints the report line: core `core`, class, fault status, ESR/ELR/FAR/SPSR.
+    pub fn print(&self, core: usize) {
+        let ec = self.ec();
+        let abort = matches!(
+            ec,
+            Some(Ec::InstrAbortLowerEL | Ec::InstrAbortCurrentEL | Ec::DataAbortLowerEL | Ec::DataAbortCurrentEL)
+        );
+        let detail = if abort { fault_status_name(self.esr & 0x3f) } else { "" };
+        let write = matches!(ec, Some(Ec::DataAbortLowerEL | Ec::DataAbortCurrentEL));
+        // ISS.WnR: the abort was caused by a write.
+        let wnr = if write && self.esr & (1 << 6) != 0 { " (write)" } else if write { " (read)" } else { "" };
+        let sep = if detail.is_empty() { "" } else { " " };
+        defmt::println!(
+            "EXCEPTION on core {}: {=str}{=str}{=str}{=str} [{=str} vector]; ESR_EL1 {=u64:#010x} ELR_EL1 {=u64:#x} FAR_EL1 {=u64:#x} SPSR_EL1 {=u64:#x}",
+            core, self.class(), wnr, sep, detail, self.vector.name(), self.esr, self.frame.elr, self.far, self.frame.spsr
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registration. Each slot holds a function pointer as usize (0 = none registered).
+// ---------------------------------------------------------------------------------------------
+
+/// The IRQ handler (the interrupt controller's dispatcher).
+static IRQ_HANDLER: AtomicUsize = AtomicUsize::new(0);
+/// Run around every interrupt handler (see [`set_irq_context_hooks`]).
+static IRQ_ENTER: AtomicUsize = AtomicUsize::new(0);
+static IRQ_EXIT: AtomicUsize = AtomicUsize::new(0);
+/// What a fatal exception calls.
+static FATAL: AtomicUsize = AtomicUsize::new(0);
+
+/// Registers the IRQ handler (the interrupt controller's acknowledge-and-dispatch loop). Called
+/// once, at boot, before interrupts are unmasked.
+pub fn set_irq_handler(handler: fn(&Frame)) {
+    // Release: the handler's own set-up is visible to a core that loads it.
+    IRQ_HANDLER.store(handler as usize, Ordering::Release);
+}
+
+/// Registers the functions every IRQ runs before and after its handler: `enter` returns a
+/// token that `exit` gets back. RCU registers its `irq_enter`/`irq_exit` here (Linux's
+/// `ct_irq_enter`/`ct_irq_exit`), so a handler that interrupts a core in an extended quiescent
+/// state runs as a reader that grace periods wait for. Called once, at boot, before interrupts
+/// are unmasked.
+pub fn set_irq_context_hooks(enter: fn() -> bool, exit: fn(bool)) {
+    IRQ_EXIT.store(exit as usize, Ordering::Relaxed);
+    // Release: `exit` is visible to whoever sees `enter`.
+    IRQ_ENTER.store(enter as usize, Ordering::Release);
+}
+
+/// Registers what a fatal exception calls: it reports (see [`Fault::print`]) and stops. Until
+/// one is registered, a fatal exception prints its report and parks the core.
+pub fn set_fatal_handler(handler: fn(&Fault) -> !) {
+    FATAL.store(handler as usize, Ordering::Release);
 }
 
 /// Called by `boot/vectors.S` for every fatal exception; never returns.
 #[unsafe(no_mangle)]
-extern "C" fn exception_fatal(frame: &Frame, kind: u64) -> ! {
-    let (esr, far) = sysreg_esr_far();
-    let me = cpu_id();
-    if REPORTING.fetch_add(1, Ordering::AcqRel) > 0 {
-        // Another core is already reporting (and exiting); stay out of its way.
+extern "C" fn exception_fatal(frame: &Frame, vector: u64) -> ! {
+    let (esr, far): (u64, u64);
+    // SAFETY: reads of system registers; no memory effects.
+    unsafe { core::arch::asm!("mrs {}, esr_el1", "mrs {}, far_el1", out(reg) esr, out(reg) far, options(nomem, nostack)) };
+    let fault = Fault { vector: Vector(vector), esr, far, frame };
+    let h = FATAL.load(Ordering::Acquire);
+    if h == 0 {
+        fault.print(usize::MAX);
         loop {
             super::wfe();
         }
     }
-    // Stop the others first, so nothing they print interleaves with the report.
-    crate::smp::ipi::stop_others();
-    let ec = esr >> 26;
-    let class = if kind == 3 || kind == 7 { "SError" } else { class_name(ec) };
-    let abort = matches!(ec, 0x20 | 0x21 | 0x24 | 0x25);
-    let detail = if abort { fault_status_name(esr & 0x3f) } else { "" };
-    let write = ec == 0x24 || ec == 0x25;
-    let wnr = if write && esr & (1 << 6) != 0 { " (write)" } else if write { " (read)" } else { "" };
-    let sep = if detail.is_empty() { "" } else { " " };
-    defmt::println!(
-        "EXCEPTION on core {}: {=str}{=str}{=str}{=str} [{=str} vector]; ESR_EL1 {=u64:#010x} ELR_EL1 {=u64:#x} FAR_EL1 {=u64:#x} SPSR_EL1 {=u64:#x}",
-        me, class, wnr, sep, detail, VECTOR_NAMES[kind as usize & 15], esr, frame.elr, far, frame.spsr
-    );
-    if let Some(owner) = crate::guard_page_owner(far as usize) {
-        defmt::println!("stack overflow on core {} (FAR {=u64:#x} is in its guard page; SP_EL0 {=u64:#x})", owner, far, frame.sp_el0);
-    }
-    crate::test::report_fatal(class);
-    crate::smp::exit(EXIT_FAULT)
+    // SAFETY: only `set_fatal_handler` stores here, always a `fn(&Fault) -> !`.
+    let h = unsafe { core::mem::transmute::<usize, fn(&Fault) -> !>(h) };
+    h(&fault)
 }
 
 /// Called by `boot/vectors.S` for an IRQ; returns to the interrupted code.
@@ -133,9 +206,15 @@ extern "C" fn exception_irq(frame: &mut Frame) {
     if let Some(restart) = super::ras_restart_point(frame.elr) {
         frame.elr = restart;
     }
+    let handler = IRQ_HANDLER.load(Ordering::Acquire);
+    if handler == 0 {
+        return;
+    }
+    // SAFETY: only `set_irq_handler` stores here, always a `fn(&Frame)`.
+    let handler = unsafe { core::mem::transmute::<usize, fn(&Frame)>(handler) };
     let enter = IRQ_ENTER.load(Ordering::Acquire);
     if enter == 0 {
-        crate::drivers::gic::handle_irq(frame);
+        handler(frame);
         return;
     }
     // SAFETY: only `set_irq_context_hooks` stores these, always as `fn() -> bool` and
@@ -147,6 +226,6 @@ extern "C" fn exception_irq(frame: &mut Frame) {
         )
     };
     let token = enter();
-    crate::drivers::gic::handle_irq(frame);
+    handler(frame);
     exit(token);
 }

@@ -17,8 +17,27 @@
 //!
 //! SCTLR_EL1.WXN is also set, so the hardware itself refuses to execute any writable page.
 
-use crate::board::{self, MemKind};
 use core::sync::atomic::{AtomicBool, Ordering};
+
+/// What a range of physical memory is, for the page tables.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MemKind {
+    /// RAM: Normal write-back cacheable, inner shareable.
+    Normal,
+    /// MMIO: Device-nGnRE.
+    Device,
+}
+
+/// One range of a board's memory map (2 MiB aligned).
+#[derive(Clone, Copy, Debug)]
+pub struct Region {
+    /// Start address.
+    pub start: usize,
+    /// Size in bytes.
+    pub size: usize,
+    /// RAM or MMIO.
+    pub kind: MemKind,
+}
 
 const ENTRIES: usize = 512;
 const PAGE: usize = 4096;
@@ -74,11 +93,11 @@ fn sym(s: &u8) -> usize {
 }
 
 /// Attributes of one 4 KiB page inside the image's chunks, or 0 for unmapped.
-fn page_attr(addr: usize, kind: Option<MemKind>) -> u64 {
+fn page_attr(addr: usize, kind: Option<MemKind>, unmapped: fn(usize) -> bool) -> u64 {
     // SAFETY (for the symbol reads below): only addresses of linker symbols are taken.
     let (start, text_end, rodata_end) =
         unsafe { (sym(&__image_start), sym(&__text_end), sym(&__rodata_end)) };
-    if crate::guard_page_owner(addr).is_some() {
+    if unmapped(addr) {
         return 0;
     }
     if (start..text_end).contains(&addr) {
@@ -94,8 +113,8 @@ fn page_attr(addr: usize, kind: Option<MemKind>) -> u64 {
     }
 }
 
-fn kind_at(addr: usize) -> Option<MemKind> {
-    board::MEMORY_MAP.iter().find(|r| (r.start..r.start + r.size).contains(&addr)).map(|r| r.kind)
+fn kind_at(map: &[Region], addr: usize) -> Option<MemKind> {
+    map.iter().find(|r| (r.start..r.start + r.size).contains(&addr)).map(|r| r.kind)
 }
 
 fn block_attr(kind: Option<MemKind>) -> u64 {
@@ -106,11 +125,13 @@ fn block_attr(kind: Option<MemKind>) -> u64 {
     }
 }
 
-/// Builds the tables (core 0, MMU off) and turns the MMU and caches on for core 0.
+/// Builds the tables for the board's memory `map` (core 0, MMU off), leaving unmapped every
+/// page inside the image for which `unmapped` says so (the stacks' guard pages), and turns the
+/// MMU and caches on for core 0.
 ///
 /// # Safety
 /// Core 0 only, once, before any other core starts, with the MMU off.
-pub unsafe fn init_and_enable() {
+pub unsafe fn init_and_enable(map: &[Region], unmapped: fn(usize) -> bool) {
     // SAFETY: only addresses of linker symbols are taken.
     let (img_lo, img_hi) = unsafe { (sym(&__image_start), sym(&__stacks_end)) };
     let (mut n2, mut n3) = (0, 0);
@@ -126,8 +147,8 @@ pub unsafe fn init_and_enable() {
     for i in 0..ENTRIES {
         let lo = i * L1_SPAN;
         let hi = lo + L1_SPAN;
-        let whole = board::MEMORY_MAP.iter().find(|r| r.start <= lo && r.start + r.size >= hi);
-        let touches_map = board::MEMORY_MAP.iter().any(|r| r.start < hi && r.start + r.size > lo);
+        let whole = map.iter().find(|r| r.start <= lo && r.start + r.size >= hi);
+        let touches_map = map.iter().any(|r| r.start < hi && r.start + r.size > lo);
         if !touches_map {
             l1.0[i] = 0;
             continue;
@@ -148,12 +169,12 @@ pub unsafe fn init_and_enable() {
                 n3 += 1;
                 for k in 0..ENTRIES {
                     let a = clo + k * PAGE;
-                    let attr = page_attr(a, kind_at(a));
+                    let attr = page_attr(a, kind_at(map, a), unmapped);
                     t3.0[k] = if attr == 0 { 0 } else { a as u64 | attr | TABLE };
                 }
                 t2.0[j] = t3 as *const Table as u64 | VALID | TABLE;
             } else {
-                let attr = block_attr(kind_at(clo));
+                let attr = block_attr(kind_at(map, clo));
                 t2.0[j] = if attr == 0 { 0 } else { clo as u64 | attr };
             }
         }

@@ -16,25 +16,7 @@ pub use rpi4::*;
 
 use crate::MAX_CPUS;
 
-/// What a range of physical memory is, for the page tables.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum MemKind {
-    /// RAM: Normal write-back cacheable, inner shareable.
-    Normal,
-    /// MMIO: Device-nGnRE.
-    Device,
-}
-
-/// One range of the board's memory map (2 MiB aligned).
-#[derive(Clone, Copy, Debug)]
-pub struct Region {
-    /// Start address.
-    pub start: usize,
-    /// Size in bytes.
-    pub size: usize,
-    /// RAM or MMIO.
-    pub kind: MemKind,
-}
+pub use crate::arch::mmu::{MemKind, Region};
 
 /// What the board found at boot.
 pub struct BootInfo {

@@ -1,7 +1,8 @@
 //! Demo scenario: what every core did at boot, its MMU state, tick rate and IPI round trip.
 
 use alloc::vec::Vec;
-use quiescent::arch::{self, mmu, timer};
+use quiescent::arch::{self, mmu};
+use quiescent::smp::tick as timer;
 use quiescent::smp::{self, ipi};
 use quiescent::{percpu, MAX_CPUS};
 

@@ -841,10 +841,22 @@ pub fn stalls() -> (u64, Option<usize>) {
     (STALLS.load(Ordering::Relaxed), (c != u64::MAX).then_some(c as usize))
 }
 
-/// Registers the tick hook and the interrupt entry/exit hooks (at boot, before interrupts are
-/// unmasked).
+/// What RCU hooks into the idle loop and the blocking waits (see `smp::IdleHooks`).
+static IDLE_HOOKS: smp::IdleHooks = smp::IdleHooks {
+    quiescent_point: rcu_quiescent_state,
+    idle_enter,
+    idle_exit,
+    blocking_wait: |cond| wait_quiescent(cond),
+    cpu_online: eqs_exit,
+    cpu_dead,
+};
+
+/// Registers RCU with the layers below (at boot, on core 0, before interrupts are unmasked and
+/// before the other cores start): the idle loop's hooks, the tick hook (stall detector), and
+/// the interrupt entry/exit hooks.
 pub fn init() {
-    arch::timer::add_hook(tick);
+    smp::set_idle_hooks(&IDLE_HOOKS);
+    smp::tick::add_hook(tick);
     arch::exception::set_irq_context_hooks(irq_enter, irq_exit);
 }
 

@@ -1,14 +1,15 @@
 //! Inter-processor interrupts: SGIs carrying a small typed message, and cross-core function
 //! calls that run in the target's interrupt context (Linux's `smp_call_function_single`).
 
+use super::Completion;
 use crate::arch::{self, exception::Frame};
-use crate::drivers::gic::{self, SgiTarget};
+use crate::drivers::gic::{self, IntId, SgiTarget};
 use crate::percpu::cpu_id;
 use crate::MAX_CPUS;
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The message an SGI carries (its SGI number).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, defmt::Format)]
@@ -24,6 +25,21 @@ pub enum Ipi {
     Stop = 3,
 }
 
+impl Ipi {
+    /// Every kind, in SGI order.
+    pub const ALL: [Ipi; 4] = [Ipi::Wake, Ipi::Call, Ipi::ReportState, Ipi::Stop];
+
+    /// The SGI that carries this kind.
+    pub const fn sgi(self) -> IntId {
+        IntId::sgi(self as u32)
+    }
+
+    /// The kind an SGI carries, if it is one of ours.
+    pub fn from_sgi(id: IntId) -> Option<Ipi> {
+        Self::ALL.into_iter().find(|k| k.sgi() == id)
+    }
+}
+
 type Call = Box<dyn FnOnce() + Send>;
 
 static CALLS: [spin::Mutex<VecDeque<Call>>; MAX_CPUS] = [const { spin::Mutex::new(VecDeque::new()) }; MAX_CPUS];
@@ -31,16 +47,23 @@ static CALLS: [spin::Mutex<VecDeque<Call>>; MAX_CPUS] = [const { spin::Mutex::ne
 static REPORTED_PC: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static REPORT_SEQ: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// IPIs received per core and kind (observable by tests).
-static RECEIVED: [[AtomicU64; 4]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; 4] }; MAX_CPUS];
+static RECEIVED: [[AtomicU64; Ipi::ALL.len()]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; Ipi::ALL.len()] }; MAX_CPUS];
+
+/// Installs the SGI handler for every kind (core 0, once, before interrupts are unmasked).
+pub(super) fn init() {
+    for k in Ipi::ALL {
+        gic::set_handler(k.sgi(), handle);
+    }
+}
 
 /// Sends `ipi` to core `cpu`.
 pub fn send(cpu: usize, ipi: Ipi) {
-    gic::send_sgi(ipi as u32, SgiTarget::Cpu(cpu));
+    gic::send_sgi(ipi.sgi(), SgiTarget::Cpu(cpu));
 }
 
 /// Sends `ipi` to every core but this one.
 pub fn send_others(ipi: Ipi) {
-    gic::send_sgi(ipi as u32, SgiTarget::AllButSelf);
+    gic::send_sgi(ipi.sgi(), SgiTarget::AllButSelf);
 }
 
 /// IPIs of kind `ipi` that core `cpu` has handled.
@@ -64,22 +87,18 @@ pub fn call_function_single<R: Send + 'static>(cpu: usize, f: impl FnOnce() -> R
         return f();
     }
     assert!(!arch::irqs_disabled(), "call_function_single with interrupts masked could deadlock");
-    let slot: Arc<spin::Mutex<Option<R>>> = Arc::new(spin::Mutex::new(None));
-    let done = Arc::new(AtomicBool::new(false));
-    let (s2, d2) = (slot.clone(), done.clone());
+    let slot: Arc<(spin::Mutex<Option<R>>, Completion)> = Arc::new((spin::Mutex::new(None), Completion::new()));
+    let s2 = slot.clone();
     {
         let _irq = arch::IrqGuard::new();
         CALLS[cpu].lock().push_back(Box::new(move || {
-            *s2.lock() = Some(f());
-            // Release: the result is visible to whoever sees `done`.
-            d2.store(true, Ordering::Release);
-            arch::dsb_ishst(); // the store completes before the wake-up; pairs with the wfe below
-            arch::sev();
+            *s2.0.lock() = Some(f());
+            s2.1.complete();
         }));
     }
     send(cpu, Ipi::Call);
-    super::wait_event(|| done.load(Ordering::Acquire));
-    let r = slot.lock().take().expect("call_function_single: result missing");
+    slot.1.wait();
+    let r = slot.0.lock().take().expect("call_function_single: result missing");
     r
 }
 
@@ -100,26 +119,27 @@ pub fn report_pc(cpu: usize, timeout_ms: u64) -> Option<u64> {
 }
 
 /// The SGI handler (from the GIC dispatcher, IRQs masked).
-pub fn handle(id: u32, frame: &Frame) {
+fn handle(id: IntId, frame: &Frame) {
     let me = cpu_id();
-    if let Some(r) = RECEIVED[me].get(id as usize) {
-        r.fetch_add(1, Ordering::Relaxed);
-    }
-    match id {
-        0 => {}
-        1 => loop {
+    let Some(kind) = Ipi::from_sgi(id) else {
+        defmt::warn!("unknown SGI {} on core {}", id.id(), me);
+        return;
+    };
+    RECEIVED[me][kind as usize].fetch_add(1, Ordering::Relaxed);
+    match kind {
+        Ipi::Wake => {}
+        Ipi::Call => loop {
             let call = CALLS[me].lock().pop_front();
             match call {
                 Some(c) => c(),
                 None => break,
             }
         },
-        2 => {
+        Ipi::ReportState => {
             REPORTED_PC[me].store(frame.elr, Ordering::Relaxed);
             // Release: the PC is visible to whoever sees the new sequence number.
             REPORT_SEQ[me].fetch_add(1, Ordering::Release);
         }
-        3 => super::park(),
-        _ => defmt::warn!("unknown SGI {} on core {}", id, me),
+        Ipi::Stop => super::park(),
     }
 }

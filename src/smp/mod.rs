@@ -6,9 +6,10 @@
 //! [`idle_loop`]). [`call_on`] runs a function on another core and
 //! waits for its result (Linux's `smp_call_function_single`); [`on_each_cpu`] runs one everywhere.
 //!
-//! The loop has two named hook points that later layers use: [`quiescent_point`] between work
-//! items (nothing of the previous item is still in use) and [`idle_enter`]/[`idle_exit`] around
-//! the sleep.
+//! The loop reaches the layer above (RCU) only through the hooks that layer installs with
+//! [`set_idle_hooks`]: a quiescent point between work items (nothing of the previous item is
+//! still in use), idle enter/exit around the sleep, the blocking wait, and a core coming online
+//! or parking for good. This layer never names RCU.
 
 use crate::arch;
 use crate::board::{self, BootInfo};
@@ -18,9 +19,13 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+mod completion;
 pub mod ipi;
+pub mod tick;
+
+pub use completion::{wait_event, wake_up_all, Completion};
 
 /// Default rate of the per-core tick.
 pub const DEFAULT_TICK_HZ: u32 = 100;
@@ -120,13 +125,27 @@ pub fn boot_secondaries(info: &BootInfo) {
 /// masked until the caller unmasks them.
 pub fn init_local_interrupts(cpu: usize) {
     crate::drivers::gic::init_cpu(cpu);
-    arch::timer::start_tick(TICK_HZ.load(Ordering::Relaxed));
+    tick::start_tick(TICK_HZ.load(Ordering::Relaxed));
+}
+
+/// Installs this layer's interrupt handlers (the IPIs and the tick) with the GIC; on core 0,
+/// once, after the distributor is up and before any core unmasks interrupts.
+pub fn init() {
+    ipi::init();
+    tick::init();
+}
+
+/// Core 0 joins: its interrupt state, then the online hook (RCU starts watching it). Its bit in
+/// `ONLINE` is set from the start. Interrupts stay masked until the caller unmasks them.
+pub fn boot_cpu_online() {
+    init_local_interrupts(0);
+    (hooks().cpu_online)();
 }
 
 /// First Rust code of a secondary core after its per-cpu area is set: report in, then idle.
 pub fn secondary_online(cpu: usize) -> ! {
     init_local_interrupts(cpu);
-    crate::rcu::eqs_exit();
+    (hooks().cpu_online)();
     // Release: everything this core set up is visible to whoever sees it online.
     ONLINE.fetch_or(1 << cpu, Ordering::Release);
     // O: the ONLINE bit before this core's first reader (an interrupt handler or its first work
@@ -138,6 +157,61 @@ pub fn secondary_online(cpu: usize) -> ! {
     arch::smp_mb();
     arch::local_irq_enable();
     idle_loop()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hooks the layer above installs.
+// ---------------------------------------------------------------------------------------------
+
+/// What the idle loop and the blocking waits call into the layer above (RCU installs these;
+/// Linux's equivalents are `rcu_note_context_switch`, `ct_idle_enter`/`exit`, and the
+/// `rcu_cpu_starting`/`rcutree_report_cpu_dead` pair).
+pub struct IdleHooks {
+    /// Between work items and after each wake-up: nothing of the previous item is in use.
+    pub quiescent_point: fn(),
+    /// Before the idle sleep, interrupts masked: returns whether the core may sleep.
+    pub idle_enter: fn() -> bool,
+    /// After the sleep, before any work runs.
+    pub idle_exit: fn(),
+    /// A blocking wait: calls `cond` (which sleeps with WFE) until it returns false.
+    pub blocking_wait: fn(&mut dyn FnMut() -> bool),
+    /// This core comes online, before it publishes itself in `ONLINE`.
+    pub cpu_online: fn(),
+    /// This core parks for good.
+    pub cpu_dead: fn(),
+}
+
+fn spin_while(cond: &mut dyn FnMut() -> bool) {
+    while cond() {}
+}
+
+static NO_HOOKS: IdleHooks = IdleHooks {
+    quiescent_point: || {},
+    idle_enter: || true,
+    idle_exit: || {},
+    blocking_wait: spin_while,
+    cpu_online: || {},
+    cpu_dead: || {},
+};
+static HOOKS: AtomicPtr<IdleHooks> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Installs the hooks (once, on core 0, before the other cores start).
+pub fn set_idle_hooks(hooks: &'static IdleHooks) {
+    // Release: the hook set is visible to whoever loads the pointer.
+    HOOKS.store(hooks as *const IdleHooks as *mut IdleHooks, Ordering::Release);
+}
+
+#[inline]
+fn hooks() -> &'static IdleHooks {
+    let p = HOOKS.load(Ordering::Acquire);
+    // SAFETY: only `set_idle_hooks` stores here, always from a `&'static IdleHooks`.
+    if p.is_null() { &NO_HOOKS } else { unsafe { &*p } }
+}
+
+/// Runs `cond` until it returns false as a blocking wait of this core (through the installed
+/// hook: an RCU extended quiescent state). `cond` sleeps with WFE itself.
+pub(crate) fn blocking_wait(cond: &mut dyn FnMut() -> bool) {
+    (hooks().blocking_wait)(cond)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -210,40 +284,11 @@ fn pop(cpu: usize) -> Option<Work> {
     w
 }
 
-/// Hook: called between work items, when nothing of the previous item is still in use:
-/// reports an RCU quiescent state and runs this core's ready RCU callbacks.
+/// The quiescent point between work items (the installed hook: RCU reports a quiescent state
+/// and runs this core's ready callbacks).
 #[inline]
 pub fn quiescent_point() {
-    crate::rcu::rcu_quiescent_state();
-}
-
-/// Hook: called before the idle loop sleeps: enters RCU's extended quiescent state. Returns
-/// whether the core may sleep (false if RCU callbacks are ready to run).
-#[inline]
-pub fn idle_enter() -> bool {
-    crate::rcu::idle_enter()
-}
-
-/// Hook: called after the idle loop wakes, before any work runs: leaves the extended
-/// quiescent state.
-#[inline]
-pub fn idle_exit() {
-    crate::rcu::idle_exit();
-}
-
-/// Waits with WFE until `done()`, as an RCU extended quiescent state (a blocking wait must not
-/// hold up grace periods; see `rcu::wait_quiescent`). The waker stores, then `dsb` + `sev`.
-pub fn wait_event(mut done: impl FnMut() -> bool) {
-    if done() {
-        return;
-    }
-    crate::rcu::wait_quiescent(|| {
-        let waiting = !done();
-        if waiting {
-            arch::wfe();
-        }
-        waiting
-    });
+    (hooks().quiescent_point)()
 }
 
 /// The per-core loop: run queued work, otherwise sleep until woken.
@@ -267,7 +312,7 @@ pub fn idle_loop() -> ! {
             park();
         }
         let flags = arch::local_irq_save();
-        let may_sleep = idle_enter();
+        let may_sleep = (hooks().idle_enter)();
         SLEEPING[me].store(true, Ordering::Relaxed);
         arch::smp_mb(); // SLEEPING before re-reading the queue; pairs with the smp_mb in queue_work
         if may_sleep && QUEUES[me].pending.load(Ordering::Relaxed) == 0 && !SHUTDOWN.load(Ordering::Relaxed) {
@@ -275,7 +320,7 @@ pub fn idle_loop() -> ! {
             WAKEUPS[me].fetch_add(1, Ordering::Relaxed);
         }
         SLEEPING[me].store(false, Ordering::Relaxed);
-        idle_exit();
+        (hooks().idle_exit)();
         arch::local_irq_restore(flags); // a pending tick or IPI is taken here
         quiescent_point();
     }
@@ -284,34 +329,29 @@ pub fn idle_loop() -> ! {
 /// Masks interrupts and parks this core for good (shutdown, Stop IPI).
 pub(crate) fn park() -> ! {
     let _ = arch::local_irq_save();
-    arch::timer::stop_tick();
+    tick::stop_tick();
     // Grace periods must not wait for a parked core (it may be parked from inside a handler).
-    crate::rcu::cpu_dead();
+    (hooks().cpu_dead)();
     PARKED.fetch_add(1, Ordering::Release);
     loop {
         arch::wfe();
     }
 }
 
-/// Runs `f` on core `cpu` and waits for its result (on the calling core if `cpu` is this one).
-/// The caller waits with WFE; the callee's completion sends SEV.
+/// Runs `f` on core `cpu` and waits for its result (on the calling core if `cpu` is this one),
+/// as a blocking wait.
 pub fn call_on<R: Send + 'static>(cpu: usize, f: impl FnOnce() -> R + Send + 'static) -> R {
     if cpu == cpu_id() {
         return f();
     }
-    let slot: Arc<spin::Mutex<Option<R>>> = Arc::new(spin::Mutex::new(None));
-    let done = Arc::new(AtomicBool::new(false));
-    let (s2, d2) = (slot.clone(), done.clone());
+    let slot: Arc<(spin::Mutex<Option<R>>, Completion)> = Arc::new((spin::Mutex::new(None), Completion::new()));
+    let s2 = slot.clone();
     queue_work(cpu, move || {
-        let r = f();
-        *s2.lock() = Some(r);
-        // Release: the result is visible to whoever sees `done`.
-        d2.store(true, Ordering::Release);
-        arch::dsb_ishst(); // completes the store before the wake-up; pairs with the wfe below
-        arch::sev();
+        *s2.0.lock() = Some(f());
+        s2.1.complete();
     });
-    wait_event(|| done.load(Ordering::Acquire));
-    let r = slot.lock().take().expect("call_on: result missing");
+    slot.1.wait();
+    let r = slot.0.lock().take().expect("call_on: result missing");
     r
 }
 
@@ -322,23 +362,18 @@ pub fn on_each_cpu<R: Send + 'static>(f: impl Fn(usize) -> R + Send + Sync + 'st
     let f = Arc::new(f);
     let n = MAX_CPUS;
     let slots: Arc<Vec<spin::Mutex<Option<R>>>> = Arc::new((0..n).map(|_| spin::Mutex::new(None)).collect());
-    let remaining = Arc::new(AtomicUsize::new(0));
     let cpus: Vec<usize> = online_cpus().collect();
-    remaining.store(cpus.len() - 1, Ordering::Relaxed);
+    let done = Arc::new(Completion::expecting(cpus.len() - 1));
     for &c in cpus.iter().filter(|&&c| c != me) {
-        let (f, slots, remaining) = (f.clone(), slots.clone(), remaining.clone());
+        let (f, slots, done) = (f.clone(), slots.clone(), done.clone());
         queue_work(c, move || {
-            let r = f(c);
-            *slots[c].lock() = Some(r);
-            // Release: the result is visible to whoever sees the count drop.
-            remaining.fetch_sub(1, Ordering::Release);
-            arch::dsb_ishst(); // pairs with the waiter's wfe
-            arch::sev();
+            *slots[c].lock() = Some(f(c));
+            done.complete();
         });
     }
     let mine = f(me);
     *slots[me].lock() = Some(mine);
-    wait_event(|| remaining.load(Ordering::Acquire) == 0);
+    done.wait();
     cpus.iter().map(|&c| slots[c].lock().take().expect("on_each_cpu: result missing")).collect()
 }
 

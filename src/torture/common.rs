@@ -302,7 +302,7 @@ pub fn run(list: &[&'static dyn Torture]) -> i32 {
     for c in 0..MAX_CPUS {
         IRQ_RNG[c].store(splitmix(cfg.seed ^ (0x1d << 56) ^ c as u64) | 1, Ordering::Relaxed);
     }
-    quiescent::arch::timer::add_hook(tick_hook);
+    quiescent::smp::tick::add_hook(tick_hook);
     IRQ_OFF.store(false, Ordering::Release);
 
     let t0 = now_ms();
