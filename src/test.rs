@@ -74,3 +74,48 @@ pub fn text_range() -> core::ops::Range<usize> {
     }
     core::ptr::addr_of!(__image_start) as usize..core::ptr::addr_of!(__text_end) as usize
 }
+
+// ---------------------------------------------------------------------------------------------
+// Helpers the test images share.
+// ---------------------------------------------------------------------------------------------
+
+/// The online cores other than this one.
+pub fn others() -> alloc::vec::Vec<usize> {
+    smp::online_cpus().filter(|&c| c != crate::percpu::cpu_id()).collect()
+}
+
+/// Waits (as a quiescent waiter, so grace periods go on) until `cond`, failing the case with
+/// `<what> did not happen within <ms> ms` after `ms` milliseconds.
+pub fn wait_until(ms: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = crate::arch::counter();
+    crate::rcu::wait_quiescent(|| {
+        let late = crate::arch::ticks_to_ns(crate::arch::counter() - t0) >= ms * 1_000_000;
+        assert!(!late, "{} did not happen within {} ms", what, ms);
+        !cond()
+    });
+}
+
+/// Waits (quiescent) until `flag` is set, failing after 5 s.
+pub fn wait_flag(flag: &core::sync::atomic::AtomicBool, what: &str) {
+    wait_until(5000, what, || flag.load(core::sync::atomic::Ordering::Acquire));
+}
+
+/// Starts a work item on `cpu` that spins until the returned flag is set (inside an RCU
+/// read-side section if `reader`, so it holds grace periods open either way: a work item passes
+/// no quiescent point until it ends), and returns once it spins.
+pub fn spin_on(cpu: usize, reader: bool, what: &str) -> alloc::sync::Arc<core::sync::atomic::AtomicBool> {
+    use alloc::sync::Arc;
+    use core::sync::atomic::{AtomicBool, Ordering};
+    let (inside, release) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (i2, r2) = (inside.clone(), release.clone());
+    smp::queue_work(cpu, move || {
+        let g = reader.then(crate::rcu::read);
+        i2.store(true, Ordering::Release);
+        while !r2.load(Ordering::Acquire) {
+            crate::arch::cpu_relax();
+        }
+        drop(g);
+    });
+    wait_flag(&inside, what);
+    release
+}

@@ -10,18 +10,9 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use quiescent::arch;
 use quiescent::percpu::cpu_id;
 use quiescent::smp;
+use quiescent::test::{others, wait_flag};
 
-fn others() -> Vec<usize> {
-    smp::online_cpus().filter(|&c| c != cpu_id()).collect()
-}
 
-fn wait_for(flag: &AtomicBool, what: &str) {
-    let t0 = arch::counter();
-    while !flag.load(Ordering::Acquire) {
-        assert!(arch::ticks_to_ns(arch::counter() - t0) < 2_000_000_000, "{} did not happen within 2 s", what);
-        arch::cpu_relax();
-    }
-}
 
 fn work_queued_from_another_core_runs() {
     let o = others();
@@ -38,7 +29,7 @@ fn work_queued_from_another_core_runs() {
             d2.store(true, Ordering::Release);
         })
     });
-    wait_for(&done, "work queued by another core");
+    wait_flag(&done, "work queued by another core");
     assert_eq!(ran_on.load(Ordering::Relaxed), to);
 }
 
@@ -70,7 +61,7 @@ fn idle_core_sleeps_and_wakes_for_new_work() {
         let d2 = done.clone();
         let t0 = arch::counter();
         smp::queue_work(c, move || d2.store(true, Ordering::Release));
-        wait_for(&done, "work for an idle core");
+        wait_flag(&done, "work for an idle core");
         let ns = arch::ticks_to_ns(arch::counter() - t0);
         assert!(smp::wakeups(c) > wakes, "core {} ran the work without waking from its sleep", c);
         let t1 = arch::counter();
@@ -98,7 +89,7 @@ fn no_wakeup_is_lost_under_stress() {
             n2.fetch_add(1, Ordering::Relaxed);
             d2.store(true, Ordering::Release);
         });
-        wait_for(&done, "a stress work item");
+        wait_flag(&done, "a stress work item");
     }
     assert_eq!(count.load(Ordering::Relaxed), 3000);
 }

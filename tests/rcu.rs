@@ -11,22 +11,11 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering
 use quiescent::arch;
 use quiescent::smp::tick as timer;
 use quiescent::smp::ipi;
-use quiescent::percpu::cpu_id;
 use quiescent::rcu::{self, list::RcuList};
+use quiescent::test::{others, spin_on, wait_flag};
 use quiescent::{smp, test};
 
-fn others() -> Vec<usize> {
-    smp::online_cpus().filter(|&c| c != cpu_id()).collect()
-}
 
-/// Spins (as a quiescent waiter) until `flag`, failing after 5 s.
-fn wait_flag(flag: &AtomicBool, what: &str) {
-    let t0 = arch::counter();
-    rcu::wait_quiescent(|| {
-        assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "{} did not happen within 5 s", what);
-        !flag.load(Ordering::Acquire)
-    });
-}
 
 fn no_stall_reported_so_far() {
     assert_eq!(rcu::stalls().0, 0, "the stall detector fired without a stall");
@@ -42,23 +31,6 @@ fn grace_period_on_this_core_alone_completes() {
     assert_eq!(rcu::completed() - before, 10, "ten synchronize_rcu calls alone");
 }
 
-/// Starts a work item on `cpu` that spins until the returned flag is set (inside an RCU
-/// read-side section if `reader`, so it holds grace periods open either way: a work item passes
-/// no quiescent point until it ends), and returns once it spins.
-fn spin_on(cpu: usize, reader: bool, what: &str) -> Arc<AtomicBool> {
-    let (inside, release) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-    let (i2, r2) = (inside.clone(), release.clone());
-    smp::queue_work(cpu, move || {
-        let g = reader.then(rcu::read);
-        i2.store(true, Ordering::Release);
-        while !r2.load(Ordering::Acquire) {
-            arch::cpu_relax();
-        }
-        drop(g);
-    });
-    wait_flag(&inside, what);
-    release
-}
 
 /// Sequence numbers that order events across cores.
 static SEQ: AtomicU64 = AtomicU64::new(0);

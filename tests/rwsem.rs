@@ -5,12 +5,11 @@
 
 extern crate alloc;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use quiescent::percpu::cpu_id;
 use quiescent::sync::percpu_rwsem::PercpuRwSem;
 use quiescent::sync::rwsem::RwSem;
 use quiescent::sync::{rcu_sync, RwSemaphore};
+use quiescent::test::{others, wait_until};
 use quiescent::{arch, rcu, smp, test};
 
 fn percpu() -> Arc<PercpuRwSem> {
@@ -20,18 +19,7 @@ fn classic() -> RwSem {
     RwSem::new()
 }
 
-fn others() -> Vec<usize> {
-    smp::online_cpus().filter(|&c| c != cpu_id()).collect()
-}
 
-/// Waits (quiescent) until `cond`, failing after `ms` with `what`.
-fn wait_until(ms: u64, what: &str, mut cond: impl FnMut() -> bool) {
-    let t0 = arch::counter();
-    rcu::wait_quiescent(|| {
-        assert!(arch::ticks_to_ns(arch::counter() - t0) < ms * 1_000_000, "{} within {} ms", what, ms);
-        !cond()
-    });
-}
 
 /// Who is inside the critical section: readers count up, a writer sets bit 63.
 struct Checker(AtomicU64);

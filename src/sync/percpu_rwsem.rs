@@ -36,16 +36,17 @@ use super::rcu_sync::RcuSync;
 use super::RwSemaphore;
 use crate::arch::{self, smp_mb};
 use crate::percpu::{cpu_id, PerCpuAllocError, PerCpuBox};
-use crate::{rcu, smp};
+use crate::smp::{self, Completion};
+use crate::rcu;
 use alloc::collections::VecDeque;
 use alloc::sync::{Arc, Weak};
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// A waiter in the FIFO queue.
 struct Waiter {
     reader: bool,
-    /// Set (release) when the waker has taken the lock on the waiter's behalf.
-    granted: AtomicBool,
+    /// Completed when the waker has taken the lock on the waiter's behalf.
+    granted: Completion,
 }
 
 /// Linux's `percpu_rw_semaphore`. Lives in an `Arc` (see [`PercpuRwSem::new`]) so that the
@@ -110,9 +111,8 @@ impl PercpuRwSem {
             return true;
         }
         self.read_count.this_cpu_add(u32::MAX); // -1
-        // Prod the writer to re-evaluate the reader count (it waits with WFE).
-        arch::dsb_ishst(); // the decrement completes before the wake-up; pairs with the writer's wfe
-        arch::sev();
+        // Prod the writer to re-evaluate the reader count (in wait_event).
+        smp::wake_up_all();
         false
     }
 
@@ -138,7 +138,7 @@ impl PercpuRwSem {
 
     /// Queue, unless the lock can be taken now, and wait until a waker grants it.
     fn wait(&self, reader: bool) {
-        let w = Arc::new(Waiter { reader, granted: AtomicBool::new(false) });
+        let w = Arc::new(Waiter { reader, granted: Completion::new() });
         {
             let mut q = self.waiters.lock();
             // Serialised against the wake-up in up_write: if this trylock fails, the waker
@@ -148,20 +148,13 @@ impl PercpuRwSem {
             }
             q.push_back(w.clone());
         }
-        rcu::wait_quiescent(|| {
-            let waiting = !w.granted.load(Ordering::Acquire);
-            if waiting {
-                arch::wfe();
-            }
-            waiting
-        });
+        w.granted.wait();
     }
 
     /// Admit waiters in FIFO order: readers until (and including) the first writer, as long as
     /// each trylock succeeds (Linux's `percpu_rwsem_wake_function` with one exclusive wake).
     fn wake(&self) {
         let mut q = self.waiters.lock();
-        let mut woke = false;
         while let Some(w) = q.front() {
             // The lock is taken on the waiter's behalf (its count is this core's: the sum is
             // what matters, and the waiter's up_read subtracts on its own core).
@@ -169,17 +162,12 @@ impl PercpuRwSem {
                 break;
             }
             let w = q.pop_front().expect("front exists");
-            w.granted.store(true, Ordering::Release);
-            woke = true;
+            w.granted.complete();
             if !w.reader {
                 break;
             }
         }
         drop(q);
-        if woke {
-            arch::dsb_ishst(); // grants complete before the wake-up; pairs with the waiters' wfe
-            arch::sev();
-        }
     }
 
     fn slow_down_read(&self, try_only: bool) -> bool {
@@ -250,8 +238,7 @@ impl RwSemaphore for PercpuRwSem {
             smp_mb(); // B: the critical section before the decrement; pairs with C in down_write
             self.read_count.this_cpu_add(u32::MAX);
             // A reader only ever wakes the (single) writer waiting for the count.
-            arch::dsb_ishst(); // the decrement completes before the wake-up; pairs with the writer's wfe
-            arch::sev();
+            smp::wake_up_all();
         }
         self.debug_release();
     }
@@ -266,13 +253,7 @@ impl RwSemaphore for PercpuRwSem {
         // Wait for the readers already inside (new ones see block and queue). Fault injection
         // (`inject-rwsem-no-drain`, never in normal builds) skips this, for the lock torture's
         // self-test.
-        rcu::wait_quiescent(|| {
-            let busy = !cfg!(feature = "inject-rwsem-no-drain") && self.readers() != 0;
-            if busy {
-                arch::wfe();
-            }
-            busy
-        });
+        smp::wait_event(|| cfg!(feature = "inject-rwsem-no-drain") || self.readers() == 0);
         smp_mb(); // C: the zero sum before the critical section; pairs with B in up_read
         self.owner.store(cpu_id() + 1, Ordering::Relaxed);
     }

@@ -14,8 +14,7 @@
 //! A reader that sees IDLE is inside an (implicit, QSBR) RCU read-side section, so a writer that
 //! leaves IDLE and waits a grace period knows every reader from then on sees "not idle".
 
-use crate::arch;
-use crate::rcu;
+use crate::{rcu, smp};
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -88,13 +87,7 @@ impl RcuSync {
         }
         // Another writer is waiting for the grace period; PASSED, EXIT and REPLAY all mean it
         // has passed (readers are on the slow path).
-        rcu::wait_quiescent(|| {
-            let waiting = self.state.load(Ordering::Acquire) < PASSED;
-            if waiting {
-                arch::wfe();
-            }
-            waiting
-        });
+        smp::wait_event(|| self.state.load(Ordering::Acquire) >= PASSED);
     }
 
     /// A writer leaves. When the last one leaves, readers return to their fast path one grace
@@ -129,8 +122,7 @@ impl RcuSync {
         if *n > 0 {
             // Release: whatever the writers did is visible to a waiter that sees PASSED.
             self.state.store(PASSED, Ordering::Release);
-            arch::dsb_ishst(); // the store completes before the wake-up; pairs with the wfe in enter
-            arch::sev();
+            smp::wake_up_all();
         } else if st == REPLAY {
             // Another exit happened during the exit grace period: wait one more.
             self.state.store(EXIT, Ordering::Relaxed);

@@ -19,7 +19,7 @@
 use super::RwSemaphore;
 use crate::arch;
 use crate::percpu::cpu_id;
-use crate::rcu;
+use crate::{rcu, smp};
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -155,8 +155,7 @@ impl RwSem {
             }
         }
         if woke {
-            arch::dsb_ishst(); // grants complete before the wake-up; pairs with the waiters' wfe
-            arch::sev();
+            smp::wake_up_all(); // pairs with the waiters' wfe and Acquire re-check
         }
     }
 
