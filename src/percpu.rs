@@ -145,12 +145,17 @@ impl<T> PerCpu<T> {
     }
 
     /// Runs `f` on this core's copy with interrupts masked, so no handler on this core can
-    /// observe or modify it half-way.
+    /// observe or modify it half-way. `with` does not nest on a core (a nested call on the same
+    /// variable would hand out a second `&mut`): a nested call is a named error.
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let _irq = arch::IrqGuard::new();
-        // Nesting `with` on the same variable inside `f` would alias; no caller does.
-        // SAFETY: only this core reaches its copy mutably, and its interrupts are masked.
-        f(unsafe { &mut *self.local_ptr() })
+        assert!(!IN_WITH.get(), "PerCpu::with nested on core {} (it would alias)", cpu_id());
+        IN_WITH.set(true);
+        // SAFETY: only this core reaches its copy mutably (`local_ptr` is this core's copy), its
+        // interrupts are masked, and IN_WITH refuses a nested `with` that could alias it.
+        let r = f(unsafe { &mut *self.local_ptr() });
+        IN_WITH.set(false);
+        r
     }
 }
 
@@ -181,13 +186,16 @@ impl PerCpu<u32> {
     /// Linux's `this_cpu_add`: IRQ-safe, barrier-free add to this core's copy.
     #[inline(always)]
     pub fn this_cpu_add(&self, delta: u32) {
-        arch::this_cpu_add_u32(self.template.get(), delta);
+        // SAFETY: the template address of a static per-cpu u32.
+        unsafe { arch::this_cpu_add_u32(self.template.get(), delta) };
     }
 }
 
 crate::percpu! {
     /// The logical number of the core this copy belongs to.
     static CPU_ID: usize = 0;
+    /// Whether a `PerCpu::with` is running on this core.
+    static IN_WITH: bool = false;
 }
 
 /// The logical number of the running core (0 = the boot core).
@@ -341,31 +349,36 @@ impl PerCpuBox<u32> {
     /// Linux's `this_cpu_add` on this core's counter: IRQ-safe, no barrier.
     #[inline(always)]
     pub fn this_cpu_add(&self, delta: u32) {
-        arch::this_cpu_add_u32(self.addr as *mut u32, delta);
+        // SAFETY: the template address of this live dynamic per-cpu u32.
+        unsafe { arch::this_cpu_add_u32(self.addr as *mut u32, delta) };
     }
 
     /// Linux's `this_cpu_inc`: `this_cpu_add(1)` with the 1 as an immediate.
     #[inline(always)]
     pub fn this_cpu_inc(&self) {
-        arch::this_cpu_add_imm_u32::<1>(self.addr as *mut u32);
+        // SAFETY: as `this_cpu_add`.
+        unsafe { arch::this_cpu_add_imm_u32::<1>(self.addr as *mut u32) };
     }
 
     /// Linux's `this_cpu_dec`.
     #[inline(always)]
     pub fn this_cpu_dec(&self) {
-        arch::this_cpu_add_imm_u32::<-1>(self.addr as *mut u32);
+        // SAFETY: as `this_cpu_add`.
+        unsafe { arch::this_cpu_add_imm_u32::<-1>(self.addr as *mut u32) };
     }
 
     /// `this_cpu_inc` with TPIDR_EL1 already read into `base` ([`arch::percpu_base`]).
     #[inline(always)]
-    pub fn this_cpu_inc_at(&self, base: usize) {
-        arch::this_cpu_add_imm_u32_at::<1>(self.addr as *mut u32, base);
+    pub fn this_cpu_inc_at(&self, base: arch::PercpuBase) {
+        // SAFETY: as `this_cpu_add`.
+        unsafe { arch::this_cpu_add_imm_u32_at::<1>(self.addr as *mut u32, base) };
     }
 
     /// `this_cpu_dec` with TPIDR_EL1 already read into `base` ([`arch::percpu_base`]).
     #[inline(always)]
-    pub fn this_cpu_dec_at(&self, base: usize) {
-        arch::this_cpu_add_imm_u32_at::<-1>(self.addr as *mut u32, base);
+    pub fn this_cpu_dec_at(&self, base: arch::PercpuBase) {
+        // SAFETY: as `this_cpu_add`.
+        unsafe { arch::this_cpu_add_imm_u32_at::<-1>(self.addr as *mut u32, base) };
     }
 
     /// The wrapping sum over `cpus` (per-core counters may wrap; only the sum is meaningful).

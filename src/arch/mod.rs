@@ -20,7 +20,6 @@ use tock_registers::interfaces::{Readable, Writeable};
 /// Every caller labels its use and names the barrier it pairs with.
 #[inline(always)]
 pub fn smp_mb() {
-    // The pairing is named at each call site.
     barrier::dmb(barrier::ISH);
 }
 
@@ -28,7 +27,6 @@ pub fn smp_mb() {
 /// Every caller names the barrier it pairs with.
 #[inline(always)]
 pub fn smp_rmb() {
-    // The pairing is named at each call site.
     barrier::dmb(barrier::ISHLD);
 }
 
@@ -36,21 +34,18 @@ pub fn smp_rmb() {
 /// Every caller names the barrier it pairs with.
 #[inline(always)]
 pub fn smp_wmb() {
-    // The pairing is named at each call site.
     barrier::dmb(barrier::ISHST);
 }
 
 /// `dsb ish`: waits until earlier memory accesses (and cache/TLB maintenance) complete.
 #[inline(always)]
 pub fn dsb_ish() {
-    // The pairing is named at each call site.
     barrier::dsb(barrier::ISH);
 }
 
 /// `dsb ishst`: waits until earlier stores complete (used before SEV so a woken core sees them).
 #[inline(always)]
 pub fn dsb_ishst() {
-    // The pairing is named at each call site.
     barrier::dsb(barrier::ISHST);
 }
 
@@ -165,15 +160,28 @@ pub unsafe fn set_tpidr(v: usize) {
     TPIDR_EL1.set(v as u64);
 }
 
+/// This core's TPIDR_EL1, as read by [`percpu_base`]: only that function makes one, so a
+/// function that takes a `PercpuBase` knows it is this core's per-cpu offset.
+#[derive(Clone, Copy)]
+pub struct PercpuBase(usize);
+
+impl PercpuBase {
+    /// The offset.
+    #[inline(always)]
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
 /// Reads TPIDR_EL1 for per-cpu address arithmetic on a hot path. Marked pure so the compiler
 /// may reuse one read across a function: sound because TPIDR_EL1 is set once per core at boot
 /// and code here never migrates between cores (there is no preemption or scheduler).
 #[inline(always)]
-pub fn percpu_base() -> usize {
+pub fn percpu_base() -> PercpuBase {
     let v: usize;
     // SAFETY: reads a system register; no memory effects; constant for the core's lifetime.
     unsafe { core::arch::asm!("mrs {}, tpidr_el1", out(reg) v, options(pure, nomem, nostack, preserves_flags)) };
-    v
+    PercpuBase(v)
 }
 
 /// The restartable `ldr` / `$op` / `str` on `[$ptr + $base]` with its `.ras_table` entry (first
@@ -206,31 +214,42 @@ macro_rules! ras_rmw {
 /// interrupted sequence reloads the counter (including whatever the handler added) and the
 /// handler's update is never overwritten. Cost on the fast path: an `mrs` (hoistable) and three
 /// instructions. No DMB: callers that need ordering (the slow paths) add their own barrier.
+///
+/// # Safety
+/// `ptr` must be a per-cpu template address of a `u32` (a `percpu!` variable or a `PerCpuBox`
+/// slot that is still allocated): `ptr` + TPIDR_EL1 is then this core's copy, valid and
+/// 4-byte aligned, written only by this core.
 #[inline(always)]
-pub fn this_cpu_add_u32(ptr: *mut u32, delta: u32) {
+pub unsafe fn this_cpu_add_u32(ptr: *mut u32, delta: u32) {
     // Only this core writes its copy (here or in its own interrupt handlers: the restart).
-    // SAFETY: `ptr` is a per-cpu template address from `percpu`; + TPIDR_EL1 it is this core's
-    // copy, valid and 4-byte aligned.
-    unsafe { ras_rmw!("add {v:w}, {v:w}, {d:w}", ptr, percpu_base(), in(reg) delta) };
+    // SAFETY: by the caller's contract `ptr` + TPIDR_EL1 is this core's copy.
+    unsafe { ras_rmw!("add {v:w}, {v:w}, {d:w}", ptr, percpu_base().get(), in(reg) delta) };
 }
 
 /// [`this_cpu_add_u32`] by a constant: the constant is an immediate operand, saving the `mov`.
+///
+/// # Safety
+/// As [`this_cpu_add_u32`].
 #[inline(always)]
-pub fn this_cpu_add_imm_u32<const DELTA: i32>(ptr: *mut u32) {
-    this_cpu_add_imm_u32_at::<DELTA>(ptr, percpu_base())
+pub unsafe fn this_cpu_add_imm_u32<const DELTA: i32>(ptr: *mut u32) {
+    // SAFETY: the caller's contract is this function's.
+    unsafe { this_cpu_add_imm_u32_at::<DELTA>(ptr, percpu_base()) }
 }
 
-/// [`this_cpu_add_imm_u32`] with this core's TPIDR_EL1 value already read (`base` must be
-/// [`percpu_base`]), so a caller can read it once, unconditionally, where the compiler can
-/// keep it in a register across a loop.
+/// [`this_cpu_add_imm_u32`] with this core's TPIDR_EL1 already read, so a caller can read it
+/// once, unconditionally, where the compiler can keep it in a register across a loop.
+///
+/// # Safety
+/// As [`this_cpu_add_u32`].
 #[inline(always)]
-pub fn this_cpu_add_imm_u32_at<const DELTA: i32>(ptr: *mut u32, base: usize) {
-    // SAFETY: as this_cpu_add_u32 (`base` is this core's TPIDR_EL1 by the caller's contract).
+pub unsafe fn this_cpu_add_imm_u32_at<const DELTA: i32>(ptr: *mut u32, base: PercpuBase) {
+    // SAFETY: `base` is this core's TPIDR_EL1 (only `percpu_base` makes one), and `ptr` is a
+    // per-cpu template address by the caller's contract.
     unsafe {
         if DELTA >= 0 {
-            ras_rmw!("add {v:w}, {v:w}, #{d}", ptr, base, const DELTA)
+            ras_rmw!("add {v:w}, {v:w}, #{d}", ptr, base.get(), const DELTA)
         } else {
-            ras_rmw!("sub {v:w}, {v:w}, #{d}", ptr, base, const -DELTA)
+            ras_rmw!("sub {v:w}, {v:w}, #{d}", ptr, base.get(), const -DELTA)
         }
     }
 }

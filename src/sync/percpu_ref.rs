@@ -374,7 +374,8 @@ impl PercpuRef {
         if w & ATOMIC == 0 {
             // Percpu mode: DEAD is never set without ATOMIC, so `w` is the counter's template
             // address; the counter access depends on it (pairs with R).
-            arch::this_cpu_add_u32(w as *mut u32, n);
+            // SAFETY: in percpu mode `w` is the address of this ref's live per-cpu counter.
+            unsafe { arch::this_cpu_add_u32(w as *mut u32, n) };
         } else {
             self.get_slow(n, b);
         }
@@ -398,7 +399,8 @@ impl PercpuRef {
         if w & ATOMIC == 0 {
             // Percpu mode: as in get_many; the counter may go "negative" (wrap): only the sum
             // over all cores is meaningful.
-            arch::this_cpu_add_u32(w as *mut u32, n.wrapping_neg());
+            // SAFETY: as in get_many.
+            unsafe { arch::this_cpu_add_u32(w as *mut u32, n.wrapping_neg()) };
         } else {
             self.put_slow(n, b);
         }
@@ -419,7 +421,8 @@ impl PercpuRef {
         rcu::rcu_read_lock();
         let w = self.word.load(Ordering::Relaxed);
         let ok = if w & ATOMIC == 0 {
-            arch::this_cpu_add_u32(w as *mut u32, n);
+            // SAFETY: in percpu mode `w` is the address of this ref's live per-cpu counter.
+            unsafe { arch::this_cpu_add_u32(w as *mut u32, n) };
             true
         } else {
             self.tryget_slow(n)
@@ -437,7 +440,8 @@ impl PercpuRef {
         rcu::rcu_read_lock();
         let w = self.word.load(Ordering::Relaxed);
         let ok = if w & ATOMIC == 0 {
-            arch::this_cpu_add_u32(w as *mut u32, 1);
+            // SAFETY: as in get_many.
+            unsafe { arch::this_cpu_add_u32(w as *mut u32, 1) };
             true
         } else if w & DEAD != 0 {
             false
@@ -482,8 +486,8 @@ impl PercpuRef {
 
     #[cold]
     #[inline(never)]
-    fn get_slow(&self, n: u32, base: usize) {
-        debug_assert_eq!(base, arch::tpidr(), "percpu_ref: per-cpu base changed within an operation");
+    fn get_slow(&self, n: u32, base: arch::PercpuBase) {
+        debug_assert_eq!(base.get(), arch::tpidr(), "percpu_ref: per-cpu base changed within an operation");
         let mut v = self.count.load(Ordering::Relaxed);
         loop {
             if v <= 0 {
@@ -500,8 +504,8 @@ impl PercpuRef {
 
     #[cold]
     #[inline(never)]
-    fn put_slow(&self, n: u32, base: usize) {
-        debug_assert_eq!(base, arch::tpidr(), "percpu_ref: per-cpu base changed within an operation");
+    fn put_slow(&self, n: u32, base: arch::PercpuBase) {
+        debug_assert_eq!(base.get(), arch::tpidr(), "percpu_ref: per-cpu base changed within an operation");
         let n = n as i64;
         let mut v = self.count.load(Ordering::Relaxed);
         loop {
