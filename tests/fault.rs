@@ -14,7 +14,7 @@ use quiescent::{board, smp, test};
 static NOT_CODE: [u32; 1] = [0xd65f03c0];
 
 #[inline(never)]
-#[allow(unconditional_recursion)]
+#[expect(unconditional_recursion, reason = "the stack overflow is the point")]
 fn recurse(n: u64) -> u64 {
     let buf = [n; 32];
     black_box(&buf);

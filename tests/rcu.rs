@@ -192,9 +192,12 @@ fn callers_during_one_grace_period_share_the_next() {
     });
 }
 
+/// Per core, each callback run: (its index, the grace period it needs, grace periods completed when it ran).
+type CallbackLog = Arc<Vec<spin::Mutex<Vec<(usize, u64, u64)>>>>;
+
 fn call_rcu_runs_after_a_grace_period_once_in_order() {
     const N: usize = 200;
-    let log: Arc<Vec<spin::Mutex<Vec<(usize, u64, u64)>>>> = Arc::new((0..quiescent::MAX_CPUS).map(|_| spin::Mutex::new(Vec::new())).collect());
+    let log: CallbackLog = Arc::new((0..quiescent::MAX_CPUS).map(|_| spin::Mutex::new(Vec::new())).collect());
     let l2 = log.clone();
     test::on_all_cores(move |cpu| {
         for i in 0..N {

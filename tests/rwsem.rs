@@ -53,7 +53,7 @@ fn exclusion<L: RwSemaphore + 'static>(l: L) {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            if x % 8 == 0 {
+            if x.is_multiple_of(8) {
                 l2.down_write();
                 c2.write_enter();
                 for _ in 0..50 {
@@ -186,7 +186,7 @@ fn no_writer_starvation<L: RwSemaphore + 'static>(l: L) {
                 }
                 l2.up_read();
                 i += 1;
-                if i % 32 == 0 {
+                if i.is_multiple_of(32) {
                     rcu::rcu_quiescent_state();
                 }
             }

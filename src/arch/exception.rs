@@ -30,7 +30,7 @@ pub struct Frame {
 
 // vectors.S takes the frame's size and layout from this type; `sub sp, sp, #FRAME_SIZE` needs
 // it 16-byte aligned and within an immediate.
-const _: () = assert!(core::mem::size_of::<Frame>() % 16 == 0 && core::mem::size_of::<Frame>() < 4096);
+const _: () = assert!(core::mem::size_of::<Frame>().is_multiple_of(16) && core::mem::size_of::<Frame>() < 4096);
 const _: () = assert!(core::mem::offset_of!(Frame, fp) == 34 * 8);
 
 core::arch::global_asm!(

@@ -94,8 +94,8 @@ fn sym(s: &u8) -> usize {
 
 /// Attributes of one 4 KiB page inside the image's chunks, or 0 for unmapped.
 fn page_attr(addr: usize, kind: Option<MemKind>, unmapped: fn(usize) -> bool) -> u64 {
-    // SAFETY (for the symbol reads below): only addresses of linker symbols are taken.
     let (start, text_end, rodata_end) =
+        // SAFETY: only addresses of linker symbols are taken.
         unsafe { (sym(&__image_start), sym(&__text_end), sym(&__rodata_end)) };
     if unmapped(addr) {
         return 0;

@@ -11,7 +11,6 @@ pub fn mode() -> &'static str {
 }
 
 /// Counter-time nanoseconds taken by `f` (under icount: instructions executed).
-#[allow(dead_code)]
 pub fn time_ns(f: impl FnOnce()) -> u64 {
     let t0 = arch::counter();
     f();
@@ -20,7 +19,6 @@ pub fn time_ns(f: impl FnOnce()) -> u64 {
 
 /// Per-iteration cost of `body` run `n` times, minus the cost of an empty loop of `n`
 /// iterations (so loop overhead is not counted).
-#[allow(dead_code)]
 pub fn per_iter(n: u64, mut body: impl FnMut()) -> f64 {
     let empty = time_ns(|| {
         for i in 0..n {

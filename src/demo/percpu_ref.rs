@@ -237,7 +237,7 @@ fn workload<U: Users>() -> Run {
             for _ in 0..BLOCK_EVERY {
                 i += 1;
                 let slot = next(&mut x) % SLOTS;
-                if request(table, stats, slot, i % BLOCK_EVERY == 0) {
+                if request(table, stats, slot, i.is_multiple_of(BLOCK_EVERY)) {
                     done += 1;
                 }
                 if cpu == 0 && arch::counter().wrapping_sub(last_destroy) >= destroy_ticks {

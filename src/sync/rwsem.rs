@@ -110,8 +110,7 @@ impl RwSem {
     /// them. Linux's `rwsem_mark_wake`.
     fn grant_locked(&self, q: &mut VecDeque<Arc<Waiter>>) {
         let mut woke = false;
-        loop {
-            let Some(head) = q.front() else { break };
+        while let Some(head) = q.front() {
             let c = self.count.load(Ordering::Relaxed);
             if c & WRITER_LOCKED != 0 {
                 break;

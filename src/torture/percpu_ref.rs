@@ -198,7 +198,7 @@ fn owner(rng: &mut Rng) {
                 r.switch_to_atomic_sync();
                 TO_ATOMIC.fetch_add(1, Ordering::Relaxed);
                 // Exact now, and at least the initial reference.
-                if !r.count().is_some_and(|c| c >= 1) {
+                if r.count().is_none_or(|c| c < 1) {
                     defmt::println!("percpu_ref-torture: !!! count {} after switch_to_atomic_sync", r.count().unwrap_or(-1));
                     bad(&OWNER_ERRORS);
                 }

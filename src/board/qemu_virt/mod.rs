@@ -91,8 +91,9 @@ pub fn discover(dtb: usize) -> BootInfo {
     info.ncpus = n;
     info.listed = listed.max(1);
     if let Some(args) = fdt.chosen().bootargs() {
-        // SAFETY of 'static: the DTB stays in place for the whole run (see above).
-        let args: &'static str = unsafe { core::mem::transmute::<&str, &'static str>(args) };
+        let args: &'static str =
+            // SAFETY: 'static is sound because the DTB stays in place for the whole run (see above).
+            unsafe { core::mem::transmute::<&str, &'static str>(args) };
         info.bootargs = args;
         super::set_bootargs(args);
     }
