@@ -1,0 +1,153 @@
+//! Callbacks: `call_rcu`'s per-core segmented lists, running the ready ones, and `rcu_barrier`.
+
+use super::gp::{gp_try_complete, request, snapshot};
+use super::qs::{callbacks_while_waiting, eqs_enter, eqs_exit, might_block};
+use super::{CPUS, DONE};
+use crate::arch;
+use crate::percpu::cpu_id;
+use crate::smp::{self, ipi};
+use crate::MAX_CPUS;
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+type Callback = Box<dyn FnOnce() + Send>;
+
+/// Callbacks waiting for one grace period (one segment of the per-core list).
+struct Segment {
+    gp: u64,
+    cbs: VecDeque<Callback>,
+}
+
+/// A core's callbacks, segmented by the grace period each needs, in queue order: one grace
+/// period serves a whole segment. Grace periods are non-decreasing except when an interrupt
+/// handler's `call_rcu` lands between a task's snapshot and its push (then a later segment may
+/// need an earlier grace period); segments still run in queue order, so that only delays it.
+static CBLISTS: [spin::Mutex<VecDeque<Segment>>; MAX_CPUS] = [const { spin::Mutex::new(VecDeque::new()) }; MAX_CPUS];
+static CBS_QUEUED: AtomicU64 = AtomicU64::new(0);
+static CBS_INVOKED: AtomicU64 = AtomicU64::new(0);
+
+/// Queues `f` on this core, to run after a full grace period, from this core's idle loop (or
+/// its next `rcu_quiescent_state`), in queue order. `f` may allocate, free and call `call_rcu`.
+pub fn call_rcu(f: impl FnOnce() + Send + 'static) {
+    let g = snapshot();
+    {
+        let _irq = arch::IrqGuard::new();
+        let mut l = CBLISTS[cpu_id()].lock();
+        match l.back_mut() {
+            Some(seg) if seg.gp == g => seg.cbs.push_back(Box::new(f)),
+            _ => {
+                let mut cbs: VecDeque<Callback> = VecDeque::new();
+                cbs.push_back(Box::new(f));
+                l.push_back(Segment { gp: g, cbs });
+            }
+        }
+        CPUS[cpu_id()].first_cb_gp.store(l.front().map_or(u64::MAX, |s| s.gp), Ordering::Relaxed);
+    }
+    CBS_QUEUED.fetch_add(1, Ordering::Relaxed);
+    request(g);
+}
+
+/// The grace period the oldest waiting callback of this core needs, if any.
+pub(super) fn first_pending_gp() -> Option<u64> {
+    let g = CPUS[cpu_id()].first_cb_gp.load(Ordering::Relaxed);
+    (g != u64::MAX).then_some(g)
+}
+
+/// Whether this core has callbacks whose grace period has completed.
+pub fn has_ready_callbacks() -> bool {
+    first_pending_gp().is_some_and(|g| g <= DONE.load(Ordering::Acquire))
+}
+
+crate::percpu! {
+    /// Set while this core runs callbacks: a callback that passes a quiescent point must not
+    /// start running later segments (an `rcu_barrier` marker among them) ahead of its own.
+    pub(super) static IN_CALLBACKS: bool = false;
+}
+
+/// Runs this core's callbacks whose grace period has completed (outside the list lock, so they
+/// may queue more). Not re-entered from a callback.
+pub fn process_callbacks() {
+    if IN_CALLBACKS.get() {
+        return;
+    }
+    if first_pending_gp().is_none_or(|g| g > DONE.load(Ordering::Acquire)) {
+        return; // the common case: one load each, no lock
+    }
+    IN_CALLBACKS.set(true);
+    run_ready_callbacks();
+    IN_CALLBACKS.set(false);
+}
+
+fn run_ready_callbacks() {
+    loop {
+        let done = DONE.load(Ordering::Acquire);
+        if first_pending_gp().is_none_or(|g| g > done) {
+            return; // the common case: one load each, no lock
+        }
+        let seg = {
+            let _irq = arch::IrqGuard::new();
+            let mut l = CBLISTS[cpu_id()].lock();
+            let seg = match l.front() {
+                Some(s) if s.gp <= done => l.pop_front(),
+                _ => None,
+            };
+            CPUS[cpu_id()].first_cb_gp.store(l.front().map_or(u64::MAX, |s| s.gp), Ordering::Relaxed);
+            seg
+        };
+        let Some(seg) = seg else { return };
+        for cb in seg.cbs {
+            // Counted before it runs: when an rcu_barrier marker runs (and its waiter returns),
+            // every callback before it, on this core, is already counted.
+            CBS_INVOKED.fetch_add(1, Ordering::Relaxed);
+            cb();
+        }
+    }
+}
+
+/// Callbacks queued and invoked so far (all cores).
+pub fn callback_counts() -> (u64, u64) {
+    (CBS_QUEUED.load(Ordering::Relaxed), CBS_INVOKED.load(Ordering::Relaxed))
+}
+
+/// Waits until every callback queued (on any core) before the call has run (Linux's
+/// `rcu_barrier`): entrains a marker callback on every online core behind its existing ones (on
+/// the others from their interrupt context, with `call_function_single`, as Linux does), then
+/// waits, running this core's own callbacks meanwhile. Works from any core. Not from an RCU
+/// callback (its own core's marker would queue behind it) or an interrupt handler: both are
+/// named errors.
+pub fn rcu_barrier() {
+    might_block("rcu_barrier");
+    if IN_CALLBACKS.get() {
+        panic!("rcu_barrier called from an RCU callback on core {} (it would wait for itself)", cpu_id());
+    }
+    let remaining = alloc::sync::Arc::new(AtomicUsize::new(0));
+    let cpus: alloc::vec::Vec<usize> = smp::online_cpus().collect();
+    remaining.store(cpus.len(), Ordering::Relaxed);
+    for &c in &cpus {
+        let r = remaining.clone();
+        let entrain = move || {
+            call_rcu(move || {
+                r.fetch_sub(1, Ordering::Release);
+            })
+        };
+        if c == cpu_id() {
+            entrain();
+        } else {
+            ipi::call_function_single(c, entrain);
+        }
+    }
+    eqs_enter();
+    while remaining.load(Ordering::Acquire) != 0 {
+        if !gp_try_complete() {
+            callbacks_while_waiting();
+            arch::cpu_relax();
+        }
+    }
+    eqs_exit();
+}
+
+/// Whether this core is running RCU callbacks (a callback, or code it called, is running).
+pub fn in_callback() -> bool {
+    IN_CALLBACKS.get()
+}

@@ -1,0 +1,193 @@
+//! Quiescent states and extended quiescent states: reports from the idle loop, blocking waits
+//! (and the named errors for blocking where that is not allowed), interrupt entry and exit,
+//! and the idle loop's hooks around sleeping.
+
+use super::callbacks::{first_pending_gp, has_ready_callbacks, process_callbacks, IN_CALLBACKS};
+use super::gp::{gp_try_complete, try_complete};
+use super::read::assert_not_in_reader;
+use super::{CPUS, DONE, STARTED};
+use crate::arch::{self, smp_mb};
+use crate::percpu::cpu_id;
+use core::sync::atomic::Ordering;
+
+/// Reports a quiescent state for this core (the idle loop calls this between work items; long
+/// work may call it too), then runs this core's callbacks whose grace period has ended.
+pub fn rcu_quiescent_state() {
+    rcu_qs();
+    process_callbacks();
+}
+
+/// Reports a quiescent state: this core holds no reference obtained in an earlier read-side
+/// section. The fast path (no grace period has started since the last report) is one load.
+#[inline]
+pub fn rcu_qs() {
+    assert_not_in_reader("quiescent state");
+    // An interrupt handler reporting would report for the code it interrupted (debug check:
+    // reading SPSel costs on this hot path under QEMU).
+    if cfg!(debug_assertions) && arch::in_interrupt() {
+        blocking_in_interrupt("quiescent state");
+    }
+    let me = cpu_id();
+    let g = STARTED.load(Ordering::Relaxed);
+    let c = &CPUS[me];
+    if c.ctr.load(Ordering::Relaxed) == g {
+        return;
+    }
+    smp_mb(); // A: earlier read-side accesses complete before the report; pairs with B
+    c.ctr.store(g, Ordering::Relaxed);
+    smp_mb(); // C: the report is visible before later readers run; pairs with D
+    if g > DONE.load(Ordering::Relaxed) {
+        gp_try_complete();
+    }
+}
+
+/// Enters an extended quiescent state (before sleeping, or around a blocking wait): grace
+/// periods stop waiting for this core.
+pub fn eqs_enter() {
+    assert_not_in_reader("sleeping or blocking");
+    let c = &CPUS[cpu_id()];
+    smp_mb(); // A: all earlier reads are complete before the core is seen as idle; pairs with B
+    c.ctr.store(0, Ordering::Relaxed);
+    // The idle report before reading the grace-period state and the other cores' ctr: a
+    // store-buffering pair with C in rcu_qs, so of a core going idle and a core reporting at
+    // the same time, at least one sees the other and completes the grace period. Also E.
+    smp_mb(); // pairs with C in rcu_qs (and is E for idle_enter)
+    if STARTED.load(Ordering::Relaxed) > DONE.load(Ordering::Relaxed) {
+        // This core may have been the last one a grace period waited for.
+        gp_try_complete();
+    }
+}
+
+/// Leaves the extended quiescent state, with the full barrier before any reader can run.
+pub fn eqs_exit() {
+    let c = &CPUS[cpu_id()];
+    c.ctr.store(STARTED.load(Ordering::Relaxed), Ordering::Relaxed);
+    smp_mb(); // C: the new ctr is visible before any reader runs; pairs with D in gp_start
+}
+
+/// This core stops for good (parked at shutdown, or by a Stop IPI, possibly inside an interrupt
+/// handler whose `irq_exit` will never run): grace periods stop waiting for it, as Linux's
+/// `rcutree_report_cpu_dead`. No checks: the interrupted code may be anywhere.
+pub fn cpu_dead() {
+    let c = &CPUS[cpu_id()];
+    smp_mb(); // A: this core's reads are complete before it reads as idle; pairs with B
+    c.ctr.store(0, Ordering::Relaxed);
+    smp_mb(); // the idle report visible before the core parks; pairs with C
+}
+
+/// Runs `cond` until it is false, as an extended quiescent state (a blocking wait must not
+/// hold up grace periods: a writer waiting for a grace period and a core waiting for that
+/// writer would otherwise wait for each other). This core's ready callbacks run meanwhile.
+/// A blocking wait: not in an interrupt handler, not inside a read-side section.
+pub fn wait_quiescent(mut cond: impl FnMut() -> bool) {
+    might_block("a blocking wait");
+    not_in_callback("a blocking wait");
+    eqs_enter();
+    while cond() {
+        callbacks_while_waiting();
+        arch::cpu_relax();
+    }
+    eqs_exit();
+}
+
+/// Inside an extended quiescent state: runs this core's ready callbacks (as a reader again for
+/// their duration), so a core blocked in a wait does not hold up `rcu_barrier` callers.
+#[inline]
+pub(super) fn callbacks_while_waiting() {
+    if has_ready_callbacks() && !IN_CALLBACKS.get() {
+        eqs_exit();
+        process_callbacks();
+        eqs_enter();
+    }
+}
+
+/// Names the misuse of blocking (a wait that passes quiescent points) where that is not
+/// allowed: in an interrupt handler (always checked: the handler would wait on the code it
+/// interrupted) or inside a read-side section (debug builds). Linux's `might_sleep`.
+#[inline]
+pub fn might_block(what: &str) {
+    if arch::in_interrupt() {
+        blocking_in_interrupt(what);
+    }
+    assert_not_in_reader(what);
+}
+
+/// Names a blocking wait inside an RCU callback (always checked: one load).
+#[inline]
+pub(super) fn not_in_callback(what: &str) {
+    if IN_CALLBACKS.get() {
+        blocking_in_callback(what);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn blocking_in_callback(what: &str) -> ! {
+    panic!("{} in an RCU callback on core {} (callbacks must not block)", what, cpu_id())
+}
+
+#[cold]
+#[inline(never)]
+fn blocking_in_interrupt(what: &str) -> ! {
+    panic!("{} in interrupt context on core {}", what, cpu_id())
+}
+
+/// IRQ entry (registered with `arch::exception`): if this core is in an extended quiescent
+/// state, leaves it for the handler, which then runs as a reader that grace periods wait for.
+/// Returns whether it did (the token for [`irq_exit`]). Linux's `ct_irq_enter`.
+pub fn irq_enter() -> bool {
+    let c = &CPUS[cpu_id()];
+    if cfg!(feature = "inject-irq-eqs") || c.ctr.load(Ordering::Relaxed) != 0 {
+        // Not in an extended quiescent state: already a reader. But the interrupted code may be
+        // in eqs_exit between its ctr store and barrier C (or in eqs_enter between A and its
+        // ctr = 0): exception entry is no memory barrier, so order that store (and its load of
+        // STARTED) before the handler's reads here. (`inject-irq-eqs`, fault injection for the
+        // torture's self-test, never in normal builds, takes this path even when idle: the
+        // hazard this function exists to fix.)
+        smp_mb(); // K: pairs with D (as C does), and with K' in irq_exit
+        return false;
+    }
+    // If the interrupted code is in eqs_exit between its load of STARTED and its store, that
+    // store overwrites this one with an older number after the handler: still not 0 and not
+    // newer than the truth, so grace periods only wait longer.
+    c.ctr.store(STARTED.load(Ordering::Relaxed), Ordering::Relaxed);
+    smp_mb(); // I (= C for the handler): ctr before the handler's reads; pairs with D in gp_start
+    true
+}
+
+/// IRQ exit: returns to the extended quiescent state [`irq_enter`] left, and completes a grace
+/// period that was waiting only for this handler.
+pub fn irq_exit(was_idle: bool) {
+    if !was_idle {
+        // K': the handler's reads complete before the interrupted code's next ctr store (it
+        // may be in eqs_enter, about to store 0); pairs with B, as A does.
+        smp_mb();
+        return;
+    }
+    let c = &CPUS[cpu_id()];
+    smp_mb(); // J (= A for the handler): its reads complete before ctr = 0; pairs with B
+    c.ctr.store(0, Ordering::Relaxed);
+    smp_mb(); // as in eqs_enter: the idle report before reading grace-period state; pairs with C
+    if STARTED.load(Ordering::Relaxed) > DONE.load(Ordering::Relaxed) {
+        try_complete(true);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idle-loop hooks.
+// ---------------------------------------------------------------------------------------------
+
+/// Idle loop: before sleeping. Returns whether the core may sleep (no callback is ready).
+pub fn idle_enter() -> bool {
+    let me = cpu_id();
+    let pending = first_pending_gp();
+    CPUS[me].wake_for_gp.store(pending.unwrap_or(0), Ordering::Relaxed);
+    eqs_enter(); // its smp_mbs include E: wake_for_gp is visible before DONE is re-read; pairs with E in gp_try_complete
+    pending.is_none_or(|g| g > DONE.load(Ordering::Acquire))
+}
+
+/// Idle loop: after waking.
+pub fn idle_exit() {
+    CPUS[cpu_id()].wake_for_gp.store(0, Ordering::Relaxed);
+    eqs_exit();
+}
