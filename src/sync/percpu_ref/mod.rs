@@ -58,7 +58,8 @@
 //! read-side section (a named error in debug builds, even when no switch is pending) or an
 //! interrupt handler (always a named error), and must not have to wait from an RCU callback (a
 //! named error: the switch's callback may be queued behind the running one). `kill`, `exit` and
-//! the fast paths never block.
+//! the fast paths never block. The waiting happens in one place, `locked_when_idle` (Linux's
+//! `__percpu_ref_switch_mode`), which returns the ref's lock held with no switch pending.
 //!
 //! # The count and its bias
 //!

@@ -52,11 +52,30 @@ impl PercpuRef {
         Locked { g: self.slow.lock(), _irq: irq }
     }
 
+    /// Takes the lock with no switch to atomic mode pending, waiting for a pending one first
+    /// (Linux's `wait_event_lock_irq(percpu_ref_switch_waitq, !confirm_switch, ...)` in
+    /// `__percpu_ref_switch_mode`). Every mode change that may wait goes through here. `what`
+    /// names the caller in the errors for blocking in an interrupt handler or inside a read-side
+    /// section (debug builds), checked even when nothing is pending so a misplaced call is named
+    /// without waiting for the rare run in which a switch is pending; waiting from an RCU
+    /// callback is named in [`wait_switch`](Self::wait_switch).
+    fn locked_when_idle(&self, what: &str) -> Locked<'_> {
+        rcu::might_block(what);
+        loop {
+            let s = self.lock();
+            if !self.switching.load(Ordering::Relaxed) {
+                return s;
+            }
+            drop(s);
+            self.wait_switch();
+        }
+    }
+
     /// Waits until no switch to atomic mode is pending. A blocking wait: an RCU extended
     /// quiescent state (so the grace period it waits for can end) that runs this core's ready
     /// RCU callbacks (the switch's callback may be queued on this core). Not inside a read-side
-    /// section or an interrupt handler (checked by the public callers' `might_block`), nor from
-    /// an RCU callback (a named error).
+    /// section or an interrupt handler (checked by `might_block` in locked_when_idle or the
+    /// caller), nor from an RCU callback (a named error).
     fn wait_switch(&self) {
         // S: Acquire pairs with the Release clear in switch_rcu.
         if !self.switching.load(Ordering::Acquire) {
@@ -161,26 +180,27 @@ impl PercpuRef {
     /// May block (as a quiescent waiter) if a switch to atomic mode is already pending, so then
     /// it must not be called inside a read-side section or from an RCU callback.
     pub fn kill_and_confirm(&self, confirm: impl FnOnce() + Send + 'static) {
+        // Named even when it will not wait, as locked_when_idle does for the other mode changes.
         rcu::might_block("percpu_ref_kill_and_confirm");
         self.kill_inner(Some(Box::new(confirm)));
     }
 
-    fn kill_inner(&self, mut confirm: Option<Confirm>) {
+    fn kill_inner(&self, confirm: Option<Confirm>) {
         let mut confirm_now = None;
-        loop {
+        {
             let mut s = self.lock();
+            if confirm.is_some() && self.word.load(Ordering::Relaxed) & DEAD == 0 && self.switching.load(Ordering::Relaxed) {
+                // The pending switch's grace period began before DEAD: wait for it, then
+                // start one of our own (Linux waits in __percpu_ref_switch_mode too). A second
+                // kill is reported below without waiting; a plain kill never waits.
+                drop(s);
+                s = self.locked_when_idle("percpu_ref_kill_and_confirm");
+            }
             let w = self.word.load(Ordering::Relaxed);
             if w & DEAD != 0 {
                 drop(s);
                 self.report(Misuse::KillTwice);
                 return;
-            }
-            if confirm.is_some() && self.switching.load(Ordering::Relaxed) {
-                // The pending switch's grace period began before DEAD: wait for it, then
-                // start one of our own (Linux waits in __percpu_ref_switch_mode too).
-                drop(s);
-                self.wait_switch();
-                continue;
             }
             if w & ATOMIC == 0 {
                 // Percpu -> atomic and dying in one store, so no core ever sees DEAD without
@@ -188,10 +208,10 @@ impl PercpuRef {
                 self.word.store(w | ATOMIC | DEAD, Ordering::Relaxed);
                 // The switch's reference (the count is biased, so this cannot revive a zero).
                 self.count.fetch_add(1, Ordering::Relaxed);
-                self.start_switch(&mut s, confirm.take(), true);
+                self.start_switch(&mut s, confirm, true);
             } else {
                 self.word.store(w | DEAD, Ordering::Relaxed);
-                if let Some(c) = confirm.take() {
+                if let Some(c) = confirm {
                     if self.tryget_slow(1) {
                         // Confirm after a grace period, holding a reference until then.
                         self.start_switch(&mut s, Some(c), false);
@@ -201,7 +221,6 @@ impl PercpuRef {
                     }
                 }
             }
-            break;
         }
         if let Some(c) = confirm_now {
             c();
@@ -216,69 +235,47 @@ impl PercpuRef {
     /// `confirm` runs once every core uses the atomic count: after a grace period, or at once
     /// if the ref is already atomic. May block if a switch is already pending.
     pub fn switch_to_atomic(&self, confirm: impl FnOnce() + Send + 'static) {
-        rcu::might_block("percpu_ref_switch_to_atomic");
-        self.switch_to_atomic_inner(Some(Box::new(confirm)));
+        self.switch_to_atomic_inner("percpu_ref_switch_to_atomic", Some(Box::new(confirm)));
     }
 
     /// Switches to atomic mode and waits until the switch is complete (the count is then exact:
     /// see [`count`](Self::count)). A blocking wait: not inside a read-side section.
     pub fn switch_to_atomic_sync(&self) {
-        rcu::might_block("percpu_ref_switch_to_atomic_sync");
-        self.switch_to_atomic_inner(None);
+        self.switch_to_atomic_inner("percpu_ref_switch_to_atomic_sync", None);
         self.wait_switch();
     }
 
-    fn switch_to_atomic_inner(&self, confirm: Option<Confirm>) {
-        loop {
-            let mut s = self.lock();
-            s.force_atomic = true;
-            if self.switching.load(Ordering::Relaxed) {
-                if confirm.is_none() {
-                    return; // the pending switch does the work
-                }
-                drop(s);
-                self.wait_switch();
-                continue;
+    fn switch_to_atomic_inner(&self, what: &str, confirm: Option<Confirm>) {
+        let mut s = self.locked_when_idle(what);
+        s.force_atomic = true;
+        let w = self.word.load(Ordering::Relaxed);
+        if w & ATOMIC != 0 {
+            drop(s);
+            if let Some(c) = confirm {
+                c();
             }
-            let w = self.word.load(Ordering::Relaxed);
-            if w & ATOMIC != 0 {
-                drop(s);
-                if let Some(c) = confirm {
-                    c();
-                }
-                return;
-            }
-            self.word.store(w | ATOMIC, Ordering::Relaxed); // ordered by G
-            self.count.fetch_add(1, Ordering::Relaxed); // the switch's reference (count biased)
-            self.start_switch(&mut s, confirm, true);
             return;
         }
+        self.word.store(w | ATOMIC, Ordering::Relaxed); // ordered by G
+        self.count.fetch_add(1, Ordering::Relaxed); // the switch's reference (count biased)
+        self.start_switch(&mut s, confirm, true);
     }
 
     /// Switches back to percpu mode (Linux's `percpu_ref_switch_to_percpu`); waits for a pending
     /// switch to atomic mode first. Ignored with a warning on a dying or released ref.
     pub fn switch_to_percpu(&self) {
-        rcu::might_block("percpu_ref_switch_to_percpu");
-        loop {
-            let mut s = self.lock();
-            if self.switching.load(Ordering::Relaxed) {
-                drop(s);
-                self.wait_switch();
-                continue;
-            }
-            let w = self.word.load(Ordering::Relaxed);
-            if w & DEAD != 0 || (w & ATOMIC != 0 && self.count.load(Ordering::Relaxed) <= 0) {
-                drop(s);
-                self.report(Misuse::SwitchToPercpuDead);
-                return;
-            }
-            s.force_atomic = false;
-            let ok = self.to_percpu_locked(&mut s);
+        let mut s = self.locked_when_idle("percpu_ref_switch_to_percpu");
+        let w = self.word.load(Ordering::Relaxed);
+        if w & DEAD != 0 || (w & ATOMIC != 0 && self.count.load(Ordering::Relaxed) <= 0) {
             drop(s);
-            if !ok {
-                self.report(Misuse::UsedAfterExit);
-            }
+            self.report(Misuse::SwitchToPercpuDead);
             return;
+        }
+        s.force_atomic = false;
+        let ok = self.to_percpu_locked(&mut s);
+        drop(s);
+        if !ok {
+            self.report(Misuse::UsedAfterExit);
         }
     }
 
@@ -310,49 +307,20 @@ impl PercpuRef {
     /// frees the object, the caller must make sure it cannot run during this call. Waits for a
     /// pending switch first. `tryget`/`tryget_live` may run concurrently.
     pub fn resurrect(&self) -> Result<(), PercpuRefError> {
-        rcu::might_block("percpu_ref_resurrect");
-        self.revive(false)
+        self.revive("percpu_ref_resurrect", false)
     }
 
     /// Makes a ref whose count reached zero live again, as after `init` (Linux's
     /// `percpu_ref_reinit`). Needs [`Flags::ALLOW_REINIT`] and a zero count; otherwise returns
     /// a named error (also reported) and changes nothing.
     pub fn reinit(&self) -> Result<(), PercpuRefError> {
-        rcu::might_block("percpu_ref_reinit");
-        self.revive(true)
+        self.revive("percpu_ref_reinit", true)
     }
 
-    fn revive(&self, need_zero: bool) -> Result<(), PercpuRefError> {
-        let r = loop {
-            let mut s = self.lock();
-            if self.switching.load(Ordering::Relaxed) {
-                drop(s);
-                self.wait_switch();
-                continue;
-            }
-            if !self.allow_reinit {
-                break Err(PercpuRefError::ReinitNotAllowed);
-            }
-            let w = self.word.load(Ordering::Relaxed);
-            if need_zero && !(w & ATOMIC != 0 && self.count.load(Ordering::Acquire) == 0) {
-                break Err(PercpuRefError::ReinitNotZero);
-            }
-            if w & DEAD == 0 {
-                break Err(PercpuRefError::NotDead);
-            }
-            if s.pcpu.is_none() {
-                break Err(PercpuRefError::Exited);
-            }
-            // DEAD implies ATOMIC: the ref stays atomic until to_percpu_locked.
-            self.word.store(w & !DEAD, Ordering::Relaxed);
-            // The new initial reference; Release so a tryget that sees it (T) sees what the
-            // caller wrote before reviving.
-            self.count.fetch_add(1, Ordering::Release);
-            if !s.force_atomic {
-                let ok = self.to_percpu_locked(&mut s);
-                debug_assert!(ok, "counters present (checked above)");
-            }
-            break Ok(());
+    fn revive(&self, what: &str, need_zero: bool) -> Result<(), PercpuRefError> {
+        let r = {
+            let mut s = self.locked_when_idle(what);
+            self.revive_locked(&mut s, need_zero)
         };
         if let Err(e) = r {
             self.report(match e {
@@ -363,6 +331,33 @@ impl PercpuRef {
             });
         }
         r
+    }
+
+    /// resurrect/reinit with the lock held and no switch pending.
+    fn revive_locked(&self, s: &mut Slow, need_zero: bool) -> Result<(), PercpuRefError> {
+        if !self.allow_reinit {
+            return Err(PercpuRefError::ReinitNotAllowed);
+        }
+        let w = self.word.load(Ordering::Relaxed);
+        if need_zero && !(w & ATOMIC != 0 && self.count.load(Ordering::Acquire) == 0) {
+            return Err(PercpuRefError::ReinitNotZero);
+        }
+        if w & DEAD == 0 {
+            return Err(PercpuRefError::NotDead);
+        }
+        if s.pcpu.is_none() {
+            return Err(PercpuRefError::Exited);
+        }
+        // DEAD implies ATOMIC: the ref stays atomic until to_percpu_locked.
+        self.word.store(w & !DEAD, Ordering::Relaxed);
+        // The new initial reference; Release so a tryget that sees it (T) sees what the
+        // caller wrote before reviving.
+        self.count.fetch_add(1, Ordering::Release);
+        if !s.force_atomic {
+            let ok = self.to_percpu_locked(s);
+            debug_assert!(ok, "counters present (checked above)");
+        }
+        Ok(())
     }
 
     /// Frees the per-cpu counters (Linux's `percpu_ref_exit`); the ref is left atomic and dead.
