@@ -1,0 +1,235 @@
+//! Counts across mode switches (with wrapped per-core counters), resurrect/reinit cycles,
+//! INIT_ATOMIC and INIT_DEAD, and when a kill's confirm runs.
+
+use super::{new_ref, settle, wait_until};
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, Ordering};
+use quiescent::percpu;
+use quiescent::sync::percpu_ref::Flags;
+use quiescent::{arch, rcu, smp, test, MAX_CPUS};
+
+pub(super) fn counts_survive_switches_between_atomic_and_percpu() {
+    let (r, p) = new_ref(Flags::NONE);
+    let r2 = r.clone();
+    let held: i64 = test::on_all_cores(move |cpu| {
+        let k = 10 + cpu as u32;
+        r2.get_many(k);
+        for _ in 0..1000 {
+            r2.get();
+            r2.put();
+        }
+        k as i64
+    })
+    .iter()
+    .sum();
+    let mut total = 1 + held;
+    r.switch_to_atomic_sync();
+    assert!(!r.is_percpu());
+    assert_eq!(r.count(), Some(total), "count after switching to atomic mode");
+    // Puts in atomic mode from every core.
+    let r2 = r.clone();
+    test::on_all_cores(move |_| r2.put_many(5));
+    total -= 5 * smp::num_online() as i64;
+    assert_eq!(r.count(), Some(total), "count after atomic-mode puts");
+    r.switch_to_percpu();
+    assert!(r.is_percpu() && r.count().is_none(), "back in percpu mode");
+    // Percpu-mode puts of references taken in atomic mode: every counter goes below zero.
+    let r2 = r.clone();
+    test::on_all_cores(move |cpu| r2.put_many(5 + cpu as u32));
+    for cpu in smp::online_cpus() {
+        assert_eq!(r.percpu_counter(cpu), Some((5 + cpu as u32).wrapping_neg()), "core {}'s counter wrapped below zero", cpu);
+    }
+    r.switch_to_atomic_sync();
+    assert_eq!(r.count(), Some(1), "count after the second switch (only the initial reference)");
+    // Already atomic: confirm runs at once.
+    r.switch_to_atomic(p.confirm());
+    assert_eq!(p.confirms(), 1, "switch_to_atomic on an atomic ref did not confirm at once");
+    // Around the loop once more, with a pending switch and a confirm.
+    r.switch_to_percpu();
+    r.get();
+    r.switch_to_atomic(p.confirm());
+    assert_eq!(p.confirms(), 1, "confirmed before the grace period");
+    wait_until("switch confirmation", || p.confirms() == 2);
+    assert_eq!(r.count(), Some(2));
+    r.put();
+    r.kill(); // atomic mode: the initial reference's put releases at once
+    assert_eq!(p.releases(), 1, "kill of an atomic ref with no other reference did not release");
+    settle();
+    assert_eq!(p.releases(), 1);
+    assert_eq!(r.misuses(), 0);
+}
+
+pub(super) fn wrapped_percpu_counters_fold_to_the_right_count() {
+    let (r, p) = new_ref(Flags::NONE);
+    // Nobody uses the ref yet: put core 0's counter 6 below the wrap and a spare core's 6 above,
+    // so the sum (and the count) is unchanged. The spare is the last possible core: offline
+    // unless 8 are online, and idle either way; the sum covers every possible core.
+    let spare = MAX_CPUS - 1;
+    // SAFETY: no core uses the ref yet (this core is core 0 and only stores here).
+    unsafe {
+        r.set_percpu_counter(0, u32::MAX - 5);
+        r.set_percpu_counter(spare, 6);
+    }
+    // Core 0's ten gets cross the wrap.
+    for _ in 0..10 {
+        r.get();
+    }
+    assert_eq!(r.percpu_counter(0), Some(4), "core 0's counter wrapped past zero");
+    // Other cores: gets and puts whose counters also cross zero downwards.
+    let r2 = r.clone();
+    let net: i64 = test::on_all_cores(move |cpu| {
+        if cpu == 0 {
+            return 0;
+        }
+        r2.put_many(3); // below zero first (references core 0 took, put here)...
+        for _ in 0..(3 + cpu as u32) {
+            r2.get(); // ...then back above zero
+        }
+        cpu as i64 // this core's net gets
+    })
+    .iter()
+    .sum();
+    let expected = 1 + 10 + net;
+    r.switch_to_atomic_sync();
+    assert_eq!(r.count(), Some(expected), "count after folding wrapped counters");
+    // Put every reference but the initial one, then kill: released exactly at zero.
+    r.put_many((expected - 1) as u32);
+    assert_eq!(r.count(), Some(1));
+    assert_eq!(p.releases(), 0);
+    r.kill();
+    assert_eq!(p.releases(), 1);
+    assert_eq!(r.misuses(), 0);
+}
+
+pub(super) fn resurrect_and_reinit_cycles() {
+    settle(); // earlier cases' refs freed by pending callbacks would change the byte count
+    let (r, p) = new_ref(Flags::ALLOW_REINIT);
+    let bytes = percpu::dyn_bytes_used();
+    for cycle in 0..4u32 {
+        assert!(r.is_percpu() && !r.is_dying(), "cycle {}: live and percpu", cycle);
+        // Use it from every core, then check the count survived the previous cycle.
+        let r2 = r.clone();
+        test::on_all_cores(move |cpu| {
+            r2.get_many(2 + cpu as u32);
+            r2.put_many(2 + cpu as u32);
+        });
+        r.switch_to_atomic_sync();
+        assert_eq!(r.count(), Some(1), "cycle {}: stale per-core counts survived a reinit", cycle);
+        r.switch_to_percpu();
+        // Kill with a holder, resurrect, kill again.
+        r.get();
+        let before = p.confirms();
+        r.kill_and_confirm(p.confirm());
+        wait_until("kill confirmation", || p.confirms() == before + 1);
+        assert!(r.is_dying() && !r.tryget_live(), "cycle {}: dying after kill", cycle);
+        assert_eq!(p.releases(), cycle, "cycle {}: released with a holder", cycle);
+        r.resurrect().expect("resurrect a dying ref");
+        assert!(!r.is_dying() && r.is_percpu(), "cycle {}: resurrected into percpu mode", cycle);
+        assert!(r.tryget_live(), "cycle {}: tryget_live after resurrect", cycle);
+        r.put();
+        r.put(); // the holder; the resurrected ref keeps its new initial reference
+        r.kill();
+        wait_until("release after the second kill", || p.releases() == cycle + 1);
+        assert!(r.is_zero());
+        r.reinit().expect("reinit at zero with ALLOW_REINIT");
+        assert!(!r.is_zero() && !r.is_dying() && r.is_percpu(), "cycle {}: live after reinit", cycle);
+        assert_eq!(percpu::dyn_bytes_used(), bytes, "cycle {}: per-cpu memory changed", cycle);
+    }
+    r.kill();
+    wait_until("final release", || p.releases() == 5);
+    settle();
+    assert_eq!(p.releases(), 5, "one release per cycle");
+    assert_eq!(r.misuses(), 0);
+}
+
+pub(super) fn init_atomic_starts_in_atomic_mode() {
+    let (r, p) = new_ref(Flags::INIT_ATOMIC);
+    assert!(!r.is_percpu() && !r.is_dying());
+    assert_eq!(r.count(), Some(1), "INIT_ATOMIC starts with one reference");
+    let r2 = r.clone();
+    test::on_all_cores(move |_| {
+        r2.get_many(4);
+        r2.put_many(3);
+    });
+    assert_eq!(r.count(), Some(1 + smp::num_online() as i64));
+    r.put_many(smp::num_online() as u32);
+    r.switch_to_percpu();
+    assert!(r.is_percpu(), "switch_to_percpu from INIT_ATOMIC");
+    r.get_many(7);
+    r.switch_to_atomic_sync();
+    assert_eq!(r.count(), Some(8));
+    r.put_many(7);
+    // kill_and_confirm on an atomic ref: confirm after a grace period, before release.
+    r.kill_and_confirm(p.confirm());
+    assert_eq!((p.confirms(), p.releases()), (0, 0), "confirmed or released before a grace period");
+    assert!(!r.tryget_live(), "tryget_live on this core right after its kill");
+    wait_until("release", || p.releases() == 1);
+    assert_eq!(p.confirms(), 1);
+    assert_eq!(p.releases_seen_by_confirm.load(Ordering::Relaxed), 0, "release before confirm");
+    assert!(p.confirm_at.load(Ordering::Relaxed) < p.release_at.load(Ordering::Relaxed));
+    assert_eq!(r.misuses(), 0);
+}
+
+pub(super) fn init_dead_starts_dead_at_zero() {
+    let (r, p) = new_ref(Flags::INIT_DEAD);
+    assert!(r.is_dying() && r.is_zero(), "INIT_DEAD starts dead at zero");
+    assert_eq!(r.count(), Some(0));
+    assert!(!r.tryget() && !r.tryget_live(), "a reference from an INIT_DEAD ref");
+    assert_eq!(p.releases(), 0, "release ran for a ref that was never live");
+    for round in 1..=2u32 {
+        r.reinit().expect("reinit of an INIT_DEAD ref");
+        assert!(!r.is_dying() && !r.is_zero() && r.is_percpu(), "live and percpu after reinit");
+        let r2 = r.clone();
+        test::on_all_cores(move |_| {
+            assert!(r2.tryget_live());
+            r2.put();
+        });
+        r.kill();
+        wait_until("release", || p.releases() == round);
+        assert!(r.is_zero());
+    }
+    assert_eq!(r.misuses(), 0);
+}
+
+pub(super) fn kill_and_confirm_calls_confirm_before_release() {
+    let (r, p) = new_ref(Flags::NONE);
+    r.kill_and_confirm(p.confirm());
+    assert_eq!((p.confirms(), p.releases()), (0, 0), "confirm or release before the grace period");
+    wait_until("release", || p.releases() == 1);
+    assert_eq!(p.confirms(), 1, "confirm did not run exactly once");
+    assert_eq!(p.releases_seen_by_confirm.load(Ordering::Relaxed), 0, "release ran before confirm");
+    assert!(p.confirm_at.load(Ordering::Relaxed) < p.release_at.load(Ordering::Relaxed));
+    settle();
+    assert_eq!((p.confirms(), p.releases()), (1, 1));
+}
+
+pub(super) fn confirm_waits_for_a_core_inside_a_read_side_section() {
+    let Some(c) = smp::online_cpus().find(|&c| c != 0) else { return };
+    let (r, p) = new_ref(Flags::NONE);
+    let (inside, go) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (r2, i2, g2) = (r.clone(), inside.clone(), go.clone());
+    smp::queue_work(c, move || {
+        // One work item is one read-side section: a get here, before the kill, is exactly what
+        // the kill's grace period must wait for before summing the counters.
+        r2.get();
+        i2.store(true, Ordering::Release);
+        while !g2.load(Ordering::Acquire) {
+            arch::cpu_relax();
+        }
+        r2.put(); // after the kill: the atomic count (still biased)
+    });
+    wait_until("core entering its section", || inside.load(Ordering::Acquire));
+    r.kill_and_confirm(p.confirm());
+    let t0 = arch::counter();
+    while arch::ticks_to_ns(arch::counter() - t0) < 100_000_000 {
+        rcu::rcu_quiescent_state();
+        rcu::gp_try_complete();
+        assert_eq!((p.confirms(), p.releases()), (0, 0), "confirmed or released while core {} had not passed a quiescent point", c);
+    }
+    go.store(true, Ordering::Release);
+    wait_until("release", || p.releases() == 1);
+    assert_eq!(p.confirms(), 1);
+    assert_eq!(p.releases_seen_by_confirm.load(Ordering::Relaxed), 0, "release before confirm");
+    settle();
+    assert_eq!((p.releases(), r.misuses()), (1, 0));
+}
