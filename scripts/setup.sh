@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One-time, idempotent set-up for building and running quiescent on Debian 12 (bookworm).
 #
-#  1. Debian's Rust 1.96 (rustc-web, cargo-web, rust-web-src, rust-web-llvm + lld-22), selected for this
-#     repository by rust-toolchain.toml (`path = "/usr"`).
+#  1. Debian's Rust 1.96 (rustc-web, cargo-web, rust-web-src, rust-web-llvm + lld-22, and clippy and
+#     rustfmt for the host crate's checks), selected for this repository by rust-toolchain.toml
+#     (`path = "/usr"`).
 #  2. core, alloc and compiler_builtins for aarch64-unknown-none, built once from rust-web-src and
 #     installed into /usr/lib/rustlib/aarch64-unknown-none/lib (rustup cannot download the target
 #     here), so that plain `cargo build` works afterwards with no environment variables.
@@ -29,8 +30,9 @@ apt_update() {
 
 # --- 1. Debian's Rust toolchain -------------------------------------------------------------
 # rust-web-llvm's /usr/bin/rust-lld points at lld-22, which it does not pull in: install it too.
-RUST_PKGS="rustc-web cargo-web rust-web-src rust-web-llvm lld-22"
-if [ "$(dpkg-query -W -f='${db:Status-Status}\n' $RUST_PKGS 2>/dev/null | grep -c '^installed$')" != 5 ]; then
+# rust-web-clippy and rustfmt-web: `cargo clippy` and `cargo fmt` for host/.
+RUST_PKGS="rustc-web cargo-web rust-web-src rust-web-llvm lld-22 rust-web-clippy rustfmt-web"
+if [ "$(dpkg-query -W -f='${db:Status-Status}\n' $RUST_PKGS 2>/dev/null | grep -c '^installed$')" != 7 ]; then
     say "installing $RUST_PKGS"
     apt_update
     $SUDO apt-get install -y -qq $RUST_PKGS >/dev/null
@@ -93,7 +95,6 @@ if ! qemu_ok; then
 fi
 
 # --- 4. the host runner (QEMU launcher + defmt decoder) ---------------------------------------
-# Built for the host (the repository's .cargo/config.toml defaults to the firmware's target).
-# cargo makes this a no-op when nothing changed.
-host=$(rustc -vV | sed -n 's/^host: //p')
-cargo build -q --release --manifest-path host/Cargo.toml --target "$host"
+# scripts/qrun builds it for the host (the repository's .cargo/config.toml defaults to the
+# firmware's target); cargo makes this a no-op when nothing changed.
+scripts/qrun --help >/dev/null

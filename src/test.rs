@@ -27,9 +27,38 @@ pub struct TestCase {
 pub use crate::runtime::EXIT_FAILED;
 
 /// Runs the cases in order and returns the image's exit code (0 when all passed).
+///
+/// The kernel command line selects cases the way libtest's arguments do (the host runner turns
+/// `cargo test -- NAME --exact --list` into these): `test-filter=A,B` runs only the cases whose
+/// full name `<bin>::<case>` contains `A` or `B` (or equals one, with `test-exact=1`);
+/// `test-list=1` prints each selected name as `<bin>::<case>: test` and runs none.
 pub fn run_tests(bin: &'static str, cases: &[TestCase]) -> i32 {
-    defmt::println!("running {} cases on {} cores ({})", cases.len(), smp::num_online(), crate::board::NAME);
-    for c in cases {
+    let filter = crate::board::bootarg("test-filter");
+    let exact = crate::board::bootarg("test-exact") == Some("1");
+    let selected = |c: &&TestCase| {
+        let Some(filter) = filter else { return true };
+        let full = alloc::format!("{bin}::{}", c.name);
+        filter.split(',').any(|f| if exact { full == f } else { full.contains(f) })
+    };
+    if crate::board::bootarg("test-list") == Some("1") {
+        for c in cases.iter().filter(selected) {
+            defmt::println!("{=str}::{=str}: test", bin, c.name);
+        }
+        return 0;
+    }
+    let count = cases.iter().filter(selected).count();
+    match filter {
+        None => defmt::println!("running {} cases on {} cores ({})", count, smp::num_online(), crate::board::NAME),
+        Some(f) => defmt::println!(
+            "running {} of {} cases (filter `{=str}`) on {} cores ({})",
+            count,
+            cases.len(),
+            f,
+            smp::num_online(),
+            crate::board::NAME
+        ),
+    }
+    for c in cases.iter().filter(selected) {
         set_running_case(Some(bin), Some(c.name));
         defmt::println!("@case {=str}::{=str}", bin, c.name);
         (c.f)();
@@ -38,7 +67,7 @@ pub fn run_tests(bin: &'static str, cases: &[TestCase]) -> i32 {
         defmt::println!("test {=str}::{=str} ... ok", bin, c.name);
     }
     set_running_case(Some(bin), None);
-    defmt::println!("@summary {=str} {} 0", bin, cases.len());
+    defmt::println!("@summary {=str} {} 0", bin, count);
     0
 }
 

@@ -4,105 +4,84 @@
 //!   decodes the defmt stream with the ELF's symbols, prints readable lines, kills the image if it
 //!   runs past its timeout (naming the test that was running and the cores that had not finished),
 //!   and exits with QEMU's exit code (or 124 on a timeout). Cargo's runner (`scripts/runner`)
-//!   calls this, so `cargo run` and `cargo test` boot on QEMU.
+//!   calls this, so `cargo run` and `cargo test` boot on QEMU; the arguments after the ELF
+//!   (`cargo test -- NAME`, `--list`) select test cases as libtest's do.
 //! * `qrun decode ELF` decodes a defmt stream from stdin (a real board's serial port).
 //! * `qrun suite` builds every on-target test image, runs each in every configuration listed in
-//!   `suite.rs` (core counts, EL2 entry, expected failures), runs the host's own unit tests, and
-//!   prints the closing `N passed, M failed` line.
+//!   `suite/table.rs` (core counts, EL2 entry, expected failures), runs the host's own unit
+//!   tests, and prints the closing `N passed, M failed` line.
+//!
+//! Modules: `cli` (the command line), `board`, `qemu` (booting one image), `decode` (defmt to
+//! lines), `dtb`, `toolchain` (host triple, raw image), `protocol` (the image's markers and case
+//! selection), `suite`.
 
+mod board;
+mod cli;
+mod decode;
+mod dtb;
 mod protocol;
 mod qemu;
 mod suite;
+mod toolchain;
 
-use std::path::PathBuf;
+use cli::{Command, RunArgs};
+use std::path::Path;
 use std::process::ExitCode;
 
-fn usage() -> ExitCode {
-    eprintln!(
-        "usage:\n  qrun run [--board virt|rpi4] [--smp N] [--el2] [--timeout SECS] [--append ARGS]\n           [--icount] [--precise-irq] [--gdb] [--verbose] ELF\n  qrun suite [--board virt|rpi4|all] [--only NAME] [--verbose]\n  qrun decode ELF < /dev/ttyUSB0   (decode a board's console)"
-    );
-    ExitCode::from(2)
+fn main() -> ExitCode {
+    let board_env = std::env::var("QUIESCENT_BOARD").ok();
+    let cmd = match cli::parse(std::env::args_os().skip(1), board_env.as_deref()) {
+        Ok(cmd) => cmd,
+        Err(e) => {
+            eprintln!("qrun: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let done = match cmd {
+        Command::Help => {
+            print!("{}", cli::USAGE);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => run(args),
+        Command::Decode { elf } => check_elf(&elf)
+            .and_then(|()| decode::decode_stdin(&elf, &mut std::io::stdout()))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Suite { boards, only, verbose } => {
+            qemu::check_installed().map(|()| suite::run(&boards, only.as_deref(), verbose))
+        }
+    };
+    done.unwrap_or_else(|e| {
+        eprintln!("qrun: {e}");
+        ExitCode::from(1)
+    })
 }
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(cmd) = args.first() else { return usage() };
-    match cmd.as_str() {
-        "run" => {
-            let mut cfg = qemu::RunConfig::default();
-            let mut elf = None;
-            // Any option that shapes the run means "boot it exactly so, once".
-            let explicit = args[1..].iter().any(|a| {
-                matches!(a.as_str(), "--smp" | "--el2" | "--append" | "--icount" | "--precise-irq" | "--gdb" | "--timeout")
-            });
-            let mut it = args[1..].iter();
-            while let Some(a) = it.next() {
-                let mut val = || it.next().cloned().unwrap_or_default();
-                match a.as_str() {
-                    "--board" => cfg.board = val(),
-                    "--smp" => cfg.smp = val().parse().unwrap_or(4),
-                    "--el2" => cfg.el2 = true,
-                    "--timeout" => cfg.timeout_secs = val().parse().unwrap_or(120),
-                    "--append" => cfg.append = val(),
-                    "--icount" => cfg.icount = true,
-                    "--precise-irq" => cfg.precise_irq = true,
-                    "--gdb" => cfg.gdb = true,
-                    "--verbose" => cfg.verbose = true,
-                    s if s.starts_with("--") => return usage(),
-                    s => elf = Some(PathBuf::from(s)),
-                }
-            }
-            let Some(elf) = elf else { return usage() };
-            if let Ok(b) = std::env::var("QUIESCENT_BOARD") {
-                if !b.is_empty() {
-                    cfg.board = b;
-                }
-            }
-            if !explicit {
-                // A test image cargo test hands us: run it as the suite does.
-                if let Some(code) = suite::run_image(&elf, &cfg.board, cfg.verbose) {
-                    return code;
-                }
-            }
-            match qemu::run(&elf, &cfg, &mut std::io::stdout()) {
-                Ok(r) => {
-                    if let Some(s) = &r.summary {
-                        println!("{} passed, {} failed", s.0, s.1);
-                    }
-                    ExitCode::from(r.exit_code.clamp(0, 255) as u8)
-                }
-                Err(e) => {
-                    eprintln!("qrun: {e}");
-                    ExitCode::from(1)
-                }
-            }
+/// A missing or unreadable ELF is named before anything else happens.
+fn check_elf(elf: &Path) -> Result<(), String> {
+    std::fs::metadata(elf).map(|_| ()).map_err(|e| format!("cannot read ELF file '{}': {e}", elf.display()))
+}
+
+/// `qrun run`: a test image in the suite's configurations, or one boot exactly as asked.
+fn run(args: RunArgs) -> Result<ExitCode, String> {
+    let RunArgs { mut cfg, explicit, elf, selection } = args;
+    check_elf(&elf)?;
+    qemu::check_installed()?;
+    if !explicit {
+        // A test image cargo test hands us: run it as the suite does.
+        if let Some(code) = suite::run_image(&elf, cfg.board, &selection, cfg.verbose) {
+            return Ok(code);
         }
-        "decode" => {
-            // Decodes a defmt stream (a serial port, a capture) from stdin with the ELF's table.
-            let Some(elf) = args.get(1) else { return usage() };
-            match qemu::decode_stdin(std::path::Path::new(elf), &mut std::io::stdout()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("qrun: {e}");
-                    ExitCode::from(1)
-                }
-            }
-        }
-        "suite" => {
-            let mut board = "all".to_string();
-            let mut only = None;
-            let mut verbose = false;
-            let mut it = args[1..].iter();
-            while let Some(a) = it.next() {
-                match a.as_str() {
-                    "--board" => board = it.next().cloned().unwrap_or_default(),
-                    "--only" => only = it.next().cloned(),
-                    "--verbose" => verbose = true,
-                    _ => return usage(),
-                }
-            }
-            suite::run(&board, only.as_deref(), verbose)
-        }
-        _ => usage(),
     }
+    if selection.list {
+        let cases = suite::list_cases(&elf, &cfg)?;
+        let names: Vec<String> = cases.into_iter().filter(|c| selection.matches(c)).collect();
+        suite::print_list(&names);
+        return Ok(ExitCode::SUCCESS);
+    }
+    cfg.append = selection.boot_args(&cfg.append);
+    let r = qemu::run(&elf, &cfg, &mut std::io::stdout())?;
+    if let Some((passed, failed)) = r.summary {
+        println!("{passed} passed, {failed} failed");
+    }
+    Ok(ExitCode::from(u8::try_from(r.exit_code.clamp(0, 255)).unwrap_or(u8::MAX)))
 }

@@ -9,16 +9,27 @@
 //! | `@done 2`                 | core 2 finished the work it was handed                    |
 //! | `@summary boot 5 0`       | the image ran all its cases: passed, failed               |
 //!
-//! Everything else is shown. `test <bin>::<case> ... ok` and `... FAILED: <reason>` are results.
+//! Everything else is shown. `test <bin>::<case> ... ok` and `... FAILED: <reason>` are results;
+//! `<bin>::<case>: test` lists a case (libtest's `--list` format).
+//!
+//! The host selects cases on the image's kernel command line (see [`Selection`]).
 
 /// One decoded line, classified.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Line<'a> {
+    /// `@case`: the case about to run.
     CaseStart(&'a str),
+    /// `@cores`: the cores the running case handed work to.
     CoresBusy(u64),
+    /// `@done`: a core finished its work.
     CoreDone(u32),
+    /// `test <name> ... ok` or `... FAILED: <reason>`.
     Result { name: &'a str, ok: bool, reason: &'a str },
+    /// `@summary`: every selected case ran.
     Summary { bin: &'a str, passed: u32, failed: u32 },
+    /// `<bin>::<case>: test`: a case, listed (`test-list=1`).
+    Listed(&'a str),
+    /// Anything else: shown as it is.
     Text(&'a str),
 }
 
@@ -58,7 +69,53 @@ pub fn classify(line: &str) -> Line<'_> {
             }
         }
     }
+    if let Some(name) = line.strip_suffix(": test") {
+        if name.contains("::") && !name.contains(char::is_whitespace) {
+            return Line::Listed(name);
+        }
+    }
     Line::Text(line)
+}
+
+/// Which of an image's cases run, as libtest's arguments choose them (`cargo test -- NAME`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Run the cases whose full name (`<bin>::<case>`) contains one of these (all if empty).
+    pub filters: Vec<String>,
+    /// A filter must equal the full name (`--exact`).
+    pub exact: bool,
+    /// List the selected cases instead of running them (`--list`).
+    pub list: bool,
+}
+
+impl Selection {
+    /// Whether case (or host check) `name` is selected; the image's `run_tests` decides the same
+    /// way for its own cases.
+    pub fn matches(&self, name: &str) -> bool {
+        self.filters.is_empty()
+            || self.filters.iter().any(|f| if self.exact { name == f } else { name.contains(f.as_str()) })
+    }
+
+    /// Whether any filter is given.
+    pub fn is_filtered(&self) -> bool {
+        !self.filters.is_empty()
+    }
+
+    /// `append` (a kernel command line) with the image's selection arguments added:
+    /// `test-filter=A,B`, `test-exact=1`, `test-list=1`.
+    pub fn boot_args(&self, append: &str) -> String {
+        let mut args: Vec<String> = append.split_whitespace().map(str::to_string).collect();
+        if self.is_filtered() {
+            args.push(format!("test-filter={}", self.filters.join(",")));
+            if self.exact {
+                args.push("test-exact=1".into());
+            }
+        }
+        if self.list {
+            args.push("test-list=1".into());
+        }
+        args.join(" ")
+    }
 }
 
 /// Formats a core mask as `1, 3`.
@@ -98,6 +155,35 @@ mod tests {
         assert_eq!(classify("@summary boot x 0"), Line::Text("@summary boot x 0"));
         assert_eq!(classify("test without outcome"), Line::Text("test without outcome"));
         assert_eq!(classify("cores online: 4/4"), Line::Text("cores online: 4/4"));
+        assert_eq!(classify("note: test"), Line::Text("note: test"));
+        assert_eq!(classify("two words::x: test"), Line::Text("two words::x: test"));
+    }
+
+    #[test]
+    fn listed_cases_are_classified() {
+        assert_eq!(classify("rcu::grace_period_completes: test"), Line::Listed("rcu::grace_period_completes"));
+    }
+
+    #[test]
+    fn selection_matches_like_libtest() {
+        let all = Selection::default();
+        assert!(all.matches("rcu::anything"));
+        let sel = Selection { filters: vec!["grace".into(), "barrier".into()], ..Selection::default() };
+        assert!(sel.matches("rcu::grace_period_completes"));
+        assert!(sel.matches("rcu::rcu_barrier_waits"));
+        assert!(!sel.matches("rcu::stall_is_reported"));
+        let exact = Selection { filters: vec!["rcu::a".into()], exact: true, list: false };
+        assert!(exact.matches("rcu::a"));
+        assert!(!exact.matches("rcu::ab"));
+    }
+
+    #[test]
+    fn selection_goes_on_the_command_line() {
+        assert_eq!(Selection::default().boot_args("maxcpus=2"), "maxcpus=2");
+        let sel = Selection { filters: vec!["a".into(), "b".into()], exact: true, list: true };
+        assert_eq!(sel.boot_args(""), "test-filter=a,b test-exact=1 test-list=1");
+        let sel = Selection { filters: vec!["grace".into()], ..Selection::default() };
+        assert_eq!(sel.boot_args("misuse=x"), "misuse=x test-filter=grace");
     }
 
     #[test]

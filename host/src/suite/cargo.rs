@@ -1,0 +1,125 @@
+//! Building the suite's images with cargo, and running the host crate's own unit tests.
+
+use super::table::Build;
+use crate::board::Board;
+use crate::toolchain::host_triple;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The repository's root (host/ is one level down).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new("..")).to_path_buf()
+}
+
+/// Builds the test images for `board` and maps each test target's name to its executable.
+/// virt is the default feature set in the default target directory (what `cargo test` builds);
+/// rpi4 builds with `--no-default-features --features board-rpi4` into `target/rpi4` (as the
+/// Makefile does), so the two boards' artifacts never overwrite each other.
+pub fn build_tests(root: &Path, board: Board) -> Result<BTreeMap<String, PathBuf>, String> {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["test", "--no-run", "--message-format=json-render-diagnostics"]);
+    if board == Board::Rpi4 {
+        cmd.args(["--no-default-features", "--features", "board-rpi4"]);
+        cmd.env("CARGO_TARGET_DIR", root.join("target/rpi4"));
+    }
+    let out = cmd.current_dir(root).stderr(Stdio::inherit()).output().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("building the test images for {board} failed"));
+    }
+    let mut map = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        if v["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let (Some(name), Some(exe)) = (v["target"]["name"].as_str(), v["executable"].as_str()) else { continue };
+        let is_test = v["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "test"));
+        if is_test {
+            map.insert(name.to_string(), PathBuf::from(exe));
+        }
+    }
+    Ok(map)
+}
+
+/// Builds binary `name` of the firmware for `board` as `build` (not `Build::Test`) and returns
+/// its executable. Fault-injection builds go to their own target directory (`target/inject`, or
+/// `target/rpi4-inject`), so they never replace the artifacts users run.
+pub fn build_bin(root: &Path, board: Board, name: &str, build: Build) -> Result<PathBuf, String> {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["build", "--bin", name, "--message-format=json-render-diagnostics"]);
+    let mut features = Vec::new();
+    let mut dir = match board {
+        Board::Virt => "target".to_string(),
+        Board::Rpi4 => "target/rpi4".to_string(),
+    };
+    if board == Board::Rpi4 {
+        cmd.arg("--no-default-features");
+        features.push("board-rpi4".to_string());
+    }
+    match build {
+        Build::Release => {
+            cmd.arg("--release");
+        }
+        Build::Debug => {}
+        Build::Inject(bug) => {
+            cmd.arg("--release");
+            features.push(format!("inject-{bug}"));
+            dir.push_str(match board {
+                Board::Virt => "/inject",
+                Board::Rpi4 => "-inject",
+            });
+        }
+        Build::Test => return Err("test images are built by build_tests".into()),
+    }
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    cmd.env("CARGO_TARGET_DIR", root.join(&dir));
+    let out = cmd.current_dir(root).stderr(Stdio::inherit()).output().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("building {name} ({build:?}) for {board} failed"));
+    }
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        if v["reason"] == "compiler-artifact" && v["target"]["name"] == name {
+            if let Some(exe) = v["executable"].as_str() {
+                return Ok(PathBuf::from(exe));
+            }
+        }
+    }
+    Err(format!("cargo built no executable named {name}"))
+}
+
+/// Runs the host crate's own unit tests; returns (passed, failed).
+pub fn host_tests(root: &Path) -> (u32, u32) {
+    let out = Command::new("cargo")
+        .args(["test", "-q", "--manifest-path", "host/Cargo.toml", "--target", host_triple()])
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output();
+    let Ok(out) = out else {
+        println!("test host::cargo_test ... FAILED: cannot run cargo");
+        return (0, 1);
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}");
+    let (mut p, mut f) = (0, 0);
+    for l in text.lines() {
+        // "test result: ok. 4 passed; 0 failed; 0 ignored; ..."
+        if let Some(rest) = l.strip_prefix("test result: ") {
+            let nums: Vec<u32> = rest
+                .split([';', '.'])
+                .filter_map(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
+                .collect();
+            if nums.len() >= 2 {
+                p += nums[0];
+                f += nums[1];
+            }
+        }
+    }
+    if !out.status.success() && f == 0 {
+        f = 1;
+    }
+    (p, f)
+}
