@@ -4,6 +4,7 @@
 #   make test   set up if needed, run every on-target test image (on both boards) and host test;
 #               the last line is "N passed, M failed"
 #   make image BOARD=rpi4   image/rpi4/ with kernel8.img and config.txt for the SD card
+#   make lint   layering check, rustfmt and clippy (warnings are errors), firmware and host tool
 #   make bench  the benchmark image on QEMU virt, in -icount and multi-threaded modes
 #   make torture   rcutorture/locktorture/percpu_ref torture, release and debug builds, 60 s each
 #                  (DURATION=, SMP=, SEED=, BOARD=, TORTURE=rcu|lock|ref|all)
@@ -39,7 +40,7 @@ SUITE_BOARD := $(if $(filter command line environment,$(origin BOARD)),$(BOARD),
 
 RUN_FLAGS := --board $(BOARD) --smp $(SMP) $(if $(EL2),--el2,)
 
-.PHONY: setup run test bench torture image gdb clean
+.PHONY: setup run test lint bench torture image gdb clean
 
 setup:
 	@bash scripts/setup.sh
@@ -49,6 +50,9 @@ run: setup
 
 test: setup
 	scripts/qrun suite --board $(SUITE_BOARD)
+
+lint: setup
+	scripts/lint
 
 bench: setup
 	scripts/bench $(SMP)

@@ -53,4 +53,3 @@ pub const GUARD_SIZE: usize = 4096;
 pub const EXC_STACK_SIZE: usize = 16 * 1024;
 /// Bytes per core slot: `[guard | stack (SP_EL0) | exception stack (SP_EL1)]`.
 pub const STACK_SLOT: usize = GUARD_SIZE + STACK_SIZE + EXC_STACK_SIZE;
-

@@ -288,7 +288,8 @@ impl<T: Copy> PerCpuBox<T> {
             map.set(start, n, true);
             start
         };
-        let b: PerCpuBox<T> = PerCpuBox { addr: template_start() + PERCPU_STATIC_MAX + start * GRANULE, _t: PhantomData };
+        let b: PerCpuBox<T> =
+            PerCpuBox { addr: template_start() + PERCPU_STATIC_MAX + start * GRANULE, _t: PhantomData };
         for cpu in 0..MAX_CPUS {
             // SAFETY: the slot was just reserved for this box in every core's area; nobody else
             // can reach it yet.

@@ -168,11 +168,19 @@ fn fatal(fault: &exception::Fault) -> ! {
     if let Some(owner) = guard_page_owner(fault.far as usize) {
         defmt::println!(
             "stack overflow on core {} (FAR {=u64:#x} is in its guard page; SP_EL0 {=u64:#x})",
-            owner, fault.far, fault.frame.sp_el0
+            owner,
+            fault.far,
+            fault.frame.sp_el0
         );
     }
     if let (Some(bin), Some(case)) = (load(&BIN), load(&CASE)) {
-        defmt::println!("test {=str}::{=str} ... FAILED: {=str} exception on core {}", bin, case, fault.class(), cpu_id());
+        defmt::println!(
+            "test {=str}::{=str} ... FAILED: {=str} exception on core {}",
+            bin,
+            case,
+            fault.class(),
+            cpu_id()
+        );
     }
     smp::exit(EXIT_FAULT)
 }
@@ -187,7 +195,12 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     match (load(&BIN), load(&CASE)) {
         (Some(bin), Some(case)) => defmt::println!(
             "test {=str}::{=str} ... FAILED: {} at {=str}:{} (core {})",
-            bin, case, msg, file, line, cpu_id()
+            bin,
+            case,
+            msg,
+            file,
+            line,
+            cpu_id()
         ),
         _ => defmt::println!("panic on core {}: {} at {=str}:{}", cpu_id(), msg, file, line),
     }

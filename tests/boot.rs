@@ -81,10 +81,21 @@ fn image_header_describes_a_fixed_placement() {
     assert_eq!(magic, u32::from_le_bytes(*b"ARM\x64"), "Image header magic");
     assert_eq!(flags & 1, 0, "flags bit 0: little-endian");
     assert_eq!((flags >> 1) & 3, 1, "flags bits 2:1: 4 KiB pages");
-    assert_eq!(flags & (1 << 3), 0, "flags bit 3 says the image may be placed anywhere, but it is linked at a fixed address");
+    assert_eq!(
+        flags & (1 << 3),
+        0,
+        "flags bit 3 says the image may be placed anywhere, but it is linked at a fixed address"
+    );
     let ram = board::MEMORY_MAP.iter().find(|r| r.kind == board::MemKind::Normal).expect("the board lists RAM").start;
     let base = (ram + 0x1f_ffff) & !0x1f_ffff;
-    assert_eq!(start as u64, base as u64 + text_offset, "linked at {:#x}, header says RAM 2 MiB base {:#x} + text_offset {:#x}", start, base, text_offset);
+    assert_eq!(
+        start as u64,
+        base as u64 + text_offset,
+        "linked at {:#x}, header says RAM 2 MiB base {:#x} + text_offset {:#x}",
+        start,
+        base,
+        text_offset
+    );
 }
 
 quiescent::tests!(

@@ -12,8 +12,6 @@ use quiescent::percpu::cpu_id;
 use quiescent::smp;
 use quiescent::test::{others, wait_flag};
 
-
-
 fn work_queued_from_another_core_runs() {
     let o = others();
     if o.len() < 2 {

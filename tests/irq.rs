@@ -6,8 +6,8 @@ extern crate alloc;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use quiescent::arch;
-use quiescent::smp::tick as timer;
 use quiescent::percpu::cpu_id;
+use quiescent::smp::tick as timer;
 use quiescent::smp::{self, ipi, ipi::Ipi};
 use quiescent::test;
 
@@ -135,7 +135,11 @@ fn this_cpu_add_is_safe_against_interrupts() {
         let t0 = arch::counter();
         let mut n = 0u32;
         while HOOK_ADDS.get() < 50 {
-            assert!(arch::ticks_to_ns(arch::counter() - t0) < 10_000_000_000, "the tick handler ran {} times in 10 s", HOOK_ADDS.get());
+            assert!(
+                arch::ticks_to_ns(arch::counter() - t0) < 10_000_000_000,
+                "the tick handler ran {} times in 10 s",
+                HOOK_ADDS.get()
+            );
             for _ in 0..1000 {
                 SHARED_WITH_IRQ.this_cpu_add(1);
             }

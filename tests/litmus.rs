@@ -84,7 +84,9 @@ fn store_buffering_never_with_smp_mb_between_store_and_load() {
     let with = store_buffering(true);
     defmt::info!(
         "store buffering: both loads missed both stores in {} of {} rounds without smp_mb, {} with",
-        without, ROUNDS, with
+        without,
+        ROUNDS,
+        with
     );
     assert_eq!(with, 0, "smp_mb did not order a store before a later load of another location");
 }

@@ -54,7 +54,12 @@ fn stack_guard_pages_are_unmapped() {
     for cpu in 0..quiescent::MAX_CPUS {
         let guard = quiescent::stacks_start() + cpu * STACK_SLOT;
         for a in [guard, guard + GUARD_SIZE - 8] {
-            assert_eq!(mmu::probe(a, false).map_err(|f| f & 0x3c), Err(TRANSLATION), "guard page of core {} mapped", cpu);
+            assert_eq!(
+                mmu::probe(a, false).map_err(|f| f & 0x3c),
+                Err(TRANSLATION),
+                "guard page of core {} mapped",
+                cpu
+            );
             assert_eq!(quiescent::guard_page_owner(a), Some(cpu));
         }
         assert_eq!(mmu::probe(guard + GUARD_SIZE, true), Ok(NORMAL_WB), "stack of core {} not writable", cpu);
@@ -84,7 +89,9 @@ fn exclusives_and_caches_are_coherent_across_cores() {
             }
         });
         let b = buf.clone();
-        let ok = smp::call_on(n - 1, move || b.iter().enumerate().all(|(i, w)| w.load(Ordering::Relaxed) == 0xc0de_0000 + i as u64));
+        let ok = smp::call_on(n - 1, move || {
+            b.iter().enumerate().all(|(i, w)| w.load(Ordering::Relaxed) == 0xc0de_0000 + i as u64)
+        });
         assert!(ok, "core {} did not see core 1's writes", n - 1);
     }
 }

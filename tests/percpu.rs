@@ -23,7 +23,10 @@ fn static_local_write_is_invisible_to_other_cores() {
         assert_eq!(SCRATCH.remote_get(cpu), 100 + cpu as u64, "remote read of core {}", cpu);
     }
     // The template itself is never written.
-    assert_eq!(SCRATCH.remote_ptr(0) as usize - percpu::offset(0), SCRATCH.local_ptr() as usize - quiescent::arch::tpidr());
+    assert_eq!(
+        SCRATCH.remote_ptr(0) as usize - percpu::offset(0),
+        SCRATCH.local_ptr() as usize - quiescent::arch::tpidr()
+    );
 }
 
 fn this_cpu_add_counts_per_core() {
@@ -48,7 +51,7 @@ fn dynamic_slots_are_densely_packed() {
     assert_eq!(d.template_addr() % 8, 0, "u64 slot aligned");
     assert!(d.template_addr() - c.template_addr() <= 8, "u64 placed in the next aligned gap");
     // Same offset in every core's area: the distance between two cores' copies is the area step.
-    let step = percpu::offset(1) .wrapping_sub(percpu::offset(0));
+    let step = percpu::offset(1).wrapping_sub(percpu::offset(0));
     assert_eq!(a.remote_ptr(1) as usize - a.remote_ptr(0) as usize, step);
 }
 

@@ -9,13 +9,11 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use quiescent::arch;
-use quiescent::smp::tick as timer;
-use quiescent::smp::ipi;
 use quiescent::rcu::{self, list::RcuList};
+use quiescent::smp::ipi;
+use quiescent::smp::tick as timer;
 use quiescent::test::{others, spin_on, wait_flag};
 use quiescent::{smp, test};
-
-
 
 fn no_stall_reported_so_far() {
     assert_eq!(rcu::stalls().0, 0, "the stall detector fired without a stall");
@@ -30,7 +28,6 @@ fn grace_period_on_this_core_alone_completes() {
     }
     assert_eq!(rcu::completed() - before, 10, "ten synchronize_rcu calls alone");
 }
-
 
 /// Sequence numbers that order events across cores.
 static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -48,8 +45,12 @@ fn grace_period_waits_for_a_preexisting_reader() {
     // and calls synchronize_rcu (on another core) before freeing the old one.
     let old = Box::into_raw(Box::new(0xfeed_u64));
     let ptr = Arc::new(AtomicPtr::new(old));
-    let (inside, release, reader_out, sync_done) =
-        (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (inside, release, reader_out, sync_done) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
     let (p2, i2, r2, o2) = (ptr.clone(), inside.clone(), release.clone(), reader_out.clone());
     smp::queue_work(reader, move || {
         let g = rcu::read();
@@ -78,7 +79,11 @@ fn grace_period_waits_for_a_preexisting_reader() {
     // time; the ordering check below is what proves it).
     let t0 = arch::counter();
     while arch::ticks_to_ns(arch::counter() - t0) < 100_000_000 {
-        assert_eq!(sync_done.load(Ordering::Acquire), 0, "synchronize_rcu returned while a pre-existing reader was inside");
+        assert_eq!(
+            sync_done.load(Ordering::Acquire),
+            0,
+            "synchronize_rcu returned while a pre-existing reader was inside"
+        );
         arch::cpu_relax();
     }
     release.store(true, Ordering::Release);
@@ -87,7 +92,10 @@ fn grace_period_waits_for_a_preexisting_reader() {
         assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "synchronize_rcu never returned");
         sync_done.load(Ordering::Acquire) == 0
     });
-    assert!(reader_out.load(Ordering::Acquire) < sync_done.load(Ordering::Acquire), "the reader left after synchronize_rcu returned");
+    assert!(
+        reader_out.load(Ordering::Acquire) < sync_done.load(Ordering::Acquire),
+        "the reader left after synchronize_rcu returned"
+    );
     rcu::synchronize_rcu();
     // SAFETY: unpublished below, after a grace period; nobody else frees it.
     drop(unsafe { Box::from_raw(ptr.swap(core::ptr::null_mut(), Ordering::AcqRel)) });
@@ -110,7 +118,10 @@ fn grace_period_does_not_wait_for_later_readers() {
     unhold.store(true, Ordering::Release);
     let t0 = arch::counter();
     rcu::wait_quiescent(|| {
-        assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "the grace period waited for a reader that began after it");
+        assert!(
+            arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000,
+            "the grace period waited for a reader that began after it"
+        );
         !rcu::poll_state_synchronize_rcu(cookie)
     });
     // The grace period ended with the reader still inside (it leaves only when released).
@@ -342,7 +353,10 @@ fn stall_detector_names_a_core_that_holds_up_a_grace_period() {
     release.store(true, Ordering::Release);
     let t2 = arch::counter();
     rcu::wait_quiescent(|| {
-        assert!(arch::ticks_to_ns(arch::counter() - t2) < 5_000_000_000, "the grace period never completed after the stall");
+        assert!(
+            arch::ticks_to_ns(arch::counter() - t2) < 5_000_000_000,
+            "the grace period never completed after the stall"
+        );
         !rcu::poll_state_synchronize_rcu(cookie)
     });
     rcu::set_stall_timeout_ms(3000);
@@ -389,7 +403,8 @@ fn interrupt_handler_on_a_quiescent_waiting_core_is_a_reader() {
     let (waiter, sender) = (o[0], o[1]);
     let release_waiter = park_in_quiescent_wait(waiter);
     let ptr = Arc::new(AtomicPtr::new(Box::into_raw(Box::new(Obj { magic: AtomicU64::new(LIVE) }))));
-    let (inside, freed, seen) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let (inside, freed, seen) =
+        (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
     let (p2, i2, f2, s2) = (ptr.clone(), inside.clone(), freed.clone(), seen.clone());
     smp::queue_work(sender, move || {
         let magic = ipi::call_function_single(waiter, move || {
@@ -420,7 +435,11 @@ fn interrupt_handler_on_a_quiescent_waiting_core_is_a_reader() {
         seen.load(Ordering::Acquire) == 0
     });
     release_waiter.store(true, Ordering::Release);
-    assert_eq!(seen.load(Ordering::Relaxed), LIVE, "the handler's object was freed under it: synchronize_rcu did not wait for an interrupt handler");
+    assert_eq!(
+        seen.load(Ordering::Relaxed),
+        LIVE,
+        "the handler's object was freed under it: synchronize_rcu did not wait for an interrupt handler"
+    );
 }
 
 /// Review hazard 2: `let _ = list.remove(..)` must not free the node under a reader.
@@ -471,7 +490,12 @@ fn rcu_barrier_works_from_every_core() {
             }
         });
         smp::call_on(caller, rcu::rcu_barrier);
-        assert_eq!(ran.load(Ordering::Relaxed), 20 * smp::num_online(), "rcu_barrier on core {} returned early", caller);
+        assert_eq!(
+            ran.load(Ordering::Relaxed),
+            20 * smp::num_online(),
+            "rcu_barrier on core {} returned early",
+            caller
+        );
     }
 }
 

@@ -19,8 +19,6 @@ fn classic() -> RwSem {
     RwSem::new()
 }
 
-
-
 /// Who is inside the critical section: readers count up, a writer sets bit 63.
 struct Checker(AtomicU64);
 const W: u64 = 1 << 63;
@@ -105,7 +103,8 @@ fn writer_waits_for_readers_inside_only<L: RwSemaphore + 'static>(l: L) {
     }
     let (rc, wc) = (o[0], o[1]);
     let l = Arc::new(l);
-    let (reading, release, written) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (reading, release, written) =
+        (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let (l2, r2, rel2) = (l.clone(), reading.clone(), release.clone());
     smp::queue_work(rc, move || {
         l2.down_read();
@@ -213,7 +212,8 @@ fn readers_behind_a_writer_are_admitted_together<L: RwSemaphore + 'static>(l: L)
     }
     let l = Arc::new(l);
     l.down_write();
-    let (queued, inside, done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (queued, inside, done) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let n = o.len();
     for &c in &o {
         let (l2, q2, i2, d2) = (l.clone(), queued.clone(), inside.clone(), done.clone());
@@ -224,7 +224,10 @@ fn readers_behind_a_writer_are_admitted_together<L: RwSemaphore + 'static>(l: L)
             // All of them are admitted at once: wait for the others while holding the lock.
             let t0 = arch::counter();
             while i2.load(Ordering::Acquire) < n {
-                assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "queued readers were not admitted together");
+                assert!(
+                    arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000,
+                    "queued readers were not admitted together"
+                );
                 core::hint::spin_loop();
             }
             l2.up_read();
@@ -265,21 +268,49 @@ fn waiting_counts_as_quiescent<L: RwSemaphore + 'static>(l: L) {
     wait_until(5000, "the reader after the writer", || got.load(Ordering::Acquire));
 }
 
-fn classic_exclusion() { exclusion(classic()) }
-fn classic_readers_share() { readers_share(classic()) }
-fn classic_writer_waits_for_readers_inside() { writer_waits_for_readers_inside_only(classic()) }
-fn classic_trylock() { trylock_fails_only_while_a_writer_holds(classic()) }
-fn classic_no_writer_starvation() { no_writer_starvation(classic()) }
-fn classic_queued_readers_admitted_together() { readers_behind_a_writer_are_admitted_together(classic()) }
-fn classic_waiting_is_quiescent() { waiting_counts_as_quiescent(classic()) }
+fn classic_exclusion() {
+    exclusion(classic())
+}
+fn classic_readers_share() {
+    readers_share(classic())
+}
+fn classic_writer_waits_for_readers_inside() {
+    writer_waits_for_readers_inside_only(classic())
+}
+fn classic_trylock() {
+    trylock_fails_only_while_a_writer_holds(classic())
+}
+fn classic_no_writer_starvation() {
+    no_writer_starvation(classic())
+}
+fn classic_queued_readers_admitted_together() {
+    readers_behind_a_writer_are_admitted_together(classic())
+}
+fn classic_waiting_is_quiescent() {
+    waiting_counts_as_quiescent(classic())
+}
 
-fn percpu_exclusion() { exclusion(percpu()) }
-fn percpu_readers_share() { readers_share(percpu()) }
-fn percpu_writer_waits_for_readers_inside() { writer_waits_for_readers_inside_only(percpu()) }
-fn percpu_trylock() { trylock_fails_only_while_a_writer_holds(percpu()) }
-fn percpu_no_writer_starvation() { no_writer_starvation(percpu()) }
-fn percpu_queued_readers_admitted_together() { readers_behind_a_writer_are_admitted_together(percpu()) }
-fn percpu_waiting_is_quiescent() { waiting_counts_as_quiescent(percpu()) }
+fn percpu_exclusion() {
+    exclusion(percpu())
+}
+fn percpu_readers_share() {
+    readers_share(percpu())
+}
+fn percpu_writer_waits_for_readers_inside() {
+    writer_waits_for_readers_inside_only(percpu())
+}
+fn percpu_trylock() {
+    trylock_fails_only_while_a_writer_holds(percpu())
+}
+fn percpu_no_writer_starvation() {
+    no_writer_starvation(percpu())
+}
+fn percpu_queued_readers_admitted_together() {
+    readers_behind_a_writer_are_admitted_together(percpu())
+}
+fn percpu_waiting_is_quiescent() {
+    waiting_counts_as_quiescent(percpu())
+}
 
 fn percpu_back_to_back_writers_pay_one_grace_period() {
     let l = percpu();

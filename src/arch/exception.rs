@@ -45,11 +45,22 @@ pub struct Vector(pub u64);
 
 impl Vector {
     const NAMES: [&'static str; 16] = [
-        "synchronous", "IRQ", "FIQ", "SError",
-        "synchronous (inside an exception handler)", "IRQ (inside an exception handler)",
-        "FIQ (inside an exception handler)", "SError (inside an exception handler)",
-        "synchronous from a lower EL", "IRQ from a lower EL", "FIQ from a lower EL", "SError from a lower EL",
-        "synchronous from AArch32", "IRQ from AArch32", "FIQ from AArch32", "SError from AArch32",
+        "synchronous",
+        "IRQ",
+        "FIQ",
+        "SError",
+        "synchronous (inside an exception handler)",
+        "IRQ (inside an exception handler)",
+        "FIQ (inside an exception handler)",
+        "SError (inside an exception handler)",
+        "synchronous from a lower EL",
+        "IRQ from a lower EL",
+        "FIQ from a lower EL",
+        "SError from a lower EL",
+        "synchronous from AArch32",
+        "IRQ from AArch32",
+        "FIQ from AArch32",
+        "SError from AArch32",
     ];
 
     /// The vector's name.
@@ -118,7 +129,11 @@ pub fn fault_status_name(fsc: u64) -> &'static str {
 impl Fault<'_> {
     /// The exception class's name (SError for the SError vectors, whatever ESR says).
     pub fn class(&self) -> &'static str {
-        if self.vector.is_serror() { "SError" } else { class_name(self.esr) }
+        if self.vector.is_serror() {
+            "SError"
+        } else {
+            class_name(self.esr)
+        }
     }
 
     fn ec(&self) -> Option<Ec> {
@@ -135,7 +150,13 @@ impl Fault<'_> {
         let detail = if abort { fault_status_name(self.esr & 0x3f) } else { "" };
         let write = matches!(ec, Some(Ec::DataAbortLowerEL | Ec::DataAbortCurrentEL));
         // ISS.WnR: the abort was caused by a write.
-        let wnr = if write && self.esr & (1 << 6) != 0 { " (write)" } else if write { " (read)" } else { "" };
+        let wnr = if write && self.esr & (1 << 6) != 0 {
+            " (write)"
+        } else if write {
+            " (read)"
+        } else {
+            ""
+        };
         let sep = if detail.is_empty() { "" } else { " " };
         defmt::println!(
             "EXCEPTION on core {}: {=str}{=str}{=str}{=str} [{=str} vector]; ESR_EL1 {=u64:#010x} ELR_EL1 {=u64:#x} FAR_EL1 {=u64:#x} SPSR_EL1 {=u64:#x}",
@@ -185,7 +206,9 @@ pub fn set_fatal_handler(handler: fn(&Fault) -> !) {
 extern "C" fn exception_fatal(frame: &Frame, vector: u64) -> ! {
     let (esr, far): (u64, u64);
     // SAFETY: reads of system registers; no memory effects.
-    unsafe { core::arch::asm!("mrs {}, esr_el1", "mrs {}, far_el1", out(reg) esr, out(reg) far, options(nomem, nostack)) };
+    unsafe {
+        core::arch::asm!("mrs {}, esr_el1", "mrs {}, far_el1", out(reg) esr, out(reg) far, options(nomem, nostack))
+    };
     let fault = Fault { vector: Vector(vector), esr, far, frame };
     let h = FATAL.load(Ordering::Acquire);
     if h == 0 {

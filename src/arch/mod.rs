@@ -261,7 +261,8 @@ pub fn ras_restart_point(elr: u64) -> Option<u64> {
         static __ras_start: [u64; 0];
         static __ras_end: [u64; 0];
     }
-    let (start, end) = (core::ptr::addr_of!(__ras_start) as *const [u64; 2], core::ptr::addr_of!(__ras_end) as *const [u64; 2]);
+    let (start, end) =
+        (core::ptr::addr_of!(__ras_start) as *const [u64; 2], core::ptr::addr_of!(__ras_end) as *const [u64; 2]);
     // SAFETY: the linker gathers every `.ras_table` entry (two addresses each) between the two
     // symbols; the section is read-only data.
     let table = unsafe { core::slice::from_raw_parts(start, end.offset_from(start) as usize) };

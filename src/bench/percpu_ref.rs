@@ -67,7 +67,11 @@ pub fn run() {
     let at = bench_atomic_get_put(&c, N);
     let (ai, af) = tenths(at);
     defmt::println!("bench shared AtomicU64 fetch_add+fetch_sub: {}.{} {=str} mode={=str}", ai, af, unit, mode);
-    defmt::println!("bench percpu_ref per-core memory: {} bytes per core (dynamic per-cpu area) mode={=str}", bytes, mode);
+    defmt::println!(
+        "bench percpu_ref per-core memory: {} bytes per core (dynamic per-cpu area) mode={=str}",
+        bytes,
+        mode
+    );
     r.kill();
     // Switch to atomic mode proves nothing was lost: after the grace period the count is 0.
     quiescent::rcu::rcu_barrier();

@@ -21,7 +21,12 @@ pub fn run() {
     let mut batches: alloc::vec::Vec<f64> = (0..21).map(|_| per_iter(100, rcu::synchronize_rcu)).collect();
     let mean = batches.iter().sum::<f64>() / batches.len() as f64;
     batches.sort_by(|a, b| a.partial_cmp(b).unwrap_or(core::cmp::Ordering::Equal));
-    defmt::println!("bench synchronize_rcu, other cores idle: {=f64} ns/op median, {=f64} ns/op mean mode={=str}", batches[10], mean, m);
+    defmt::println!(
+        "bench synchronize_rcu, other cores idle: {=f64} ns/op median, {=f64} ns/op mean mode={=str}",
+        batches[10],
+        mean,
+        m
+    );
     let qs = per_iter(100_000, rcu::rcu_quiescent_state);
     defmt::println!("bench rcu_quiescent_state, no grace period pending: {=f64} ns/op mode={=str}", qs, m);
     let mb = per_iter(100_000, arch::smp_mb);

@@ -70,9 +70,28 @@ pub fn run() {
         let cp = contended(PercpuRwSem::new().expect("per-cpu counts"), 200);
         let cc = contended(RwSem::new(), 200);
         let cs = contended(SpinRw::new(), 200);
-        defmt::println!("bench percpu-rwsem read pair, all {} cores at once: {=f64} ns/pair/core mode={=str}", smp::num_online(), cp, m);
-        defmt::println!("bench rw_semaphore read pair, all {} cores at once: {=f64} ns/pair/core mode={=str}", smp::num_online(), cc, m);
-        defmt::println!("bench spin::RwLock read pair, all {} cores at once: {=f64} ns/pair/core mode={=str}", smp::num_online(), cs, m);
-        defmt::println!("bench   contended read path, rw_semaphore / percpu-rwsem: {=f64}x mode={=str}", cc / cp.max(0.001), m);
+        defmt::println!(
+            "bench percpu-rwsem read pair, all {} cores at once: {=f64} ns/pair/core mode={=str}",
+            smp::num_online(),
+            cp,
+            m
+        );
+        defmt::println!(
+            "bench rw_semaphore read pair, all {} cores at once: {=f64} ns/pair/core mode={=str}",
+            smp::num_online(),
+            cc,
+            m
+        );
+        defmt::println!(
+            "bench spin::RwLock read pair, all {} cores at once: {=f64} ns/pair/core mode={=str}",
+            smp::num_online(),
+            cs,
+            m
+        );
+        defmt::println!(
+            "bench   contended read path, rw_semaphore / percpu-rwsem: {=f64}x mode={=str}",
+            cc / cp.max(0.001),
+            m
+        );
     }
 }

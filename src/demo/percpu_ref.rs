@@ -292,7 +292,12 @@ pub fn run() {
     let p = workload::<Arc<PercpuRef>>();
     let a = workload::<AtomicUsers>();
     for c in 0..p.per_core.len().min(MAX_CPUS) {
-        defmt::println!("  core {}: {} requests with percpu_ref, {} with a shared atomic", c, p.per_core[c], a.per_core[c]);
+        defmt::println!(
+            "  core {}: {} requests with percpu_ref, {} with a shared atomic",
+            c,
+            p.per_core[c],
+            a.per_core[c]
+        );
     }
     for (name, r) in [(<Arc<PercpuRef> as Users>::NAME, &p), (AtomicUsers::NAME, &a)] {
         let s = &r.stats;
@@ -318,7 +323,8 @@ pub fn run() {
     );
     let ok = [&p, &a].iter().all(|r| {
         let s = &r.stats;
-        s.violations.load(Ordering::Relaxed) == 0 && s.released.load(Ordering::Relaxed) == s.created.load(Ordering::Relaxed)
+        s.violations.load(Ordering::Relaxed) == 0
+            && s.released.load(Ordering::Relaxed) == s.created.load(Ordering::Relaxed)
     });
     defmt::println!(
         "  no request ran on a released context, every context was released exactly once: {=bool} ({} ms)",

@@ -20,7 +20,12 @@ pub fn run() {
     }
     let secs = arch::ticks_to_ns(arch::counter() - t0) as f64 / 1e9;
     let rates: Vec<f64> = smp::online_cpus().zip(before).map(|(c, b)| (timer::ticks(c) - b) as f64 / secs).collect();
-    defmt::println!("platform: counter {} Hz, tick configured at {} Hz, MAX_CPUS {}", arch::counter_freq(), timer::hz(), MAX_CPUS);
+    defmt::println!(
+        "platform: counter {} Hz, tick configured at {} Hz, MAX_CPUS {}",
+        arch::counter_freq(),
+        timer::hz(),
+        MAX_CPUS
+    );
     for (i, (cpu, mpidr, entry_el, el, tpidr, sctlr, id)) in reports.into_iter().enumerate() {
         let on = |b: u64| if sctlr & (1 << b) != 0 { "on" } else { "off" };
         // IPI ping: the best of 20 cross-core calls (send SGI, run in the target's IRQ handler,
@@ -40,4 +45,3 @@ pub fn run() {
         );
     }
 }
-

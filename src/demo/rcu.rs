@@ -87,7 +87,11 @@ fn workload(
 
 /// Runs the scenario and prints its figures.
 pub fn run() {
-    defmt::println!("rcu: I/O-context lookups on cores 1..{}, set-up/destroy on core 0, {} ms each (mode=mttcg)", smp::num_online() - 1, RUN_MS);
+    defmt::println!(
+        "rcu: I/O-context lookups on cores 1..{}, set-up/destroy on core 0, {} ms each (mode=mttcg)",
+        smp::num_online() - 1,
+        RUN_MS
+    );
     if smp::num_online() < 2 {
         defmt::println!("  (needs two cores)");
         return;
@@ -152,7 +156,8 @@ pub fn run() {
     );
 
     // --- spin::RwLock baseline: the same table as a Vec behind a reader-writer spinlock ---
-    let locked: Arc<spin::RwLock<Vec<Ctx>>> = Arc::new(spin::RwLock::new((0..IDS / 2).map(|id| Ctx { id: id * 2, live: AtomicBool::new(true) }).collect()));
+    let locked: Arc<spin::RwLock<Vec<Ctx>>> =
+        Arc::new(spin::RwLock::new((0..IDS / 2).map(|id| Ctx { id: id * 2, live: AtomicBool::new(true) }).collect()));
     let l2 = locked.clone();
     let w = workload(
         move |cpu, stop| {
@@ -185,7 +190,10 @@ pub fn run() {
     let rw_total: u64 = w.lookups.iter().sum();
     let rw_rate = rw_total as f64 / w.secs;
     defmt::println!("  RwLock    {} lookups/s, {} updates", rw_rate as u64, w.updates);
-    defmt::println!("  RCU / spin::RwLock lookup throughput: {=f64}x (same run)", ((rcu_rate / rw_rate.max(1.0)) * 100.0) as u64 as f64 / 100.0);
+    defmt::println!(
+        "  RCU / spin::RwLock lookup throughput: {=f64}x (same run)",
+        ((rcu_rate / rw_rate.max(1.0)) * 100.0) as u64 as f64 / 100.0
+    );
     assert_eq!(r.violations + w.violations, 0, "a lookup saw a freed context");
     sync_latency();
 }
@@ -230,5 +238,9 @@ fn sync_latency() {
     for &c in &busy {
         smp::call_on(c, || ());
     }
-    defmt::println!("  synchronize_rcu: {} ns with the other cores idle, {} ns with them busy (counter time, mode=mttcg)", idle_ns, busy_ns);
+    defmt::println!(
+        "  synchronize_rcu: {} ns with the other cores idle, {} ns with them busy (counter time, mode=mttcg)",
+        idle_ns,
+        busy_ns
+    );
 }

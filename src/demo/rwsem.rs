@@ -158,7 +158,11 @@ fn report(name: &str, f: &Figures) -> f64 {
 
 /// Runs the scenario and prints its figures.
 pub fn run() {
-    let dev = BlockDev { lock: PercpuRwSem::new().expect("per-cpu counts"), blocksize: AtomicU32::new(4096), mapped: AtomicU32::new(0) };
+    let dev = BlockDev {
+        lock: PercpuRwSem::new().expect("per-cpu counts"),
+        blocksize: AtomicU32::new(4096),
+        mapped: AtomicU32::new(0),
+    };
     let (mut x, mut m) = (1, false);
     dev.io(2, &mut x, &mut m); // mmap
     defmt::println!("rwsem: set_blocksize(1024) while the device is mapped: {}", dev.set_blocksize(1024));

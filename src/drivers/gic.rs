@@ -137,10 +137,13 @@ pub fn init_cpu(cpu: usize) {
         d.ipriorityr[n].set(u32::from_ne_bytes([PRIORITY; 4]));
     }
     d.isenabler[0].set(0x0000_ffff); // SGIs 0..15
-    // Non-secure accesses to Secure (group 0) interrupts are RAZ/WI: on a Pi whose firmware did
-    // not move them to group 1 (enable_gic=1) no SGI or tick would ever arrive. Say so.
+                                     // Non-secure accesses to Secure (group 0) interrupts are RAZ/WI: on a Pi whose firmware did
+                                     // not move them to group 1 (enable_gic=1) no SGI or tick would ever arrive. Say so.
     if d.isenabler[0].get() & 0xffff != 0xffff {
-        defmt::error!("GIC: SGIs of core {} stay disabled (interrupts are Secure-only; enable_gic=1 in config.txt?)", cpu);
+        defmt::error!(
+            "GIC: SGIs of core {} stay disabled (interrupts are Secure-only; enable_gic=1 in config.txt?)",
+            cpu
+        );
     }
     // ITARGETSR0..7 are banked and read-only: each byte reads as this core's own bit.
     let me = (d.itargetsr[0].get() & 0xff) as u8;

@@ -27,21 +27,21 @@ register_bitfields! [u32,
 
 #[repr(C)]
 struct Registers {
-    dr: ReadWrite<u32>,              // 0x00
-    _rsrecr: u32,                    // 0x04
-    _reserved0: [u32; 4],            // 0x08..0x18
-    fr: ReadOnly<u32, FR::Register>, // 0x18
-    _reserved1: u32,                 // 0x1c
-    _ilpr: u32,                      // 0x20
-    ibrd: WriteOnly<u32>,            // 0x24
-    fbrd: WriteOnly<u32>,            // 0x28
+    dr: ReadWrite<u32>,                     // 0x00
+    _rsrecr: u32,                           // 0x04
+    _reserved0: [u32; 4],                   // 0x08..0x18
+    fr: ReadOnly<u32, FR::Register>,        // 0x18
+    _reserved1: u32,                        // 0x1c
+    _ilpr: u32,                             // 0x20
+    ibrd: WriteOnly<u32>,                   // 0x24
+    fbrd: WriteOnly<u32>,                   // 0x28
     lcr_h: WriteOnly<u32, LCR_H::Register>, // 0x2c
-    cr: WriteOnly<u32, CR::Register>, // 0x30
-    _ifls: u32,                      // 0x34
-    _imsc: u32,                      // 0x38
-    _ris: u32,                       // 0x3c
-    _mis: u32,                       // 0x40
-    icr: WriteOnly<u32>,             // 0x44
+    cr: WriteOnly<u32, CR::Register>,       // 0x30
+    _ifls: u32,                             // 0x34
+    _imsc: u32,                             // 0x38
+    _ris: u32,                              // 0x3c
+    _mis: u32,                              // 0x40
+    icr: WriteOnly<u32>,                    // 0x44
 }
 
 /// A PL011 at a fixed MMIO address.

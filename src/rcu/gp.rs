@@ -97,8 +97,8 @@ fn complete_one(from_irq: bool) -> bool {
         }
     }
     smp_mb(); // B: the quiescent states read above are ordered before DONE; pairs with A
-    // From the tick or an IRQ exit, do not spin: whoever holds the lock completes it, or a
-    // later tick does.
+              // From the tick or an IRQ exit, do not spin: whoever holds the lock completes it, or a
+              // later tick does.
     let l = if from_irq {
         match gp_try_lock() {
             Some(l) => l,
@@ -121,7 +121,10 @@ fn complete_one(from_irq: bool) -> bool {
     smp_mb(); // E: DONE is visible before the idle cores' wake requests are read; pairs with E in idle_enter
     for cpu in smp::online_cpus() {
         let w = CPUS[cpu].wake_for_gp.load(Ordering::Relaxed);
-        if w != 0 && w <= g && CPUS[cpu].wake_for_gp.compare_exchange(w, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        if w != 0
+            && w <= g
+            && CPUS[cpu].wake_for_gp.compare_exchange(w, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
             ipi::send(cpu, ipi::Ipi::Wake);
         }
     }

@@ -172,7 +172,8 @@ impl<T> RcuList<T> {
             // SAFETY: as in `remove`.
             let node = unsafe { &*cur };
             if pred(&node.val) {
-                let n = Box::new(Node { next: AtomicPtr::new(node.next.load(Ordering::Relaxed)), magic: LIVE, val: new });
+                let n =
+                    Box::new(Node { next: AtomicPtr::new(node.next.load(Ordering::Relaxed)), magic: LIVE, val: new });
                 rcu_assign_pointer(link, Box::into_raw(n));
                 // SAFETY: as in `remove`.
                 return Ok(Removed(Some(unsafe { Box::from_raw(cur) })));

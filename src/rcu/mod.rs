@@ -133,8 +133,8 @@ pub use read::{
 };
 pub use stall::{set_stall_timeout_ms, stalls};
 
-use crate::{arch, smp};
 use crate::MAX_CPUS;
+use crate::{arch, smp};
 use core::sync::atomic::AtomicU64;
 
 // Grace-period numbers start at 1: a core's `ctr` of 0 means "idle", so no grace period may

@@ -71,7 +71,10 @@ pub(super) fn tick() {
         let pc = ipi::report_pc(cpu, 20).unwrap_or(0);
         defmt::println!(
             "RCU stall: core {}, grace period {}, last quiescent state {} ms ago, PC={=u64:#x}",
-            cpu, g, arch::ticks_to_ns(since) / 1_000_000, pc
+            cpu,
+            g,
+            arch::ticks_to_ns(since) / 1_000_000,
+            pc
         );
     }
 }

@@ -47,7 +47,8 @@ static CALLS: [spin::Mutex<VecDeque<Call>>; MAX_CPUS] = [const { spin::Mutex::ne
 static REPORTED_PC: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static REPORT_SEQ: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// IPIs received per core and kind (observable by tests).
-static RECEIVED: [[AtomicU64; Ipi::ALL.len()]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; Ipi::ALL.len()] }; MAX_CPUS];
+static RECEIVED: [[AtomicU64; Ipi::ALL.len()]; MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; Ipi::ALL.len()] }; MAX_CPUS];
 
 /// Installs the SGI handler for every kind (core 0, once, before interrupts are unmasked).
 pub(super) fn init() {

@@ -98,11 +98,19 @@ pub fn boot_secondaries(info: &BootInfo) {
     for cpu in limit..info.ncpus {
         defmt::warn!(
             "core {} (MPIDR {=u64:#x}) is beyond the limit of {} cores (MAX_CPUS {}, maxcpus={}); left off",
-            cpu, info.mpidr[cpu], limit, MAX_CPUS, board::bootarg("maxcpus").unwrap_or("-")
+            cpu,
+            info.mpidr[cpu],
+            limit,
+            MAX_CPUS,
+            board::bootarg("maxcpus").unwrap_or("-")
         );
     }
     if info.listed > MAX_CPUS {
-        defmt::warn!("{} cores listed, this build supports {} (MAX_CPUS); the rest are left off", info.listed, MAX_CPUS);
+        defmt::warn!(
+            "{} cores listed, this build supports {} (MAX_CPUS); the rest are left off",
+            info.listed,
+            MAX_CPUS
+        );
     }
     let entry = arch::secondary_entry_addr();
     for cpu in 1..info.ncpus.min(limit) {
@@ -204,8 +212,12 @@ pub fn set_idle_hooks(hooks: &'static IdleHooks) {
 #[inline]
 fn hooks() -> &'static IdleHooks {
     let p = HOOKS.load(Ordering::Acquire);
-    // SAFETY: only `set_idle_hooks` stores here, always from a `&'static IdleHooks`.
-    if p.is_null() { &NO_HOOKS } else { unsafe { &*p } }
+    if p.is_null() {
+        &NO_HOOKS
+    } else {
+        // SAFETY: only `set_idle_hooks` stores here, always from a `&'static IdleHooks`.
+        unsafe { &*p }
+    }
 }
 
 /// Runs `cond` until it returns false as a blocking wait of this core (through the installed

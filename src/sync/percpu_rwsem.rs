@@ -36,8 +36,8 @@ use super::rcu_sync::RcuSync;
 use super::RwSemaphore;
 use crate::arch::{self, smp_mb};
 use crate::percpu::{cpu_id, PerCpuAllocError, PerCpuBox};
-use crate::smp::{self, Completion};
 use crate::rcu;
+use crate::smp::{self, Completion};
 use alloc::collections::VecDeque;
 use alloc::sync::{Arc, Weak};
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -106,12 +106,12 @@ impl PercpuRwSem {
     fn reader_trylock(&self) -> bool {
         self.read_count.this_cpu_add(1);
         smp_mb(); // A: the increment before reading block; pairs with D in writer_trylock
-        // Acquire: if !block, the critical section starts here, after the writer's release.
+                  // Acquire: if !block, the critical section starts here, after the writer's release.
         if self.block.load(Ordering::Acquire) == 0 {
             return true;
         }
         self.read_count.this_cpu_add(u32::MAX); // -1
-        // Prod the writer to re-evaluate the reader count (in wait_event).
+                                                // Prod the writer to re-evaluate the reader count (in wait_event).
         smp::wake_up_all();
         false
     }
@@ -291,7 +291,12 @@ impl RwSemaphore for PercpuRwSem {
 
     fn assert_write_held(&self) {
         if cfg!(debug_assertions) {
-            assert_eq!(self.owner.load(Ordering::Relaxed), cpu_id() + 1, "percpu-rwsem not write-held by core {}", cpu_id());
+            assert_eq!(
+                self.owner.load(Ordering::Relaxed),
+                cpu_id() + 1,
+                "percpu-rwsem not write-held by core {}",
+                cpu_id()
+            );
         }
     }
 

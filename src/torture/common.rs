@@ -46,7 +46,9 @@ fn parse_config() -> Result<Config, String> {
                     "rcu" => w.rcu = true,
                     "lock" => w.lock = true,
                     "ref" => w.pref = true,
-                    other => return Err(alloc::format!("unknown torture type `{}` (expected rcu, lock, ref or all)", other)),
+                    other => {
+                        return Err(alloc::format!("unknown torture type `{}` (expected rcu, lock, ref or all)", other))
+                    }
                 }
             }
             w
@@ -384,7 +386,12 @@ pub fn run(list: &[&'static dyn Torture]) -> i32 {
     let stalls = rcu::stalls().0;
     defmt::println!(
         "torture: {} s, {} slices, {} operations ({} on core 0), {} grace periods, {} RCU stalls, heap {} KiB in use",
-        (now_ms() - t0) / 1000, SLICES.total(), OPS.total(), OPS.get(0), rcu::completed(), stalls,
+        (now_ms() - t0) / 1000,
+        SLICES.total(),
+        OPS.total(),
+        OPS.get(0),
+        rcu::completed(),
+        stalls,
         quiescent::heap::used() / 1024
     );
     let mut ok = stalls == 0 && !failed();

@@ -137,7 +137,14 @@ impl Tortured {
         // locktorture: `???` when max / 2 > min (starvation), `!!!` on a failed check.
         defmt::println!(
             "{=str}-torture: {=str}:  Total: {}  Max/Min: {}/{} {=str}  Fail: {} {=str}",
-            self.name, what, c.total(), mx, mn, if mx / 2 > mn { "???" } else { "" }, f, if f != 0 { "!!!" } else { "" }
+            self.name,
+            what,
+            c.total(),
+            mx,
+            mn,
+            if mx / 2 > mn { "???" } else { "" },
+            f,
+            if f != 0 { "!!!" } else { "" }
         );
         if f != 0 {
             defmt::println!("{=str}-torture: !!! exclusion violated: {} failed checks ({=str})", self.name, f, what);

@@ -199,7 +199,10 @@ fn owner(rng: &mut Rng) {
                 TO_ATOMIC.fetch_add(1, Ordering::Relaxed);
                 // Exact now, and at least the initial reference.
                 if r.count().is_none_or(|c| c < 1) {
-                    defmt::println!("percpu_ref-torture: !!! count {} after switch_to_atomic_sync", r.count().unwrap_or(-1));
+                    defmt::println!(
+                        "percpu_ref-torture: !!! count {} after switch_to_atomic_sync",
+                        r.count().unwrap_or(-1)
+                    );
                     bad(&OWNER_ERRORS);
                 }
             }
@@ -233,7 +236,11 @@ fn owner(rng: &mut Rng) {
             if !s.alive.load(Ordering::Acquire) {
                 s.state.store(RELEASED, Ordering::Relaxed);
             } else if now.saturating_sub(s.kill_at_ms.load(Ordering::Relaxed)) > RELEASE_TIMEOUT_MS {
-                defmt::println!("percpu_ref-torture: !!! slot {}: release did not run within {} ms of kill", i, RELEASE_TIMEOUT_MS);
+                defmt::println!(
+                    "percpu_ref-torture: !!! slot {}: release did not run within {} ms of kill",
+                    i,
+                    RELEASE_TIMEOUT_MS
+                );
                 bad(&RELEASE_MISSING);
                 s.state.store(BROKEN, Ordering::Relaxed);
             }
@@ -314,7 +321,11 @@ impl Torture for RefTorture {
                 let t0 = common::now_ms();
                 rcu::wait_quiescent(|| s.alive.load(Ordering::Acquire) && common::now_ms() - t0 < RELEASE_TIMEOUT_MS);
                 if s.alive.load(Ordering::Acquire) {
-                    defmt::println!("percpu_ref-torture: !!! slot {}: release did not run within {} ms of the final kill", i, RELEASE_TIMEOUT_MS);
+                    defmt::println!(
+                        "percpu_ref-torture: !!! slot {}: release did not run within {} ms of the final kill",
+                        i,
+                        RELEASE_TIMEOUT_MS
+                    );
                     bad(&RELEASE_MISSING);
                 } else {
                     s.state.store(RELEASED, Ordering::Relaxed);

@@ -40,7 +40,8 @@ struct Obj {
     magic: AtomicU64,
 }
 
-static POOL: [Obj; NOBJ] = [const { Obj { pipe_count: AtomicU32::new(0), mbtest: AtomicU32::new(0), magic: AtomicU64::new(POISON) } }; NOBJ];
+static POOL: [Obj; NOBJ] =
+    [const { Obj { pipe_count: AtomicU32::new(0), mbtest: AtomicU32::new(0), magic: AtomicU64::new(POISON) } }; NOBJ];
 static FREELIST: spin::Mutex<Vec<usize>> = spin::Mutex::new(Vec::new());
 /// Retired by synchronize_rcu/polling writers, waiting for their next grace periods.
 static REMOVED: spin::Mutex<Vec<usize>> = spin::Mutex::new(Vec::new());
@@ -476,6 +477,12 @@ impl Torture for RcuTorture {
     }
 
     fn params(&self) -> String {
-        alloc::format!("nreaders={} nfakewriters={} irqreader=1 pipe_len={} nobj={}", quiescent::smp::num_online(), quiescent::smp::num_online(), PIPE_LEN, NOBJ)
+        alloc::format!(
+            "nreaders={} nfakewriters={} irqreader=1 pipe_len={} nobj={}",
+            quiescent::smp::num_online(),
+            quiescent::smp::num_online(),
+            PIPE_LEN,
+            NOBJ
+        )
     }
 }

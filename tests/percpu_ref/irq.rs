@@ -141,5 +141,10 @@ pub(super) fn get_put_in_interrupt_handlers_on_a_quiescent_waiting_core_across_k
     }
     assert_eq!(ERRORS.load(Ordering::Relaxed), 0, "a handler used a released or freed context");
     assert!(PINNED.load(Ordering::Relaxed) > 0, "no handler ever pinned a context");
-    defmt::info!("{} handlers, {} pinned a context, over {} kills", HANDLED.load(Ordering::Relaxed), PINNED.load(Ordering::Relaxed), CYCLES);
+    defmt::info!(
+        "{} handlers, {} pinned a context, over {} kills",
+        HANDLED.load(Ordering::Relaxed),
+        PINNED.load(Ordering::Relaxed),
+        CYCLES
+    );
 }

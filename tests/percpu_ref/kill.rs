@@ -53,7 +53,8 @@ pub(super) fn concurrent_get_put_while_another_core_kills_releases_once_after_la
     let ready = Arc::new(AtomicU32::new(0));
     let confirmed = Arc::new(AtomicBool::new(false));
     let live_after_confirm = Arc::new(AtomicU32::new(0));
-    let (r2, o2, rd2, c2, l2, p2) = (r.clone(), outstanding.clone(), ready.clone(), confirmed.clone(), live_after_confirm.clone(), p.clone());
+    let (r2, o2, rd2, c2, l2, p2) =
+        (r.clone(), outstanding.clone(), ready.clone(), confirmed.clone(), live_after_confirm.clone(), p.clone());
     let ops = test::on_all_cores(move |cpu| {
         let (r, outstanding, confirmed) = (&r2, &o2, &c2);
         // A base reference, taken while the initial one is surely held (the killer waits).
@@ -68,7 +69,10 @@ pub(super) fn concurrent_get_put_while_another_core_kills_releases_once_after_la
         if cpu == killer {
             let t0 = arch::counter();
             while rd2.load(Ordering::Acquire) != n as u32 {
-                assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "the other cores never took their base references");
+                assert!(
+                    arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000,
+                    "the other cores never took their base references"
+                );
                 rcu::rcu_quiescent_state();
                 arch::cpu_relax();
             }
@@ -119,7 +123,11 @@ pub(super) fn concurrent_get_put_while_another_core_kills_releases_once_after_la
                 // runs its callback).
                 rcu::rcu_quiescent_state();
             }
-            assert!(arch::ticks_to_ns(arch::counter() - t0) < 10_000_000_000, "core {}: the kill was never confirmed", cpu);
+            assert!(
+                arch::ticks_to_ns(arch::counter() - t0) < 10_000_000_000,
+                "core {}: the kill was never confirmed",
+                cpu
+            );
         }
         outstanding.fetch_sub(1, Ordering::Release);
         r.put();

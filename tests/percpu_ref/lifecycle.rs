@@ -37,7 +37,12 @@ pub(super) fn counts_survive_switches_between_atomic_and_percpu() {
     let r2 = r.clone();
     test::on_all_cores(move |cpu| r2.put_many(5 + cpu as u32));
     for cpu in smp::online_cpus() {
-        assert_eq!(r.percpu_counter(cpu), Some((5 + cpu as u32).wrapping_neg()), "core {}'s counter wrapped below zero", cpu);
+        assert_eq!(
+            r.percpu_counter(cpu),
+            Some((5 + cpu as u32).wrapping_neg()),
+            "core {}'s counter wrapped below zero",
+            cpu
+        );
     }
     r.switch_to_atomic_sync();
     assert_eq!(r.count(), Some(1), "count after the second switch (only the initial reference)");
@@ -224,7 +229,12 @@ pub(super) fn confirm_waits_for_a_core_inside_a_read_side_section() {
     while arch::ticks_to_ns(arch::counter() - t0) < 100_000_000 {
         rcu::rcu_quiescent_state();
         rcu::gp_try_complete();
-        assert_eq!((p.confirms(), p.releases()), (0, 0), "confirmed or released while core {} had not passed a quiescent point", c);
+        assert_eq!(
+            (p.confirms(), p.releases()),
+            (0, 0),
+            "confirmed or released while core {} had not passed a quiescent point",
+            c
+        );
     }
     go.store(true, Ordering::Release);
     wait_until("release", || p.releases() == 1);

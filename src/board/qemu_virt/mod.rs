@@ -85,7 +85,11 @@ pub fn discover(dtb: usize) -> BootInfo {
             info.mpidr[n] = id;
             n += 1;
         } else {
-            defmt::warn!("core with MPIDR {=u64:#x} is listed in the DTB but beyond MAX_CPUS = {}; left off", id, MAX_CPUS);
+            defmt::warn!(
+                "core with MPIDR {=u64:#x} is listed in the DTB but beyond MAX_CPUS = {}; left off",
+                id,
+                MAX_CPUS
+            );
         }
     }
     info.ncpus = n;

@@ -130,8 +130,7 @@ pub type StartError = smccc::psci::Error;
 /// Cores (by logical number) that [`start_cpu`] leaves in the spin table: the `hold-core=N[,M]`
 /// kernel command-line option, for testing the report of a core that never comes up.
 fn held(cpu: usize) -> bool {
-    super::bootarg("hold-core")
-        .is_some_and(|v| v.split(',').any(|c| c.trim().parse::<usize>().ok() == Some(cpu)))
+    super::bootarg("hold-core").is_some_and(|v| v.split(',').any(|c| c.trim().parse::<usize>().ok() == Some(cpu)))
 }
 
 /// The four cores (fixed: the BCM2711 has no others), and the command line from the DTB in x0
@@ -149,8 +148,8 @@ pub fn discover(dtb: usize) -> BootInfo {
     // QEMU's loader leaves x0 = 0x100 (its old ATAGS address) when it has no DTB to pass: only
     // a blob with the FDT magic is a device tree. Without one there is no command line, which is
     // fine: nothing else comes from it.
-    // SAFETY: any address below the end of the first RAM region is mapped Normal; 4-byte read.
-    let magic = if dtb != 0 && dtb % 4 == 0 && dtb + 4 <= MEMORY_MAP[0].size {
+    let magic = if dtb != 0 && dtb.is_multiple_of(4) && dtb + 4 <= MEMORY_MAP[0].size {
+        // SAFETY: any address below the end of the first RAM region is mapped Normal; 4-byte read.
         u32::from_be(unsafe { read_volatile(dtb as *const u32) })
     } else {
         0
@@ -163,13 +162,18 @@ pub fn discover(dtb: usize) -> BootInfo {
         match unsafe { fdt::Fdt::from_ptr(dtb as *const u8) } {
             Ok(fdt) => {
                 if let Some(args) = fdt.chosen().bootargs() {
-                    // SAFETY of 'static: the DTB stays in place for the whole run (see above).
-                    let args: &'static str = unsafe { core::mem::transmute::<&str, &'static str>(args) };
+                    let args: &'static str =
+                        // SAFETY: 'static is sound because the DTB stays in place for the whole run (see above).
+                        unsafe { core::mem::transmute::<&str, &'static str>(args) };
                     info.bootargs = args;
                     super::set_bootargs(args);
                 }
             }
-            Err(e) => defmt::warn!("x0 = {=usize:#x} is not a device tree ({}); no command line", dtb, defmt::Debug2Format(&e)),
+            Err(e) => defmt::warn!(
+                "x0 = {=usize:#x} is not a device tree ({}); no command line",
+                dtb,
+                defmt::Debug2Format(&e)
+            ),
         }
     }
     info

@@ -203,7 +203,10 @@ impl PercpuRef {
     /// zero after `kill`: from the RCU callback that folds the counters or from the last put, on
     /// whichever core that happens; it must not block. Fails (no panic) if the per-cpu counter
     /// cannot be allocated.
-    pub fn init(release: impl Fn(&PercpuRef) + Send + Sync + 'static, flags: Flags) -> Result<Arc<PercpuRef>, PercpuRefError> {
+    pub fn init(
+        release: impl Fn(&PercpuRef) + Send + Sync + 'static,
+        flags: Flags,
+    ) -> Result<Arc<PercpuRef>, PercpuRefError> {
         let pcpu = PerCpuBox::new(0u32).map_err(PercpuRefError::Alloc)?;
         let addr = pcpu.template_addr();
         assert!(addr & FLAG_MASK == 0 && addr != 0, "percpu_ref: counter address {:#x} not 4-byte aligned", addr);

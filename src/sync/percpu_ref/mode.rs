@@ -83,7 +83,10 @@ impl PercpuRef {
         }
         if rcu::in_callback() {
             // The switch's callback may be queued behind the one running, on this core.
-            panic!("percpu_ref: waiting for a mode switch from an RCU callback on core {} (it would wait for itself)", crate::percpu::cpu_id());
+            panic!(
+                "percpu_ref: waiting for a mode switch from an RCU callback on core {} (it would wait for itself)",
+                crate::percpu::cpu_id()
+            );
         }
         // As a quiescent waiter that runs this core's ready callbacks (the switch's own callback
         // may be queued here).
@@ -189,7 +192,10 @@ impl PercpuRef {
         let mut confirm_now = None;
         {
             let mut s = self.lock();
-            if confirm.is_some() && self.word.load(Ordering::Relaxed) & DEAD == 0 && self.switching.load(Ordering::Relaxed) {
+            if confirm.is_some()
+                && self.word.load(Ordering::Relaxed) & DEAD == 0
+                && self.switching.load(Ordering::Relaxed)
+            {
                 // The pending switch's grace period began before DEAD: wait for it, then
                 // start one of our own (Linux waits in __percpu_ref_switch_mode too). A second
                 // kill is reported below without waiting; a plain kill never waits.
