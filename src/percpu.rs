@@ -145,8 +145,10 @@ impl<T> PerCpu<T> {
     }
 
     /// Runs `f` on this core's copy with interrupts masked, so no handler on this core can
-    /// observe or modify it half-way. `with` does not nest on a core (a nested call on the same
-    /// variable would hand out a second `&mut`): a nested call is a named error.
+    /// observe or modify it half-way. `with` does not nest on a core, on any variable (a nested
+    /// call on the same one would hand out a second `&mut`; one flag per core is the cheap way
+    /// to refuse that): a nested call is a named error. Inside `f`, reach the variable only
+    /// through the `&mut` it gets, not through `get`/`set`.
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let _irq = arch::IrqGuard::new();
         assert!(!IN_WITH.get(), "PerCpu::with nested on core {} (it would alias)", cpu_id());

@@ -142,10 +142,15 @@ fn store(p: &AtomicPtr<&'static str>, s: Option<&'static str>) {
     p.store(v, Ordering::Release);
 }
 
-/// Names the test image and case now running (or none), for the failure reports. The test
-/// registry ([`crate::test`]) sets it around each case.
-pub fn set_running_case(bin: Option<&'static str>, case: Option<&'static str>) {
-    store(&BIN, bin);
+/// Names the test image now running, for the failure reports (the test registry,
+/// [`crate::test`], sets it once).
+pub fn set_running_image(bin: &'static str) {
+    store(&BIN, Some(bin));
+}
+
+/// Names the test case now running (or none), for the failure reports. The test registry sets
+/// it around each case.
+pub fn set_running_case(case: Option<&'static str>) {
     store(&CASE, case);
 }
 

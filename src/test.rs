@@ -13,7 +13,7 @@
 //! `test <bin>::<case> ... FAILED: <message> at <file>:<line> (core N)` and exits QEMU with code
 //! 101. `@`-lines tell the host runner which case and which cores are busy, so a hang is named.
 
-use crate::runtime::set_running_case;
+use crate::runtime::{set_running_case, set_running_image};
 use crate::smp;
 
 /// One named test case.
@@ -46,6 +46,7 @@ pub fn run_tests(bin: &'static str, cases: &[TestCase]) -> i32 {
         }
         return 0;
     }
+    set_running_image(bin);
     let count = cases.iter().filter(selected).count();
     match filter {
         None => defmt::println!("running {} cases on {} cores ({})", count, smp::num_online(), crate::board::NAME),
@@ -59,14 +60,14 @@ pub fn run_tests(bin: &'static str, cases: &[TestCase]) -> i32 {
         ),
     }
     for c in cases.iter().filter(selected) {
-        set_running_case(Some(bin), Some(c.name));
+        set_running_case(Some(c.name));
         defmt::println!("@case {=str}::{=str}", bin, c.name);
         (c.f)();
         // Between cases core 0 passes a quiescent point, like an idle loop between work items.
         crate::rcu::rcu_quiescent_state();
         defmt::println!("test {=str}::{=str} ... ok", bin, c.name);
     }
-    set_running_case(Some(bin), None);
+    set_running_case(None);
     defmt::println!("@summary {=str} {} 0", bin, count);
     0
 }

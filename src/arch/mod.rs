@@ -162,8 +162,10 @@ pub unsafe fn set_tpidr(v: usize) {
 
 /// This core's TPIDR_EL1, as read by [`percpu_base`]: only that function makes one, so a
 /// function that takes a `PercpuBase` knows it is this core's per-cpu offset.
+/// Neither `Send` nor `Sync`: a base carried to another core would make that core's adds land
+/// in this core's counters.
 #[derive(Clone, Copy)]
-pub struct PercpuBase(usize);
+pub struct PercpuBase(usize, core::marker::PhantomData<*const ()>);
 
 impl PercpuBase {
     /// The offset.
@@ -181,7 +183,7 @@ pub fn percpu_base() -> PercpuBase {
     let v: usize;
     // SAFETY: reads a system register; no memory effects; constant for the core's lifetime.
     unsafe { core::arch::asm!("mrs {}, tpidr_el1", out(reg) v, options(pure, nomem, nostack, preserves_flags)) };
-    PercpuBase(v)
+    PercpuBase(v, core::marker::PhantomData)
 }
 
 /// The restartable `ldr` / `$op` / `str` on `[$ptr + $base]` with its `.ras_table` entry (first

@@ -121,7 +121,8 @@ pub fn init_distributor(gicd_base: usize, gicc_base: usize) {
         d.icenabler[n].set(!0);
         d.icpendr[n].set(!0);
     }
-    for n in 8..words * 8 {
+    // 1020 ids at most: IPRIORITYR/ITARGETSR words 8..255 (word 255 is reserved).
+    for n in 8..(words * 8).min(255) {
         d.ipriorityr[n].set(u32::from_ne_bytes([PRIORITY; 4]));
         d.itargetsr[n].set(0x0101_0101);
     }
@@ -137,8 +138,9 @@ pub fn init_cpu(cpu: usize) {
         d.ipriorityr[n].set(u32::from_ne_bytes([PRIORITY; 4]));
     }
     d.isenabler[0].set(0x0000_ffff); // SGIs 0..15
-                                     // Non-secure accesses to Secure (group 0) interrupts are RAZ/WI: on a Pi whose firmware did
-                                     // not move them to group 1 (enable_gic=1) no SGI or tick would ever arrive. Say so.
+
+    // Non-secure accesses to Secure (group 0) interrupts are RAZ/WI: on a Pi whose firmware did
+    // not move them to group 1 (enable_gic=1) no SGI or tick would ever arrive. Say so.
     if d.isenabler[0].get() & 0xffff != 0xffff {
         defmt::error!(
             "GIC: SGIs of core {} stay disabled (interrupts are Secure-only; enable_gic=1 in config.txt?)",
@@ -208,6 +210,12 @@ pub fn handle_irq(frame: &Frame) {
         let id = iar & 0x3ff;
         if id >= SPURIOUS {
             return;
+        }
+        if id < 16 {
+            // The sender's message (Normal memory) is read only after the acknowledge (a
+            // Device read) has seen the SGI; pairs with the dsb in send_sgi (Linux's
+            // gic_handle_irq does the same).
+            crate::arch::smp_rmb();
         }
         let h = HANDLERS.get(id as usize).map_or(0, |h| h.load(Ordering::Acquire));
         if h != 0 {

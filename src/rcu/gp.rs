@@ -97,8 +97,9 @@ fn complete_one(from_irq: bool) -> bool {
         }
     }
     smp_mb(); // B: the quiescent states read above are ordered before DONE; pairs with A
-              // From the tick or an IRQ exit, do not spin: whoever holds the lock completes it, or a
-              // later tick does.
+
+    // From the tick or an IRQ exit, do not spin: whoever holds the lock completes it, or a
+    // later tick does.
     let l = if from_irq {
         match gp_try_lock() {
             Some(l) => l,

@@ -200,6 +200,7 @@ static IDLE_HOOKS: smp::IdleHooks = smp::IdleHooks {
     idle_enter,
     idle_exit,
     blocking_wait: |cond| wait_quiescent(cond),
+    might_block: qs::might_block_here,
     cpu_online: eqs_exit,
     cpu_dead,
 };

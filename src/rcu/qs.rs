@@ -112,6 +112,13 @@ pub fn might_block(what: &str) {
     assert_not_in_reader(what);
 }
 
+/// The checks every blocking wait makes before it tests its condition (the `might_block` of
+/// `smp::IdleHooks`): not in an interrupt handler, a read-side section or an RCU callback.
+pub(super) fn might_block_here() {
+    might_block("a blocking wait");
+    not_in_callback("a blocking wait");
+}
+
 /// Names a blocking wait inside an RCU callback (always checked: one load).
 #[inline]
 pub(super) fn not_in_callback(what: &str) {

@@ -18,6 +18,9 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 /// Waits with WFE until `done()`, as an extended quiescent state. `done` must read the
 /// condition with Acquire (it pairs with the waker's Release store).
 pub fn wait_event(mut done: impl FnMut() -> bool) {
+    // Misuse is named whether or not this call would have to wait (Linux's `might_sleep()`
+    // before testing the condition), so it does not hide until a rare contended run.
+    (super::hooks().might_block)();
     if done() {
         return;
     }

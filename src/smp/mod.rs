@@ -183,6 +183,9 @@ pub struct IdleHooks {
     pub idle_exit: fn(),
     /// A blocking wait: calls `cond` (which sleeps with WFE) until it returns false.
     pub blocking_wait: fn(&mut dyn FnMut() -> bool),
+    /// Names a blocking wait where none may be (an interrupt handler, a read-side section, an
+    /// RCU callback); called by every wait, before it tests its condition.
+    pub might_block: fn(),
     /// This core comes online, before it publishes itself in `ONLINE`.
     pub cpu_online: fn(),
     /// This core parks for good.
@@ -198,6 +201,7 @@ static NO_HOOKS: IdleHooks = IdleHooks {
     idle_enter: || true,
     idle_exit: || {},
     blocking_wait: spin_while,
+    might_block: || {},
     cpu_online: || {},
     cpu_dead: || {},
 };
@@ -205,13 +209,14 @@ static HOOKS: AtomicPtr<IdleHooks> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Installs the hooks (once, on core 0, before the other cores start).
 pub fn set_idle_hooks(hooks: &'static IdleHooks) {
-    // Release: the hook set is visible to whoever loads the pointer.
-    HOOKS.store(hooks as *const IdleHooks as *mut IdleHooks, Ordering::Release);
+    HOOKS.store(hooks as *const IdleHooks as *mut IdleHooks, Ordering::Relaxed);
 }
 
 #[inline]
 fn hooks() -> &'static IdleHooks {
-    let p = HOOKS.load(Ordering::Acquire);
+    // Relaxed: a hook set is a static, initialised at link time; only the pointer is stored,
+    // before the other cores start (their start is the synchronisation point).
+    let p = HOOKS.load(Ordering::Relaxed);
     if p.is_null() {
         &NO_HOOKS
     } else {

@@ -106,12 +106,14 @@ impl PercpuRwSem {
     fn reader_trylock(&self) -> bool {
         self.read_count.this_cpu_add(1);
         smp_mb(); // A: the increment before reading block; pairs with D in writer_trylock
-                  // Acquire: if !block, the critical section starts here, after the writer's release.
+
+        // Acquire: if !block, the critical section starts here, after the writer's release.
         if self.block.load(Ordering::Acquire) == 0 {
             return true;
         }
         self.read_count.this_cpu_add(u32::MAX); // -1
-                                                // Prod the writer to re-evaluate the reader count (in wait_event).
+
+        // Prod the writer to re-evaluate the reader count (in wait_event).
         smp::wake_up_all();
         false
     }
