@@ -83,6 +83,8 @@ static BATCH: [[AtomicU64; PIPE_LEN + 1]; MAX_CPUS] = [const { [const { AtomicU6
 const FLOOD_MAX_OUTSTANDING: u64 = 100_000;
 /// Heap a flood may add (the heap is 32 MiB).
 const FLOOD_HEAP_LIMIT: usize = 8 << 20;
+/// How long a flood's core waits, after flooding, for a grace period that has not ended yet.
+const FLOOD_GP_WAIT_MS: u64 = 2000;
 
 fn obj(i: usize) -> &'static Obj {
     &POOL[i]
@@ -323,6 +325,16 @@ fn flood(rng: &mut Rng) {
             bounded = false;
             break;
         }
+    }
+    // At least one grace period must end during the flood. The flood lasts only 20-50 ms, and
+    // on a loaded host a vCPU that holds the grace period open can be descheduled for longer
+    // than that (a 600 s debug soak on rpi4 under a load average of 10 saw 0 grace periods in
+    // one flood), so wait up to FLOOD_GP_WAIT_MS more, queueing nothing, before calling it a
+    // failure: a grace period that still does not end is a real forward-progress problem.
+    let wait_end = common::now_ms() + FLOOD_GP_WAIT_MS;
+    while bounded && rcu::completed() == gp0 && common::now_ms() < wait_end && !common::stopping() {
+        rcu::rcu_quiescent_state();
+        core::hint::spin_loop();
     }
     let gps = rcu::completed() - gp0;
     if !bounded || gps == 0 {
