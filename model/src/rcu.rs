@@ -1,16 +1,22 @@
 //! A stand-in for the firmware's RCU, which the `sync` files call (`synchronize_rcu`,
 //! `call_rcu`, the debug checks). It is an idealised QSBR, not a copy of `src/rcu/`: every
-//! state change is bracketed by SeqCst fences, so it is correct by construction and the models
-//! of `sync` check `sync`'s own barriers, not RCU's. Modelling `src/rcu/` itself needs the
+//! state change and every check is an AcqRel read-modify-write of one word (`seq`), so all of
+//! them are totally ordered and each happens after the ones before it: correct by construction,
+//! and the models of `sync` check `sync`'s own barriers, not RCU's. (Not SeqCst fences: loom
+//! makes each SeqCst fence synchronise with every earlier one in the order it happens to run
+//! them, and does not explore other orders of fences, so fences here would order the models'
+//! threads more than the hardware does.) Modelling `src/rcu/` itself needs the
 //! firmware's `rcu/` routed through the seam as `sync` is (see the README's loom section).
 //!
 //! Per core: a count of quiescent points and an "in an extended quiescent state" flag (a core
 //! that waits, or has no thread). A grace period ends once every other core has passed a
 //! quiescent point or been in an extended quiescent state after it began.
 use crate::machine::{self, cpu_id, AtomicU32, Mutex, Ordering, NR_CPUS};
-use loom::sync::atomic::{fence, AtomicBool};
+use loom::sync::atomic::AtomicBool;
 
 struct State {
+    /// The one word every RCU event goes through.
+    seq: AtomicU32,
     qs: Vec<AtomicU32>,
     eqs: Vec<AtomicBool>,
     callbacks: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
@@ -18,6 +24,7 @@ struct State {
 
 machine::global! {
     static RCU: State = State {
+        seq: AtomicU32::new(0),
         qs: (0..NR_CPUS).map(|_| AtomicU32::new(0)).collect(),
         // Core 0 (the model's main thread) is online; the others come online in spawn_cpu.
         eqs: (0..NR_CPUS).map(|c| AtomicBool::new(c != 0)).collect(),
@@ -25,10 +32,15 @@ machine::global! {
     };
 }
 
+/// Orders this core's accesses before and after against every other RCU event.
+fn event() {
+    RCU.seq.fetch_add(1, Ordering::AcqRel);
+}
+
 fn set_eqs(v: bool) {
-    fence(Ordering::SeqCst);
-    RCU.eqs[cpu_id()].store(v, Ordering::SeqCst);
-    fence(Ordering::SeqCst);
+    event();
+    RCU.eqs[cpu_id()].store(v, Ordering::Relaxed);
+    event();
 }
 
 /// This core enters an extended quiescent state (a blocking wait).
@@ -53,18 +65,22 @@ pub fn offline() {
 
 /// A quiescent point: the end of this core's implicit read-side section.
 pub fn quiescent_point() {
-    fence(Ordering::SeqCst);
-    RCU.qs[cpu_id()].fetch_add(1, Ordering::SeqCst);
-    fence(Ordering::SeqCst);
+    event();
+    RCU.qs[cpu_id()].fetch_add(1, Ordering::Relaxed);
+    event();
 }
 
 /// Waits for a grace period (as an extended quiescent state, like the firmware's).
 pub fn synchronize_rcu() {
     let me = cpu_id();
     eqs_enter();
-    let snap: Vec<u32> = RCU.qs.iter().map(|q| q.load(Ordering::SeqCst)).collect();
+    let snap: Vec<u32> = RCU.qs.iter().map(|q| q.load(Ordering::Relaxed)).collect();
     for c in (0..NR_CPUS).filter(|&c| c != me) {
-        while !RCU.eqs[c].load(Ordering::SeqCst) && RCU.qs[c].load(Ordering::SeqCst) == snap[c] {
+        loop {
+            event();
+            if RCU.eqs[c].load(Ordering::Relaxed) || RCU.qs[c].load(Ordering::Relaxed) != snap[c] {
+                break;
+            }
             loom::thread::yield_now();
         }
     }

@@ -86,13 +86,7 @@ fn negative_without_c_writer_section_starts_before_drain() {
     assert!(check_fails_without(FILE, "C", 3, slow_reader));
 }
 
-/// Not shown: with B left out, loom (preemption bound 3, 1271 executions; bound 4 on the
-/// across-a-quiescent-point reader, 5519) finds no execution in which the reader's critical
-/// section is unordered with the writer's. Why is not yet understood (loom models a SeqCst
-/// fence as synchronising with every earlier one, stronger than C11, which may supply the
-/// order B should). This test pins the current result, so that a change is noticed; the
-/// README lists B as not shown.
 #[test]
-fn b_not_shown_loom_finds_no_failure_without_it() {
-    assert!(!check_fails_without(FILE, "B", 3, slow_reader));
+fn negative_without_b_reader_section_leaks_past_up_read() {
+    assert!(check_fails_without(FILE, "B", 3, slow_reader));
 }
