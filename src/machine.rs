@@ -33,6 +33,10 @@
 //! * The per-core add (`this_cpu_add`) is a restartable load-add-store on the firmware, atomic
 //!   against this core's interrupts but not an exclusive access. In the model each slot is
 //!   written only by its own thread, so a relaxed `fetch_add` is equivalent.
+//! * loom itself is stronger than C11 in one place: it makes each SeqCst fence synchronise with
+//!   every SeqCst fence that ran before it, in the order it happens to run them, and (as seen
+//!   with barrier B) does not seem to try the other orders. A model whose threads meet only
+//!   through fences can miss a bug; the model's RCU stand-in uses no fences for that reason.
 //! * `wake_up_all` (`dsb ishst; sev`) and `wait_event` (`wfe`) are not modelled: a waiter in the
 //!   model re-checks its condition after yielding to the other threads. WFE/SEV's lost-wake-up
 //!   argument is therefore not checked.
