@@ -12,7 +12,7 @@ use quiescent_model::machine::spawn_cpu;
 use quiescent_model::sync::percpu_rwsem::PercpuRwSem;
 use quiescent_model::sync::RwSemaphore;
 use quiescent_model::{check, check_fails_without, rcu, ForgetOnPanic};
-use std::sync::Arc;
+use std::rc::Rc;
 
 const FILE: &str = "src/sync/percpu_rwsem.rs";
 
@@ -21,7 +21,7 @@ const FILE: &str = "src/sync/percpu_rwsem.rs";
 /// critical section), the read, up_read.
 fn reader_vs_writer(before: fn(), inside: fn()) {
     let sem = ForgetOnPanic::new(PercpuRwSem::new().unwrap());
-    let data = Arc::new(UnsafeCell::new(0u32));
+    let data = Rc::new(UnsafeCell::new(0u32)); // loom threads are coroutines of one OS thread
     let (s, d) = (ForgetOnPanic::new((*sem).clone()), data.clone());
     let reader = spawn_cpu(1, move || {
         before();
