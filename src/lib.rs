@@ -11,6 +11,7 @@
 //! runtime           boot order, stacks, the panic handler and the fatal-exception report
 //! sync              rcu_sync, percpu-rwsem, rw_semaphore, percpu_ref
 //! rcu               QSBR grace periods, callbacks, RCU lists
+//! machine           the seam the primitives reach the machine through (loom in `model/`)
 //! smp               bring-up, idle loop, work queues, IPIs, the tick, Completion
 //! board             memory map, console UART, GIC bases, starting cores (PSCI / spin table)
 //! console           defmt over the board's UART
@@ -33,6 +34,7 @@ pub mod board;
 pub mod console;
 pub mod drivers;
 pub mod heap;
+pub mod machine;
 pub mod percpu;
 pub mod rcu;
 pub mod runtime;

@@ -42,7 +42,7 @@ pub enum Command {
     Suite {
         /// The boards to run it on.
         boards: Vec<Board>,
-        /// Only this image's runs (or `host`: only the host's unit tests).
+        /// Only this image's runs (or `host`: only the host's unit tests; `model`: only the loom models).
         only: Option<String>,
         /// Also print the `@` marker lines.
         verbose: bool,

@@ -34,13 +34,11 @@
 
 use super::rcu_sync::RcuSync;
 use super::RwSemaphore;
-use crate::arch::{self, smp_mb};
-use crate::percpu::{cpu_id, PerCpuAllocError, PerCpuBox};
+use crate::machine::{self, cpu_id, smp_mb, AtomicU32, AtomicUsize, Completion, Mutex, Ordering};
+use crate::machine::{PerCpuAllocError, PerCpuBox};
 use crate::rcu;
-use crate::smp::{self, Completion};
 use alloc::collections::VecDeque;
 use alloc::sync::{Arc, Weak};
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// A waiter in the FIFO queue.
 struct Waiter {
@@ -58,7 +56,7 @@ pub struct PercpuRwSem {
     read_count: PerCpuBox<u32>,
     /// Set while a writer holds or is acquiring the lock: new readers take the slow path.
     block: AtomicU32,
-    waiters: spin::Mutex<VecDeque<Arc<Waiter>>>,
+    waiters: Mutex<VecDeque<Arc<Waiter>>>,
     /// Debug: core number + 1 of the writer, 0 if none.
     owner: AtomicUsize,
     /// This semaphore's own `Arc`, for the `rcu_sync` exit callback.
@@ -67,7 +65,7 @@ pub struct PercpuRwSem {
     /// value for a moment while a waker counts a reader on its own core), to catch an unbalanced
     /// `up_read` exactly.
     #[cfg(debug_assertions)]
-    holders: core::sync::atomic::AtomicIsize,
+    holders: machine::AtomicIsize,
 }
 
 impl AsRef<RcuSync> for PercpuRwSem {
@@ -84,11 +82,11 @@ impl PercpuRwSem {
             rss: RcuSync::new(),
             read_count,
             block: AtomicU32::new(0),
-            waiters: spin::Mutex::new(VecDeque::new()),
+            waiters: Mutex::new(VecDeque::new()),
             owner: AtomicUsize::new(0),
             me: me.clone(),
             #[cfg(debug_assertions)]
-            holders: core::sync::atomic::AtomicIsize::new(0),
+            holders: machine::AtomicIsize::new(0),
         }))
     }
 
@@ -99,7 +97,7 @@ impl PercpuRwSem {
 
     /// Sum of the per-core read counts (wrapping: per-core counts may go "negative").
     fn readers(&self) -> i32 {
-        self.read_count.sum(smp::online_cpus()) as i32
+        self.read_count.sum(machine::online_cpus()) as i32
     }
 
     /// Linux's `__percpu_down_read_trylock`.
@@ -114,7 +112,7 @@ impl PercpuRwSem {
         self.read_count.this_cpu_add(u32::MAX); // -1
 
         // Prod the writer to re-evaluate the reader count (in wait_event).
-        smp::wake_up_all();
+        machine::wake_up_all();
         false
     }
 
@@ -206,7 +204,7 @@ impl RwSemaphore for PercpuRwSem {
         // Fast path: an implicit RCU read-side section (QSBR) covers the test and the add.
         // TPIDR_EL1 is read unconditionally so that, in a loop, the compiler reads it once.
         rcu::assert_watching("percpu_down_read");
-        let base = arch::percpu_base();
+        let base = machine::percpu_base();
         if self.rss.is_idle() {
             self.read_count.this_cpu_inc_at(base);
         } else {
@@ -233,14 +231,14 @@ impl RwSemaphore for PercpuRwSem {
     #[inline]
     fn up_read(&self) {
         rcu::assert_watching("percpu_up_read");
-        let base = arch::percpu_base();
+        let base = machine::percpu_base();
         if self.rss.is_idle() {
             self.read_count.this_cpu_dec_at(base);
         } else {
             smp_mb(); // B: the critical section before the decrement; pairs with C in down_write
             self.read_count.this_cpu_add(u32::MAX);
             // A reader only ever wakes the (single) writer waiting for the count.
-            smp::wake_up_all();
+            machine::wake_up_all();
         }
         self.debug_release();
     }
@@ -255,7 +253,7 @@ impl RwSemaphore for PercpuRwSem {
         // Wait for the readers already inside (new ones see block and queue). Fault injection
         // (`inject-rwsem-no-drain`, never in normal builds) skips this, for the lock torture's
         // self-test.
-        smp::wait_event(|| cfg!(feature = "inject-rwsem-no-drain") || self.readers() == 0);
+        machine::wait_event(|| cfg!(feature = "inject-rwsem-no-drain") || self.readers() == 0);
         smp_mb(); // C: the zero sum before the critical section; pairs with B in up_read
         self.owner.store(cpu_id() + 1, Ordering::Relaxed);
     }

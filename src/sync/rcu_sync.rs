@@ -14,9 +14,9 @@
 //! A reader that sees IDLE is inside an (implicit, QSBR) RCU read-side section, so a writer that
 //! leaves IDLE and waits a grace period knows every reader from then on sees "not idle".
 
-use crate::{rcu, smp};
+use crate::machine::{self, AtomicU32, AtomicU64, Mutex, Ordering};
+use crate::rcu;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 const IDLE: u32 = 0;
 const ENTER: u32 = 1;
@@ -30,11 +30,13 @@ const REPLAY: u32 = 4;
 pub struct RcuSync {
     state: AtomicU32,
     /// Writers inside (between enter and exit).
-    count: spin::Mutex<u32>,
+    count: Mutex<u32>,
 }
 
-/// Grace periods writers waited for in `enter` (observable: back-to-back writers pay once).
-static GP_WAITS: AtomicU64 = AtomicU64::new(0);
+machine::global! {
+    /// Grace periods writers waited for in `enter` (observable: back-to-back writers pay once).
+    static GP_WAITS: AtomicU64 = AtomicU64::new(0);
+}
 
 /// Number of grace periods `enter` has waited for, over all `RcuSync`s.
 pub fn gp_waits() -> u64 {
@@ -55,8 +57,8 @@ impl AsRef<RcuSync> for RcuSync {
 
 impl RcuSync {
     /// An idle `rcu_sync`.
-    pub const fn new() -> Self {
-        RcuSync { state: AtomicU32::new(IDLE), count: spin::Mutex::new(0) }
+    pub fn new() -> Self {
+        RcuSync { state: AtomicU32::new(IDLE), count: Mutex::new(0) }
     }
 
     /// The reader's test: one load, no barrier. Only meaningful inside an RCU read-side section
@@ -87,7 +89,7 @@ impl RcuSync {
         }
         // Another writer is waiting for the grace period; PASSED, EXIT and REPLAY all mean it
         // has passed (readers are on the slow path).
-        smp::wait_event(|| self.state.load(Ordering::Acquire) >= PASSED);
+        machine::wait_event(|| self.state.load(Ordering::Acquire) >= PASSED);
     }
 
     /// A writer leaves. When the last one leaves, readers return to their fast path one grace
@@ -122,7 +124,7 @@ impl RcuSync {
         if *n > 0 {
             // Release: whatever the writers did is visible to a waiter that sees PASSED.
             self.state.store(PASSED, Ordering::Release);
-            smp::wake_up_all();
+            machine::wake_up_all();
         } else if st == REPLAY {
             // Another exit happened during the exit grace period: wait one more.
             self.state.store(EXIT, Ordering::Relaxed);

@@ -93,13 +93,24 @@ pub fn build_bin(root: &Path, board: Board, name: &str, build: Build) -> Result<
 
 /// Runs the host crate's own unit tests; returns (passed, failed).
 pub fn host_tests(root: &Path) -> (u32, u32) {
+    host_crate_tests(root, "host", "host/Cargo.toml")
+}
+
+/// Runs the loom models (`model/`, the firmware's own sync sources under loom); returns
+/// (passed, failed).
+pub fn model_tests(root: &Path) -> (u32, u32) {
+    host_crate_tests(root, "model", "model/Cargo.toml")
+}
+
+/// `cargo test` of a host crate in the repository; returns (passed, failed).
+fn host_crate_tests(root: &Path, name: &str, manifest: &str) -> (u32, u32) {
     let out = Command::new("cargo")
-        .args(["test", "-q", "--manifest-path", "host/Cargo.toml", "--target", host_triple()])
+        .args(["test", "-q", "--manifest-path", manifest, "--target", host_triple()])
         .current_dir(root)
         .stderr(Stdio::inherit())
         .output();
     let Ok(out) = out else {
-        println!("test host::cargo_test ... FAILED: cannot run cargo");
+        println!("test {name}::cargo_test ... FAILED: cannot run cargo");
         return (0, 1);
     };
     let text = String::from_utf8_lossy(&out.stdout);

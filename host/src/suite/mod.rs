@@ -104,7 +104,8 @@ fn run_selected(elf: &Path, board: Board, runs: &[Run], sel: &Selection, verbose
 }
 
 /// `qrun suite`: every image in every configuration for each of `boards`, then the host's unit
-/// tests. `only` keeps the runs of one image (or `host`: only the unit tests).
+/// tests and the loom models. `only` keeps the runs of one image (or `host`: only the unit
+/// tests; `model`: only the loom models).
 pub fn run(boards: &[Board], only: Option<&str>, verbose: bool) -> ExitCode {
     let root = cargo::repo_root();
     let mut total = Tally::default();
@@ -156,6 +157,15 @@ pub fn run(boards: &[Board], only: Option<&str>, verbose: bool) -> ExitCode {
         total.failed += f;
         if f > 0 {
             total.failures.push("host unit tests".into());
+        }
+    }
+    if only.is_none() || only == Some("model") {
+        println!("== loom models (model/)");
+        let (p, f) = cargo::model_tests(&root);
+        total.passed += p;
+        total.failed += f;
+        if f > 0 {
+            total.failures.push("loom models".into());
         }
     }
     if !total.failures.is_empty() {

@@ -1,0 +1,113 @@
+//! A stand-in for the firmware's RCU, which the `sync` files call (`synchronize_rcu`,
+//! `call_rcu`, the debug checks). It is an idealised QSBR, not a copy of `src/rcu/`: every
+//! state change and every check is an AcqRel read-modify-write of one word (`seq`), so all of
+//! them are totally ordered and each happens after the ones before it: correct by construction,
+//! and the models of `sync` check `sync`'s own barriers, not RCU's. (Not SeqCst fences: loom
+//! makes each SeqCst fence synchronise with every earlier one in the order it happens to run
+//! them, and does not explore other orders of fences, so fences here would order the models'
+//! threads more than the hardware does.) Modelling `src/rcu/` itself needs the
+//! firmware's `rcu/` routed through the seam as `sync` is (see the README's loom section).
+//!
+//! Per core: a count of quiescent points and an "in an extended quiescent state" flag (a core
+//! that waits, or has no thread). A grace period ends once every other core has passed a
+//! quiescent point or been in an extended quiescent state after it began.
+use crate::machine::{self, cpu_id, AtomicU32, Mutex, Ordering, NR_CPUS};
+use loom::sync::atomic::AtomicBool;
+
+struct State {
+    /// The one word every RCU event goes through.
+    seq: AtomicU32,
+    qs: Vec<AtomicU32>,
+    eqs: Vec<AtomicBool>,
+    callbacks: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+}
+
+machine::global! {
+    static RCU: State = State {
+        seq: AtomicU32::new(0),
+        qs: (0..NR_CPUS).map(|_| AtomicU32::new(0)).collect(),
+        // Core 0 (the model's main thread) is online; the others come online in spawn_cpu.
+        eqs: (0..NR_CPUS).map(|c| AtomicBool::new(c != 0)).collect(),
+        callbacks: Mutex::new(Vec::new()),
+    };
+}
+
+/// Orders this core's accesses before and after against every other RCU event.
+fn event() {
+    RCU.seq.fetch_add(1, Ordering::AcqRel);
+}
+
+fn set_eqs(v: bool) {
+    event();
+    RCU.eqs[cpu_id()].store(v, Ordering::Relaxed);
+    event();
+}
+
+/// This core enters an extended quiescent state (a blocking wait).
+pub fn eqs_enter() {
+    set_eqs(true);
+}
+
+/// This core leaves its extended quiescent state.
+pub fn eqs_exit() {
+    set_eqs(false);
+}
+
+/// A spawned core starts watching.
+pub fn online() {
+    set_eqs(false);
+}
+
+/// A core's thread ends: RCU stops waiting for it.
+pub fn offline() {
+    set_eqs(true);
+}
+
+/// A quiescent point: the end of this core's implicit read-side section.
+pub fn quiescent_point() {
+    event();
+    RCU.qs[cpu_id()].fetch_add(1, Ordering::Relaxed);
+    event();
+}
+
+/// Waits for a grace period (as an extended quiescent state, like the firmware's).
+pub fn synchronize_rcu() {
+    let me = cpu_id();
+    eqs_enter();
+    let snap: Vec<u32> = RCU.qs.iter().map(|q| q.load(Ordering::Relaxed)).collect();
+    for c in (0..NR_CPUS).filter(|&c| c != me) {
+        loop {
+            event();
+            if RCU.eqs[c].load(Ordering::Relaxed) || RCU.qs[c].load(Ordering::Relaxed) != snap[c] {
+                break;
+            }
+            loom::thread::yield_now();
+        }
+    }
+    eqs_exit();
+}
+
+/// Queues `f` for after a grace period; [`barrier`] runs it.
+pub fn call_rcu(f: impl FnOnce() + Send + 'static) {
+    RCU.callbacks.lock().push(Box::new(f));
+}
+
+/// Waits for a grace period and runs the queued callbacks (and those they queue).
+pub fn barrier() {
+    loop {
+        let cbs = core::mem::take(&mut *RCU.callbacks.lock());
+        if cbs.is_empty() {
+            return;
+        }
+        synchronize_rcu();
+        for f in cbs {
+            f();
+        }
+    }
+}
+
+/// Debug check of the firmware (a no-op in the model).
+pub fn assert_watching(_what: &str) {}
+
+/// Debug check of the firmware (a no-op in the model).
+pub fn might_block(_what: &str) {}
