@@ -27,10 +27,11 @@ every configuration the suite lists for it, unless an option that shapes the run
 --exact and --list select test cases as libtest does (cargo test -- FILTER); --nocapture and
 --show-output are accepted and change nothing (output is never captured).
 The board also comes from QUIESCENT_BOARD, which overrides --board.
-qrun bench boots the bench image on QEMU virt twice (-icount shift=0 on --smp-icount cores,
-default 4; then multi-threaded TCG on --smp cores, default 8), keeps both consoles in DIR
-(default bench), and writes DIR/results.md and PNG charts; --report-only rewrites those two
-from the kept consoles. --sections: costs,scaling,update,mixed (default all).
+qrun bench boots the bench image on QEMU virt: with -icount shift=0 on --smp-icount cores
+(default 4); on multi-threaded TCG on --smp cores (default 8) for the costs, the scaling and
+the mixed workload; and on as many vCPUs as the host has cores for the update side. It keeps
+the consoles in DIR (default bench) and writes DIR/results.md and PNG charts; --report-only
+rewrites those from the kept consoles. --sections: costs,scaling,update,mixed (default all).
 ";
 
 /// What to do.

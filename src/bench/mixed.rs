@@ -8,7 +8,7 @@
 //! from sharing at high concurrency.
 
 use super::common::{consume, f, first_cores, line, next_window, on_cores, sliced, throughput, yn, CoreRun, Table};
-use super::scaling::CORES;
+use super::scaling::{median, CORES};
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -20,7 +20,8 @@ use quiescent::{arch, rcu};
 
 /// Shares of exclusive operations, in per mille.
 pub const SHARES: [u32; 4] = [0, 10, 100, 500];
-const WINDOW_MS: u64 = 120;
+const WINDOW_MS: u64 = 60;
+const REPS: usize = 3;
 /// Operations between two counter reads (a walk costs about a microsecond under mttcg).
 const CHUNK: u32 = 8;
 /// The file's page range, the mappings present at the start, and their lengths.
@@ -181,15 +182,23 @@ fn interval(rng: &mut Rng, owner: u32) -> Interval {
     Interval { start, end: start + len, owner }
 }
 
-/// Throughput of one configuration (operations per second, all cores).
-fn measure<P: Protect>(make: impl Fn() -> P, k: usize, share: u32) -> f64 {
-    let m = Arc::new(Mapping::new(make()));
-    let (start, end) = next_window(WINDOW_MS);
-    let m2 = m.clone();
-    let runs = on_cores(k, Arc::new(move |i| m2.run(i as u32, share, start, end)));
-    // Mappings removed under RCU are freed by callbacks: let them run before the list goes.
-    rcu::rcu_barrier();
-    throughput(&runs)
+/// Throughput of one protection at one share on each of `cores` (operations per second, all
+/// cores): the median of REPS windows, each on a fresh list, the core counts interleaved as in
+/// the scaling section.
+fn measure<P: Protect>(make: impl Fn() -> P, cores: &[usize], share: u32) -> Vec<f64> {
+    let mut v: Vec<Vec<f64>> = alloc::vec![Vec::new(); cores.len()];
+    for _ in 0..REPS {
+        for (i, &k) in cores.iter().enumerate() {
+            let m = Arc::new(Mapping::new(make()));
+            let (start, end) = next_window(WINDOW_MS);
+            let m2 = m.clone();
+            let runs = on_cores(k, Arc::new(move |i| m2.run(i as u32, share, start, end)));
+            // Mappings removed under RCU are freed by callbacks: let them run before the list goes.
+            rcu::rcu_barrier();
+            v[i].push(throughput(&runs));
+        }
+    }
+    v.into_iter().map(median).collect()
 }
 
 /// The protections, in report order: id, label.
@@ -200,12 +209,12 @@ pub const PRIMS: [(&str, &str); 4] = [
     ("rcu", "RCU readers + spinlock for updaters"),
 ];
 
-fn measure_prim(i: usize, k: usize, share: u32) -> f64 {
+fn measure_prim(i: usize, cores: &[usize], share: u32) -> Vec<f64> {
     match i {
-        0 => measure(|| spin::Mutex::new(()), k, share),
-        1 => measure(|| Rw(RwSem::new()), k, share),
-        2 => measure(|| Rw(PercpuRwSem::new().expect("per-cpu read counts")), k, share),
-        _ => measure(|| RcuReaders(spin::Mutex::new(())), k, share),
+        0 => measure(|| spin::Mutex::new(()), cores, share),
+        1 => measure(|| Rw(RwSem::new()), cores, share),
+        2 => measure(|| Rw(PercpuRwSem::new().expect("per-cpu read counts")), cores, share),
+        _ => measure(|| RcuReaders(spin::Mutex::new(())), cores, share),
     }
 }
 
@@ -228,8 +237,8 @@ pub fn run() {
         let mut thr = [[0f64; 4]; 4];
         for (i, (id, label)) in PRIMS.iter().enumerate() {
             let mut row = alloc::vec![String::from(*label)];
-            for (c, &k) in cores.iter().enumerate() {
-                let t = measure_prim(i, k, share);
+            let all = measure_prim(i, &cores, share);
+            for (c, (&k, &t)) in cores.iter().zip(&all).enumerate() {
                 thr[i][c] = t;
                 row.push(f(t / 1e3, 0));
                 line(

@@ -11,23 +11,31 @@ use alloc::vec::Vec;
 /// Core counts measured (those beyond the online cores are skipped).
 pub const CORES: [usize; 4] = [1, 2, 4, 8];
 /// Length of one window, and how many windows (the median counts).
-const WINDOW_MS: u64 = 100;
-const REPS: usize = 3;
+const WINDOW_MS: u64 = 60;
+const REPS: usize = 5;
 /// Operations between two counter reads: the read costs ~100 ns under mttcg, 2048 operations
 /// at least ~20 us.
 const CHUNK: u32 = 2048;
 
-/// Throughput of `side` on the first `k` cores, in operations per second (median of REPS).
-fn measure(s: &Arc<Subjects>, side: ReadSide, k: usize) -> f64 {
-    let mut v: Vec<f64> = (0..REPS)
-        .map(|_| {
+/// Throughput of `side` on each of `cores` (the first k online cores), in operations per
+/// second: the median of REPS windows per core count, the counts interleaved (1, 2, 4, 8, 1,
+/// 2, ...) so that a change in the host's load touches them all alike.
+fn measure(s: &Arc<Subjects>, side: ReadSide, cores: &[usize]) -> Vec<f64> {
+    let mut v: Vec<Vec<f64>> = alloc::vec![Vec::new(); cores.len()];
+    for _ in 0..REPS {
+        for (i, &k) in cores.iter().enumerate() {
             let (start, end) = next_window(WINDOW_MS);
             let s2 = s.clone();
-            throughput(&on_cores(k, Arc::new(move |_| side.window(&s2, start, end, CHUNK))))
-        })
-        .collect();
+            v[i].push(throughput(&on_cores(k, Arc::new(move |_| side.window(&s2, start, end, CHUNK)))));
+        }
+    }
+    v.into_iter().map(median).collect()
+}
+
+/// The median of samples.
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(core::cmp::Ordering::Equal));
-    v[v.len() / 2]
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Runs the section.
@@ -44,12 +52,9 @@ pub fn run(s: &Arc<Subjects>) {
     let mut table = Table::new("Read-side throughput vs cores, all cores in the same loop", &head_refs);
     for side in ReadSide::ALL {
         let mut row = alloc::vec![String::from(side.label())];
-        let mut one = 0.0;
-        for &k in &cores {
-            let t = measure(s, side, k);
-            if k == 1 {
-                one = t;
-            }
+        let thr = measure(s, side, &cores);
+        let one = thr[0];
+        for (&k, &t) in cores.iter().zip(&thr) {
             let speedup = t / if one > 0.0 { one } else { t.max(1.0) };
             row.push(alloc::format!("{} ({}x)", f(t / 1e6, 1), f(speedup, 2)));
             line(

@@ -141,18 +141,31 @@ fn shade_sliced<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
     Ok(())
 }
 
-fn series_legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
-    pos: SeriesLabelPosition,
-) -> Result<(), String> {
-    chart
-        .configure_series_labels()
-        .position(pos)
-        .label_font((FAMILY, 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(180, 180, 180))
-        .draw()
-        .map_err(err)
+/// A legend entry: label, colour, dashed.
+type Entry = (String, RGBColor, bool);
+
+/// Draws a legend as rows of entries across `area` (kept out of the plots, so it hides no data).
+fn legend_strip(area: &Area<'_>, items: &[Entry]) -> Result<(), String> {
+    let w = area.dim_in_pixel().0 as i32;
+    let font: TextStyle<'_> = (FAMILY, 15).into();
+    let (mut x, mut y) = (60i32, 8i32);
+    for (label, c, dashed) in items {
+        let tw = area.estimate_text_size(label, &font).map_err(err)?.0 as i32 + 60;
+        if x + tw > w && x > 60 {
+            x = 60;
+            y += 24;
+        }
+        let line = |a: i32, b: i32| PathElement::new(vec![(x + a, y + 9), (x + b, y + 9)], c.stroke_width(3));
+        if *dashed {
+            area.draw(&line(0, 10)).map_err(err)?;
+            area.draw(&line(16, 26)).map_err(err)?;
+        } else {
+            area.draw(&line(0, 26)).map_err(err)?;
+        }
+        area.draw(&Text::new(label.clone(), (x + 34, y), font.clone())).map_err(err)?;
+        x += tw;
+    }
+    Ok(())
 }
 
 fn costs(root: &Area<'_>, d: &Data) -> Result<bool, String> {
@@ -227,9 +240,11 @@ fn scaling(root: &Area<'_>, d: &Data) -> Result<bool, String> {
     let vals: Vec<f64> = recs.iter().filter_map(|r| r.num("ops_per_s")).map(|v| v / 1e6).collect();
     let (lo, hi) =
         (vals.iter().copied().fold(f64::MAX, f64::min) / 2.0, vals.iter().copied().fold(0.0, f64::max) * 2.5);
-    let mut chart = ChartBuilder::on(root)
+    let root = root.titled("Read-side throughput vs cores (mttcg, real time)", (FAMILY, 26)).map_err(err)?;
+    let (plot, strip) = root.split_vertically(root.dim_in_pixel().1 - 60);
+    let mut legend: Vec<Entry> = Vec::new();
+    let mut chart = ChartBuilder::on(&plot)
         .margin(16)
-        .caption("Read-side throughput vs cores (mttcg, real time)", (FAMILY, 26))
         .x_label_area_size(50)
         .y_label_area_size(80)
         .build_cartesian_2d(-0.25f64..3.25f64, (lo.max(0.01)..hi).log_scale())
@@ -255,14 +270,11 @@ fn scaling(root: &Area<'_>, d: &Data) -> Result<bool, String> {
             .collect();
         let c = color(&op);
         let label = recs.iter().find(|r| r.s("op") == op).map_or(op.as_str(), |r| r.s("label")).to_string();
-        chart
-            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(3)))
-            .map_err(err)?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
+        chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(3))).map_err(err)?;
         chart.draw_series(pts.iter().map(|&p| Circle::new(p, 5, c.filled()))).map_err(err)?;
+        legend.push((label, c, false));
     }
-    series_legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
+    legend_strip(&strip, &legend)?;
     Ok(true)
 }
 
@@ -276,7 +288,9 @@ fn mixed(root: &Area<'_>, d: &Data) -> Result<bool, String> {
         .map_err(err)?;
     let shares = d.distinct("mixed", "share_permille");
     let host = host_cores(&recs);
-    for (panel, share) in root.split_evenly((2, 2)).iter().zip(&shares) {
+    let (plots, strip) = root.split_vertically(root.dim_in_pixel().1 - 34);
+    let mut legend: Vec<Entry> = Vec::new();
+    for (panel, share) in plots.split_evenly((2, 2)).iter().zip(&shares) {
         let here: Vec<&&Rec> = recs.iter().filter(|r| r.s("share_permille") == share).collect();
         let hi = here.iter().filter_map(|r| r.num("ops_per_s")).fold(1.0, f64::max) / 1e3 * 1.15;
         let pct = share.parse::<f64>().unwrap_or(0.0) / 10.0;
@@ -307,15 +321,14 @@ fn mixed(root: &Area<'_>, d: &Data) -> Result<bool, String> {
                 .collect();
             let c = color(&op);
             let label = here.iter().find(|r| r.s("op") == op).map_or(op.as_str(), |r| r.s("label")).to_string();
-            chart
-                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(3)))
-                .map_err(err)?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
+            chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(3))).map_err(err)?;
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled()))).map_err(err)?;
+            if !legend.iter().any(|e| e.0 == label) {
+                legend.push((label, c, false));
+            }
         }
-        series_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     }
+    legend_strip(&strip, &legend)?;
     Ok(true)
 }
 
@@ -325,6 +338,7 @@ fn latency_panel(
     title: &str,
     series: &[(&str, &str, &str, RGBColor)],
     recs: &[&Rec],
+    legend: &mut Vec<Entry>,
 ) -> Result<(), String> {
     let pick = |op: &str, label: &str| -> Vec<&Rec> {
         recs.iter().copied().filter(|r| r.s("op") == op && r.s("label").starts_with(label)).collect()
@@ -375,26 +389,17 @@ fn latency_panel(
             if pts.is_empty() {
                 continue;
             }
-            let name = format!("{short}, {}", if dashed { "p99" } else { "median" });
+            let name = format!("{short}, {}", if dashed { "99th percentile" } else { "median" });
             if dashed {
-                chart
-                    .draw_series(DashedLineSeries::new(pts.clone(), 8, 6, c.stroke_width(2)))
-                    .map_err(err)?
-                    .label(name)
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 8, y), (x + 14, y), (x + 22, y)], c.stroke_width(2))
-                    });
+                chart.draw_series(DashedLineSeries::new(pts.clone(), 8, 6, c.stroke_width(2))).map_err(err)?;
             } else {
-                chart
-                    .draw_series(LineSeries::new(pts.clone(), c.stroke_width(3)))
-                    .map_err(err)?
-                    .label(name)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
+                chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(3))).map_err(err)?;
             }
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled()))).map_err(err)?;
+            legend.push((name, c, dashed));
         }
     }
-    series_legend(&mut chart, SeriesLabelPosition::UpperLeft)
+    Ok(())
 }
 
 fn update(root: &Area<'_>, d: &Data) -> Result<bool, String> {
@@ -405,22 +410,27 @@ fn update(root: &Area<'_>, d: &Data) -> Result<bool, String> {
     let root = root
         .titled("Update side: latency with the other cores idle vs busy in read sections (mttcg)", (FAMILY, 24))
         .map_err(err)?;
-    let panels = root.split_evenly((1, 2));
+    let (plots, strip) = root.split_vertically(root.dim_in_pixel().1 - 60);
+    let panels = plots.split_evenly((1, 2));
+    let mut legend: Vec<Entry> = Vec::new();
     latency_panel(
         &panels[0],
         "synchronize_rcu",
         &[("sync_rcu", "synchronize_rcu", "synchronize_rcu", RGBColor(44, 160, 44))],
         &recs,
+        &mut legend,
     )?;
     latency_panel(
         &panels[1],
-        "percpu_down_write + up_write",
+        "percpu_down_write + up_write (from idle: one grace period)",
         &[
             ("down_write_idle", "percpu_down_write + up_write, from idle", "from idle", RGBColor(31, 119, 180)),
             ("down_write_b2b", "percpu_down_write + up_write, back to back", "back to back", RGBColor(255, 127, 14)),
         ],
         &recs,
+        &mut legend,
     )?;
+    legend_strip(&strip, &legend)?;
     Ok(true)
 }
 

@@ -1,8 +1,9 @@
-//! `qrun bench`: boots the bench image twice on QEMU `virt` (`-icount shift=0`, where the
-//! figures are exact instruction counts, then multi-threaded TCG in real time), keeps each
-//! run's console text, parses its `BENCH` lines, and writes `results.md` and PNG charts.
+//! `qrun bench`: boots the bench image on QEMU `virt` with `-icount shift=0` (the figures are
+//! exact instruction counts) and then on multi-threaded TCG in real time, keeps each run's
+//! console text, parses its `BENCH` lines, and writes `results.md` and PNG charts.
 //!
-//! Files in the output folder (`bench/` by default): `icount.log`, `mttcg.log` (the consoles),
+//! Files in the output folder (`bench/` by default): `icount.log`, `mttcg.log`,
+//! `mttcg-update.log` (the consoles; see [`boots`]),
 //! `meta.txt` (date, command, QEMU, host), `results.md`, `*.png`. `--report-only` rewrites the
 //! last two from the first three without booting anything.
 
@@ -77,9 +78,34 @@ impl Meta {
     }
 }
 
-/// The two runs: mode, cores, whether icount.
-fn runs(args: &BenchArgs) -> [(&'static str, u32, bool); 2] {
-    [("icount", args.smp_icount, true), ("mttcg", args.smp, false)]
+/// One boot of the bench image.
+struct Boot {
+    /// Its log's name (`<name>.log`).
+    name: &'static str,
+    /// `icount` or `mttcg`.
+    mode: &'static str,
+    cores: u32,
+    /// The sections it runs (before `--sections` narrows them).
+    sections: &'static [&'static str],
+}
+
+/// The boots: exact instruction counts; real time on `--smp` cores for the costs, the scaling
+/// and the mixed workload; and the update side on as many vCPUs as the host has cores (at
+/// least 2, at most `--smp`). Latency needs its own boot: idle vCPUs beyond the host's cores
+/// still wake for their tick, and one that waits for a host core while the busy ones hold them
+/// all holds grace periods up (milliseconds instead of microseconds).
+fn boots(args: &BenchArgs, host_cores: usize) -> Vec<Boot> {
+    let update_cores = (host_cores as u32).clamp(2, args.smp.max(2));
+    vec![
+        Boot { name: "icount", mode: "icount", cores: args.smp_icount, sections: &["costs", "update"] },
+        Boot { name: "mttcg", mode: "mttcg", cores: args.smp, sections: &["costs", "scaling", "mixed"] },
+        Boot { name: "mttcg-update", mode: "mttcg", cores: update_cores, sections: &["update"] },
+    ]
+}
+
+/// The host's core count.
+fn host_cores() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get())
 }
 
 /// Runs `qrun bench`.
@@ -98,8 +124,13 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, String> {
     };
     let meta = Meta::parse(&read("meta.txt")?);
     let mut d = Data::default();
-    for (mode, _, _) in runs(args) {
-        d.recs.extend(data::parse_all(&read(&format!("{mode}.log"))?));
+    for b in boots(args, host_cores()) {
+        if let Ok(text) = read(&format!("{}.log", b.name)) {
+            d.recs.extend(data::parse_all(&text));
+        }
+    }
+    if d.recs.is_empty() {
+        return Err(format!("no BENCH lines in {}/*.log (run qrun bench first)", out.display()));
     }
     let md = report::results_md(&d, &meta);
     let md_path = out.join("results.md");
@@ -114,42 +145,54 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, String> {
 
 /// Boots the image in both modes, keeping each console in `<mode>.log`, and writes meta.txt.
 fn boot_both(args: &BenchArgs, elf: &Path) -> Result<(), String> {
-    let host_cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let host_cores = host_cores();
     let mut meta = Meta::default();
     let mut put = |k: &str, v: String| meta.items.push((k.to_string(), v));
     put("date", utc_now());
     put("command", command_line());
     put("host cores", host_cores.to_string());
     put("qemu", qemu_version());
-    for (mode, smp, icount) in runs(args) {
-        let mut append = format!("bench-mode={mode} host-cores={host_cores}");
-        if let Some(s) = &args.sections {
-            append.push_str(&format!(" bench-sections={s}"));
+    put("load average before the run", load_average());
+    for b in boots(args, host_cores) {
+        let wanted: Vec<&str> = b
+            .sections
+            .iter()
+            .copied()
+            .filter(|s| args.sections.as_deref().is_none_or(|w| w.split(',').any(|x| x == *s)))
+            .collect();
+        let log = args.out.join(format!("{}.log", b.name));
+        if wanted.is_empty() {
+            let _ = std::fs::remove_file(&log);
+            continue;
         }
+        let icount = b.mode == "icount";
         let cfg = RunConfig {
             board: Board::Virt,
-            smp,
+            smp: b.cores,
             icount,
             timeout_secs: args.timeout_secs,
-            append,
+            append: format!("bench-mode={} host-cores={host_cores} bench-sections={}", b.mode, wanted.join(",")),
             ..RunConfig::default()
         };
         let img = raw_image(elf)?;
         let cmd = qemu::qemu_command(&cfg, &img)?;
         let flags: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
-        put(&format!("qemu flags ({mode})"), format!("{} {}", qemu::QEMU, flags.join(" ")));
+        put(&format!("qemu flags ({})", b.name), format!("{} {}", qemu::QEMU, flags.join(" ")));
         println!(
-            "qrun bench: {mode} run on {smp} cores ({})",
-            if icount { "exact instruction counts" } else { "real time" }
+            "qrun bench: {} on {} cores ({}; {})",
+            b.name,
+            b.cores,
+            if icount { "exact instruction counts" } else { "real time" },
+            wanted.join(", ")
         );
         let started = std::time::Instant::now();
         let r = qemu::run(elf, &cfg, &mut std::io::stdout())?;
-        put(&format!("duration ({mode})"), format!("{:.0} s", started.elapsed().as_secs_f64()));
-        let log = args.out.join(format!("{mode}.log"));
+        put(&format!("duration ({})", b.name), format!("{:.0} s", started.elapsed().as_secs_f64()));
         std::fs::write(&log, &r.text).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
         if r.exit_code != 0 || !r.text.lines().any(|l| l.starts_with("BENCH done")) {
             return Err(format!(
-                "the {mode} run failed (exit code {}); its console is in {}",
+                "the {} run failed (exit code {}); its console is in {}",
+                b.name,
                 r.exit_code,
                 log.display()
             ));
@@ -166,6 +209,13 @@ fn command_line() -> String {
         Ok(c) if !c.is_empty() => format!("{c} (runs: {})", own.join(" ")),
         _ => own.join(" "),
     }
+}
+
+/// The host's 1, 5 and 15-minute load averages (other work on the host slows real-time rows).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// `qemu-system-aarch64 --version`'s first line.
