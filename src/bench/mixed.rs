@@ -182,23 +182,15 @@ fn interval(rng: &mut Rng, owner: u32) -> Interval {
     Interval { start, end: start + len, owner }
 }
 
-/// Throughput of one protection at one share on each of `cores` (operations per second, all
-/// cores): the median of REPS windows, each on a fresh list, the core counts interleaved as in
-/// the scaling section.
-fn measure<P: Protect>(make: impl Fn() -> P, cores: &[usize], share: u32) -> Vec<f64> {
-    let mut v: Vec<Vec<f64>> = alloc::vec![Vec::new(); cores.len()];
-    for _ in 0..REPS {
-        for (i, &k) in cores.iter().enumerate() {
-            let m = Arc::new(Mapping::new(make()));
-            let (start, end) = next_window(WINDOW_MS);
-            let m2 = m.clone();
-            let runs = on_cores(k, Arc::new(move |i| m2.run(i as u32, share, start, end)));
-            // Mappings removed under RCU are freed by callbacks: let them run before the list goes.
-            rcu::rcu_barrier();
-            v[i].push(throughput(&runs));
-        }
-    }
-    v.into_iter().map(median).collect()
+/// Throughput of one window on a fresh list (operations per second, all cores).
+fn window<P: Protect>(make: impl Fn() -> P, k: usize, share: u32) -> f64 {
+    let m = Arc::new(Mapping::new(make()));
+    let (start, end) = next_window(WINDOW_MS);
+    let m2 = m.clone();
+    let runs = on_cores(k, Arc::new(move |i| m2.run(i as u32, share, start, end)));
+    // Mappings removed under RCU are freed by callbacks: let them run before the list goes.
+    rcu::rcu_barrier();
+    throughput(&runs)
 }
 
 /// The protections, in report order: id, label.
@@ -209,13 +201,28 @@ pub const PRIMS: [(&str, &str); 4] = [
     ("rcu", "RCU readers + spinlock for updaters"),
 ];
 
-fn measure_prim(i: usize, cores: &[usize], share: u32) -> Vec<f64> {
+fn window_of(i: usize, k: usize, share: u32) -> f64 {
     match i {
-        0 => measure(|| spin::Mutex::new(()), cores, share),
-        1 => measure(|| Rw(RwSem::new()), cores, share),
-        2 => measure(|| Rw(PercpuRwSem::new().expect("per-cpu read counts")), cores, share),
-        _ => measure(|| RcuReaders(spin::Mutex::new(())), cores, share),
+        0 => window(|| spin::Mutex::new(()), k, share),
+        1 => window(|| Rw(RwSem::new()), k, share),
+        2 => window(|| Rw(PercpuRwSem::new().expect("per-cpu read counts")), k, share),
+        _ => window(|| RcuReaders(spin::Mutex::new(())), k, share),
     }
+}
+
+/// Throughput of every protection at `share` on each of `cores`: the median of REPS windows,
+/// the protections and core counts interleaved (each round runs every one once), so that a
+/// change in the host's load touches them all alike.
+fn measure_share(cores: &[usize], share: u32) -> Vec<Vec<f64>> {
+    let mut v: Vec<Vec<Vec<f64>>> = alloc::vec![alloc::vec![Vec::new(); cores.len()]; PRIMS.len()];
+    for _ in 0..REPS {
+        for (i, per_prim) in v.iter_mut().enumerate() {
+            for (c, &k) in cores.iter().enumerate() {
+                per_prim[c].push(window_of(i, k, share));
+            }
+        }
+    }
+    v.into_iter().map(|p| p.into_iter().map(median).collect()).collect()
 }
 
 /// Runs the section.
@@ -234,12 +241,10 @@ pub fn run() {
     for share in SHARES {
         let title = alloc::format!("Seed 004 mixed workload: {}% exclusive operations", f(share as f64 / 10.0, 0));
         let mut table = Table::new(&title, &head_refs);
-        let mut thr = [[0f64; 4]; 4];
+        let thr = measure_share(&cores, share);
         for (i, (id, label)) in PRIMS.iter().enumerate() {
             let mut row = alloc::vec![String::from(*label)];
-            let all = measure_prim(i, &cores, share);
-            for (c, (&k, &t)) in cores.iter().zip(&all).enumerate() {
-                thr[i][c] = t;
+            for (&k, &t) in cores.iter().zip(&thr[i]) {
                 row.push(f(t / 1e3, 0));
                 line(
                     "mixed",

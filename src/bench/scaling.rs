@@ -17,19 +17,21 @@ const REPS: usize = 5;
 /// at least ~20 us.
 const CHUNK: u32 = 2048;
 
-/// Throughput of `side` on each of `cores` (the first k online cores), in operations per
-/// second: the median of REPS windows per core count, the counts interleaved (1, 2, 4, 8, 1,
-/// 2, ...) so that a change in the host's load touches them all alike.
-fn measure(s: &Arc<Subjects>, side: ReadSide, cores: &[usize]) -> Vec<f64> {
-    let mut v: Vec<Vec<f64>> = alloc::vec![Vec::new(); cores.len()];
+/// Throughput of every read side on each of `cores` (the first k online cores), in operations
+/// per second: the median of REPS windows, the read sides and core counts interleaved (each
+/// round runs every pair once), so that a change in the host's load touches them all alike.
+fn measure(s: &Arc<Subjects>, cores: &[usize]) -> Vec<Vec<f64>> {
+    let mut v: Vec<Vec<Vec<f64>>> = alloc::vec![alloc::vec![Vec::new(); cores.len()]; ReadSide::ALL.len()];
     for _ in 0..REPS {
-        for (i, &k) in cores.iter().enumerate() {
-            let (start, end) = next_window(WINDOW_MS);
-            let s2 = s.clone();
-            v[i].push(throughput(&on_cores(k, Arc::new(move |_| side.window(&s2, start, end, CHUNK)))));
+        for (side, per_side) in ReadSide::ALL.into_iter().zip(v.iter_mut()) {
+            for (c, &k) in cores.iter().enumerate() {
+                let (start, end) = next_window(WINDOW_MS);
+                let s2 = s.clone();
+                per_side[c].push(throughput(&on_cores(k, Arc::new(move |_| side.window(&s2, start, end, CHUNK)))));
+            }
         }
     }
-    v.into_iter().map(median).collect()
+    v.into_iter().map(|p| p.into_iter().map(median).collect()).collect()
 }
 
 /// The median of samples.
@@ -50,9 +52,9 @@ pub fn run(s: &Arc<Subjects>) {
     );
     let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
     let mut table = Table::new("Read-side throughput vs cores, all cores in the same loop", &head_refs);
-    for side in ReadSide::ALL {
+    let all = measure(s, &cores);
+    for (side, thr) in ReadSide::ALL.into_iter().zip(all) {
         let mut row = alloc::vec![String::from(side.label())];
-        let thr = measure(s, side, &cores);
         let one = thr[0];
         for (&k, &t) in cores.iter().zip(&thr) {
             let speedup = t / if one > 0.0 { one } else { t.max(1.0) };

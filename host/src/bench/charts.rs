@@ -354,19 +354,21 @@ fn latency_panel(
         return Ok(());
     }
     let lo = all.iter().copied().fold(f64::MAX, f64::min).max(0.01) / 2.0;
+    // Only the core counts measured (the update side boots on as many vCPUs as host cores).
+    let xmax = recs.iter().filter_map(|r| r.num("busy")).map(|b| xpos(b + 1.0)).fold(1.0, f64::max) + 0.25;
     let hi = all.iter().copied().fold(0.0, f64::max) * 3.0;
     let mut chart = ChartBuilder::on(area)
         .margin(14)
         .caption(title, (FAMILY, 19))
         .x_label_area_size(44)
         .y_label_area_size(70)
-        .build_cartesian_2d(-0.25f64..3.25f64, (lo..hi).log_scale())
+        .build_cartesian_2d(-0.25f64..xmax, (lo..hi).log_scale())
         .map_err(err)?;
     chart
         .configure_mesh()
         .x_labels(14)
         .x_label_formatter(&core_label)
-        .x_desc("cores (core 0 measures; the others busy in read sections)")
+        .x_desc("cores: core 0 measures, the others loop short read sections (1: the others idle)")
         .y_desc("latency (log scale)")
         .y_label_formatter(&micros)
         .light_line_style(WHITE)
