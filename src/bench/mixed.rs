@@ -20,8 +20,8 @@ use quiescent::{arch, rcu};
 
 /// Shares of exclusive operations, in per mille.
 pub const SHARES: [u32; 4] = [0, 10, 100, 500];
-const WINDOW_MS: u64 = 60;
-const REPS: usize = 3;
+const WINDOW_MS: u64 = 100;
+const REPS: usize = 5;
 /// Operations between two counter reads (a walk costs about a microsecond under mttcg).
 const CHUNK: u32 = 8;
 /// The file's page range, the mappings present at the start, and their lengths.

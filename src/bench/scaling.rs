@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 /// Core counts measured (those beyond the online cores are skipped).
 pub const CORES: [usize; 4] = [1, 2, 4, 8];
 /// Length of one window, and how many windows (the median counts).
-const WINDOW_MS: u64 = 60;
+const WINDOW_MS: u64 = 100;
 const REPS: usize = 5;
 /// Operations between two counter reads: the read costs ~100 ns under mttcg, 2048 operations
 /// at least ~20 us.
