@@ -204,7 +204,9 @@ fn boot_both(args: &BenchArgs, elf: &Path) -> Result<(), String> {
 
 /// The command that asked for this run: `QUIESCENT_BENCH_CMD` (the Makefile's), else qrun's own.
 fn command_line() -> String {
-    let own: Vec<String> = std::env::args().collect();
+    // qrun by its name, not the path of the build that ran it.
+    let own: Vec<String> =
+        std::env::args().enumerate().map(|(i, a)| if i == 0 { "qrun".to_string() } else { a }).collect();
     match std::env::var("QUIESCENT_BENCH_CMD") {
         Ok(c) if !c.is_empty() => format!("{c} (runs: {})", own.join(" ")),
         _ => own.join(" "),
