@@ -123,7 +123,9 @@ fn update(s: &mut String, d: &Data) {
         "## Update side\n\n![synchronize_rcu latency](sync_rcu.png)\n\n\
          Latency of one call, sampled one at a time, minus the two counter reads around it. Busy \
          cores loop short read sections (32 dereferences, or a percpu-rwsem read hold) with a \
-         quiescent state after each.\n\n\
+         quiescent state after each. The real-time rows come from their own boot on as many vCPUs \
+         as the host has cores (`mttcg-update` above): idle vCPUs beyond them, woken by their tick \
+         while the busy ones hold every host core, would hold grace periods up.\n\n\
          | operation | busy cores | icount median | icount p99 | mttcg median (ns) | mttcg p99 (ns) |\n\
          |---|---:|---:|---:|---:|---:|"
     );
