@@ -8,7 +8,8 @@
 #     installed into /usr/lib/rustlib/aarch64-unknown-none/lib (rustup cannot download the target
 #     here), so that plain `cargo build` works afterwards with no environment variables.
 #  3. qemu-system-arm 10.x from bookworm-backports (bookworm's 7.2 has no raspi4b machine).
-#  4. The host runner (host/), which decodes the defmt stream with the `defmt-decoder` crate.
+#  4. fonts-dejavu-core: the TTF font `qrun bench` draws its charts' text with.
+#  5. The host runner (host/), which decodes the defmt stream with the `defmt-decoder` crate.
 #
 # Each step checks whether it is already done, so re-running is a no-op.
 set -euo pipefail
@@ -94,7 +95,15 @@ if ! qemu_ok; then
     qemu_ok || { say "error: qemu-system-aarch64 with raspi4b is still missing"; exit 1; }
 fi
 
-# --- 4. the host runner (QEMU launcher + defmt decoder) ---------------------------------------
+# --- 4. the font the bench charts are drawn with ------------------------------------------------
+# qrun bench renders text with ab_glyph from a TTF read at run time (no fontconfig/freetype).
+if ! dpkg-query -W -f='${db:Status-Status}\n' fonts-dejavu-core 2>/dev/null | grep -q '^installed$'; then
+    say "installing fonts-dejavu-core (for the bench charts)"
+    apt_update
+    $SUDO apt-get install -y -qq fonts-dejavu-core >/dev/null
+fi
+
+# --- 5. the host runner (QEMU launcher + defmt decoder) ---------------------------------------
 # scripts/qrun builds it for the host (the repository's .cargo/config.toml defaults to the
 # firmware's target); cargo makes this a no-op when nothing changed.
 scripts/qrun --help >/dev/null

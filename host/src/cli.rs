@@ -1,5 +1,6 @@
 //! The command line, parsed once into a [`Command`] (with `lexopt`).
 
+use crate::bench::BenchArgs;
 use crate::board::Board;
 use crate::protocol::Selection;
 use crate::qemu::RunConfig;
@@ -16,6 +17,8 @@ usage:
   qrun run [--board virt|rpi4] [--smp N] [--el2] [--timeout SECS] [--append ARGS]
            [--icount] [--precise-irq] [--gdb] [--verbose] ELF [FILTER...] [--exact] [--list]
   qrun suite [--board virt|rpi4|all] [--only NAME] [--verbose]
+  qrun bench [--out DIR] [--smp N] [--smp-icount N] [--sections LIST] [--timeout SECS] ELF
+  qrun bench --report-only [--out DIR]
   qrun decode ELF < /dev/ttyUSB0   (decode a board's console)
 
 qrun run boots ELF on QEMU and decodes its defmt output. A test image cargo test hands it runs in
@@ -24,6 +27,11 @@ every configuration the suite lists for it, unless an option that shapes the run
 --exact and --list select test cases as libtest does (cargo test -- FILTER); --nocapture and
 --show-output are accepted and change nothing (output is never captured).
 The board also comes from QUIESCENT_BOARD, which overrides --board.
+qrun bench boots the bench image on QEMU virt: with -icount shift=0 on --smp-icount cores
+(default 4); on multi-threaded TCG on --smp cores (default 8) for the costs, the scaling and
+the mixed workload; and on as many vCPUs as the host has cores for the update side. It keeps
+the consoles in DIR (default bench) and writes DIR/results.md and PNG charts; --report-only
+rewrites those from the kept consoles. --sections: costs,scaling,update,mixed (default all).
 ";
 
 /// What to do.
@@ -38,6 +46,8 @@ pub enum Command {
         /// The image whose table decodes the stream.
         elf: PathBuf,
     },
+    /// Run the benchmarks and write their report and charts.
+    Bench(BenchArgs),
     /// Run the whole suite.
     Suite {
         /// The boards to run it on.
@@ -86,13 +96,17 @@ where
 {
     let mut p = lexopt::Parser::from_args(args);
     match p.next()? {
-        None => Err(CliError("missing command: run, suite or decode (see qrun --help)".into())),
+        None => Err(CliError("missing command: run, suite, bench or decode (see qrun --help)".into())),
         Some(Short('h') | Long("help")) => Ok(Command::Help),
         Some(Value(cmd)) => match cmd.to_str() {
             Some("run") => parse_run(&mut p, board_env),
             Some("suite") => parse_suite(&mut p),
             Some("decode") => parse_decode(&mut p),
-            _ => Err(CliError(format!("unknown command '{}' (expected run, suite or decode)", cmd.to_string_lossy()))),
+            Some("bench") => parse_bench(&mut p),
+            _ => Err(CliError(format!(
+                "unknown command '{}' (expected run, suite, bench or decode)",
+                cmd.to_string_lossy()
+            ))),
         },
         Some(arg) => Err(unknown(arg)),
     }
@@ -180,6 +194,31 @@ fn parse_suite(p: &mut lexopt::Parser) -> Result<Command, CliError> {
         }
     }
     Ok(Command::Suite { boards, only, verbose })
+}
+
+fn parse_bench(p: &mut lexopt::Parser) -> Result<Command, CliError> {
+    let mut a = BenchArgs::default();
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("out") => a.out = PathBuf::from(value(p)?),
+            Long("smp") => a.smp = parse_as::<NonZeroU32>(&value(p)?, "--smp", "a number of cores")?.get(),
+            Long("smp-icount") => {
+                a.smp_icount = parse_as::<NonZeroU32>(&value(p)?, "--smp-icount", "a number of cores")?.get()
+            }
+            Long("sections") => a.sections = Some(value(p)?),
+            Long("timeout") => {
+                a.timeout_secs = parse_as::<NonZeroU64>(&value(p)?, "--timeout", "a number of seconds")?.get()
+            }
+            Long("report-only") => a.report_only = true,
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Value(v) if a.elf.is_none() => a.elf = Some(PathBuf::from(v)),
+            arg => return Err(unknown(arg)),
+        }
+    }
+    if a.elf.is_none() && !a.report_only {
+        return Err(CliError("missing ELF file: qrun bench [options] ELF (see qrun --help)".into()));
+    }
+    Ok(Command::Bench(a))
 }
 
 fn parse_decode(p: &mut lexopt::Parser) -> Result<Command, CliError> {
@@ -276,6 +315,23 @@ mod tests {
         assert!(r.selection.exact && r.selection.list && !r.explicit);
         assert!(err(&["run", "img", "two words"]).starts_with("invalid value 'two words' for the test filter"));
         assert!(err(&["run", "img", "a,b"]).starts_with("invalid value 'a,b'"));
+    }
+
+    #[test]
+    fn bench_takes_its_options() {
+        match parse(["bench", "--smp=2", "--out", "o", "--sections", "costs", "img"], None) {
+            Ok(Command::Bench(a)) => {
+                assert_eq!(
+                    (a.smp, a.smp_icount, a.out.to_str(), a.elf.as_deref().and_then(|e| e.to_str())),
+                    (2, 4, Some("o"), Some("img"))
+                );
+                assert_eq!(a.sections.as_deref(), Some("costs"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse(["bench", "--report-only"], None), Ok(Command::Bench(a)) if a.report_only));
+        assert!(err(&["bench"]).starts_with("missing ELF file"));
+        assert_eq!(err(&["bench", "--smp", "0", "x"]), "invalid value '0' for --smp: expected a number of cores");
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //!   and exits with QEMU's exit code (or 124 on a timeout). Cargo's runner (`scripts/runner`)
 //!   calls this, so `cargo run` and `cargo test` boot on QEMU; the arguments after the ELF
 //!   (`cargo test -- NAME`, `--list`) select test cases as libtest's do.
+//! * `qrun bench [options] ELF` runs the benchmark image in both of its modes and writes
+//!   `bench/results.md` and the charts (module `bench`).
 //! * `qrun decode ELF` decodes a defmt stream from stdin (a real board's serial port).
 //! * `qrun suite` builds every on-target test image, runs each in every configuration listed in
 //!   `suite/table.rs` (core counts, EL2 entry, expected failures), runs the host's own unit
@@ -15,6 +17,7 @@
 //! lines), `dtb`, `toolchain` (host triple, raw image), `protocol` (the image's markers and case
 //! selection), `suite`.
 
+mod bench;
 mod board;
 mod cli;
 mod decode;
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Decode { elf } => check_elf(&elf)
             .and_then(|()| decode::decode_stdin(&elf, &mut std::io::stdout()))
             .map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => bench::run(&args),
         Command::Suite { boards, only, verbose } => {
             qemu::check_installed().map(|()| suite::run(&boards, only.as_deref(), verbose))
         }

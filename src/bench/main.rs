@@ -1,6 +1,11 @@
-//! Benchmarks (`make bench`). Each figure line states its mode: `mode=icount` when QEMU runs with
-//! `-icount shift=0` (1 instruction = 1 ns of virtual time, so "ns" are exact instruction counts),
-//! `mode=mttcg` otherwise (real time; compare rows of one run only).
+//! Benchmarks (`make bench`, which runs `qrun bench`). Every figure line states its mode:
+//! `mode=icount` when QEMU runs with `-icount shift=0` (one instruction is one nanosecond of
+//! virtual time, so the figures are exact instruction counts), `mode=mttcg` otherwise (real
+//! time on multi-threaded TCG; compare rows of one run only). Each section prints a readable
+//! table and `BENCH` lines, which the host tool turns into `bench/results.md` and charts.
+//!
+//! Sections: `costs` (one core, refscale style), `scaling` (read sides on 1..8 cores, mttcg
+//! only), `update` (the writer's side), `mixed` (seed 004's workload, mttcg only).
 #![no_std]
 #![no_main]
 
@@ -8,19 +13,43 @@ extern crate alloc;
 
 #[path = "common.rs"]
 mod common;
-#[path = "percpu_ref.rs"]
-mod percpu_ref;
-#[path = "rcu.rs"]
-mod rcu;
-#[path = "rwsem.rs"]
-mod rwsem;
+#[path = "costs.rs"]
+mod costs;
+#[path = "mixed.rs"]
+mod mixed;
+#[path = "scaling.rs"]
+mod scaling;
+#[path = "subjects.rs"]
+mod subjects;
+#[path = "update.rs"]
+mod update;
+
+use quiescent::{arch, board, smp};
+
+/// Whether the section `name` runs: all by default, or those listed in `bench-sections=a,b`.
+fn wanted(name: &str) -> bool {
+    board::bootarg("bench-sections").is_none_or(|v| v.split(',').any(|s| s == name))
+}
 
 fn main() -> i32 {
-    let mode = common::mode();
-    defmt::println!("bench: {} cores, mode={=str}", quiescent::smp::num_online(), mode);
-    rcu::run();
-    rwsem::run();
-    percpu_ref::run();
+    let online = smp::num_online();
+    let host = common::host_cores();
+    defmt::println!("bench: {} cores online, host cores {}, mode={=str}", online, host, common::mode());
+    common::line("info", &alloc::format!("cores={online} host_cores={host} counter_hz={}", arch::counter_freq()));
+    let s = subjects::Subjects::new();
+    if wanted("costs") {
+        costs::run(&s);
+    }
+    if wanted("scaling") && !common::icount() {
+        scaling::run(&s);
+    }
+    if wanted("update") {
+        update::run();
+    }
+    if wanted("mixed") && !common::icount() {
+        mixed::run();
+    }
+    common::line("done", "");
     0
 }
 

@@ -2,7 +2,7 @@
 //! one), `synchronize_rcu` and the polling API, and optional grace-period timing.
 
 use super::qs::{callbacks_while_waiting, eqs_enter, eqs_exit, might_block, not_in_callback};
-use super::{gp_lock, gp_try_lock, CPUS, DONE, REQUESTED, STARTED};
+use super::{gp_lock, gp_try_lock, CPUS, DONE, GP_SEQ, REQUESTED, STARTED};
 use crate::arch::{self, smp_mb};
 use crate::smp::{self, ipi};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -62,7 +62,15 @@ fn gp_start(g: u64) {
         GP_START_TIME.store(arch::counter_relaxed(), Ordering::Relaxed);
     }
     STARTED.store(g, Ordering::Relaxed);
+    bump_gp_seq();
     smp_mb(); // D: the new STARTED (and what preceded it) before any core's ctr is read; pairs with C
+}
+
+/// Tells the cores' quiescent-state fast path that STARTED or DONE has changed (GP_LOCK held).
+fn bump_gp_seq() {
+    // Q: Release orders the STARTED or DONE store just made before the new GP_SEQ; pairs with
+    // the Acquire load in rcu_quiescent_state_slow().
+    GP_SEQ.store(GP_SEQ.load(Ordering::Relaxed) + 1, Ordering::Release);
 }
 
 /// Completes the grace period in progress if every core has passed a quiescent state (or is
@@ -117,6 +125,7 @@ fn complete_one(from_irq: bool) -> bool {
         GP_TIMED.store(GP_TIMED.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
     DONE.store(g, Ordering::Release);
+    bump_gp_seq();
     start_if_requested();
     drop(l);
     smp_mb(); // E: DONE is visible before the idle cores' wake requests are read; pairs with E in idle_enter

@@ -60,6 +60,11 @@
 //!   barriers: K orders the interrupted store (and its load of `STARTED`) before the handler's
 //!   reads, K' the handler's reads before the interrupted code's next store. Two `dmb ish` per
 //!   interrupt, instead of masking interrupts around every `eqs_enter`/`eqs_exit`.
+//! * **Q** (`gp_start`, `complete_one`; `rcu_quiescent_state`): `GP_SEQ` is stored with Release
+//!   after each change of `STARTED` or `DONE`, and the quiescent-state slow path loads it with
+//!   Acquire before reading them, so a core that records "nothing new since `GP_SEQ` = s" has
+//!   read the `STARTED` and `DONE` that s stands for. The fast path's Relaxed load only decides
+//!   whether to take the slow path (a stale value delays a report, as a stale `STARTED` did).
 //! * **O** (`smp::secondary_online`): a core coming online publishes its `ONLINE` bit, then
 //!   `smp_mb`, then runs its first reader. The completer reads `ONLINE` after D' (through
 //!   [`smp::online_cpus`](crate::smp::online_cpus)): a store-buffering pair with D, so either
@@ -142,6 +147,10 @@ use core::sync::atomic::AtomicU64;
 static STARTED: AtomicU64 = AtomicU64::new(1);
 static DONE: AtomicU64 = AtomicU64::new(1);
 static REQUESTED: AtomicU64 = AtomicU64::new(1);
+/// Changes (by one, under GP_LOCK) whenever STARTED or DONE does: the quiescent-state fast path
+/// compares it with the value its core last saw, one load instead of reading both (and the
+/// core's `ctr` and callback list). See **Q**.
+static GP_SEQ: AtomicU64 = AtomicU64::new(0);
 /// Serialises starting and completing grace periods. Always held with interrupts masked (Linux's
 /// `raw_spin_lock_irqsave` on its rcu_node locks): an interrupt handler may take it (a `call_rcu`
 /// from a handler requests a grace period), and other IRQ-masked locks are held while taking it

@@ -5,28 +5,67 @@
 use super::callbacks::{first_pending_gp, has_ready_callbacks, process_callbacks, IN_CALLBACKS};
 use super::gp::{gp_try_complete, try_complete};
 use super::read::assert_not_in_reader;
-use super::{CPUS, DONE, STARTED};
+use super::{CPUS, DONE, GP_SEQ, STARTED};
 use crate::arch::{self, smp_mb};
 use crate::percpu::cpu_id;
 use core::sync::atomic::Ordering;
 
+crate::percpu! {
+    /// `GP_SEQ` as this core's last full pass of [`rcu_quiescent_state`] read it (u64::MAX:
+    /// none yet). While `GP_SEQ` still has this value no grace period has started or completed
+    /// since, so this core has nothing to report and no callback of its has become ready (a
+    /// callback queued since needs a grace period that has not completed).
+    static QS_SEQ: u64 = u64::MAX;
+}
+
 /// Reports a quiescent state for this core (the idle loop calls this between work items; long
 /// work may call it too), then runs this core's callbacks whose grace period has ended.
+///
+/// The fast path, when no grace period has started or completed since this core's last call,
+/// is two loads and a compare, inlined into the caller (liburcu's `rcu_quiescent_state` is a
+/// load, a store and two fences). It reports nothing, so it needs no barrier: every report
+/// happens in the out-of-line slow path, whose barriers (A, C) are `rcu_qs`'s, and across whose
+/// call the compiler moves no access.
+#[inline(always)]
 pub fn rcu_quiescent_state() {
+    qs_checks();
+    if QS_SEQ.get() == GP_SEQ.load(Ordering::Relaxed) {
+        return;
+    }
+    rcu_quiescent_state_slow();
+}
+
+#[inline(never)]
+fn rcu_quiescent_state_slow() {
+    // Q: Acquire pairs with the Release store of GP_SEQ in gp_start()/complete_one(): the
+    // STARTED and DONE that rcu_qs() and process_callbacks() read below are at least as new as
+    // the change that moved GP_SEQ to `seq`.
+    let seq = GP_SEQ.load(Ordering::Acquire);
     rcu_qs();
     process_callbacks();
+    // Inside a callback, process_callbacks() returned without running the ready ones (the
+    // running pass will): do not record a pass that did not happen.
+    if !IN_CALLBACKS.get() {
+        QS_SEQ.set(seq);
+    }
+}
+
+/// Debug builds: a quiescent state inside a read-side section, or from an interrupt handler
+/// (it would report for the code it interrupted), is a named error. Reading SPSel costs on
+/// this hot path under QEMU, hence debug builds only.
+#[inline(always)]
+fn qs_checks() {
+    assert_not_in_reader("quiescent state");
+    if cfg!(debug_assertions) && arch::in_interrupt() {
+        blocking_in_interrupt("quiescent state");
+    }
 }
 
 /// Reports a quiescent state: this core holds no reference obtained in an earlier read-side
 /// section. The fast path (no grace period has started since the last report) is one load.
 #[inline]
 pub fn rcu_qs() {
-    assert_not_in_reader("quiescent state");
-    // An interrupt handler reporting would report for the code it interrupted (debug check:
-    // reading SPSel costs on this hot path under QEMU).
-    if cfg!(debug_assertions) && arch::in_interrupt() {
-        blocking_in_interrupt("quiescent state");
-    }
+    qs_checks();
     let me = cpu_id();
     let g = STARTED.load(Ordering::Relaxed);
     let c = &CPUS[me];

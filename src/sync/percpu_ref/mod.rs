@@ -262,8 +262,12 @@ impl PercpuRef {
         rcu::rcu_read_lock();
         // This core's per-cpu base (`mrs tpidr_el1`, pure), read before the mode test so the
         // read dominates both paths: this_cpu_add_u32's own read folds into it, and consecutive
-        // operations (a get and a put in one loop body) share one `mrs`. The slow path takes it
-        // as an argument (checked in debug builds) so it is not dead code there.
+        // operations (a get and a put in one loop body) share one `mrs`. Being the operation's
+        // first instruction, it also leaves a loop whose body starts with a get or put: LLVM
+        // hoists it, making a get+put pair 10 instructions. (It cannot hoist an asm past
+        // anything that might not return, such as a `black_box` or an opaque call earlier in
+        // the body; the pair is 11 there.) The slow path takes it as an argument (checked in
+        // debug builds) so it is not dead code there.
         let b = arch::percpu_base();
         let w = self.word.load(Ordering::Relaxed);
         if w & ATOMIC == 0 {
