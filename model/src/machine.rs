@@ -63,11 +63,14 @@ pub struct IdleHooks {
     pub cpu_dead: fn(),
 }
 
+/// The interrupt entry and exit hooks (RCU's `irq_enter`, `irq_exit`).
+type IrqHooks = (fn() -> bool, fn(bool));
+
 std::thread_local! {
     // Registrations (plain function pointers, not loom state): loom runs all of a model's
     // threads on the test's own OS thread, and each model registers at its start.
     static HOOKS: Cell<Option<&'static IdleHooks>> = const { Cell::new(None) };
-    static IRQ_HOOKS: Cell<Option<(fn() -> bool, fn(bool))>> = const { Cell::new(None) };
+    static IRQ_HOOKS: Cell<Option<IrqHooks>> = const { Cell::new(None) };
 }
 
 /// Installs the idle/online hooks (RCU's `init`, or the stand-in's).
@@ -268,7 +271,10 @@ fn barrier_lines(text: &str, selector: &str) -> Vec<u32> {
         let code = l.split("//").next().unwrap_or("");
         BARRIER_CALLS.iter().chain(ORDERED.iter()).any(|b| code.contains(b))
     };
-    let tag = format!("// {label}:");
+    // `// A: ...` or `// I (= C for the handler): ...`
+    let tags = [format!("// {label}:"), format!("// {label} (")];
+    let has_tag = |l: &str| tags.iter().any(|t| l.contains(t.as_str()));
+    let starts_with_tag = |l: &str| tags.iter().any(|t| l.starts_with(t.as_str()));
     // The function each line is in: the last `fn name(` line above it.
     let mut current_fn = "";
     let (mut found, mut on_line) = (Vec::new(), Vec::new());
@@ -295,14 +301,14 @@ fn barrier_lines(text: &str, selector: &str) -> Vec<u32> {
             continue;
         }
         // Its label: on the line, or on the comment block directly above.
-        if l.contains(&tag) {
+        if has_tag(l) {
             on_line.push(i as u32 + 1);
             continue;
         }
         let mut j = i;
         while j > 0 && lines[j - 1].trim_start().starts_with("//") {
             j -= 1;
-            if lines[j].trim_start().starts_with(&tag) {
+            if starts_with_tag(lines[j].trim_start()) {
                 found.push(i as u32 + 1);
                 break;
             }
@@ -336,12 +342,28 @@ fn omitted(at: &Location<'_>) -> bool {
     OMITTED.with(|o| matches!(*o.borrow(), Some((f, l)) if l == at.line() && at.file().ends_with(f)))
 }
 
+global! {
+    // Written (Relaxed) by every full barrier and never read: see smp_mb.
+    static BARRIER_POINT: loom::sync::atomic::AtomicUsize = loom::sync::atomic::AtomicUsize::new(0);
+}
+
 /// `dmb ish`, modelled as a SeqCst fence. A raised interrupt ([`raise_irq`]) is taken here.
+///
+/// loom switches threads only at its own operations, and only where its exploration finds
+/// accesses that conflict; a fence is no such operation. A fence right after a store would
+/// then run together with it, so no other core could ever see the store before the fence, and
+/// a missing barrier just before the store would be hidden by the one just after it (loom makes
+/// a SeqCst fence synchronise with every SeqCst fence it ran earlier). So every full barrier
+/// first stores to one shared word, a point where another core may run, and an access that
+/// conflicts with every other core's barriers, so loom also runs two cores' barriers in both
+/// orders. Nothing reads the word: a store alone synchronises with nothing (a read-modify-write
+/// would, through the fences before it: C11's fence-to-fence synchronisation).
 #[track_caller]
 pub fn smp_mb() {
     let at = Location::caller();
     take_irq(IrqAt::BeforeBarrier);
     if !omitted(at) {
+        BARRIER_POINT.store(0, Ordering::Relaxed);
         fence(Ordering::SeqCst);
     }
     take_irq(IrqAt::AfterBarrier);
@@ -443,7 +465,8 @@ atomic_int!(AtomicIsize, isize);
 
 /// loom's `AtomicPtr` under the firmware's name, with the firmware's `const fn new` (RCU's list
 /// head is built in a `const fn`): the loom atomic is created at its first access, inside the
-/// execution that uses it.
+/// execution that uses it. loom counts that creation as a write, so a model accesses the pointer
+/// once before other threads share it.
 pub struct AtomicPtr<T> {
     init: *mut T,
     cell: std::sync::OnceLock<loom::sync::atomic::AtomicPtr<T>>,
