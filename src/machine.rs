@@ -37,9 +37,18 @@
 //!   against this core's interrupts but not an exclusive access. In the model each slot is
 //!   written only by its own thread, so a relaxed `fetch_add` is equivalent.
 //! * loom itself is stronger than C11 in one place: it makes each SeqCst fence synchronise with
-//!   every SeqCst fence that ran before it, in the order it happens to run them, and (as seen
-//!   with barrier B) does not seem to try the other orders. A model whose threads meet only
-//!   through fences can miss a bug; the model's RCU stand-in uses no fences for that reason.
+//!   every SeqCst fence that ran before it, in the order it runs them (C11's SeqCst fences order
+//!   which stores later loads may read, but create no happens-before). A barrier whose order
+//!   another barrier on a later path gives again (transitively, through any core's SeqCst fence)
+//!   cannot be shown to be needed; `model/tests/rcu.rs` names RCU's barriers this hides.
+//! * loom switches threads only at its own operations where its search finds conflicting
+//!   accesses, and a fence is neither: a fence right after a store would always run with it. The
+//!   model's `smp_mb` therefore first stores to a word nothing reads (a switch point that
+//!   conflicts with every other core's barriers, so loom runs two cores' barriers in both
+//!   orders, and that synchronises with nothing).
+//! * Interrupts: a handler runs on its core's loom thread between the registered entry and exit
+//!   hooks, at a point the model chooses (between two statements, or at the core's next
+//!   `smp_mb`, before or after the fence); loom does not inject them anywhere else.
 //! * `wake_up_all` (`dsb ishst; sev`) and `wait_event` (`wfe`) are not modelled: a waiter in the
 //!   model re-checks its condition after yielding to the other threads. WFE/SEV's lost-wake-up
 //!   argument is therefore not checked.

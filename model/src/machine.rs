@@ -357,7 +357,8 @@ global! {
 /// first stores to one shared word, a point where another core may run, and an access that
 /// conflicts with every other core's barriers, so loom also runs two cores' barriers in both
 /// orders. Nothing reads the word: a store alone synchronises with nothing (a read-modify-write
-/// would, through the fences before it: C11's fence-to-fence synchronisation).
+/// would, through the fences before it: C11's fence-to-fence synchronisation). A barrier a
+/// negative control leaves out leaves out its point too, as the firmware without it has none.
 #[track_caller]
 pub fn smp_mb() {
     let at = Location::caller();
