@@ -1,11 +1,21 @@
 //! loom models of the firmware's primitives, compiled from the firmware's own source files.
 //!
 //! `sync` below is `src/sync/percpu_rwsem.rs`, `src/sync/rcu_sync.rs` and
-//! `src/sync/rw_semaphore.rs` themselves (by `#[path]`); their `crate::machine` is this crate's
-//! [`machine`] (loom), and their `crate::rcu` is this crate's [`rcu`], a stand-in until the
-//! firmware's `rcu/` is routed through the seam too. The models are the tests in `tests/`.
+//! `src/sync/rw_semaphore.rs` themselves (by `#[path]`), and [`firmware_rcu`] is `src/rcu/`
+//! itself; their `crate::machine` is this crate's [`machine`] (loom). The models are the tests
+//! in `tests/`.
+//!
+//! `sync`'s `crate::rcu` is [`rcu`], an idealised stand-in, not the firmware's RCU: the
+//! percpu-rwsem and rcu_sync models check `sync`'s own barriers, and the stand-in keeps their
+//! state space small (one read-modify-write per RCU event instead of the grace-period machine's
+//! per-core loads, lock and fences) and free of SeqCst fences, which loom synchronises in the
+//! order it runs them (with the firmware's RCU under them, its fences would order the sync
+//! models' threads and hide barrier B of percpu_rwsem). The firmware's RCU is checked by its
+//! own models (`tests/rcu.rs`).
 extern crate alloc;
 
+#[path = "../../src/rcu/mod.rs"]
+pub mod firmware_rcu;
 pub mod machine;
 pub mod rcu;
 pub mod sync;

@@ -20,6 +20,7 @@ const FILE: &str = "src/sync/percpu_rwsem.rs";
 /// grace period can end before the reader arrives), then down_read, `inside` (before the
 /// critical section), the read, up_read.
 fn reader_vs_writer(before: fn(), inside: fn()) {
+    rcu::init();
     let sem = ForgetOnPanic::new(PercpuRwSem::new().unwrap());
     let data = Rc::new(UnsafeCell::new(0u32)); // loom threads are coroutines of one OS thread
     let (s, d) = (ForgetOnPanic::new((*sem).clone()), data.clone());

@@ -8,6 +8,7 @@ use std::sync::Arc;
 /// are off the fast path; once both have left and the callbacks have run, it is idle again.
 /// The exit callbacks run after the writers (`rcu::barrier`), not concurrently with them.
 fn two_writers() {
+    rcu::init();
     let rs = Arc::new(RcuSync::new());
     let r2 = rs.clone();
     let t = spawn_cpu(1, move || {
