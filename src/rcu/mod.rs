@@ -122,6 +122,7 @@ mod gp;
 mod qs;
 mod read;
 mod stall;
+mod tree;
 
 pub use callbacks::{call_rcu, callback_counts, has_ready_callbacks, in_callback, process_callbacks, rcu_barrier};
 pub use gp::{
@@ -137,6 +138,7 @@ pub use read::{
     rcu_read_lock, rcu_read_unlock, read, ReadGuard,
 };
 pub use stall::{set_stall_timeout_ms, stalls};
+pub use tree::leaf_size;
 
 use crate::MAX_CPUS;
 use crate::{arch, smp};
@@ -166,11 +168,6 @@ struct GpLocked {
 fn gp_lock() -> GpLocked {
     let irq = arch::IrqGuard::new();
     GpLocked { _g: GP_LOCK.lock(), _irq: irq }
-}
-
-fn gp_try_lock() -> Option<GpLocked> {
-    let irq = arch::IrqGuard::new();
-    GP_LOCK.try_lock().map(|g| GpLocked { _g: g, _irq: irq })
 }
 
 /// Per-core state others read: one cache line per core.
@@ -218,6 +215,7 @@ static IDLE_HOOKS: smp::IdleHooks = smp::IdleHooks {
 /// before the other cores start): the idle loop's hooks, the tick hook (stall detector), and
 /// the interrupt entry/exit hooks.
 pub fn init() {
+    tree::init();
     smp::set_idle_hooks(&IDLE_HOOKS);
     smp::tick::add_hook(stall::tick);
     arch::exception::set_irq_context_hooks(irq_enter, irq_exit);

@@ -1,0 +1,281 @@
+//! The combining tree that collects quiescent-state reports (Linux's Tree RCU `rcu_node`s, two
+//! levels): leaves of `LEAF` cores (16 by default, one GICv3 cluster) under one root whose
+//! `u64` mask holds up to 64 leaves (1024 cores at the default leaf size).
+//!
+//! Why a tree: before it, every report scanned every core's `ctr` to see whether it was the
+//! last one, O(N) per report and O(N^2) per grace period. With the tree a report clears one bit
+//! under one leaf lock (and, for the last core of a leaf, one bit under `GP_LOCK`, the root's
+//! lock): O(1) per report. The grace period's starter reads every core's `ctr` once, O(N) per
+//! grace period, to report for the cores that are idle (they report nothing while asleep: the
+//! point of extended quiescent states). liburcu's "the updater scans, the readers only store"
+//! would make reports free but cost the waiter an O(N) scan per poll; the tree keeps completion
+//! event-driven (the last report completes the grace period, nobody polls).
+//!
+//! # Protocol (grace period `g`)
+//!
+//! * **Set-up** ([`setup`], `GP_LOCK` held, right after D in `gp_start`): each leaf, under its
+//!   lock, gets `gp = g` and `qsmask` = its online cores; the root's `ROOT_QSMASK` = the leaves
+//!   with any. O(N/LEAF) lock round trips (the masks themselves come from one pass over the
+//!   online cores).
+//! * **The starter's pass** ([`pass`], after `GP_LOCK` is released): reads every online core's
+//!   `ctr` once and reports for each core that is idle (`0`) or already at `g`, the test the
+//!   completer used to make on every report. Its reads follow D (store-buffering with C: a core
+//!   whose new `ctr` it does not see runs its new readers after the updater's removal) and are
+//!   followed by B (the idle cores' reads, complete before their `ctr = 0` by A, come before the
+//!   reports).
+//! * **A core's own report** ([`report`]: `rcu_qs` after its `ctr = g`; `eqs_enter`, `irq_exit`
+//!   and `cpu_dead` after `ctr = 0`, when a grace period is in progress): clears its bit in its
+//!   leaf if the leaf is set up for that same `g` and the bit is still set (so a report is
+//!   idempotent, and a report for an older grace period is ignored).
+//! * A leaf whose mask reaches 0 clears its bit in the root (under `GP_LOCK`, after dropping the
+//!   leaf lock: the only nesting is `GP_LOCK` -> leaf lock, in set-up); the root reaching 0
+//!   completes `g` right there (B, then `DONE`), starts the next one if requested, and wakes the
+//!   idle cores waiting for callbacks.
+//!
+//! A report that finds its leaf not yet set up for `g` is not lost: the core stored its `ctr`
+//! (`g`, or `0`) before taking the leaf lock, the set-up takes the same lock after it, and the
+//! starter's pass reads `ctr` after the set-up, so it sees that value (the lock's release and
+//! acquire order it) and reports for the core. A core that is set up but sets `ctr = g` without
+//! reporting (`eqs_exit`, `irq_enter` leaving idle) was idle before: the pass sees `0` or `g`
+//! for it, or (store-buffering with its `eqs_enter`, which read `STARTED` after `ctr = 0`) that
+//! `eqs_enter` reported for `g` itself.
+//!
+//! # Cores coming online and going away
+//!
+//! * A core comes online (`smp::secondary_online`) by setting its `ctr` (`eqs_exit`, C), then its
+//!   `ONLINE` bit, then **O**. The set-up reads `ONLINE` after D: if it sees the bit, the core is
+//!   in its leaf's mask and the grace period waits for it like any other (the pass sees its
+//!   `ctr`); if not, the grace period does not wait for it, and by the O/D store-buffering pair
+//!   the new core's first readers see the updater's removal. A core that comes online after the
+//!   set-up is waited for from the next grace period on; its reports for `g` find its bit clear
+//!   and change nothing.
+//! * A core that parks for good (`cpu_dead`: shutdown, a Stop IPI) stores `ctr = 0` and reports
+//!   like `eqs_enter`, so a grace period in progress does not wait for it; later set-ups still
+//!   find it online (`ONLINE` is never cleared), and their pass reports for it (`ctr` is 0). No
+//!   core ever leaves `ONLINE`, so no grace period can end early by losing a core's bit.
+//! * Every lock here is held with interrupts masked, so `cpu_dead` from inside a handler (the
+//!   Stop IPI) and `irq_exit` never spin on a lock the interrupted code holds.
+
+use super::gp::injected_skip_core;
+use super::{gp_lock, CPUS, STARTED};
+use crate::arch::{self, smp_mb};
+use crate::smp;
+use crate::MAX_CPUS;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Most leaves: the bits of the root's mask.
+pub(super) const MAX_LEAVES: usize = 64;
+/// Cores per leaf by default: one GICv3 cluster (Linux's `rcu_node` leaf fan-out is 16 too).
+const DEFAULT_LEAF: usize = 16;
+
+/// Cores per leaf, set once by [`init`] before other cores start (`rcu_leaf=N` on the command
+/// line, for tests that want several leaves with few cores).
+static LEAF: AtomicUsize = AtomicUsize::new(DEFAULT_LEAF);
+/// Leaves in use (this run's cores divided by `LEAF`, rounded up); set with `LEAF`.
+static NR_LEAVES: AtomicUsize = AtomicUsize::new(1);
+
+/// One leaf: its lock guards the grace period it is set up for and the cores that still owe a
+/// quiescent state for it. One cache line each: the leaf's cores take it on their reports.
+#[repr(align(64))]
+struct Leaf {
+    lock: spin::Mutex<LeafState>,
+}
+
+struct LeafState {
+    gp: u64,
+    qsmask: u64,
+}
+
+static LEAVES: [Leaf; MAX_LEAVES] = [const { Leaf { lock: spin::Mutex::new(LeafState { gp: 0, qsmask: 0 }) } }; MAX_LEAVES];
+
+/// The root: the grace period it is set up for and the leaves that still owe. Written only under
+/// `GP_LOCK` (the root's lock); read without it only by the stall detector, as a hint.
+static ROOT_GP: AtomicU64 = AtomicU64::new(0);
+static ROOT_QSMASK: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the leaf size: `rcu_leaf=N` (clamped to 1..=64, and to at least the size that fits
+/// this run's cores in 64 leaves), else 16.
+pub(super) fn init() {
+    let cores = smp::cpu_limit();
+    let min = cores.div_ceil(MAX_LEAVES).max(1);
+    let asked = crate::board::bootarg("rcu_leaf").and_then(|v| v.parse::<usize>().ok()).unwrap_or(DEFAULT_LEAF);
+    let leaf = asked.clamp(min, 64);
+    LEAF.store(leaf, Ordering::Relaxed);
+    NR_LEAVES.store(cores.div_ceil(leaf), Ordering::Relaxed);
+    defmt::info!("rcu: {} core(s) per leaf, {} leaves for {} cores", leaf, cores.div_ceil(leaf), cores);
+}
+
+/// Leaves in use.
+fn nr_leaves() -> usize {
+    // Relaxed: as LEAF.
+    NR_LEAVES.load(Ordering::Relaxed)
+}
+
+/// Cores per leaf.
+pub fn leaf_size() -> usize {
+    // Relaxed: stored once before the other cores start (their start orders it).
+    LEAF.load(Ordering::Relaxed)
+}
+
+/// The leaf of `cpu` and its bit there.
+#[inline]
+fn place(cpu: usize) -> (usize, u64) {
+    let l = leaf_size();
+    (cpu / l, 1 << (cpu % l))
+}
+
+/// A leaf's lock with interrupts masked; fields drop in order, so the lock is released first.
+struct LeafLocked {
+    g: spin::MutexGuard<'static, LeafState>,
+    _irq: arch::IrqGuard,
+}
+
+fn leaf_lock(i: usize) -> LeafLocked {
+    let irq = arch::IrqGuard::new();
+    LeafLocked { g: LEAVES[i].lock.lock(), _irq: irq }
+}
+
+/// Sets the tree up for grace period `g`: every online core owes (but the one fault injection
+/// skips). `GP_LOCK` held, after D.
+pub(super) fn setup(g: u64) {
+    let skip = injected_skip_core();
+    let mut masks = [0u64; MAX_LEAVES];
+    // After D: a core whose ONLINE bit this misses sees the updater's removal (O pairs with D).
+    for cpu in smp::online_cpus() {
+        if Some(cpu) != skip {
+            let (i, bit) = place(cpu);
+            masks[i] |= bit;
+        }
+    }
+    let mut root = 0;
+    for (i, &m) in masks.iter().enumerate().take(nr_leaves()) {
+        let mut l = leaf_lock(i);
+        l.g.gp = g;
+        l.g.qsmask = m;
+        if m != 0 {
+            root |= 1 << i;
+        }
+    }
+    ROOT_GP.store(g, Ordering::Relaxed); // under GP_LOCK
+    ROOT_QSMASK.store(root, Ordering::Relaxed);
+}
+
+/// Core `cpu` has passed a quiescent state for grace period `g` (its `ctr` is `g` or 0, stored
+/// before this call with A before and C after it). O(1): one leaf lock, and `GP_LOCK` if it was
+/// the last core of its leaf.
+pub(super) fn report(cpu: usize, g: u64) {
+    let (i, bit) = place(cpu);
+    let next = report_leaf(i, bit, g);
+    run_passes(next);
+}
+
+/// Clears `mask` in leaf `i` for grace period `g`; the leaf emptying goes on to the root.
+/// Returns a grace period this started and whose pass is still to run.
+fn report_leaf(i: usize, mask: u64, g: u64) -> Option<u64> {
+    {
+        let mut l = leaf_lock(i);
+        if l.g.gp != g || l.g.qsmask & mask == 0 {
+            return None; // an older grace period's report, or reported already
+        }
+        l.g.qsmask &= !mask;
+        if l.g.qsmask != 0 {
+            return None;
+        }
+    }
+    // The leaf's lock is dropped first (set-up nests leaf locks inside GP_LOCK). Only the
+    // report that emptied the leaf gets here for (i, g), and the root keeps bit i until then,
+    // so g cannot complete in between.
+    let l = gp_lock();
+    // B: this lock's acquire continues the chain of leaf-lock releases and acquires from every
+    // reporter of this grace period (each stored its ctr after A, before its leaf unlock), and
+    // the full barrier makes it order their read-side accesses before DONE for every observer,
+    // not only for the next lock holder (Linux's smp_mb__after_unlock_lock). Pairs with A.
+    smp_mb();
+    if ROOT_GP.load(Ordering::Relaxed) != g || ROOT_QSMASK.load(Ordering::Relaxed) & (1 << i) == 0 {
+        return None;
+    }
+    let root = ROOT_QSMASK.load(Ordering::Relaxed) & !(1 << i);
+    ROOT_QSMASK.store(root, Ordering::Relaxed); // under GP_LOCK
+    if root != 0 {
+        return None;
+    }
+    let next = super::gp::complete_locked(g);
+    drop(l);
+    super::gp::after_complete(g);
+    next
+}
+
+/// Runs the starter's pass for each grace period started along the way (completing one may
+/// start the next, whose pass may complete it in turn).
+pub(super) fn run_passes(mut next: Option<u64>) {
+    while let Some(g) = next {
+        next = pass(g);
+    }
+}
+
+/// The starter's pass for grace period `g` (after D, `GP_LOCK` released): reports for every
+/// online core found idle or already at `g`, one leaf lock per leaf. O(N), once per grace
+/// period. Returns a grace period started by the completion it caused, if any.
+pub(super) fn pass(g: u64) -> Option<u64> {
+    let mut masks = [0u64; MAX_LEAVES];
+    let mut any = false;
+    for cpu in smp::online_cpus() {
+        let v = CPUS[cpu].ctr.load(Ordering::Relaxed);
+        if v == 0 || v == g {
+            let (i, bit) = place(cpu);
+            masks[i] |= bit;
+            any = true;
+        }
+    }
+    if !any {
+        return None;
+    }
+    // B: the ctr values read above (each stored after that core's A) before the reports that
+    // may complete the grace period; pairs with A in eqs_enter/rcu_qs/irq_exit/cpu_dead.
+    smp_mb();
+    let mut next = None;
+    for (i, &m) in masks.iter().enumerate().take(nr_leaves()) {
+        if m != 0 {
+            if let Some(n) = report_leaf(i, m, g) {
+                next = Some(n);
+            }
+        }
+    }
+    next
+}
+
+/// The pass for the grace period in progress, from any core (`gp_try_complete`): a safety net
+/// and a way for tests to push a grace period along; nothing needs it for progress.
+pub(super) fn force_pass() {
+    // D': Acquire, so the ctr reads in the pass are ordered after seeing g start (this core may
+    // not be the one that started it); pairs with C through D on the starting core.
+    let g = STARTED.load(Ordering::Acquire);
+    if g > super::DONE.load(Ordering::Relaxed) {
+        run_passes(pass(g));
+    }
+}
+
+/// Calls `f(cpu)` for each core the tree still waits for in grace period `g` (the stall
+/// detector; leaf locks taken one at a time, only for leaves the root still waits for).
+pub(super) fn for_each_owing(g: u64, mut f: impl FnMut(usize)) {
+    if ROOT_GP.load(Ordering::Relaxed) != g {
+        return;
+    }
+    let root = ROOT_QSMASK.load(Ordering::Relaxed);
+    let leaf = leaf_size();
+    for i in (0..nr_leaves()).filter(|i| root & (1 << i) != 0) {
+        let m = {
+            let l = leaf_lock(i);
+            if l.g.gp != g {
+                continue;
+            }
+            l.g.qsmask
+        };
+        for b in (0..64).filter(|b| m & (1 << b) != 0) {
+            let cpu = i * leaf + b;
+            if cpu < MAX_CPUS {
+                f(cpu);
+            }
+        }
+    }
+}
