@@ -45,33 +45,44 @@ pub(super) fn request(g: u64) {
     if REQUESTED.load(Ordering::Relaxed) < g {
         REQUESTED.store(g, Ordering::Relaxed); // under GP_LOCK
     }
-    let started = start_if_requested();
+    let done = start_if_requested();
     drop(l);
-    tree::run_passes(started);
+    if let Some(d) = done {
+        after_complete(d);
+    }
 }
 
 /// Starts the next grace period if none is in progress and one is requested (GP_LOCK held).
-/// Returns the grace period started: the caller runs its pass once GP_LOCK is released.
+/// A grace period whose set-up finds every core idle or past a quiescent state completes right
+/// here, and the next requested one starts; returns the last one completed so (for the wake-ups
+/// the caller sends once GP_LOCK is released).
 fn start_if_requested() -> Option<u64> {
-    let s = STARTED.load(Ordering::Relaxed);
-    if s == DONE.load(Ordering::Relaxed) && s < REQUESTED.load(Ordering::Relaxed) {
-        gp_start(s + 1);
-        return Some(s + 1);
+    let mut completed = None;
+    loop {
+        let s = STARTED.load(Ordering::Relaxed);
+        if s != DONE.load(Ordering::Relaxed) || s >= REQUESTED.load(Ordering::Relaxed) {
+            return completed;
+        }
+        if !gp_start(s + 1) {
+            return completed;
+        }
+        finish(s + 1); // after B in tree::setup
+        completed = Some(s + 1);
     }
-    None
 }
 
-/// Starts grace period `g` (with GP_LOCK held) and sets the tree up for it.
-fn gp_start(g: u64) {
+/// Starts grace period `g` (with GP_LOCK held) and sets the tree up for it. Returns whether no
+/// core owes a quiescent state (then the caller completes it).
+fn gp_start(g: u64) -> bool {
     if GP_TIMING.load(Ordering::Relaxed) {
         GP_START_TIME.store(arch::counter_relaxed(), Ordering::Relaxed);
     }
     STARTED.store(g, Ordering::Relaxed);
     bump_gp_seq();
     // D: the new STARTED (and what preceded it) before the set-up reads ONLINE (pairs with O)
-    // and before the starter's pass reads any core's ctr (pairs with C).
+    // and the cores' ctr (pairs with C).
     smp_mb();
-    tree::setup(g);
+    tree::setup(g)
 }
 
 /// Tells the cores' quiescent-state fast path that STARTED or DONE has changed (GP_LOCK held).
@@ -81,10 +92,10 @@ fn bump_gp_seq() {
     GP_SEQ.store(GP_SEQ.load(Ordering::Relaxed) + 1, Ordering::Release);
 }
 
-/// Pushes the grace period in progress along: reports for every core found idle or already past
-/// a quiescent state (the starter's pass again, O(N)), which completes it if those were the
-/// last. Nothing needs this for progress (the last report completes a grace period); tests call
-/// it. Returns whether a grace period completed meanwhile.
+/// Pushes the grace period in progress along: reports for every core found idle or already
+/// past a quiescent state (O(N)), which completes it if those were the last. Nothing needs
+/// this for progress (the set-up reports for the idle cores, and the last report completes a
+/// grace period); tests call it. Returns whether a grace period completed meanwhile.
 pub fn gp_try_complete() -> bool {
     let before = DONE.load(Ordering::Relaxed);
     tree::force_pass();
@@ -92,8 +103,15 @@ pub fn gp_try_complete() -> bool {
 }
 
 /// Completes grace period `g`, whose last quiescent state the tree has just collected (GP_LOCK
-/// held, after B), and starts the next one if requested (returned: its pass is still to run).
-pub(super) fn complete_locked(g: u64) -> Option<u64> {
+/// held, after B), and starts the next one if requested. Returns the last grace period
+/// completed (`g`, or a later one whose set-up found nothing to wait for).
+pub(super) fn complete_locked(g: u64) -> u64 {
+    finish(g);
+    start_if_requested().unwrap_or(g)
+}
+
+/// Publishes `g` as complete (GP_LOCK held, after B).
+fn finish(g: u64) {
     debug_assert!(STARTED.load(Ordering::Relaxed) == g && DONE.load(Ordering::Relaxed) < g);
     if GP_TIMING.load(Ordering::Relaxed) {
         let took = arch::counter_relaxed().wrapping_sub(GP_START_TIME.load(Ordering::Relaxed));
@@ -102,11 +120,10 @@ pub(super) fn complete_locked(g: u64) -> Option<u64> {
     }
     DONE.store(g, Ordering::Release);
     bump_gp_seq();
-    start_if_requested()
 }
 
-/// After completing `g` (GP_LOCK released): wakes the idle cores whose callbacks it made ready.
-/// One O(N) pass per grace period, by the completer only.
+/// After completing grace periods up to `g` (GP_LOCK released): wakes the idle cores whose
+/// callbacks they made ready. One O(N) pass per completion, by the completer only.
 pub(super) fn after_complete(g: u64) {
     smp_mb(); // E: DONE is visible before the idle cores' wake requests are read; pairs with E in idle_enter
     for cpu in smp::online_cpus() {

@@ -89,7 +89,7 @@ pub fn eqs_enter() {
     smp_mb(); // A: all earlier reads are complete before the core is seen as idle; pairs with B
     c.ctr.store(0, Ordering::Relaxed);
     // The idle state before reading STARTED: a store-buffering pair with D in gp_start, so
-    // either the starter's pass sees ctr = 0 and reports for this core, or this core sees the
+    // either the starter's set-up sees ctr = 0 and leaves this core out, or this core sees the
     // new grace period here and reports for it itself. Also E.
     smp_mb(); // pairs with D in gp_start (and is E for idle_enter)
     report_idle(me);
@@ -120,9 +120,9 @@ pub fn cpu_dead() {
     smp_mb(); // A: this core's reads are complete before it reads as idle; pairs with B
     c.ctr.store(0, Ordering::Relaxed);
     smp_mb(); // as in eqs_enter: ctr = 0 before reading STARTED; pairs with D in gp_start
-    // The grace period in progress must not wait for a core that will never report again.
-    // Interrupts are masked (park), and every tree lock is held with them masked, so the code
-    // this may have interrupted holds none of them.
+              // The grace period in progress must not wait for a core that will never report again.
+              // Interrupts are masked (park), and every tree lock is held with them masked, so the code
+              // this may have interrupted holds none of them.
     report_idle(me);
 }
 
@@ -227,7 +227,7 @@ pub fn irq_exit(was_idle: bool) {
     smp_mb(); // J (= A for the handler): its reads complete before ctr = 0; pairs with B
     c.ctr.store(0, Ordering::Relaxed);
     smp_mb(); // as in eqs_enter: ctr = 0 before reading STARTED; pairs with D in gp_start
-    // The grace period may have waited only for this handler (one leaf lock, IRQs masked).
+              // The grace period may have waited only for this handler (one leaf lock, IRQs masked).
     report_idle(me);
 }
 

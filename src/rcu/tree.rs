@@ -6,23 +6,33 @@
 //! last one, O(N) per report and O(N^2) per grace period. With the tree a report clears one bit
 //! under one leaf lock (and, for the last core of a leaf, one bit under `GP_LOCK`, the root's
 //! lock): O(1) per report. The grace period's starter reads every core's `ctr` once, O(N) per
-//! grace period, to report for the cores that are idle (they report nothing while asleep: the
+//! grace period, to leave out the cores that are idle (they report nothing while asleep: the
 //! point of extended quiescent states). liburcu's "the updater scans, the readers only store"
 //! would make reports free but cost the waiter an O(N) scan per poll; the tree keeps completion
 //! event-driven (the last report completes the grace period, nobody polls).
 //!
+//! Figures (`make bench`'s `gp` section, instructions under `-icount shift=0`, 2/4/8 cores,
+//! the README's Benchmarks section has the table and chart): one report costs 118-131
+//! instructions at every core count and leaf size (the flat scan: 134, 137, 145, growing with
+//! the cores it scans); a grace period with every core busy costs 604, 903, 1513 (flat: 378,
+//! 670, 1306), about 150 more per core. At 8 cores and below the tree costs more per grace
+//! period (its set-up walk and locks; up to 2.5 times for `synchronize_rcu` with the others
+//! idle, 628 against 252 at 8 cores); the flat scan's quadratic term (about 1.5 instructions
+//! per core per report here) overtakes it somewhere between 16 and 64 cores by extrapolation,
+//! and at 256 cores it would be about 130k instructions per busy grace period against the
+//! tree's 40k. Runs at 16, 64 and 256 cores (`--gp-cores`) need the GICv3 board.
+//!
 //! # Protocol (grace period `g`)
 //!
 //! * **Set-up** ([`setup`], `GP_LOCK` held, right after D in `gp_start`): each leaf, under its
-//!   lock, gets `gp = g` and `qsmask` = its online cores; the root's `ROOT_QSMASK` = the leaves
-//!   with any. O(N/LEAF) lock round trips (the masks themselves come from one pass over the
-//!   online cores).
-//! * **The starter's pass** ([`pass`], after `GP_LOCK` is released): reads every online core's
-//!   `ctr` once and reports for each core that is idle (`0`) or already at `g`, the test the
-//!   completer used to make on every report. Its reads follow D (store-buffering with C: a core
-//!   whose new `ctr` it does not see runs its new readers after the updater's removal) and are
-//!   followed by B (the idle cores' reads, complete before their `ctr = 0` by A, come before the
-//!   reports).
+//!   lock, gets `gp = g` and `qsmask` = its online cores whose `ctr` is neither 0 (idle) nor `g`
+//!   (already past a quiescent state): the starter reports for the others, the test the
+//!   completer used to make on every report. The root's `ROOT_QSMASK` = the leaves with any. One
+//!   walk over the online cores and one lock per leaf: O(N) once per grace period. Its reads
+//!   follow D (store-buffering with C: a core whose new `ctr` it does not see runs its new
+//!   readers after the updater's removal) and are followed by B (the idle cores' reads, complete
+//!   before their `ctr = 0` by A, come before anything that completes `g`). If no core owes,
+//!   `g` completes at once.
 //! * **A core's own report** ([`report`]: `rcu_qs` after its `ctr = g`; `eqs_enter`, `irq_exit`
 //!   and `cpu_dead` after `ctr = 0`, when a grace period is in progress): clears its bit in its
 //!   leaf if the leaf is set up for that same `g` and the bit is still set (so a report is
@@ -33,25 +43,24 @@
 //!   idle cores waiting for callbacks.
 //!
 //! A report that finds its leaf not yet set up for `g` is not lost: the core stored its `ctr`
-//! (`g`, or `0`) before taking the leaf lock, the set-up takes the same lock after it, and the
-//! starter's pass reads `ctr` after the set-up, so it sees that value (the lock's release and
-//! acquire order it) and reports for the core. A core that is set up but sets `ctr = g` without
-//! reporting (`eqs_exit`, `irq_enter` leaving idle) was idle before: the pass sees `0` or `g`
-//! for it, or (store-buffering with its `eqs_enter`, which read `STARTED` after `ctr = 0`) that
-//! `eqs_enter` reported for `g` itself.
+//! (`g`, or `0`) before taking the leaf lock, the set-up reads `ctr` after taking the same lock,
+//! so it sees that value (the lock's release and acquire order it) and leaves the core out. A
+//! core that sets `ctr = g` without reporting (`eqs_exit`, `irq_enter` leaving idle) was idle
+//! before: the set-up sees `0` or `g` for it and leaves it out, or (store-buffering with its
+//! `eqs_enter`, which read `STARTED` after `ctr = 0`) that `eqs_enter` reported for `g` itself.
 //!
 //! # Cores coming online and going away
 //!
 //! * A core comes online (`smp::secondary_online`) by setting its `ctr` (`eqs_exit`, C), then its
-//!   `ONLINE` bit, then **O**. The set-up reads `ONLINE` after D: if it sees the bit, the core is
-//!   in its leaf's mask and the grace period waits for it like any other (the pass sees its
-//!   `ctr`); if not, the grace period does not wait for it, and by the O/D store-buffering pair
+//!   `ONLINE` bit, then **O**. The set-up reads `ONLINE` after D: if it sees the bit, it reads the
+//!   core's `ctr` like any other's (set before the bit) and waits for it unless it is 0 or `g`;
+//!   if not, the grace period does not wait for it, and by the O/D store-buffering pair
 //!   the new core's first readers see the updater's removal. A core that comes online after the
 //!   set-up is waited for from the next grace period on; its reports for `g` find its bit clear
 //!   and change nothing.
 //! * A core that parks for good (`cpu_dead`: shutdown, a Stop IPI) stores `ctr = 0` and reports
 //!   like `eqs_enter`, so a grace period in progress does not wait for it; later set-ups still
-//!   find it online (`ONLINE` is never cleared), and their pass reports for it (`ctr` is 0). No
+//!   find it online (`ONLINE` is never cleared) and leave it out (`ctr` is 0). No
 //!   core ever leaves `ONLINE`, so no grace period can end early by losing a core's bit.
 //! * Every lock here is held with interrupts masked, so `cpu_dead` from inside a handler (the
 //!   Stop IPI) and `irq_exit` never spin on a lock the interrupted code holds.
@@ -86,7 +95,8 @@ struct LeafState {
     qsmask: u64,
 }
 
-static LEAVES: [Leaf; MAX_LEAVES] = [const { Leaf { lock: spin::Mutex::new(LeafState { gp: 0, qsmask: 0 }) } }; MAX_LEAVES];
+static LEAVES: [Leaf; MAX_LEAVES] =
+    [const { Leaf { lock: spin::Mutex::new(LeafState { gp: 0, qsmask: 0 }) } }; MAX_LEAVES];
 
 /// The root: the grace period it is set up for and the leaves that still owe. Written only under
 /// `GP_LOCK` (the root's lock); read without it only by the stall detector, as a hint.
@@ -135,21 +145,31 @@ fn leaf_lock(i: usize) -> LeafLocked {
     LeafLocked { g: LEAVES[i].lock.lock(), _irq: irq }
 }
 
-/// Sets the tree up for grace period `g`: every online core owes (but the one fault injection
-/// skips). `GP_LOCK` held, after D.
-pub(super) fn setup(g: u64) {
+/// Sets the tree up for grace period `g` (`GP_LOCK` held, after D) and reports for the cores
+/// that need not be waited for: each leaf, under its lock, gets `gp = g` and the online cores
+/// (but the one fault injection skips) whose `ctr` is neither 0 (idle) nor `g` (already past a
+/// quiescent state). One walk over the online cores, one lock per leaf: O(N) once per grace
+/// period. Returns whether no core owes anything (the caller completes `g` at once).
+pub(super) fn setup(g: u64) -> bool {
     let skip = injected_skip_core();
-    let mut masks = [0u64; MAX_LEAVES];
-    // After D: a core whose ONLINE bit this misses sees the updater's removal (O pairs with D).
-    for cpu in smp::online_cpus() {
-        if Some(cpu) != skip {
-            let (i, bit) = place(cpu);
-            masks[i] |= bit;
-        }
-    }
+    let leaf = leaf_size();
+    // After D: a core whose ONLINE bit this misses sees the updater's removal (O pairs with D),
+    // and a ctr read here is either seen as 0/g or its core's new readers see the removal (C).
+    let mut cpus = smp::online_cpus().peekable();
     let mut root = 0;
-    for (i, &m) in masks.iter().enumerate().take(nr_leaves()) {
+    for i in 0..nr_leaves() {
+        let (base, end) = (i * leaf, (i + 1) * leaf);
+        // The ctr reads come after taking the leaf's lock: a core whose report found the leaf
+        // still set up for an older grace period stored its ctr before releasing this lock, so
+        // its value is seen here (the report is not lost).
         let mut l = leaf_lock(i);
+        let mut m = 0u64;
+        while let Some(cpu) = cpus.next_if(|&c| c < end) {
+            let v = CPUS[cpu].ctr.load(Ordering::Relaxed);
+            if v != 0 && v != g && Some(cpu) != skip {
+                m |= 1 << (cpu - base);
+            }
+        }
         l.g.gp = g;
         l.g.qsmask = m;
         if m != 0 {
@@ -158,6 +178,11 @@ pub(super) fn setup(g: u64) {
     }
     ROOT_GP.store(g, Ordering::Relaxed); // under GP_LOCK
     ROOT_QSMASK.store(root, Ordering::Relaxed);
+    // B: the ctr values read above (each 0 or g stored after its core's A) before whatever
+    // completes this grace period: DONE right away if root is 0, or later behind GP_LOCK.
+    // Pairs with A in rcu_qs/eqs_enter/irq_exit/cpu_dead.
+    smp_mb();
+    root == 0
 }
 
 /// Core `cpu` has passed a quiescent state for grace period `g` (its `ctr` is `g` or 0, stored
@@ -165,21 +190,20 @@ pub(super) fn setup(g: u64) {
 /// the last core of its leaf.
 pub(super) fn report(cpu: usize, g: u64) {
     let (i, bit) = place(cpu);
-    let next = report_leaf(i, bit, g);
-    run_passes(next);
+    report_leaf(i, bit, g);
 }
 
-/// Clears `mask` in leaf `i` for grace period `g`; the leaf emptying goes on to the root.
-/// Returns a grace period this started and whose pass is still to run.
-fn report_leaf(i: usize, mask: u64, g: u64) -> Option<u64> {
+/// Clears `mask` in leaf `i` for grace period `g`; the leaf emptying goes on to the root, and
+/// the root emptying completes `g`.
+fn report_leaf(i: usize, mask: u64, g: u64) {
     {
         let mut l = leaf_lock(i);
         if l.g.gp != g || l.g.qsmask & mask == 0 {
-            return None; // an older grace period's report, or reported already
+            return; // an older grace period's report, or reported already
         }
         l.g.qsmask &= !mask;
         if l.g.qsmask != 0 {
-            return None;
+            return;
         }
     }
     // The leaf's lock is dropped first (set-up nests leaf locks inside GP_LOCK). Only the
@@ -191,67 +215,46 @@ fn report_leaf(i: usize, mask: u64, g: u64) -> Option<u64> {
     // the full barrier makes it order their read-side accesses before DONE for every observer,
     // not only for the next lock holder (Linux's smp_mb__after_unlock_lock). Pairs with A.
     smp_mb();
-    if ROOT_GP.load(Ordering::Relaxed) != g || ROOT_QSMASK.load(Ordering::Relaxed) & (1 << i) == 0 {
-        return None;
+    let root = ROOT_QSMASK.load(Ordering::Relaxed);
+    if ROOT_GP.load(Ordering::Relaxed) != g || root & (1 << i) == 0 {
+        return;
     }
-    let root = ROOT_QSMASK.load(Ordering::Relaxed) & !(1 << i);
-    ROOT_QSMASK.store(root, Ordering::Relaxed); // under GP_LOCK
-    if root != 0 {
-        return None;
+    ROOT_QSMASK.store(root & !(1 << i), Ordering::Relaxed); // under GP_LOCK
+    if root & !(1 << i) != 0 {
+        return;
     }
-    let next = super::gp::complete_locked(g);
+    let done = super::gp::complete_locked(g);
     drop(l);
-    super::gp::after_complete(g);
-    next
+    super::gp::after_complete(done);
 }
 
-/// Runs the starter's pass for each grace period started along the way (completing one may
-/// start the next, whose pass may complete it in turn).
-pub(super) fn run_passes(mut next: Option<u64>) {
-    while let Some(g) = next {
-        next = pass(g);
+/// Reports for every online core found idle or already at the grace period in progress, from
+/// any core (`gp_try_complete`): a safety net and a way for tests to push a grace period along;
+/// nothing needs it for progress (the set-up and the cores' own reports are complete). O(N).
+pub(super) fn force_pass() {
+    // D': Acquire, so the ctr reads below are ordered after seeing g start (this core may not
+    // be the one that started it); pairs with C through D on the starting core.
+    let g = STARTED.load(Ordering::Acquire);
+    if g <= super::DONE.load(Ordering::Relaxed) {
+        return;
     }
-}
-
-/// The starter's pass for grace period `g` (after D, `GP_LOCK` released): reports for every
-/// online core found idle or already at `g`, one leaf lock per leaf. O(N), once per grace
-/// period. Returns a grace period started by the completion it caused, if any.
-pub(super) fn pass(g: u64) -> Option<u64> {
-    let mut masks = [0u64; MAX_LEAVES];
-    let mut any = false;
-    for cpu in smp::online_cpus() {
-        let v = CPUS[cpu].ctr.load(Ordering::Relaxed);
-        if v == 0 || v == g {
-            let (i, bit) = place(cpu);
-            masks[i] |= bit;
-            any = true;
-        }
-    }
-    if !any {
-        return None;
-    }
-    // B: the ctr values read above (each stored after that core's A) before the reports that
-    // may complete the grace period; pairs with A in eqs_enter/rcu_qs/irq_exit/cpu_dead.
-    smp_mb();
-    let mut next = None;
-    for (i, &m) in masks.iter().enumerate().take(nr_leaves()) {
-        if m != 0 {
-            if let Some(n) = report_leaf(i, m, g) {
-                next = Some(n);
+    let leaf = leaf_size();
+    let mut cpus = smp::online_cpus().peekable();
+    for i in 0..nr_leaves() {
+        let (base, end) = (i * leaf, (i + 1) * leaf);
+        let mut m = 0u64;
+        while let Some(cpu) = cpus.next_if(|&c| c < end) {
+            let v = CPUS[cpu].ctr.load(Ordering::Relaxed);
+            if v == 0 || v == g {
+                m |= 1 << (cpu - base);
             }
         }
-    }
-    next
-}
-
-/// The pass for the grace period in progress, from any core (`gp_try_complete`): a safety net
-/// and a way for tests to push a grace period along; nothing needs it for progress.
-pub(super) fn force_pass() {
-    // D': Acquire, so the ctr reads in the pass are ordered after seeing g start (this core may
-    // not be the one that started it); pairs with C through D on the starting core.
-    let g = STARTED.load(Ordering::Acquire);
-    if g > super::DONE.load(Ordering::Relaxed) {
-        run_passes(pass(g));
+        if m != 0 {
+            // B: the ctr values read above before the reports that may complete g; pairs with
+            // A in rcu_qs/eqs_enter/irq_exit/cpu_dead.
+            smp_mb();
+            report_leaf(i, m, g);
+        }
     }
 }
 
