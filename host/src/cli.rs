@@ -229,8 +229,9 @@ fn parse_bench(p: &mut lexopt::Parser) -> Result<Command, CliError> {
 /// A comma-separated list of positive numbers (`2,4,8`).
 fn parse_list(v: &str, opt: &str) -> Result<Vec<u32>, CliError> {
     v.split(',')
-        .map(|x| parse_as::<NonZeroU32>(x.trim(), opt, "a comma-separated list of numbers").map(|n| n.get()))
-        .collect()
+        .map(|x| x.trim().parse::<NonZeroU32>().map(NonZeroU32::get))
+        .collect::<Result<_, _>>()
+        .map_err(|_| CliError(format!("invalid value '{v}' for {opt}: expected a comma-separated list of numbers")))
 }
 
 fn parse_decode(p: &mut lexopt::Parser) -> Result<Command, CliError> {
@@ -343,6 +344,11 @@ mod tests {
         }
         assert!(matches!(parse(["bench", "--report-only"], None), Ok(Command::Bench(a)) if a.report_only));
         assert!(err(&["bench"]).starts_with("missing ELF file"));
+        match parse(["bench", "--gp-cores", "16,64,256", "--gp-leaves=2", "img"], None) {
+            Ok(Command::Bench(a)) => assert_eq!((a.gp_cores, a.gp_leaves), (vec![16, 64, 256], vec![2])),
+            other => panic!("{other:?}"),
+        }
+        assert!(err(&["bench", "--gp-cores", "4,x", "img"]).starts_with("invalid value '4,x' for --gp-cores"));
         assert_eq!(err(&["bench", "--smp", "0", "x"]), "invalid value '0' for --smp: expected a number of cores");
     }
 

@@ -437,23 +437,6 @@ fn update(root: &Area<'_>, d: &Data) -> Result<bool, String> {
     Ok(true)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{core_label, micros, short};
-
-    #[test]
-    fn labels_are_short() {
-        assert_eq!(short(0.25), "0.25");
-        assert_eq!(short(2.5), "2.5");
-        assert_eq!(short(25.0), "25");
-        assert_eq!(short(2500.0), "2500");
-        assert_eq!(micros(&2500.0), "2.5 ms");
-        assert_eq!(micros(&0.5), "0.5 µs");
-        assert_eq!(core_label(&2.0), "4");
-        assert_eq!(core_label(&2.5), "");
-    }
-}
-
 /// Grace-period cost against the core count (log-log), one colour per measure and a dash per
 /// leaf size, with linear and quadratic reference lines through the first "all cores" point.
 fn grace_periods(root: &Area<'_>, d: &Data) -> Result<bool, String> {
@@ -541,4 +524,21 @@ fn grace_periods(root: &Area<'_>, d: &Data) -> Result<bool, String> {
     }
     legend_strip(&strip, &legend)?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{core_label, micros, short};
+
+    #[test]
+    fn labels_are_short() {
+        assert_eq!(short(0.25), "0.25");
+        assert_eq!(short(2.5), "2.5");
+        assert_eq!(short(25.0), "25");
+        assert_eq!(short(2500.0), "2500");
+        assert_eq!(micros(&2500.0), "2.5 ms");
+        assert_eq!(micros(&0.5), "0.5 µs");
+        assert_eq!(core_label(&2.0), "4");
+        assert_eq!(core_label(&2.5), "");
+    }
 }

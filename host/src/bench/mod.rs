@@ -136,7 +136,8 @@ fn boots(args: &BenchArgs, host_cores: usize) -> Vec<Boot> {
                 mode: "icount",
                 cores,
                 sections: &["gp"],
-                extra: format!(" rcu_leaf={leaf}"),
+                // maxcpus: the leaf size is raised to fit the core limit in 64 leaves.
+                extra: format!(" rcu_leaf={leaf} maxcpus={cores}"),
             });
         }
     }

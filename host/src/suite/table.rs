@@ -177,9 +177,10 @@ fn virt_runs() -> Vec<Run> {
         pass("idle", 1),
         pass("rcu", 4),
         pass("rcu", 1),
-        // RCU's combining tree with 2-core leaves: 4 leaves under the root instead of one leaf.
-        Run { append: "rcu_leaf=2", ..pass("rcu", 8) },
-        Run { append: "rcu_leaf=1", ..pass("idle", 4) },
+        // RCU's combining tree with 2-core leaves: 4 leaves under the root instead of one leaf
+        // (maxcpus keeps the leaf size from being raised to fit a larger MAX_CPUS in 64 leaves).
+        Run { append: "rcu_leaf=2 maxcpus=8", ..pass("rcu", 8) },
+        Run { append: "rcu_leaf=1 maxcpus=4", ..pass("idle", 4) },
         pass("rwsem", 4),
         pass("rwsem", 1),
         pass("percpu_ref", 4),
@@ -219,7 +220,7 @@ fn virt_runs() -> Vec<Run> {
         torture(Build::Release, 4),
         torture(Build::Debug, 4),
         // RCU's combining tree with 2-core leaves (two leaves and the root on 4 cores).
-        torture_with(Build::Release, 4, " rcu_leaf=2"),
+        torture_with(Build::Release, 4, " rcu_leaf=2 maxcpus=4"),
     ]
     .into_iter()
     .chain(fault_injection_runs())
