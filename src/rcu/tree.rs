@@ -60,8 +60,8 @@
 //!   and change nothing.
 //! * A core that parks for good (`cpu_dead`: shutdown, a Stop IPI) stores `ctr = 0` and reports
 //!   like `eqs_enter`, so a grace period in progress does not wait for it; later set-ups still
-//!   find it online (`ONLINE` is never cleared) and leave it out (`ctr` is 0). No
-//!   core ever leaves `ONLINE`, so no grace period can end early by losing a core's bit.
+//!   find it online (`ONLINE` is never cleared) and leave it out (`ctr` is 0). No core ever
+//!   leaves `ONLINE`, so no grace period can end early by losing a core's bit.
 //! * Every lock here is held with interrupts masked, so `cpu_dead` from inside a handler (the
 //!   Stop IPI) and `irq_exit` never spin on a lock the interrupted code holds.
 
@@ -108,11 +108,14 @@ static ROOT_QSMASK: AtomicU64 = AtomicU64::new(0);
 pub(super) fn init() {
     let cores = smp::cpu_limit();
     let min = cores.div_ceil(MAX_LEAVES).max(1);
-    let asked = crate::board::bootarg("rcu_leaf").and_then(|v| v.parse::<usize>().ok()).unwrap_or(DEFAULT_LEAF);
-    let leaf = asked.clamp(min, 64);
+    let asked = crate::board::bootarg("rcu_leaf").and_then(|v| v.parse::<usize>().ok());
+    let leaf = asked.unwrap_or(DEFAULT_LEAF).clamp(min, 64);
     LEAF.store(leaf, Ordering::Relaxed);
     NR_LEAVES.store(cores.div_ceil(leaf), Ordering::Relaxed);
-    defmt::info!("rcu: {} core(s) per leaf, {} leaves for {} cores", leaf, cores.div_ceil(leaf), cores);
+    if asked.is_some() {
+        // Only when asked: the default says nothing (the demo's first line stays its own).
+        defmt::info!("rcu: {} core(s) per leaf, {} leaves for {} cores", leaf, cores.div_ceil(leaf), cores);
+    }
 }
 
 /// Leaves in use.
