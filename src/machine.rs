@@ -58,8 +58,9 @@ pub use crate::arch::{
     IrqGuard, PercpuBase,
 };
 pub use crate::percpu::{cpu_id, PerCpuAllocError, PerCpuBox};
-pub use crate::smp::tick::add_hook as add_tick_hook;
-pub use crate::smp::{num_online, online_cpus, set_idle_hooks, wait_event, wake_up_all, Completion, IdleHooks};
+pub use crate::board::bootarg;
+pub use crate::smp::tick::{add_hook as add_tick_hook, hz as tick_hz};
+pub use crate::smp::{cpu_limit, num_online, online_cpus, set_idle_hooks, wait_event, wake_up_all, Completion, IdleHooks};
 pub use crate::MAX_CPUS;
 pub use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 pub use defmt::println;

@@ -329,12 +329,49 @@ fn list_add_delete_replace_while_readers_iterate() {
     }
 }
 
+/// The combining tree has the leaf size the command line asked for (`rcu_leaf=N`, else 16; at
+/// least what fits this run's core limit in 64 leaves), so the runs with small leaves really
+/// spread their cores over several leaves.
+fn tree_has_the_leaf_size_asked_for() {
+    let asked = quiescent::board::bootarg("rcu_leaf").map(|v| v.parse::<usize>().expect("rcu_leaf=N"));
+    let min = smp::cpu_limit().div_ceil(64).max(1);
+    assert_eq!(rcu::leaf_size(), asked.unwrap_or(16).clamp(min, 64), "rcu leaf size");
+    if asked.is_some_and(|a| a >= min) {
+        let leaves = smp::online_cpus().map(|c| c / rcu::leaf_size()).max().unwrap_or(0) + 1;
+        assert!(smp::num_online() <= 1 || leaves > 1, "the run asked for small leaves but has one leaf");
+    }
+}
+
+/// Each core in turn holds a grace period open from inside a read-side section: with small
+/// leaves every leaf, and the root's bit for it, must keep the grace period from ending.
+fn grace_period_waits_for_a_reader_on_every_core() {
+    for c in others() {
+        let release = spin_on(c, true, "the reader");
+        let cookie = rcu::start_poll_synchronize_rcu();
+        let t0 = arch::counter();
+        // 20 ms of quiescent waiting (other cores report and sleep meanwhile).
+        rcu::wait_quiescent(|| {
+            assert!(!rcu::poll_state_synchronize_rcu(cookie), "a grace period ended while core {} was a reader", c);
+            arch::ticks_to_ns(arch::counter() - t0) < 20_000_000
+        });
+        release.store(true, Ordering::Release);
+        test::wait_until(5000, "the grace period after the reader", || rcu::poll_state_synchronize_rcu(cookie));
+    }
+}
+
 fn stall_detector_names_a_core_that_holds_up_a_grace_period() {
     let o = others();
     if o.is_empty() {
         return;
     }
-    let c = o[0];
+    // The first and the last of the others: with small leaves, in different leaves.
+    stall_named(o[0]);
+    if o.len() > 1 {
+        stall_named(o[o.len() - 1]);
+    }
+}
+
+fn stall_named(c: usize) {
     rcu::set_stall_timeout_ms(150);
     let release = spin_on(c, true, "the stalling reader");
     let (stalls, _) = rcu::stalls();
@@ -513,6 +550,8 @@ quiescent::tests!(
     interrupt_handler_on_a_quiescent_waiting_core_is_a_reader,
     dropping_a_removed_node_frees_it_after_a_grace_period,
     list_add_delete_replace_while_readers_iterate,
+    tree_has_the_leaf_size_asked_for,
+    grace_period_waits_for_a_reader_on_every_core,
     no_stall_reported_so_far,
     stall_detector_names_a_core_that_holds_up_a_grace_period,
 );

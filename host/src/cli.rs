@@ -17,7 +17,8 @@ usage:
   qrun run [--board virt|rpi4] [--smp N] [--el2] [--timeout SECS] [--append ARGS]
            [--icount] [--precise-irq] [--gdb] [--verbose] ELF [FILTER...] [--exact] [--list]
   qrun suite [--board virt|rpi4|all] [--only NAME] [--verbose]
-  qrun bench [--out DIR] [--smp N] [--smp-icount N] [--sections LIST] [--timeout SECS] ELF
+  qrun bench [--out DIR] [--smp N] [--smp-icount N] [--sections LIST] [--timeout SECS]
+             [--gp-cores LIST] [--gp-leaves LIST] ELF
   qrun bench --report-only [--out DIR]
   qrun decode ELF < /dev/ttyUSB0   (decode a board's console)
 
@@ -31,7 +32,9 @@ qrun bench boots the bench image on QEMU virt: with -icount shift=0 on --smp-ico
 (default 4); on multi-threaded TCG on --smp cores (default 8) for the costs, the scaling and
 the mixed workload; and on as many vCPUs as the host has cores for the update side. It keeps
 the consoles in DIR (default bench) and writes DIR/results.md and PNG charts; --report-only
-rewrites those from the kept consoles. --sections: costs,scaling,update,mixed (default all).
+rewrites those from the kept consoles. --sections: costs,scaling,update,mixed,gp (default all).
+The gp section (grace-period cost vs cores, icount) boots once per core count in --gp-cores
+(default 2,4,8) and RCU leaf size in --gp-leaves (default 16; `rcu_leaf=N`).
 ";
 
 /// What to do.
@@ -206,6 +209,8 @@ fn parse_bench(p: &mut lexopt::Parser) -> Result<Command, CliError> {
                 a.smp_icount = parse_as::<NonZeroU32>(&value(p)?, "--smp-icount", "a number of cores")?.get()
             }
             Long("sections") => a.sections = Some(value(p)?),
+            Long("gp-cores") => a.gp_cores = parse_list(&value(p)?, "--gp-cores")?,
+            Long("gp-leaves") => a.gp_leaves = parse_list(&value(p)?, "--gp-leaves")?,
             Long("timeout") => {
                 a.timeout_secs = parse_as::<NonZeroU64>(&value(p)?, "--timeout", "a number of seconds")?.get()
             }
@@ -219,6 +224,14 @@ fn parse_bench(p: &mut lexopt::Parser) -> Result<Command, CliError> {
         return Err(CliError("missing ELF file: qrun bench [options] ELF (see qrun --help)".into()));
     }
     Ok(Command::Bench(a))
+}
+
+/// A comma-separated list of positive numbers (`2,4,8`).
+fn parse_list(v: &str, opt: &str) -> Result<Vec<u32>, CliError> {
+    v.split(',')
+        .map(|x| x.trim().parse::<NonZeroU32>().map(NonZeroU32::get))
+        .collect::<Result<_, _>>()
+        .map_err(|_| CliError(format!("invalid value '{v}' for {opt}: expected a comma-separated list of numbers")))
 }
 
 fn parse_decode(p: &mut lexopt::Parser) -> Result<Command, CliError> {
@@ -331,6 +344,11 @@ mod tests {
         }
         assert!(matches!(parse(["bench", "--report-only"], None), Ok(Command::Bench(a)) if a.report_only));
         assert!(err(&["bench"]).starts_with("missing ELF file"));
+        match parse(["bench", "--gp-cores", "16,64,256", "--gp-leaves=2", "img"], None) {
+            Ok(Command::Bench(a)) => assert_eq!((a.gp_cores, a.gp_leaves), (vec![16, 64, 256], vec![2])),
+            other => panic!("{other:?}"),
+        }
+        assert!(err(&["bench", "--gp-cores", "4,x", "img"]).starts_with("invalid value '4,x' for --gp-cores"));
         assert_eq!(err(&["bench", "--smp", "0", "x"]), "invalid value '0' for --smp: expected a number of cores");
     }
 

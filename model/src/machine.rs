@@ -45,6 +45,31 @@ pub fn num_online() -> usize {
     NR_CPUS
 }
 
+/// The cores this run may use (the firmware's `smp::cpu_limit`): all of the model's.
+pub fn cpu_limit() -> usize {
+    NR_CPUS
+}
+
+std::thread_local! {
+    // The model's command line (loom runs every model thread on the test's own thread).
+    static BOOTARGS: RefCell<Vec<(&'static str, &'static str)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Sets `key=value` on the model's command line (e.g. `rcu_leaf=1`: one core per leaf of RCU's
+/// tree, so a model reaches the root's combining step) for the models run on this thread.
+pub fn set_bootarg(key: &'static str, value: &'static str) {
+    BOOTARGS.with(|b| {
+        let mut b = b.borrow_mut();
+        b.retain(|(k, _)| *k != key);
+        b.push((key, value));
+    });
+}
+
+/// The value of `key` on the model's command line (the firmware's `board::bootarg`).
+pub fn bootarg(key: &str) -> Option<&'static str> {
+    BOOTARGS.with(|b| b.borrow().iter().find(|(k, _)| *k == key).map(|(_, v)| *v))
+}
+
 /// What the idle loop and the blocking waits call (the firmware's `smp::IdleHooks`).
 pub struct IdleHooks {
     /// Between work items.
@@ -89,6 +114,11 @@ pub fn set_irq_context_hooks(enter: fn() -> bool, exit: fn(bool)) {
 
 /// The tick is not modelled (a model drives grace periods from its own threads).
 pub fn add_tick_hook(_f: fn()) {}
+
+/// The tick's rate (not modelled; the stall detector's period, which no model reaches).
+pub fn tick_hz() -> u32 {
+    100
+}
 
 /// Starts core `cpu` running `f`, between the registered `cpu_online` and `cpu_dead` hooks.
 pub fn spawn_cpu(cpu: usize, f: impl FnOnce() + 'static) -> loom::thread::JoinHandle<()> {
@@ -241,6 +271,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("src/rcu/gp.rs", include_str!("../../src/rcu/gp.rs")),
     ("src/rcu/callbacks.rs", include_str!("../../src/rcu/callbacks.rs")),
     ("src/rcu/read.rs", include_str!("../../src/rcu/read.rs")),
+    ("src/rcu/tree.rs", include_str!("../../src/rcu/tree.rs")),
 ];
 
 std::thread_local! {

@@ -11,7 +11,7 @@
 //! check.
 //!
 //! Nothing drives grace periods but the models' own threads (no tick): where the firmware's tick
-//! would push a grace period along, a model calls `gp_try_complete`, as the tick does.
+//! would push a grace period along, a model calls `gp_try_complete` (a pass over the cores).
 //!
 //! Each model names its preemption bound; `--nocapture` prints the executions explored.
 use loom::cell::UnsafeCell;
@@ -22,6 +22,7 @@ use std::rc::Rc;
 
 const QS: &str = "src/rcu/qs.rs";
 const GP: &str = "src/rcu/gp.rs";
+const TREE: &str = "src/rcu/tree.rs";
 
 /// An RCU-protected object: 1 while live, 0 once retired.
 struct Obj {
@@ -157,6 +158,15 @@ fn grace_period_waits_for_reader_going_idle_and_back() {
     check(3, || updater_vs(reader_going_idle)); // preemption bound 3
 }
 
+/// `rcu_leaf=1`: each core is a leaf of its own, so the last report goes on to the root's mask
+/// under GP_LOCK (with the default 16-core leaves the model's cores share one leaf).
+#[test]
+fn grace_period_with_one_core_per_leaf() {
+    machine::set_bootarg("rcu_leaf", "1");
+    check(3, || updater_vs(reader_passing_a_quiescent_point)); // preemption bound 3
+    check(3, || updater_vs(reader_going_idle)); // preemption bound 3
+}
+
 // ---------------------------------------------------------------------------------------------
 // call_rcu.
 // ---------------------------------------------------------------------------------------------
@@ -256,9 +266,12 @@ fn idle_core_with_callbacks_is_woken() {
 // updater's steps).
 // ---------------------------------------------------------------------------------------------
 
+/// With the tree, `updater_vs` finds no failure at bound 3 (a report that goes through the leaf
+/// lock is ordered by the lock's release); the `call_rcu` model, where the updater reads the
+/// core's `ctr` in the set-up and in `gp_try_complete`'s pass, does.
 #[test]
 fn negative_without_a_in_rcu_qs() {
-    assert!(check_fails_without(QS, "A@rcu_qs", 3, || updater_vs(reader_passing_a_quiescent_point)));
+    assert!(check_fails_without(QS, "A@rcu_qs", 3, || call_rcu_after_reader(reader_passing_a_quiescent_point)));
 }
 
 #[test]
@@ -274,6 +287,15 @@ fn negative_without_a_in_cpu_dead() {
 #[test]
 fn negative_without_c_in_eqs_exit() {
     assert!(check_fails_without(QS, "C@eqs_exit", 3, || updater_vs(reader_going_idle)));
+}
+
+/// D in `gp_start` (after the store of STARTED, before the set-up reads ONLINE and the cores'
+/// `ctr`): without it the set-up and a core going idle or offline (`ctr = 0`, a full barrier,
+/// then its load of STARTED) can each miss the other's store, the core never reports and the
+/// grace period never ends; loom reports the waiter's endless spin (its branch limit).
+#[test]
+fn negative_without_d_in_gp_start() {
+    assert!(check_fails_without(GP, "D@gp_start", 3, || updater_vs(reader_passing_a_quiescent_point)));
 }
 
 #[test]
@@ -317,37 +339,33 @@ fn barrier_c_in_rcu_qs_not_detectable_a_orders_the_reader() {
     assert!(!check_fails_without(QS, "C@rcu_qs", 3, || call_rcu_after_reader(reader_passing_a_quiescent_point)));
 }
 
-/// B: the waiter in `synchronize_rcu` continues with C (in `eqs_exit`) before it frees, and loom
-/// makes a SeqCst fence synchronise with every SeqCst fence it ran earlier, A of the reader
-/// included: the order B gives is given again. On ARMv8 the Release store of DONE also orders
-/// the completer's earlier `ctr` loads before it; in C11 it does not, and B is what makes the
-/// reader's section happen before a third core that sees DONE. Showing that needs a model in
-/// which the freeing core passes no SeqCst fence after reading DONE, which the firmware's waits
-/// never do.
+/// B (the tree's three sites: after the set-up's `ctr` reads, after taking GP_LOCK for a
+/// leaf's last report, after `gp_try_complete`'s pass): the waiter in `synchronize_rcu`
+/// continues with C (in `eqs_exit`) before it frees, and loom makes a SeqCst fence synchronise
+/// with every SeqCst fence it ran earlier, A of the reader included, and the leaf locks chain
+/// the reports: the order B gives is given again. On ARMv8 the Release store of DONE also
+/// orders the completer's earlier `ctr` loads before it; in C11 it does not, and B is what makes
+/// the reader's section happen before a third core that sees DONE. Showing that needs a model
+/// in which the freeing core passes no SeqCst fence after reading DONE, which the firmware's
+/// waits never do.
 #[test]
 fn barrier_b_not_detectable_seqcst_fences_synchronise_in_loom() {
-    assert!(!check_fails_without(GP, "B", 3, || updater_vs(reader_passing_a_quiescent_point)));
+    for site in ["B@setup", "B@report_leaf"] {
+        assert!(!check_fails_without(TREE, site, 3, || updater_vs(reader_passing_a_quiescent_point)));
+    }
+    assert!(!check_fails_without(TREE, "B@force_pass", 3, || call_rcu_after_reader(reader_passing_a_quiescent_point)));
 }
 
-/// D in `gp_start` (after the store of STARTED): every caller reaches another full barrier
-/// before it reads any core's `ctr` (synchronize_rcu: A in eqs_enter; call_rcu's caller: A and
-/// C in its next rcu_qs; complete_one: E), so in two-core models the order it gives is always
-/// given again; it matters for a third core completing the grace period (with D').
-#[test]
-fn barrier_d_in_gp_start_not_detectable_callers_pass_another_barrier() {
-    assert!(!check_fails_without(GP, "D@gp_start", 3, || updater_vs(reader_passing_a_quiescent_point)));
-}
-
-/// D' (`complete_one`'s Acquire load of STARTED): it orders the completer's `ctr` loads after
-/// the start of the grace period it completes when the completer is neither the core that
-/// started it nor one whose own barriers (A, C of its report) came after the start; with two
-/// cores the completer is always one of those.
+/// D' (`tree::force_pass`'s Acquire load of STARTED, `gp_try_complete`'s pass): it orders the
+/// pass's `ctr` loads after the start of the grace period it reports for when the passing core
+/// is not the one that started it; in the two-core model the core that calls it started the
+/// grace period itself (its `call_rcu`), or reads STARTED after its own full barriers.
 #[test]
 fn barrier_d_prime_not_detectable_with_two_cores() {
-    assert!(!check_fails_without(GP, "D'", 3, || updater_vs(reader_passing_a_quiescent_point)));
+    assert!(!check_fails_without(TREE, "D'", 3, || call_rcu_after_reader(reader_passing_a_quiescent_point)));
 }
 
-/// E (`complete_one`, and its partner, the second barrier of `eqs_enter`): the wake-up of an idle
+/// E (`gp::after_complete`, and its partner, the second barrier of `eqs_enter`): the wake-up of an idle
 /// core with ready callbacks. With two cores the completer is the core whose report was
 /// the last one needed, and its C (store-buffering with the idle core's second barrier)
 /// already makes one of the two see the other: the idle core completes the grace period itself,

@@ -5,7 +5,8 @@
 //! table and `BENCH` lines, which the host tool turns into `bench/results.md` and charts.
 //!
 //! Sections: `costs` (one core, refscale style), `scaling` (read sides on 1..8 cores, mttcg
-//! only), `update` (the writer's side), `mixed` (seed 004's workload, mttcg only).
+//! only), `update` (the writer's side), `mixed` (seed 004's workload, mttcg only), `gp`
+//! (grace-period cost against the core count, for RCU's combining tree; icount).
 #![no_std]
 #![no_main]
 
@@ -15,6 +16,8 @@ extern crate alloc;
 mod common;
 #[path = "costs.rs"]
 mod costs;
+#[path = "gp.rs"]
+mod gp;
 #[path = "mixed.rs"]
 mod mixed;
 #[path = "scaling.rs"]
@@ -48,6 +51,9 @@ fn main() -> i32 {
     }
     if wanted("mixed") && !common::icount() {
         mixed::run();
+    }
+    if wanted("gp") {
+        gp::run();
     }
     common::line("done", "");
     0

@@ -1,6 +1,6 @@
 //! Callbacks: `call_rcu`'s per-core segmented lists, running the ready ones, and `rcu_barrier`.
 
-use super::gp::{gp_try_complete, request, snapshot};
+use super::gp::{request, snapshot};
 use super::qs::{callbacks_while_waiting, eqs_enter, eqs_exit, might_block};
 use super::{CPUS, DONE};
 use crate::machine::{self, cpu_id, ipi, AtomicU64, AtomicUsize, IrqGuard, Mutex, Ordering, MAX_CPUS};
@@ -139,10 +139,8 @@ pub fn rcu_barrier() {
     }
     eqs_enter();
     while remaining.load(Ordering::Acquire) != 0 {
-        if !gp_try_complete() {
-            callbacks_while_waiting();
-            machine::cpu_relax();
-        }
+        callbacks_while_waiting();
+        machine::cpu_relax();
     }
     eqs_exit();
 }

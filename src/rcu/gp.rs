@@ -1,8 +1,8 @@
-//! Grace periods: snapshots and requests, starting and completing them (any core may complete
-//! one), `synchronize_rcu` and the polling API, and optional grace-period timing.
+//! Grace periods: snapshots and requests, starting and completing them (the core whose report
+//! empties the tree's root completes one), `synchronize_rcu` and the polling API, and optional grace-period timing.
 
 use super::qs::{callbacks_while_waiting, eqs_enter, eqs_exit, might_block, not_in_callback};
-use super::{gp_lock, gp_try_lock, CPUS, DONE, GP_SEQ, REQUESTED, STARTED};
+use super::{gp_lock, tree, CPUS, DONE, GP_SEQ, REQUESTED, STARTED};
 use crate::machine::{self, ipi, smp_mb, AtomicBool, AtomicU64, Ordering};
 
 machine::global! {
@@ -11,8 +11,8 @@ machine::global! {
     static GP_TOTAL_TICKS: AtomicU64 = AtomicU64::new(0);
     static GP_TIMED: AtomicU64 = AtomicU64::new(0);
     /// Whether grace periods are timed (two counter reads per grace period, which cost ~100 ns
-    /// each under QEMU; off by default). The stall detector does not need it: the tick notes
-    /// when it first sees each grace period.
+    /// each under QEMU; off by default). The stall detector does not need it: the tick notes when
+    /// it first sees each grace period.
     static GP_TIMING: AtomicBool = AtomicBool::new(false);
 }
 
@@ -41,29 +41,48 @@ pub(super) fn request(g: u64) {
     if REQUESTED.load(Ordering::Relaxed) >= g && STARTED.load(Ordering::Relaxed) >= g {
         return; // already requested and started: the completer's chain covers it
     }
-    let _l = gp_lock();
+    let l = gp_lock();
     if REQUESTED.load(Ordering::Relaxed) < g {
         REQUESTED.store(g, Ordering::Relaxed); // under GP_LOCK
     }
-    start_if_requested();
-}
-
-/// Starts the next grace period if none is in progress and one is requested (GP_LOCK held).
-fn start_if_requested() {
-    let s = STARTED.load(Ordering::Relaxed);
-    if s == DONE.load(Ordering::Relaxed) && s < REQUESTED.load(Ordering::Relaxed) {
-        gp_start(s + 1);
+    let done = start_if_requested();
+    drop(l);
+    if let Some(d) = done {
+        after_complete(d);
     }
 }
 
-/// Starts grace period `g` (with GP_LOCK held).
-fn gp_start(g: u64) {
+/// Starts the next grace period if none is in progress and one is requested (GP_LOCK held).
+/// A grace period whose set-up finds every core idle or past a quiescent state completes right
+/// here, and the next requested one starts; returns the last one completed so (for the wake-ups
+/// the caller sends once GP_LOCK is released).
+fn start_if_requested() -> Option<u64> {
+    let mut completed = None;
+    loop {
+        let s = STARTED.load(Ordering::Relaxed);
+        if s != DONE.load(Ordering::Relaxed) || s >= REQUESTED.load(Ordering::Relaxed) {
+            return completed;
+        }
+        if !gp_start(s + 1) {
+            return completed;
+        }
+        finish(s + 1); // after B in tree::setup
+        completed = Some(s + 1);
+    }
+}
+
+/// Starts grace period `g` (with GP_LOCK held) and sets the tree up for it. Returns whether no
+/// core owes a quiescent state (then the caller completes it).
+fn gp_start(g: u64) -> bool {
     if GP_TIMING.load(Ordering::Relaxed) {
         GP_START_TIME.store(machine::counter_relaxed(), Ordering::Relaxed);
     }
     STARTED.store(g, Ordering::Relaxed);
     bump_gp_seq();
-    smp_mb(); // D: the new STARTED (and what preceded it) before any core's ctr is read; pairs with C
+    // D: the new STARTED (and what preceded it) before the set-up reads ONLINE (pairs with O)
+    // and the cores' ctr (pairs with C).
+    smp_mb();
+    tree::setup(g)
 }
 
 /// Tells the cores' quiescent-state fast path that STARTED or DONE has changed (GP_LOCK held).
@@ -73,52 +92,27 @@ fn bump_gp_seq() {
     GP_SEQ.store(GP_SEQ.load(Ordering::Relaxed) + 1, Ordering::Release);
 }
 
-/// Completes the grace period in progress if every core has passed a quiescent state (or is
-/// idle). Returns whether a grace period completed.
+/// Pushes the grace period in progress along: reports for every core found idle or already
+/// past a quiescent state (O(N)), which completes it if those were the last. Nothing needs
+/// this for progress (the set-up reports for the idle cores, and the last report completes a
+/// grace period); tests call it. Returns whether a grace period completed meanwhile.
 pub fn gp_try_complete() -> bool {
-    try_complete(false)
+    let before = DONE.load(Ordering::Relaxed);
+    tree::force_pass();
+    DONE.load(Ordering::Relaxed) != before
 }
 
-/// `from_irq`: only try-lock GP_LOCK (an interrupt handler should not spin on it).
-pub(super) fn try_complete(from_irq: bool) -> bool {
-    let mut completed = false;
-    // After completing g, the next grace period may already be requested and, with every core
-    // idle, nobody else would look at it before the next tick: try it too.
-    while complete_one(from_irq) {
-        completed = true;
-    }
-    completed
+/// Completes grace period `g`, whose last quiescent state the tree has just collected (GP_LOCK
+/// held, after B), and starts the next one if requested. Returns the last grace period
+/// completed (`g`, or a later one whose set-up found nothing to wait for).
+pub(super) fn complete_locked(g: u64) -> u64 {
+    finish(g);
+    start_if_requested().unwrap_or(g)
 }
 
-fn complete_one(from_irq: bool) -> bool {
-    // D': Acquire, so the ctr reads below are ordered after seeing grace period g start (this
-    // core may not be the one that started it); pairs with C through D on the starting core.
-    let g = STARTED.load(Ordering::Acquire);
-    if g == DONE.load(Ordering::Relaxed) {
-        return false;
-    }
-    let skip = injected_skip_core();
-    for cpu in machine::online_cpus() {
-        let v = CPUS[cpu].ctr.load(Ordering::Relaxed);
-        if v != 0 && v != g && Some(cpu) != skip {
-            return false;
-        }
-    }
-    smp_mb(); // B: the quiescent states read above are ordered before DONE; pairs with A
-
-    // From the tick or an IRQ exit, do not spin: whoever holds the lock completes it, or a
-    // later tick does.
-    let l = if from_irq {
-        match gp_try_lock() {
-            Some(l) => l,
-            None => return false,
-        }
-    } else {
-        gp_lock()
-    };
-    if STARTED.load(Ordering::Relaxed) != g || DONE.load(Ordering::Relaxed) >= g {
-        return false;
-    }
+/// Publishes `g` as complete (GP_LOCK held, after B).
+fn finish(g: u64) {
+    debug_assert!(STARTED.load(Ordering::Relaxed) == g && DONE.load(Ordering::Relaxed) < g);
     if GP_TIMING.load(Ordering::Relaxed) {
         let took = machine::counter_relaxed().wrapping_sub(GP_START_TIME.load(Ordering::Relaxed));
         GP_TOTAL_TICKS.store(GP_TOTAL_TICKS.load(Ordering::Relaxed) + took, Ordering::Relaxed); // under GP_LOCK
@@ -126,8 +120,11 @@ fn complete_one(from_irq: bool) -> bool {
     }
     DONE.store(g, Ordering::Release);
     bump_gp_seq();
-    start_if_requested();
-    drop(l);
+}
+
+/// After completing grace periods up to `g` (GP_LOCK released): wakes the idle cores whose
+/// callbacks they made ready. One O(N) pass per completion, by the completer only.
+pub(super) fn after_complete(g: u64) {
     smp_mb(); // E: DONE is visible before the idle cores' wake requests are read; pairs with E in idle_enter
     for cpu in machine::online_cpus() {
         let w = CPUS[cpu].wake_for_gp.load(Ordering::Relaxed);
@@ -138,14 +135,14 @@ fn complete_one(from_irq: bool) -> bool {
             ipi::send(cpu, ipi::Ipi::Wake);
         }
     }
-    true
 }
 
 /// Fault injection (`--features inject-gp-skip-core`, never in normal builds): grace periods
-/// do not wait for the highest-numbered online core, so its readers are unprotected. The
+/// do not wait for the highest-numbered online core (the tree's set-up leaves its bit out), so
+/// its readers are unprotected. The
 /// torture's reader pipe must catch it.
 #[inline(always)]
-fn injected_skip_core() -> Option<usize> {
+pub(super) fn injected_skip_core() -> Option<usize> {
     if cfg!(feature = "inject-gp-skip-core") && machine::num_online() > 1 {
         machine::online_cpus().last()
     } else {
@@ -162,11 +159,10 @@ pub fn synchronize_rcu() {
     let g = snapshot();
     request(g);
     eqs_enter();
+    // The last report completes the grace period: the waiter only watches DONE.
     while DONE.load(Ordering::Acquire) < g {
-        if !gp_try_complete() {
-            callbacks_while_waiting();
-            machine::cpu_relax();
-        }
+        callbacks_while_waiting();
+        machine::cpu_relax();
     }
     eqs_exit();
 }

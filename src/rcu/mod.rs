@@ -20,10 +20,17 @@
 //!   the core saw at its last quiescent state (as liburcu QSBR's reader `ctr`).
 //!
 //! Grace period `g` is complete once every core's `ctr` is `0` or `g`: each core has either been
-//! idle or passed a quiescent point after `g` started. Whoever notices that (a reporting core,
-//! a core going idle, a waiting `synchronize_rcu` caller, an interrupt handler returning to an
-//! idle core, or the tick) completes it in
-//! [`gp_try_complete`]. Nothing needs a dedicated grace-period thread.
+//! idle or passed a quiescent point after `g` started. Nobody scans for that on every report:
+//! a two-level combining tree (`tree.rs`, after Linux's Tree RCU) collects the reports. Leaves
+//! of 16 cores (`rcu_leaf=N` on the command line changes it, for tests), each with a lock and a
+//! mask of its cores that still owe `g`, under a root whose mask holds the leaves that still
+//! owe. The core that starts `g` sets the masks up, reading every core's `ctr` once and leaving
+//! out those idle or already at `g` (O(N) per grace period); every other report is the core's
+//! own (a quiescent point, going idle, an interrupt handler returning to an idle core, a core
+//! parking for good) and clears one bit under one leaf lock, plus one under `GP_LOCK` for the
+//! last core of a leaf: O(1). The report that empties the root completes `g` on the spot.
+//! Nothing needs a dedicated grace-period thread, and nothing polls. Figures and the choice
+//! against liburcu's "the updater scans" are in `tree.rs`.
 //!
 //! A caller that needs a grace period that *starts after now* takes the snapshot
 //! `STARTED + 1` (Linux's `rcu_seq_snap`): if one is in progress it began before the caller and
@@ -32,21 +39,30 @@
 //!
 //! # Barriers (labels used in the code)
 //!
-//! * **A** (`rcu_qs`, `eqs_enter`): `smp_mb` before a core publishes a quiescent state: its
-//!   earlier read-side accesses are complete before the report is seen. Pairs with **B**.
-//! * **B** (`gp_try_complete`): `smp_mb` after reading every core's `ctr` and before publishing
-//!   `DONE`: whoever sees the grace period complete (and frees memory) is ordered after all the
+//! * **A** (`rcu_qs`, `eqs_enter`, `cpu_dead`): `smp_mb` before a core publishes a quiescent
+//!   state: its earlier read-side accesses are complete before the report is seen. Pairs with
+//!   **B**.
+//! * **B** (`tree::setup`, `tree::report_leaf`, `tree::force_pass`): the reports reach `DONE`
+//!   through a chain of leaf locks and `GP_LOCK` (each reporter stores its `ctr` after A and
+//!   before its leaf unlock); an `smp_mb` after taking `GP_LOCK` and before `DONE` makes that
+//!   order hold for every observer, not just the next lock holder (Linux's
+//!   `smp_mb__after_unlock_lock`). The set-up reads `ctr`s without their cores' lock chain, so it
+//!   has its own `smp_mb` between those reads and anything that may complete the grace period.
+//!   Whoever sees the grace period complete (and frees memory) is then ordered after all the
 //!   readers it waited for. Pairs with **A**; the waiter's Acquire load of `DONE` continues it.
 //! * **C** (`rcu_qs`, `eqs_exit`): `smp_mb` after a core stores its new `ctr` and before any new
-//!   reader runs. Pairs with **D**: a store-buffering pair, so either the grace-period starter sees
-//!   the new `ctr` (and waits for this core), or this core's new readers see everything the
-//!   updater did before starting the grace period (the removal).
+//!   reader runs. Pairs with **D**: a store-buffering pair, so either the grace-period starter's
+//!   set-up sees the new `ctr` (and waits for this core), or this core's new readers see everything
+//!   the updater did before starting the grace period (the removal). `eqs_enter`, `irq_exit` and
+//!   `cpu_dead` have the same `smp_mb` after `ctr = 0`, before reading `STARTED`: either the set-up
+//!   sees the core idle and leaves it out, or the core sees the new grace period and reports.
 //! * **D** (`gp_start`, `snapshot`): `smp_mb` between an updater's removal and its snapshot of
-//!   `STARTED`, and after storing a new `STARTED` (on the core that starts the grace period).
-//!   Any core may *complete* a grace period, so the completer loads `STARTED` with Acquire
-//!   (**D'**, `try_complete`) before reading the cores' `ctr`: a `ctr` it reads is then not older
-//!   than the start of the grace period it completes. Pairs with **C**.
-//! * **E** (`gp_try_complete`, `idle_enter`): `smp_mb` between publishing `DONE` and reading which
+//!   `STARTED`, and after storing a new `STARTED` (on the core that starts the grace period),
+//!   before the tree's set-up reads `ONLINE` and the cores' `ctr`. `gp_try_complete` may read
+//!   them again from any core (a test's push), so it loads `STARTED` with Acquire
+//!   (**D'**, `tree::force_pass`) before reading the cores' `ctr`: a `ctr` it reads is then not
+//!   older than the start of the grace period it reports for. Pairs with **C**.
+//! * **E** (`gp::after_complete`, `idle_enter`): `smp_mb` between publishing `DONE` and reading which
 //!   idle cores wait for callbacks, and between an idle core announcing that and re-reading
 //!   `DONE`: a store-buffering pair, so an idle core with ready callbacks is never left asleep.
 //!
@@ -60,16 +76,17 @@
 //!   barriers: K orders the interrupted store (and its load of `STARTED`) before the handler's
 //!   reads, K' the handler's reads before the interrupted code's next store. Two `dmb ish` per
 //!   interrupt, instead of masking interrupts around every `eqs_enter`/`eqs_exit`.
-//! * **Q** (`gp_start`, `complete_one`; `rcu_quiescent_state`): `GP_SEQ` is stored with Release
+//! * **Q** (`gp_start`, `complete_locked`; `rcu_quiescent_state`): `GP_SEQ` is stored with Release
 //!   after each change of `STARTED` or `DONE`, and the quiescent-state slow path loads it with
 //!   Acquire before reading them, so a core that records "nothing new since `GP_SEQ` = s" has
 //!   read the `STARTED` and `DONE` that s stands for. The fast path's Relaxed load only decides
 //!   whether to take the slow path (a stale value delays a report, as a stale `STARTED` did).
 //! * **O** (`smp::secondary_online`): a core coming online publishes its `ONLINE` bit, then
-//!   `smp_mb`, then runs its first reader. The completer reads `ONLINE` after D' (through
+//!   `smp_mb`, then runs its first reader. The tree's set-up reads `ONLINE` after D (through
 //!   [`smp::online_cpus`](crate::smp::online_cpus)): a store-buffering pair with D, so either
-//!   the completer sees the new core (and waits for its `ctr`) or the new core's readers see
-//!   the updater's removal.
+//!   the grace period waits for the new core (its bit is in its leaf) or the new core's readers
+//!   see the updater's removal. See `tree.rs` for cores coming online mid-grace-period and
+//!   parking for good.
 //!
 //! Readers use [`rcu_dereference`] (a plain load: on ARMv8 the address dependency from the
 //! pointer to the data orders the two loads, so no read barrier is needed; only Alpha would) and
@@ -100,8 +117,9 @@
 //! | `rcu_barrier` | no (named error) | no (named error: it would wait for itself) | no (debug: named error) |
 //! | percpu_ref mode changes (`switch_to_*`, `reinit`, `resurrect`, `kill_and_confirm`) | no (named error) | only if no switch is pending (waiting: named error) | no (debug: named error) |
 //!
-//! The grace-period lock and the callback lists are locked with interrupts masked, so a
-//! handler never spins on a lock the code it interrupted holds, and a core holding another
+//! The grace-period lock, the tree's leaf locks and the callback lists are locked with
+//! interrupts masked, so a handler never spins on a lock the code it interrupted holds (so
+//! `irq_exit` and `cpu_dead` may report from a handler), and a core holding another
 //! IRQ-masked lock (percpu_ref's, around `call_rcu`) never waits for a holder that an interrupt
 //! keeps from releasing it.
 //!
@@ -122,6 +140,7 @@ mod gp;
 mod qs;
 mod read;
 mod stall;
+mod tree;
 
 pub use callbacks::{call_rcu, callback_counts, has_ready_callbacks, in_callback, process_callbacks, rcu_barrier};
 pub use gp::{
@@ -137,6 +156,7 @@ pub use read::{
     rcu_read_lock, rcu_read_unlock, read, ReadGuard,
 };
 pub use stall::{set_stall_timeout_ms, stalls};
+pub use tree::leaf_size;
 
 use crate::machine::{self, AtomicU64, IrqGuard, Mutex, MutexGuard, MAX_CPUS};
 
@@ -167,11 +187,6 @@ struct GpLocked {
 fn gp_lock() -> GpLocked {
     let irq = IrqGuard::new();
     GpLocked { _g: GP_LOCK.lock(), _irq: irq }
-}
-
-fn gp_try_lock() -> Option<GpLocked> {
-    let irq = IrqGuard::new();
-    GP_LOCK.try_lock().map(|g| GpLocked { _g: g, _irq: irq })
 }
 
 /// Per-core state others read: one cache line per core.
@@ -219,6 +234,7 @@ static IDLE_HOOKS: machine::IdleHooks = machine::IdleHooks {
 /// before the other cores start): the idle loop's hooks, the tick hook (stall detector), and
 /// the interrupt entry/exit hooks.
 pub fn init() {
+    tree::init();
     machine::set_idle_hooks(&IDLE_HOOKS);
     machine::add_tick_hook(stall::tick);
     machine::set_irq_context_hooks(irq_enter, irq_exit);

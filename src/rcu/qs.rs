@@ -3,9 +3,8 @@
 //! and the idle loop's hooks around sleeping.
 
 use super::callbacks::{first_pending_gp, has_ready_callbacks, process_callbacks, IN_CALLBACKS};
-use super::gp::{gp_try_complete, try_complete};
 use super::read::assert_not_in_reader;
-use super::{CPUS, DONE, GP_SEQ, STARTED};
+use super::{tree, CPUS, DONE, GP_SEQ, STARTED};
 use crate::machine::{self, cpu_id, smp_mb, Ordering};
 
 machine::percpu! {
@@ -35,7 +34,7 @@ pub fn rcu_quiescent_state() {
 
 #[inline(never)]
 fn rcu_quiescent_state_slow() {
-    // Q: Acquire pairs with the Release store of GP_SEQ in gp_start()/complete_one(): the
+    // Q: Acquire pairs with the Release store of GP_SEQ in gp_start()/complete_locked(): the
     // STARTED and DONE that rcu_qs() and process_callbacks() read below are at least as new as
     // the change that moved GP_SEQ to `seq`.
     let seq = GP_SEQ.load(Ordering::Acquire);
@@ -74,7 +73,8 @@ pub fn rcu_qs() {
     c.ctr.store(g, Ordering::Relaxed);
     smp_mb(); // C: the report is visible before later readers run; pairs with D
     if g > DONE.load(Ordering::Relaxed) {
-        gp_try_complete();
+        // O(1): this core's bit in its leaf (the lock chain to DONE continues A, see B).
+        tree::report(me, g);
     }
 }
 
@@ -82,16 +82,23 @@ pub fn rcu_qs() {
 /// periods stop waiting for this core.
 pub fn eqs_enter() {
     assert_not_in_reader("sleeping or blocking");
-    let c = &CPUS[cpu_id()];
+    let me = cpu_id();
+    let c = &CPUS[me];
     smp_mb(); // A: all earlier reads are complete before the core is seen as idle; pairs with B
     c.ctr.store(0, Ordering::Relaxed);
-    // The idle report before reading the grace-period state and the other cores' ctr: a
-    // store-buffering pair with C in rcu_qs, so of a core going idle and a core reporting at
-    // the same time, at least one sees the other and completes the grace period. Also E.
-    smp_mb(); // pairs with C in rcu_qs (and is E for idle_enter)
-    if STARTED.load(Ordering::Relaxed) > DONE.load(Ordering::Relaxed) {
-        // This core may have been the last one a grace period waited for.
-        gp_try_complete();
+    // The idle state before reading STARTED: a store-buffering pair with D in gp_start, so
+    // either the starter's set-up sees ctr = 0 and leaves this core out, or this core sees the
+    // new grace period here and reports for it itself. Also E.
+    smp_mb(); // pairs with D in gp_start (and is E for idle_enter)
+    report_idle(me);
+}
+
+/// After `ctr = 0` and a full barrier: reports for the grace period in progress, if any.
+#[inline]
+fn report_idle(me: usize) {
+    let g = STARTED.load(Ordering::Relaxed);
+    if g > DONE.load(Ordering::Relaxed) {
+        tree::report(me, g);
     }
 }
 
@@ -106,10 +113,15 @@ pub fn eqs_exit() {
 /// handler whose `irq_exit` will never run): grace periods stop waiting for it, as Linux's
 /// `rcutree_report_cpu_dead`. No checks: the interrupted code may be anywhere.
 pub fn cpu_dead() {
-    let c = &CPUS[cpu_id()];
+    let me = cpu_id();
+    let c = &CPUS[me];
     smp_mb(); // A: this core's reads are complete before it reads as idle; pairs with B
     c.ctr.store(0, Ordering::Relaxed);
-    smp_mb(); // the idle report visible before the core parks; pairs with C
+    smp_mb(); // as in eqs_enter: ctr = 0 before reading STARTED; pairs with D in gp_start
+              // The grace period in progress must not wait for a core that will never report again.
+              // Interrupts are masked (park), and every tree lock is held with them masked, so the code
+              // this may have interrupted holds none of them.
+    report_idle(me);
 }
 
 /// Runs `cond` until it is false, as an extended quiescent state (a blocking wait must not
@@ -208,13 +220,13 @@ pub fn irq_exit(was_idle: bool) {
         smp_mb();
         return;
     }
-    let c = &CPUS[cpu_id()];
+    let me = cpu_id();
+    let c = &CPUS[me];
     smp_mb(); // J (= A for the handler): its reads complete before ctr = 0; pairs with B
     c.ctr.store(0, Ordering::Relaxed);
-    smp_mb(); // as in eqs_enter: the idle report before reading grace-period state; pairs with C
-    if STARTED.load(Ordering::Relaxed) > DONE.load(Ordering::Relaxed) {
-        try_complete(true);
-    }
+    smp_mb(); // as in eqs_enter: ctr = 0 before reading STARTED; pairs with D in gp_start
+              // The grace period may have waited only for this handler (one leaf lock, IRQs masked).
+    report_idle(me);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -226,7 +238,7 @@ pub fn idle_enter() -> bool {
     let me = cpu_id();
     let pending = first_pending_gp();
     CPUS[me].wake_for_gp.store(pending.unwrap_or(0), Ordering::Relaxed);
-    eqs_enter(); // its smp_mbs include E: wake_for_gp is visible before DONE is re-read; pairs with E in gp_try_complete
+    eqs_enter(); // its smp_mbs include E: wake_for_gp is visible before DONE is re-read; pairs with E in gp::after_complete
     pending.is_none_or(|g| g > DONE.load(Ordering::Acquire))
 }
 

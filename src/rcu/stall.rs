@@ -1,8 +1,7 @@
-//! The stall detector: the tick hook pushes grace periods along and names a core that holds
-//! one up for too long.
+//! The stall detector: one core per tick period names a core that holds up a grace period for
+//! too long (grace periods need no push from the tick: the last report completes one).
 
-use super::gp::try_complete;
-use super::{CPUS, DONE, STARTED};
+use super::{tree, CPUS, DONE, STARTED};
 use crate::machine::{self, cpu_id, ipi, AtomicU64, Ordering};
 
 machine::global! {
@@ -26,11 +25,35 @@ pub fn stalls() -> (u64, Option<usize>) {
     (STALLS.load(Ordering::Relaxed), (c != u64::MAX).then_some(c as usize))
 }
 
-/// The tick hook: push a grace period along, and name a core that holds one up for too long.
+machine::global! {
+    /// Counter time at or after which the next scan is due: one core scans per tick period, not
+    /// every core on every tick (the scan is O(N); N scans per tick period were O(N^2)).
+    static NEXT_SCAN: AtomicU64 = AtomicU64::new(0);
+}
+
+/// The tick hook, on every core: whichever core's tick first finds a scan due claims it (one
+/// load on the other ticks). Any core may scan, so a core that stalls with interrupts masked
+/// (whose own tick never runs) is still named by the others.
 pub(super) fn tick() {
     let now = machine::counter_relaxed();
+    let due = NEXT_SCAN.load(Ordering::Relaxed);
+    if now < due {
+        return;
+    }
+    let period = machine::counter_freq() / u64::from(machine::tick_hz().max(1));
+    // Relaxed: the claim only elects one scanner per period; the scan reads nothing the
+    // claim's writer published.
+    if NEXT_SCAN.compare_exchange(due, now + period, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+        return;
+    }
+    scan(now);
+}
+
+/// Notes when each core last changed `ctr`, and names a core that has held up the grace period
+/// in progress for too long. O(N), once per tick period machine-wide.
+fn scan(now: u64) {
     // Sample every core's ctr: the time it last changed is when it last passed a quiescent
-    // state or changed idle state (to within a tick).
+    // state or changed idle state (to within a tick period).
     for cpu in machine::online_cpus() {
         let c = &CPUS[cpu];
         let v = c.ctr.load(Ordering::Relaxed);
@@ -39,7 +62,7 @@ pub(super) fn tick() {
         }
     }
     let g = STARTED.load(Ordering::Relaxed);
-    if g == DONE.load(Ordering::Relaxed) || try_complete(true) {
+    if g == DONE.load(Ordering::Relaxed) {
         return;
     }
     if TICK_SEEN_GP.swap(g, Ordering::Relaxed) != g {
@@ -52,22 +75,26 @@ pub(super) fn tick() {
         return;
     }
     let me = cpu_id();
-    for cpu in machine::online_cpus() {
+    // Only the cores the tree still waits for (a leaf lock per owing leaf).
+    tree::for_each_owing(g, |cpu| {
         let c = &CPUS[cpu];
-        let v = c.ctr.load(Ordering::Relaxed);
-        if v == 0 || v == g || cpu == me {
-            continue;
-        }
         let since = now.saturating_sub(c.seen_at.load(Ordering::Relaxed));
         if since < limit {
-            continue;
+            return;
+        }
+        if cpu == me && machine::num_online() > 1 {
+            // The scanning core cannot interrupt itself for its PC (this runs in its tick
+            // handler): make the next scan due now, for another core's tick to claim first.
+            NEXT_SCAN.store(0, Ordering::Relaxed);
+            return;
         }
         if c.stall_reported.swap(g, Ordering::Relaxed) == g {
-            continue; // once per stall
+            return; // once per stall
         }
         STALLS.fetch_add(1, Ordering::Relaxed);
         LAST_STALLED.store(cpu as u64, Ordering::Relaxed);
-        let pc = ipi::report_pc(cpu, 20).unwrap_or(0);
+        // Alone, the scanning core may be the stalled one: no PC then (0).
+        let pc = if cpu == me { 0 } else { ipi::report_pc(cpu, 20).unwrap_or(0) };
         machine::println!(
             "RCU stall: core {}, grace period {}, last quiescent state {} ms ago, PC={=u64:#x}",
             cpu,
@@ -75,5 +102,5 @@ pub(super) fn tick() {
             machine::ticks_to_ns(since) / 1_000_000,
             pc
         );
-    }
+    });
 }

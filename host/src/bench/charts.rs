@@ -65,6 +65,7 @@ pub fn draw_all(d: &Data, dir: &Path) -> Result<Vec<PathBuf>, String> {
     one("scaling.png", &scaling)?;
     one("mixed.png", &mixed)?;
     one("sync_rcu.png", &update)?;
+    one("gp.png", &grace_periods)?;
     Ok(out)
 }
 
@@ -432,6 +433,95 @@ fn update(root: &Area<'_>, d: &Data) -> Result<bool, String> {
         &recs,
         &mut legend,
     )?;
+    legend_strip(&strip, &legend)?;
+    Ok(true)
+}
+
+/// Grace-period cost against the core count (log-log), one colour per measure and a dash per
+/// leaf size, with linear and quadratic reference lines through the first "all cores" point.
+fn grace_periods(root: &Area<'_>, d: &Data) -> Result<bool, String> {
+    let recs: Vec<&Rec> = d.of("gp", "").collect();
+    if recs.is_empty() {
+        return Ok(false);
+    }
+    let ops = [
+        ("gp_busy", "all cores, one grace period, none idle", RGBColor(214, 39, 40)),
+        ("gp_idle", "synchronize_rcu, others idle", RGBColor(44, 160, 44)),
+        ("report", "one report", RGBColor(31, 119, 180)),
+    ];
+    let vals: Vec<f64> = recs.iter().filter_map(|r| r.num("value")).filter(|v| *v > 0.0).collect();
+    let cores: Vec<f64> = recs.iter().filter_map(|r| r.num("cores")).collect();
+    if vals.is_empty() || cores.is_empty() {
+        return Ok(false);
+    }
+    let (cmin, cmax) = (cores.iter().copied().fold(f64::MAX, f64::min), cores.iter().copied().fold(0.0, f64::max));
+    let (lo, hi) =
+        (vals.iter().copied().fold(f64::MAX, f64::min) / 2.0, vals.iter().copied().fold(0.0, f64::max) * 4.0);
+    let root = root.titled("Grace-period cost vs cores (icount, instructions)", (FAMILY, 26)).map_err(err)?;
+    let (plot, strip) = root.split_vertically(root.dim_in_pixel().1 - 110);
+    let mut chart = ChartBuilder::on(&plot)
+        .margin(16)
+        .x_label_area_size(50)
+        .y_label_area_size(80)
+        .build_cartesian_2d(xpos(cmin) - 0.25..xpos(cmax) + 0.25, (lo.max(1.0)..hi).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_labels(20)
+        .x_label_formatter(&core_label)
+        .x_desc("cores")
+        .y_desc("instructions (log scale)")
+        .y_label_formatter(&|v| short(*v))
+        .light_line_style(WHITE)
+        .label_style((FAMILY, 15))
+        .draw()
+        .map_err(err)?;
+    let mut legend: Vec<Entry> = Vec::new();
+    let leaves = d.distinct("gp", "leaf");
+    for (li, leaf) in leaves.iter().enumerate() {
+        for (op, label, c) in ops {
+            let mut pts: Vec<(f64, f64)> = recs
+                .iter()
+                .filter(|r| r.s("op") == op && r.s("leaf") == leaf)
+                .filter_map(|r| Some((r.num("cores")?, r.num("value")?)))
+                .collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let pts: Vec<(f64, f64)> = pts.into_iter().map(|(x, y)| (xpos(x), y.max(1.0))).collect();
+            if pts.is_empty() {
+                continue;
+            }
+            // The first leaf size solid, the others dashed (leaf 0, the flat scan, sorts first).
+            let dashed = li > 0;
+            if dashed {
+                chart.draw_series(DashedLineSeries::new(pts.clone(), 8, 6, c.stroke_width(2))).map_err(err)?;
+            } else {
+                chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(3))).map_err(err)?;
+            }
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 5, c.filled()))).map_err(err)?;
+            let which = if leaf == "0" { "flat scan (before the tree)".to_string() } else { format!("leaf {leaf}") };
+            legend.push((format!("{label}, {which}"), c, dashed));
+        }
+    }
+    // References through the smallest core count's "all cores" figure of the first leaf size.
+    let anchor = leaves.first().and_then(|leaf| {
+        recs.iter()
+            .filter(|r| r.s("op") == "gp_busy" && r.s("leaf") == leaf)
+            .filter_map(|r| Some((r.num("cores")?, r.num("value")?)))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+    });
+    if let Some((c0, v0)) = anchor {
+        let grey = RGBColor(127, 127, 127);
+        for (pow, label) in [(1.0, "linear in cores (reference)"), (2.0, "quadratic in cores (reference)")] {
+            let pts: Vec<(f64, f64)> = (0..=40)
+                .map(|i| c0 * (cmax / c0).powf(i as f64 / 40.0))
+                .map(|c| (xpos(c), v0 * (c / c0).powf(pow)))
+                .filter(|&(_, v)| v <= hi)
+                .collect();
+            let style = if pow == 1.0 { grey.stroke_width(1) } else { grey.stroke_width(2) };
+            chart.draw_series(DashedLineSeries::new(pts, 4, 4, style)).map_err(err)?;
+            legend.push((label.to_string(), grey, true));
+        }
+    }
     legend_strip(&strip, &legend)?;
     Ok(true)
 }

@@ -29,8 +29,12 @@ pub struct BenchArgs {
     pub smp: u32,
     /// Cores for the icount run.
     pub smp_icount: u32,
-    /// Only these sections (`costs,scaling,update,mixed`).
+    /// Only these sections (`costs,scaling,update,mixed,gp`).
     pub sections: Option<String>,
+    /// Core counts of the grace-period boots (one icount boot each).
+    pub gp_cores: Vec<u32>,
+    /// RCU leaf sizes of the grace-period boots (`rcu_leaf=N`; every one at every core count).
+    pub gp_leaves: Vec<u32>,
     /// Rewrite the report and charts from the logs of the last run.
     pub report_only: bool,
     /// Seconds before a run is killed.
@@ -45,6 +49,8 @@ impl Default for BenchArgs {
             smp: 8,
             smp_icount: 4,
             sections: None,
+            gp_cores: vec![2, 4, 8],
+            gp_leaves: vec![16],
             report_only: false,
             timeout_secs: 900,
         }
@@ -81,12 +87,14 @@ impl Meta {
 /// One boot of the bench image.
 struct Boot {
     /// Its log's name (`<name>.log`).
-    name: &'static str,
+    name: String,
     /// `icount` or `mttcg`.
     mode: &'static str,
     cores: u32,
     /// The sections it runs (before `--sections` narrows them).
     sections: &'static [&'static str],
+    /// More kernel command line.
+    extra: String,
 }
 
 /// The boots: exact instruction counts; real time on `--smp` cores for the costs, the scaling
@@ -96,11 +104,44 @@ struct Boot {
 /// all holds grace periods up (milliseconds instead of microseconds).
 fn boots(args: &BenchArgs, host_cores: usize) -> Vec<Boot> {
     let update_cores = (host_cores as u32).clamp(2, args.smp.max(2));
-    vec![
-        Boot { name: "icount", mode: "icount", cores: args.smp_icount, sections: &["costs", "update"] },
-        Boot { name: "mttcg", mode: "mttcg", cores: args.smp, sections: &["costs", "scaling", "mixed"] },
-        Boot { name: "mttcg-update", mode: "mttcg", cores: update_cores, sections: &["update"] },
-    ]
+    let mut v = vec![
+        Boot {
+            name: "icount".into(),
+            mode: "icount",
+            cores: args.smp_icount,
+            sections: &["costs", "update"],
+            extra: String::new(),
+        },
+        Boot {
+            name: "mttcg".into(),
+            mode: "mttcg",
+            cores: args.smp,
+            sections: &["costs", "scaling", "mixed"],
+            extra: String::new(),
+        },
+        Boot {
+            name: "mttcg-update".into(),
+            mode: "mttcg",
+            cores: update_cores,
+            sections: &["update"],
+            extra: String::new(),
+        },
+    ];
+    // Grace-period cost: one icount boot per core count and leaf size (more cores than the
+    // board's interrupt controller supports fail to boot: pass --gp-cores to match).
+    for &leaf in &args.gp_leaves {
+        for &cores in &args.gp_cores {
+            v.push(Boot {
+                name: format!("icount-gp-{cores}-leaf{leaf}"),
+                mode: "icount",
+                cores,
+                sections: &["gp"],
+                // maxcpus: the leaf size is raised to fit the core limit in 64 leaves.
+                extra: format!(" rcu_leaf={leaf} maxcpus={cores}"),
+            });
+        }
+    }
+    v
 }
 
 /// The host's core count.
@@ -124,10 +165,20 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, String> {
     };
     let meta = Meta::parse(&read("meta.txt")?);
     let mut d = Data::default();
-    for b in boots(args, host_cores()) {
+    for b in boots(args, host_cores()).iter().filter(|b| !b.name.starts_with("icount-gp-")) {
         if let Ok(text) = read(&format!("{}.log", b.name)) {
             d.recs.extend(data::parse_all(&text));
         }
+    }
+    // Every grace-period boot's log in the folder (core counts and leaf sizes vary by run).
+    let mut gp_logs: Vec<String> = std::fs::read_dir(out)
+        .map_err(|e| format!("cannot list {}: {e}", out.display()))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("icount-gp-") && n.ends_with(".log"))
+        .collect();
+    gp_logs.sort();
+    for name in gp_logs {
+        d.recs.extend(data::parse_all(&read(&name)?));
     }
     if d.recs.is_empty() {
         return Err(format!("no BENCH lines in {}/*.log (run qrun bench first)", out.display()));
@@ -171,7 +222,12 @@ fn boot_both(args: &BenchArgs, elf: &Path) -> Result<(), String> {
             smp: b.cores,
             icount,
             timeout_secs: args.timeout_secs,
-            append: format!("bench-mode={} host-cores={host_cores} bench-sections={}", b.mode, wanted.join(",")),
+            append: format!(
+                "bench-mode={} host-cores={host_cores} bench-sections={}{}",
+                b.mode,
+                wanted.join(","),
+                b.extra
+            ),
             ..RunConfig::default()
         };
         let img = raw_image(elf)?;

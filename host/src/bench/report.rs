@@ -49,7 +49,58 @@ pub fn results_md(d: &Data, meta: &Meta) -> String {
     scaling(&mut s, d);
     update(&mut s, d);
     mixed(&mut s, d);
+    grace_periods(&mut s, d);
     s
+}
+
+/// The grace-period section: one row per (leaf size, cores) boot.
+fn grace_periods(s: &mut String, d: &Data) {
+    let recs: Vec<&Rec> = d.of("gp", "").collect();
+    if recs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "## Grace-period cost vs cores (icount)\n\n![grace-period cost](gp.png)\n\n\
+         Instructions, from one icount boot per core count and RCU leaf size (`rcu_leaf=N`; a leaf \
+         at least as large as the core count is the flat case: one leaf). *idle*: one \
+         `synchronize_rcu` with every other core idle, the whole machine's instructions per grace \
+         period. With the others busy: *start* (the tree's set-up, which reads every core's `ctr` once), \
+         *report* (one core's quiescent state while the grace period waits for another), *last* \
+         (the report that completes it), and *all cores* (start + every report + last: what the \
+         machine spends on one grace period). Under icount the counter counts every vCPU's \
+         instructions; a call measured on one core is exact because round-robin TCG switches vCPUs \
+         only at a wait, a yield or a timer deadline (samples spanning a switch are dropped). Means \
+         of 40 grace periods; the counter ticks every 16 instructions, which the mean averages out \
+         (*report (max)* is one sample, so a multiple of 16). Leaf 0 stands for the flat scan before \
+         the tree (each report scanned every core), when such logs are in the folder.\n\n\
+         | leaf | cores | idle | start | report | report (max) | last | all cores | all cores / core |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut keys: Vec<(u64, u64)> =
+        recs.iter().filter_map(|r| Some((r.num("leaf")? as u64, r.num("cores")? as u64))).collect();
+    keys.sort();
+    keys.dedup();
+    for (leaf, cores) in keys {
+        let get = |op: &str| {
+            recs.iter()
+                .find(|r| r.s("op") == op && r.num("leaf") == Some(leaf as f64) && r.num("cores") == Some(cores as f64))
+                .copied()
+        };
+        let per_core =
+            get("gp_busy").and_then(|r| r.num("value")).map_or("-".into(), |v| format!("{:.0}", v / cores as f64));
+        let _ = writeln!(
+            s,
+            "| {leaf} | {cores} | {} | {} | {} | {} | {} | {} | {per_core} |",
+            num(get("gp_idle"), "value", 0),
+            num(get("start"), "value", 0),
+            num(get("report"), "value", 0),
+            num(get("report_max"), "value", 0),
+            num(get("last_report"), "value", 0),
+            num(get("gp_busy"), "value", 0),
+        );
+    }
+    let _ = writeln!(s);
 }
 
 fn targets(s: &mut String, d: &Data) {

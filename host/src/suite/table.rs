@@ -62,7 +62,12 @@ const SHORT_TORTURE: &str = "duration=10";
 
 /// The short torture (every torture at once) on `smp` cores, built as `build`.
 fn torture(build: Build, smp: u32) -> Run {
-    let append: &'static str = Box::leak(format!("torture=all {SHORT_TORTURE}").into_boxed_str());
+    torture_with(build, smp, "")
+}
+
+/// The short torture with `extra` on the command line.
+fn torture_with(build: Build, smp: u32, extra: &str) -> Run {
+    let append: &'static str = Box::leak(format!("torture=all {SHORT_TORTURE}{extra}").into_boxed_str());
     Run { bin: "torture", build, append, expect: Expect::TortureSucceeds, ..pass("torture", smp) }
 }
 
@@ -172,6 +177,10 @@ fn virt_runs() -> Vec<Run> {
         pass("idle", 1),
         pass("rcu", 4),
         pass("rcu", 1),
+        // RCU's combining tree with 2-core leaves: 4 leaves under the root instead of one leaf
+        // (maxcpus keeps the leaf size from being raised to fit a larger MAX_CPUS in 64 leaves).
+        Run { append: "rcu_leaf=2 maxcpus=8", ..pass("rcu", 8) },
+        Run { append: "rcu_leaf=1 maxcpus=4", ..pass("idle", 4) },
         pass("rwsem", 4),
         pass("rwsem", 1),
         pass("percpu_ref", 4),
@@ -210,6 +219,8 @@ fn virt_runs() -> Vec<Run> {
         // bug, which it must catch.
         torture(Build::Release, 4),
         torture(Build::Debug, 4),
+        // RCU's combining tree with 2-core leaves (two leaves and the root on 4 cores).
+        torture_with(Build::Release, 4, " rcu_leaf=2 maxcpus=4"),
     ]
     .into_iter()
     .chain(fault_injection_runs())

@@ -38,7 +38,7 @@
 //! always inside one read-side section. The mode switch sets ATOMIC and then waits for a grace
 //! period before summing the counters: when the grace period ends, every get/put that loaded
 //! the old (percpu) word has finished its add (RCU's barrier **A** in `rcu_qs`, paired with **B**
-//! in `gp_try_complete` and the Acquire load of `DONE` before callbacks run, orders those adds
+//! on the way to `DONE` (RCU's combining tree) and the Acquire load of `DONE` before callbacks run, orders those adds
 //! before the summing reads), and every later get/put sees ATOMIC. The killer pays a grace period
 //! so the fast path pays nothing. (Debug builds also wrap the fast path in
 //! `rcu_read_lock`/`rcu_read_unlock`, which makes a quiescent point inside it a reported error,
