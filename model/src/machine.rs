@@ -12,7 +12,7 @@ use core::panic::Location;
 use loom::sync::atomic::fence;
 
 pub use core::sync::atomic::Ordering;
-pub use loom::sync::atomic::{AtomicIsize, AtomicU32, AtomicU64, AtomicUsize};
+pub use loom::sync::atomic::{AtomicIsize, AtomicU32, AtomicU64}; // AtomicUsize: percpu_ref's section
 
 /// Cores in the model (the per-core slots; a core with no thread keeps a zero count).
 pub const NR_CPUS: usize = 3;
@@ -230,3 +230,250 @@ macro_rules! global {
     };
 }
 pub(crate) use global;
+
+// =============================================================================================
+// percpu_ref's side of the seam (`src/sync/percpu_ref/`). Kept apart from the sections above:
+// the names percpu_ref needs beyond percpu_rwsem's, the per-core counter reached through the
+// word's template address, and negative controls for labelled orderings (not only fences).
+// =============================================================================================
+
+pub use loom::sync::MutexGuard;
+
+/// Per-core slots every per-cpu counter has (the firmware's `MAX_CPUS`; cores without a thread
+/// keep their slot at zero).
+pub const MAX_CPUS: usize = NR_CPUS;
+
+/// Interrupts are not modelled: masking them is nothing.
+pub struct IrqGuard;
+
+impl IrqGuard {
+    /// "Masks" interrupts.
+    pub fn new() -> Self {
+        IrqGuard
+    }
+}
+
+impl Default for IrqGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The firmware's TPIDR_EL1: here this thread's core number, as [`percpu_base`] is.
+pub fn tpidr() -> usize {
+    cpu_id()
+}
+
+impl PercpuBase {
+    /// The value [`tpidr`] returns on this core.
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+impl PerCpuBox<u32> {
+    /// The address the firmware's word holds: here the slots' address, which
+    /// [`this_cpu_add_u32`] indexes with the running core.
+    pub fn template_addr(&self) -> usize {
+        self.slots.as_ptr() as usize
+    }
+
+    /// Core `cpu`'s slot.
+    pub fn remote_get(&self, cpu: usize) -> u32 {
+        self.slots[cpu].load(Ordering::Relaxed)
+    }
+
+    /// Sets core `cpu`'s slot (a relaxed store, as the firmware's plain store).
+    ///
+    /// # Safety
+    /// As on the firmware: core `cpu` is not adding to it meanwhile. The model checks what
+    /// breaking that does (a lost add), not memory safety, which does not depend on it here.
+    pub unsafe fn remote_set(&self, cpu: usize, v: u32) {
+        self.slots[cpu].store(v, Ordering::Relaxed);
+    }
+}
+
+/// The firmware's `this_cpu_add_u32`: adds `delta` to this core's copy of the per-cpu `u32`
+/// whose template address is `ptr` ([`PerCpuBox::template_addr`]). A relaxed load and store, as
+/// the firmware's restartable `ldr`/`add`/`str` is (not an exclusive access): an add racing
+/// with `remote_set` can lose either, as on the hardware.
+///
+/// # Safety
+/// `ptr` is the template address of a live `PerCpuBox<u32>`.
+pub unsafe fn this_cpu_add_u32(ptr: *mut u32, delta: u32) {
+    // The caller's counter address is the word it loaded (Relaxed); on ARMv8 the address
+    // dependency orders this access after that load. C11 has no dependency ordering: an
+    // Acquire fence stands for it (stronger: it orders every earlier load).
+    fence(Ordering::Acquire);
+    // SAFETY: by the caller's contract `ptr` points at the live box's NR_CPUS slots.
+    let slot = unsafe { &*(ptr as *const AtomicU32).add(cpu_id()) };
+    let v = slot.load(Ordering::Relaxed);
+    slot.store(v.wrapping_add(delta), Ordering::Relaxed);
+}
+
+impl Clone for PerCpuAllocError {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl Copy for PerCpuAllocError {}
+
+impl PartialEq for PerCpuAllocError {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for PerCpuAllocError {}
+
+impl defmt::Format for PerCpuAllocError {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "PerCpuAllocError")
+    }
+}
+
+// defmt on the host: percpu_ref's misuse reports go nowhere (the models read its counts).
+#[defmt::global_logger]
+struct NoLogger;
+
+// SAFETY: writes nothing, so there is no frame to keep whole and nothing to lock.
+unsafe impl defmt::Logger for NoLogger {
+    fn acquire() {}
+    unsafe fn flush() {}
+    unsafe fn release() {}
+    unsafe fn write(_: &[u8]) {}
+}
+
+defmt::timestamp!("");
+
+/// The firmware's array of atomics (`[const { T::new(v) }; N]` there): built at run time,
+/// since loom's atomics have no `const` constructor.
+macro_rules! atomic_array {
+    ($t:ident::new($v:expr); $n:expr) => {
+        core::array::from_fn(|_| $t::new($v))
+    };
+}
+pub(crate) use atomic_array;
+
+// Negative controls for labelled orderings. The percpu_ref files label orderings and call
+// sites, not only fences (`// Z: Release ...` above a compare_exchange); [`omit_label`] finds
+// the code line under each such comment, and the atomics below (and the RCU stand-in's
+// `call_rcu`, for G) weaken what they do at those lines: every ordering becomes Relaxed, and
+// `call_rcu` skips its grace period.
+
+const LABELLED: &[(&str, &str)] = &[
+    ("src/sync/percpu_ref/mod.rs", include_str!("../../src/sync/percpu_ref/mod.rs")),
+    ("src/sync/percpu_ref/mode.rs", include_str!("../../src/sync/percpu_ref/mode.rs")),
+];
+
+std::thread_local! {
+    // (file, line) of every site left out; loom runs all its threads on the test's own thread.
+    static OMITTED_SITES: RefCell<Vec<(&'static str, u32)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Weakens every site labelled `label` in `file` (the first code line under each `// L: ...`
+/// comment, or the comment's own line if it has code) in the model runs on this thread until
+/// [`restore_labels`]; returns those lines. Panics if there is none.
+pub fn omit_label(file: &'static str, label: &str) -> Vec<u32> {
+    let (_, text) = LABELLED.iter().find(|(f, _)| *f == file).expect("a percpu_ref file");
+    let tag = format!("// {label}:");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut sites = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let Some(at) = l.find(&tag) else { continue };
+        let site = if l[..at].trim().is_empty() {
+            (i + 1..lines.len()).find(|&j| !lines[j].trim_start().starts_with("//")).expect("code under the label")
+        } else {
+            i
+        };
+        sites.push(site as u32 + 1);
+    }
+    assert!(!sites.is_empty(), "no site labelled {label} in {file}");
+    OMITTED_SITES.with(|o| o.borrow_mut().extend(sites.iter().map(|&l| (file, l))));
+    sites
+}
+
+/// Puts every labelled site back.
+pub fn restore_labels() {
+    OMITTED_SITES.with(|o| o.borrow_mut().clear());
+}
+
+/// Whether the site at `at` is left out by [`omit_label`].
+pub fn label_omitted(at: &Location<'_>) -> bool {
+    OMITTED_SITES.with(|o| o.borrow().iter().any(|&(f, l)| l == at.line() && at.file().ends_with(f)))
+}
+
+#[track_caller]
+fn order(o: Ordering) -> Ordering {
+    if label_omitted(Location::caller()) {
+        Ordering::Relaxed
+    } else {
+        o
+    }
+}
+
+macro_rules! labelled_atomic {
+    ($name:ident, $t:ty) => {
+        /// loom's atomic of the same name, whose orderings [`omit_label`] can weaken by site.
+        pub struct $name(loom::sync::atomic::$name);
+
+        impl $name {
+            /// A new atomic.
+            pub fn new(v: $t) -> Self {
+                Self(loom::sync::atomic::$name::new(v))
+            }
+            /// `load`.
+            #[track_caller]
+            pub fn load(&self, o: Ordering) -> $t {
+                self.0.load(order(o))
+            }
+            /// `store`.
+            #[track_caller]
+            pub fn store(&self, v: $t, o: Ordering) {
+                self.0.store(v, order(o))
+            }
+            /// `swap`.
+            #[track_caller]
+            pub fn swap(&self, v: $t, o: Ordering) -> $t {
+                self.0.swap(v, order(o))
+            }
+            /// `compare_exchange` (both orderings weakened at an omitted site).
+            #[track_caller]
+            pub fn compare_exchange(&self, c: $t, n: $t, s: Ordering, f: Ordering) -> Result<$t, $t> {
+                self.0.compare_exchange(c, n, order(s), order(f))
+            }
+            /// `compare_exchange_weak` (loom's never fails spuriously).
+            #[track_caller]
+            pub fn compare_exchange_weak(&self, c: $t, n: $t, s: Ordering, f: Ordering) -> Result<$t, $t> {
+                self.0.compare_exchange_weak(c, n, order(s), order(f))
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new(Default::default())
+            }
+        }
+    };
+    ($name:ident, $t:ty, int) => {
+        labelled_atomic!($name, $t);
+
+        impl $name {
+            /// `fetch_add`.
+            #[track_caller]
+            pub fn fetch_add(&self, v: $t, o: Ordering) -> $t {
+                self.0.fetch_add(v, order(o))
+            }
+            /// `fetch_sub`.
+            #[track_caller]
+            pub fn fetch_sub(&self, v: $t, o: Ordering) -> $t {
+                self.0.fetch_sub(v, order(o))
+            }
+        }
+    };
+}
+
+labelled_atomic!(AtomicBool, bool);
+labelled_atomic!(AtomicI64, i64, int);
+labelled_atomic!(AtomicUsize, usize, int);
