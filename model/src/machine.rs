@@ -293,18 +293,37 @@ impl PerCpuBox<u32> {
     }
 }
 
+std::thread_local! {
+    // Slot arrays of dropped boxes (kept allocated; loom runs all threads on this OS thread).
+    static FREED_SLOTS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+impl<T> Drop for PerCpuBox<T> {
+    fn drop(&mut self) {
+        // The firmware gives the slot back to its allocator. Here the memory is kept and its
+        // address remembered, so that an add through a stale word (a broken variant's) is a
+        // failure loom reports, not a use after free in the test process.
+        let slots = core::mem::take(&mut self.slots);
+        FREED_SLOTS.with(|f| f.borrow_mut().push(slots.as_ptr() as usize));
+        core::mem::forget(slots);
+    }
+}
+
 /// The firmware's `this_cpu_add_u32`: adds `delta` to this core's copy of the per-cpu `u32`
 /// whose template address is `ptr` ([`PerCpuBox::template_addr`]). A relaxed load and store, as
 /// the firmware's restartable `ldr`/`add`/`str` is (not an exclusive access): an add racing
 /// with `remote_set` can lose either, as on the hardware.
 ///
 /// # Safety
-/// `ptr` is the template address of a live `PerCpuBox<u32>`.
+/// `ptr` is the template address of a `PerCpuBox<u32>` (the model keeps dropped ones' slots
+/// allocated and fails an add to them).
 pub unsafe fn this_cpu_add_u32(ptr: *mut u32, delta: u32) {
     // The caller's counter address is the word it loaded (Relaxed); on ARMv8 the address
     // dependency orders this access after that load. C11 has no dependency ordering: an
     // Acquire fence stands for it (stronger: it orders every earlier load).
     fence(Ordering::Acquire);
+    let freed = FREED_SLOTS.with(|f| f.borrow().contains(&(ptr as usize)));
+    assert!(!freed, "per-cpu counter used after it was freed");
     // SAFETY: by the caller's contract `ptr` points at the live box's NR_CPUS slots.
     let slot = unsafe { &*(ptr as *const AtomicU32).add(cpu_id()) };
     let v = slot.load(Ordering::Relaxed);

@@ -164,19 +164,19 @@ pub fn in_callback() -> bool {
 pub fn wait_quiescent(mut cond: impl FnMut() -> bool) {
     eqs_enter();
     while cond() {
+        // Leaves the extended quiescent state only to run something: a waiter that left it on
+        // every turn could keep a grace period from ever seeing it there.
+        let no_gp = core::mem::take(&mut *NO_GP.callbacks.lock());
         let cbs = core::mem::take(&mut *RCU.callbacks.lock());
-        if cbs.is_empty() {
-            eqs_exit();
-            let ran = run_without_gp();
-            eqs_enter();
-            if !ran {
-                loom::thread::yield_now();
-            }
+        if no_gp.is_empty() && cbs.is_empty() {
+            loom::thread::yield_now();
             continue;
         }
-        wait_for_readers();
+        if !cbs.is_empty() {
+            wait_for_readers();
+        }
         eqs_exit();
-        for f in cbs {
+        for f in no_gp.into_iter().chain(cbs) {
             f();
         }
         eqs_enter();
