@@ -123,25 +123,37 @@ pub fn wait_event(mut done: impl FnMut() -> bool) {
 /// `dsb ishst; sev`: nothing to do, waiters in the model poll.
 pub fn wake_up_all() {}
 
-/// The firmware's `Completion` (smp), over [`wait_event`].
+/// The firmware's `Completion` (smp). It blocks on a loom condition variable instead of polling
+/// like [`wait_event`]: with two or more waiters polling at once, loom explores schedules in
+/// which they take turns forever and gives up on the model. A completion that is never
+/// signalled leaves its waiter blocked, which loom reports as a deadlock (a lost hand-off).
 pub struct Completion {
-    remaining: AtomicUsize,
+    done: loom::sync::Mutex<bool>,
+    signalled: loom::sync::Condvar,
 }
 
 impl Completion {
     /// Done after one `complete`.
     pub fn new() -> Self {
-        Completion { remaining: AtomicUsize::new(1) }
+        Completion { done: loom::sync::Mutex::new(false), signalled: loom::sync::Condvar::new() }
     }
 
-    /// Signals it: Release, pairs with the Acquire in `wait`.
+    /// Signals it: the mutex orders what the signaller did before it for the waiter (the
+    /// firmware's Release, paired with the waiter's Acquire).
     pub fn complete(&self) {
-        self.remaining.fetch_sub(1, Ordering::Release);
+        *self.done.lock().unwrap() = true;
+        self.signalled.notify_all();
     }
 
-    /// Waits until it has been signalled.
+    /// Waits until it has been signalled, as an RCU extended quiescent state.
     pub fn wait(&self) {
-        wait_event(|| self.remaining.load(Ordering::Acquire) == 0);
+        crate::rcu::eqs_enter();
+        let mut done = self.done.lock().unwrap();
+        while !*done {
+            done = self.signalled.wait(done).unwrap();
+        }
+        drop(done);
+        crate::rcu::eqs_exit();
     }
 }
 
