@@ -1,7 +1,7 @@
 //! rcu_sync (`src/sync/rcu_sync.rs`) under loom: its state under concurrent enter/exit.
+use loom::cell::UnsafeCell;
 use quiescent_model::machine::spawn_cpu;
 use quiescent_model::sync::rcu_sync::RcuSync;
-use loom::cell::UnsafeCell;
 use quiescent_model::{check, rcu};
 use std::rc::Rc;
 use std::sync::Arc;
