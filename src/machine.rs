@@ -46,8 +46,9 @@
 //!   with barrier B) does not seem to try the other orders. A model whose threads meet only
 //!   through fences can miss a bug; the model's RCU stand-in uses no fences for that reason.
 //! * `wake_up_all` (`dsb ishst; sev`) and `wait_event` (`wfe`) are not modelled: a waiter in the
-//!   model re-checks its condition after yielding to the other threads. WFE/SEV's lost-wake-up
-//!   argument is therefore not checked.
+//!   model re-checks its condition after yielding to the other threads (a `Completion` blocks on
+//!   a loom condition variable instead). WFE/SEV's lost-wake-up argument is therefore not
+//!   checked.
 pub use crate::arch::{cpu_relax, percpu_base, smp_mb, smp_rmb, smp_wmb, PercpuBase};
 pub use crate::arch::{this_cpu_add_u32, tpidr, IrqGuard};
 pub use crate::percpu::{cpu_id, PerCpuAllocError, PerCpuBox};

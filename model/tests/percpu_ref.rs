@@ -133,7 +133,7 @@ fn two_holders_and_kill() {
 
 #[test]
 fn release_once_never_while_held() {
-    check(2, get_put_kill);
+    check(3, get_put_kill);
 }
 
 #[test]
@@ -174,7 +174,7 @@ fn tryget_live_after_confirm() {
 
 #[test]
 fn tryget_live_fails_once_the_kill_is_confirmed() {
-    check(2, tryget_live_after_confirm);
+    check(3, tryget_live_after_confirm);
 }
 
 /// The fold's arithmetic: core 0 gives core 1 two references (core 0's counter: +2); core 1
@@ -208,7 +208,7 @@ fn fold_is_exact() {
 
 #[test]
 fn fold_counts_every_get_and_put_around_the_switch() {
-    check(2, fold_is_exact);
+    check(3, fold_is_exact);
 }
 
 /// Another core's switch: core 1 calls `switch_to_atomic_sync` while core 0 runs the RCU
@@ -262,7 +262,7 @@ fn percpu_again_while_putting() {
 
 #[test]
 fn switch_to_percpu_loses_no_put() {
-    check(2, percpu_again_while_putting);
+    check(3, percpu_again_while_putting);
 }
 
 /// reinit of a dead ref (INIT_DEAD, kept atomic) while core 1 trygets: a core whose tryget
@@ -330,5 +330,5 @@ fn negative_without_s_waiter_misses_the_fold() {
 /// clarity. Pinned here: if the model ever rejects the variant, F has become necessary.
 #[test]
 fn without_f_not_shown_the_switch_reference_put_orders_the_fold() {
-    assert!(!check_fails_without(MODE, "F", 2, get_put_kill));
+    assert!(!check_fails_without(MODE, "F", 3, get_put_kill));
 }
