@@ -332,3 +332,32 @@ fn negative_without_s_waiter_misses_the_fold() {
 fn without_f_not_shown_the_switch_reference_put_orders_the_fold() {
     assert!(!check_fails_without(MODE, "F", 3, get_put_kill));
 }
+
+/// Each label names the operation its negative control weakens (a control whose site drifted
+/// to another line would weaken nothing, and F's "not shown" would pass vacuously).
+#[test]
+fn labels_name_the_intended_sites() {
+    let files = [
+        (MOD, include_str!("../../src/sync/percpu_ref/mod.rs")),
+        (MODE, include_str!("../../src/sync/percpu_ref/mode.rs")),
+    ];
+    let expect: &[(&str, &str, &[&str])] = &[
+        (MODE, "G", &["rcu::call_rcu("]),
+        (MODE, "R", &["self.word.store(w & !ATOMIC, Ordering::Release)"]),
+        (MODE, "F", &["self.count.fetch_add(delta, Ordering::AcqRel)"]),
+        (MODE, "S", &["self.switching.load(Ordering::Acquire)", "self.switching.store(false, Ordering::Release)"]),
+        (MOD, "Z", &["compare_exchange_weak(v, v - n, Ordering::AcqRel"]),
+        (MOD, "T", &["compare_exchange_weak(v, v + n as i64, Ordering::Acquire"]),
+        (MOD, "S", &["self.switching.load(Ordering::Acquire)"]),
+    ];
+    for &(file, label, ops) in expect {
+        let text = files.iter().find(|(f, _)| *f == file).unwrap().1;
+        let lines: Vec<&str> = text.lines().collect();
+        let sites = quiescent_model::machine::omit_label(file, label);
+        quiescent_model::machine::restore_labels();
+        assert_eq!(sites.len(), ops.len(), "{label} in {file}: sites {sites:?}");
+        for (&l, op) in sites.iter().zip(ops) {
+            assert!(lines[l as usize - 1].contains(op), "{label} in {file}: line {l} is {:?}", lines[l as usize - 1]);
+        }
+    }
+}

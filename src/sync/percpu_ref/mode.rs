@@ -118,9 +118,9 @@ impl PercpuRef {
         // Wrapping sum over every possible core (offline cores' counters are zero):
         // = gets - puts done in percpu mode, mod 2^32; read as i32 (see the module docs).
         let sum = s.pcpu.as_ref().map_or(0, |p| p.sum(0..MAX_CPUS));
+        let delta = sum as i32 as i64 - PERCPU_COUNT_BIAS;
         // F: AcqRel (see the module docs). Adds the percpu contribution and removes the bias in
         // one RMW: the bias kept the count above zero until here.
-        let delta = sum as i32 as i64 - PERCPU_COUNT_BIAS;
         let v = self.count.fetch_add(delta, Ordering::AcqRel).wrapping_add(delta);
         if v <= 0 {
             // `v` includes this switch's own reference.
