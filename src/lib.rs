@@ -10,8 +10,8 @@
 //! test              the on-target test registry, its reporter and helpers
 //! runtime           boot order, stacks, the panic handler and the fatal-exception report
 //! sync              rcu_sync, percpu-rwsem, rw_semaphore, percpu_ref
-//! rcu               QSBR grace periods, callbacks, RCU lists
-//! machine           the seam the primitives reach the machine through (loom in `model/`)
+//! rcu               QSBR grace periods, callbacks, RCU lists (below it, names only machine)
+//! machine           the seam rcu and the primitives reach the machine through (loom in `model/`)
 //! smp               bring-up, idle loop, work queues, IPIs, the tick, Completion
 //! board             memory map, console UART, GIC bases, starting cores (PSCI / spin table)
 //! console           defmt over the board's UART

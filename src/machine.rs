@@ -1,13 +1,15 @@
-//! The seam between the synchronisation primitives and the machine. `sync::percpu_rwsem`,
-//! `sync::rcu_sync` and `sync::percpu_ref` name the machine only through this module: its
-//! atomics and fences, this core's id and the online cores, the per-core counter add, masking
-//! interrupts, spinning and the idle/IPI wake-up.
+//! The seam between the synchronisation primitives and the machine. `rcu`,
+//! `sync::percpu_rwsem`, `sync::rcu_sync` and `sync::percpu_ref` name the machine only through
+//! this module: its atomics and fences, this core's id and the online cores, per-core statics
+//! and the per-core counter add, `static`s, spinning, IRQ masking, the interrupt-context query
+//! and the registration of interrupt entry/exit hooks, the idle loop's hooks, IPIs and the tick.
 //!
-//! On the firmware it is DMB/DSB, `core` atomics and TPIDR_EL1 (the re-exports below, so the
-//! compiled code is unchanged). The loom models in `model/` compile the same source files with
-//! their own `crate::machine` (`model/src/machine.rs`): loom's atomics, fences and threads, one
-//! loom thread standing for one core and owning its per-core slot. Nothing else in the
-//! algorithms knows which of the two it is built against.
+//! On the firmware it is DMB/DSB, `core` atomics, TPIDR_EL1, the GIC's SGIs and `spin`'s lock
+//! (the re-exports below, so the compiled code is unchanged). The loom models in `model/` compile
+//! the same source files with their own `crate::machine` (`model/src/machine.rs`): loom's
+//! atomics, fences and threads, one loom thread standing for one core and owning its per-core
+//! slots, an interrupt as a handler the model runs on that thread between the registered entry
+//! and exit hooks. Nothing else in the algorithms knows which of the two it is built against.
 //!
 //! # Where the C11 model loom checks differs from ARMv8
 //!
@@ -42,30 +44,73 @@
 //!   there as it would on the hardware.
 //! * Interrupts are not modelled: `IrqGuard` masks nothing in the model.
 //! * loom itself is stronger than C11 in one place: it makes each SeqCst fence synchronise with
-//!   every SeqCst fence that ran before it, in the order it happens to run them, and (as seen
-//!   with barrier B) does not seem to try the other orders. A model whose threads meet only
-//!   through fences can miss a bug; the model's RCU stand-in uses no fences for that reason.
+//!   every SeqCst fence that ran before it, in the order it runs them (C11's SeqCst fences order
+//!   which stores later loads may read, but create no happens-before). A barrier whose order
+//!   another barrier on a later path gives again (transitively, through any core's SeqCst fence)
+//!   cannot be shown to be needed; `model/tests/rcu.rs` names RCU's barriers this hides.
+//! * loom switches threads only at its own operations where its search finds conflicting
+//!   accesses, and a fence is neither: a fence right after a store would always run with it. The
+//!   model's `smp_mb` therefore first stores to a word nothing reads (a switch point that
+//!   conflicts with every other core's barriers, so loom runs two cores' barriers in both
+//!   orders, and that synchronises with nothing).
+//! * Interrupts: a handler runs on its core's loom thread between the registered entry and exit
+//!   hooks, at a point the model chooses (between two statements, or at the core's next
+//!   `smp_mb`, before or after the fence); loom does not inject them anywhere else.
 //! * `wake_up_all` (`dsb ishst; sev`) and `wait_event` (`wfe`) are not modelled: a waiter in the
 //!   model re-checks its condition after yielding to the other threads (a `Completion` blocks on
 //!   a loom condition variable instead). WFE/SEV's lost-wake-up argument is therefore not
 //!   checked.
-pub use crate::arch::{cpu_relax, percpu_base, smp_mb, smp_rmb, smp_wmb, PercpuBase};
-pub use crate::arch::{this_cpu_add_u32, tpidr, IrqGuard};
+pub use crate::arch::exception::set_irq_context_hooks;
+pub use crate::arch::{
+    counter_freq, counter_relaxed, cpu_relax, in_interrupt, percpu_base, smp_mb, smp_rmb, smp_wmb, this_cpu_add_u32,
+    ticks_to_ns, tpidr, IrqGuard, PercpuBase,
+};
 pub use crate::percpu::{cpu_id, PerCpuAllocError, PerCpuBox};
-pub use crate::smp::{online_cpus, wait_event, wake_up_all, Completion};
+pub use crate::smp::tick::add_hook as add_tick_hook;
+pub use crate::smp::{num_online, online_cpus, set_idle_hooks, wait_event, wake_up_all, Completion, IdleHooks};
 pub use crate::MAX_CPUS;
-pub use core::sync::atomic::{AtomicBool, AtomicI64, AtomicIsize, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub use core::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
+pub use defmt::println;
 pub use spin::{Mutex, MutexGuard};
+
+/// Inter-processor interrupts: the wake-up, running a function on another core, and fetching a
+/// core's PC for a stall report.
+pub mod ipi {
+    pub use crate::smp::ipi::{call_function_single, report_pc, send, Ipi};
+}
+
+/// Per-core statics, `percpu! { static NESTING: u32 = 0; }`: on the firmware the `.percpu`
+/// template of [`crate::percpu!`] (each core's copy at `&template + TPIDR_EL1`); in the model one
+/// slot per loom thread.
+macro_rules! percpu {
+    ($($t:tt)*) => {
+        $crate::percpu! { $($t)* }
+    };
+}
+pub(crate) use percpu;
 
 /// A `static` the algorithms keep. On the firmware a plain `static`; in the model, where loom's
 /// atomics have no `const` constructor and every execution starts afresh, a per-execution lazy
 /// value with the same name and methods.
 macro_rules! global {
-    ($(#[$m:meta])* $v:vis static $name:ident: $t:ty = $init:expr;) => {
+    ($($(#[$m:meta])* $v:vis static $name:ident: $t:ty = $init:expr;)+) => {$(
         $(#[$m])* $v static $name: $t = $init;
-    };
+    )+};
 }
 pub(crate) use global;
+
+/// A `static` array with one element per core, each `$init`, indexed by core number (state other
+/// cores read, unlike [`percpu!`]): `global_array! { static CPUS: [RcuCpu; MAX_CPUS] = RcuCpu {..}; }`.
+/// On the firmware a plain `static` of `[const { $init }; N]`; in the model a per-execution lazy
+/// array, as [`global!`].
+macro_rules! global_array {
+    ($(#[$m:meta])* $v:vis static $name:ident: [$t:ty; $n:expr] = $init:expr;) => {
+        $(#[$m])* $v static $name: [$t; $n] = [const { $init }; $n];
+    };
+}
+pub(crate) use global_array;
 
 /// An array of atomics, `[T::new(v); N]`. On the firmware a `const` block per element, as a
 /// `static` would be; in the model (no `const` constructor) built at run time.

@@ -1,24 +1,33 @@
 //! The seam under loom: what `src/machine.rs` is on the firmware, here loom's atomics, fences
-//! and threads. Each loom thread stands for one core and owns its per-core slot; the model's
-//! main thread is core 0 and [`spawn_cpu`] starts the others. Where this differs from ARMv8 is
+//! and threads. Each loom thread stands for one core and owns its per-core slots; the model's
+//! main thread is core 0 and [`spawn_cpu`] starts the others. An interrupt is a handler the
+//! model runs on a core's thread between the registered entry and exit hooks ([`irq`], or
+//! [`raise_irq`] to take it at that core's next barrier). Where this differs from ARMv8 is
 //! written down next to the firmware's side of the seam (`src/machine.rs`).
 //!
-//! Negative controls: every barrier call records its caller's line (`#[track_caller]`), and
-//! [`omit_barrier`] names one barrier by its file and label (the `// A: ...` comment the project
-//! puts on every barrier line) to be left out of the following model runs.
+//! Negative controls: every barrier call and every atomic access records its caller's line
+//! (`#[track_caller]`), and [`omit_barrier`] names one by its file and label (the `// A: ...`
+//! comment the project puts on every barrier) to be left out of the following model runs: a
+//! fence is skipped, an Acquire/Release access becomes Relaxed.
 use core::cell::{Cell, RefCell};
 use core::marker::PhantomData;
 use core::panic::Location;
 use loom::sync::atomic::fence;
 
 pub use core::sync::atomic::Ordering;
-pub use loom::sync::atomic::{AtomicIsize, AtomicU32, AtomicU64}; // AtomicUsize: percpu_ref's section
 
-/// Cores in the model (the per-core slots; a core with no thread keeps a zero count).
+/// Cores in the model (the per-core slots; a core with no thread keeps its initial state).
 pub const NR_CPUS: usize = 3;
+/// The firmware's `MAX_CPUS`: the length of RCU's per-core arrays.
+pub const MAX_CPUS: usize = NR_CPUS;
 
 loom::thread_local! {
     static CPU: Cell<usize> = Cell::new(0);
+    // IRQ masking depth (IrqGuard) and whether an interrupt handler runs, on this core.
+    static IRQ_MASKED: Cell<u32> = Cell::new(0);
+    static IN_IRQ: Cell<bool> = Cell::new(false);
+    // An interrupt raised on this core, taken at its next barrier (before or after the fence).
+    static PENDING_IRQ: RefCell<Option<(IrqAt, Box<dyn FnOnce()>)>> = RefCell::new(None);
 }
 
 /// This thread's core.
@@ -31,21 +40,209 @@ pub fn online_cpus() -> impl Iterator<Item = usize> {
     0..NR_CPUS
 }
 
-/// Starts core `cpu` running `f`; it leaves RCU's view (offline) when `f` returns.
+/// The number of cores in the model.
+pub fn num_online() -> usize {
+    NR_CPUS
+}
+
+/// What the idle loop and the blocking waits call (the firmware's `smp::IdleHooks`).
+pub struct IdleHooks {
+    /// Between work items.
+    pub quiescent_point: fn(),
+    /// Before the idle sleep: whether the core may sleep.
+    pub idle_enter: fn() -> bool,
+    /// After the sleep.
+    pub idle_exit: fn(),
+    /// A blocking wait: calls `cond` until it returns false.
+    pub blocking_wait: fn(&mut dyn FnMut() -> bool),
+    /// Names a blocking wait where none may be.
+    pub might_block: fn(),
+    /// This core comes online ([`spawn_cpu`], before `f`).
+    pub cpu_online: fn(),
+    /// This core stops for good ([`spawn_cpu`], after `f`).
+    pub cpu_dead: fn(),
+}
+
+/// The interrupt entry and exit hooks (RCU's `irq_enter`, `irq_exit`).
+type IrqHooks = (fn() -> bool, fn(bool));
+
+std::thread_local! {
+    // Registrations (plain function pointers, not loom state): loom runs all of a model's
+    // threads on the test's own OS thread, and each model registers at its start.
+    static HOOKS: Cell<Option<&'static IdleHooks>> = const { Cell::new(None) };
+    static IRQ_HOOKS: Cell<Option<IrqHooks>> = const { Cell::new(None) };
+}
+
+/// Installs the idle/online hooks (RCU's `init`, or the stand-in's).
+pub fn set_idle_hooks(hooks: &'static IdleHooks) {
+    HOOKS.with(|h| h.set(Some(hooks)));
+}
+
+fn hooks() -> &'static IdleHooks {
+    HOOKS.with(|h| h.get()).expect("the model registers an RCU (rcu::init) before it runs")
+}
+
+/// Registers what every interrupt runs before and after its handler.
+pub fn set_irq_context_hooks(enter: fn() -> bool, exit: fn(bool)) {
+    IRQ_HOOKS.with(|h| h.set(Some((enter, exit))));
+}
+
+/// The tick is not modelled (a model drives grace periods from its own threads).
+pub fn add_tick_hook(_f: fn()) {}
+
+/// Starts core `cpu` running `f`, between the registered `cpu_online` and `cpu_dead` hooks.
 pub fn spawn_cpu(cpu: usize, f: impl FnOnce() + 'static) -> loom::thread::JoinHandle<()> {
     assert!(cpu > 0 && cpu < NR_CPUS, "core 0 is the model's main thread");
+    let h = hooks();
     loom::thread::spawn(move || {
         CPU.with(|c| c.set(cpu));
-        crate::rcu::online();
+        (h.cpu_online)();
         f();
-        crate::rcu::offline();
+        (h.cpu_dead)();
     })
 }
+
+/// Core 0 (the model's main thread) comes online: the registered `cpu_online` hook.
+pub fn boot_cpu_online() {
+    (hooks().cpu_online)()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interrupts.
+// ---------------------------------------------------------------------------------------------
+
+/// Whether this core runs an interrupt handler.
+pub fn in_interrupt() -> bool {
+    IN_IRQ.with(|c| c.get())
+}
+
+/// Masks interrupts on this core for its lifetime (they nest).
+pub struct IrqGuard(PhantomData<*const ()>);
+
+impl IrqGuard {
+    /// Masks interrupts.
+    pub fn new() -> Self {
+        IRQ_MASKED.with(|m| m.set(m.get() + 1));
+        IrqGuard(PhantomData)
+    }
+}
+
+impl Default for IrqGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for IrqGuard {
+    fn drop(&mut self) {
+        IRQ_MASKED.with(|m| m.set(m.get() - 1));
+    }
+}
+
+/// Takes an interrupt on this core now: the registered entry hook, `handler` (interrupts
+/// masked, in interrupt context), the exit hook. Panics if interrupts are masked.
+pub fn irq(handler: impl FnOnce()) {
+    assert_eq!(IRQ_MASKED.with(|m| m.get()), 0, "an interrupt taken with interrupts masked");
+    let (enter, exit) = IRQ_HOOKS.with(|h| h.get()).expect("irq hooks registered (rcu::init)");
+    let _masked = IrqGuard::new();
+    IN_IRQ.with(|c| c.set(true));
+    let token = enter();
+    handler();
+    exit(token);
+    IN_IRQ.with(|c| c.set(false));
+}
+
+/// Where a raised interrupt is taken, relative to the barrier it waits for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum IrqAt {
+    /// Before the fence executes (after the code before it, e.g. a `ctr` store and then C).
+    BeforeBarrier,
+    /// After the fence (before the code after it, e.g. A and then a `ctr` store).
+    AfterBarrier,
+}
+
+/// Raises an interrupt on this core, taken (as [`irq`]) at its next `smp_mb` with interrupts
+/// unmasked: an exception arrives between two instructions, and a barrier is where the model
+/// can say which two. Barriers run in the handler itself do not take it again.
+pub fn raise_irq(at: IrqAt, handler: impl FnOnce() + 'static) {
+    PENDING_IRQ.with(|p| *p.borrow_mut() = Some((at, Box::new(handler))));
+}
+
+/// Whether an interrupt raised with [`raise_irq`] is still pending.
+pub fn irq_pending() -> bool {
+    PENDING_IRQ.with(|p| p.borrow().is_some())
+}
+
+fn take_irq(at: IrqAt) {
+    if IRQ_MASKED.with(|m| m.get()) != 0 || in_interrupt() {
+        return;
+    }
+    let h = PENDING_IRQ.with(|p| {
+        let mut p = p.borrow_mut();
+        match p.take() {
+            Some((a, h)) if a == at => Some(h),
+            other => {
+                *p = other;
+                None
+            }
+        }
+    });
+    if let Some(h) = h {
+        irq(h);
+    }
+}
+
+/// IPIs: a wake-up is recorded (a model checks that a sleeper was woken); a function call on
+/// another core and a PC report are not modelled.
+pub mod ipi {
+    /// The firmware's IPI kinds.
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    pub enum Ipi {
+        /// Ends a WFI sleep.
+        Wake,
+    }
+
+    crate::machine::global! {
+        static WOKEN: [super::AtomicBool; super::NR_CPUS] = core::array::from_fn(|_| super::AtomicBool::new(false));
+    }
+
+    /// Sends `ipi` to core `cpu`: the model records the wake-up.
+    pub fn send(cpu: usize, ipi: Ipi) {
+        match ipi {
+            Ipi::Wake => WOKEN[cpu].store(true, super::Ordering::Relaxed),
+        }
+    }
+
+    /// Whether core `cpu` has been sent a Wake IPI in this execution.
+    pub fn woken(cpu: usize) -> bool {
+        WOKEN[cpu].load(super::Ordering::Relaxed)
+    }
+
+    /// Not modelled (`rcu_barrier` is not among the models).
+    pub fn call_function_single<R: Send + 'static>(_cpu: usize, _f: impl FnOnce() -> R + Send + 'static) -> R {
+        unimplemented!("call_function_single is not modelled")
+    }
+
+    /// Not modelled (the stall detector is not among the models).
+    pub fn report_pc(_cpu: usize, _timeout_ms: u64) -> Option<u64> {
+        None
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Barriers, and leaving one out.
+// ---------------------------------------------------------------------------------------------
 
 // The files whose barriers a negative control can name, as compiled into this crate.
 const SOURCES: &[(&str, &str)] = &[
     ("src/sync/percpu_rwsem.rs", include_str!("../../src/sync/percpu_rwsem.rs")),
     ("src/sync/rcu_sync.rs", include_str!("../../src/sync/rcu_sync.rs")),
+    ("src/rcu/qs.rs", include_str!("../../src/rcu/qs.rs")),
+    ("src/rcu/gp.rs", include_str!("../../src/rcu/gp.rs")),
+    ("src/rcu/callbacks.rs", include_str!("../../src/rcu/callbacks.rs")),
+    ("src/rcu/read.rs", include_str!("../../src/rcu/read.rs")),
+    ("src/sync/percpu_ref/mod.rs", include_str!("../../src/sync/percpu_ref/mod.rs")),
+    ("src/sync/percpu_ref/mode.rs", include_str!("../../src/sync/percpu_ref/mode.rs")),
 ];
 
 std::thread_local! {
@@ -53,37 +250,127 @@ std::thread_local! {
     static OMITTED: RefCell<Option<(&'static str, u32)>> = const { RefCell::new(None) };
 }
 
-/// Leaves the barrier labelled `label` (the line `smp_mb(); // A: ...`) in `file` out of the
-/// model runs on this thread until [`restore_barriers`]. Panics unless exactly one barrier
-/// line carries that label.
-pub fn omit_barrier(file: &'static str, label: &str) {
+const BARRIER_CALLS: [&str; 3] = ["smp_mb()", "smp_rmb()", "smp_wmb()"];
+const ORDERED: [&str; 4] = ["Ordering::Acquire", "Ordering::Release", "Ordering::AcqRel", "Ordering::SeqCst"];
+
+/// The line of the barrier `selector` names in `text`: `"A"` is the one barrier labelled A
+/// (`smp_mb(); // A: ...`, or, if no barrier line carries it, a comment starting `// A:` in the
+/// comment block directly above the barrier line);
+/// `"A@eqs_enter"` the one labelled A inside `fn eqs_enter`; `"@eqs_enter#2"` the second barrier
+/// line of `fn eqs_enter`, labelled or not. A barrier line is an `smp_mb()`/`smp_rmb()`/
+/// `smp_wmb()` call or an access with an Acquire/Release/AcqRel/SeqCst ordering.
+fn barrier_lines(text: &str, selector: &str) -> Vec<u32> {
+    let (label, func) = match selector.split_once('@') {
+        Some((l, f)) => (l, Some(f)),
+        None => (selector, None),
+    };
+    let (func, nth) = match func.and_then(|f| f.split_once('#')) {
+        Some((f, n)) => (Some(f), Some(n.parse::<usize>().expect("@fn#N"))),
+        None => (func, None),
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let is_barrier = |l: &str| {
+        let code = l.split("//").next().unwrap_or("");
+        BARRIER_CALLS.iter().chain(ORDERED.iter()).any(|b| code.contains(b))
+    };
+    // `// A: ...` or `// I (= C for the handler): ...`
+    let tags = [format!("// {label}:"), format!("// {label} (")];
+    let has_tag = |l: &str| tags.iter().any(|t| l.contains(t.as_str()));
+    let starts_with_tag = |l: &str| tags.iter().any(|t| l.starts_with(t.as_str()));
+    // The function each line is in: the last `fn name(` line above it.
+    let mut current_fn = "";
+    let (mut found, mut on_line) = (Vec::new(), Vec::new());
+    let mut in_fn_count = 0;
+    for (i, l) in lines.iter().enumerate() {
+        if let Some(rest) = l.split("fn ").nth(1).filter(|_| !l.trim_start().starts_with("//")) {
+            let name = rest.split(['(', '<']).next().unwrap_or("");
+            if name != current_fn {
+                current_fn = name;
+                in_fn_count = 0;
+            }
+        }
+        if !is_barrier(l) {
+            continue;
+        }
+        in_fn_count += 1;
+        if func.is_some_and(|f| f != current_fn) {
+            continue;
+        }
+        if let Some(n) = nth {
+            if in_fn_count == n {
+                found.push(i as u32 + 1);
+            }
+            continue;
+        }
+        // Its label: on the line, or on the comment block directly above.
+        if has_tag(l) {
+            on_line.push(i as u32 + 1);
+            continue;
+        }
+        let mut j = i;
+        while j > 0 && lines[j - 1].trim_start().starts_with("//") {
+            j -= 1;
+            if starts_with_tag(lines[j].trim_start()) {
+                found.push(i as u32 + 1);
+                break;
+            }
+        }
+    }
+    // A label on the barrier's own line wins over one on a comment above (`// D: ...` above an
+    // ordered swap, then `smp_mb(); // D: ...`).
+    if on_line.is_empty() {
+        found
+    } else {
+        on_line
+    }
+}
+
+/// Leaves the barrier `selector` names (see [`barrier_lines`]: `"A"`, `"A@fn"`, `"@fn#N"`) in
+/// `file` out of the model runs on this thread until [`restore_barriers`]: a fence is skipped, an
+/// Acquire/Release access on that line becomes Relaxed. Panics unless it names exactly one line.
+pub fn omit_barrier(file: &'static str, selector: &str) {
     let (_, text) = SOURCES.iter().find(|(f, _)| *f == file).expect("a file the model compiles");
-    let tag = format!("// {label}:");
-    let lines: Vec<u32> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| l.contains(&tag) && ["smp_mb()", "smp_rmb()", "smp_wmb()"].iter().any(|b| l.contains(b)))
-        .map(|(i, _)| i as u32 + 1)
-        .collect();
-    assert_eq!(lines.len(), 1, "barrier {label} in {file}: lines {lines:?}");
+    let lines = barrier_lines(text, selector);
+    assert_eq!(lines.len(), 1, "barrier {selector} in {file}: lines {lines:?}");
     OMITTED.with(|o| *o.borrow_mut() = Some((file, lines[0])));
 }
 
 /// Puts every barrier back.
 pub fn restore_barriers() {
     OMITTED.with(|o| *o.borrow_mut() = None);
+    restore_grace_periods();
 }
 
 fn omitted(at: &Location<'_>) -> bool {
     OMITTED.with(|o| matches!(*o.borrow(), Some((f, l)) if l == at.line() && at.file().ends_with(f)))
 }
 
-/// `dmb ish`, modelled as a SeqCst fence.
+global! {
+    // Written (Relaxed) by every full barrier and never read: see smp_mb.
+    static BARRIER_POINT: loom::sync::atomic::AtomicUsize = loom::sync::atomic::AtomicUsize::new(0);
+}
+
+/// `dmb ish`, modelled as a SeqCst fence. A raised interrupt ([`raise_irq`]) is taken here.
+///
+/// loom switches threads only at its own operations, and only where its exploration finds
+/// accesses that conflict; a fence is no such operation. A fence right after a store would
+/// then run together with it, so no other core could ever see the store before the fence, and
+/// a missing barrier just before the store would be hidden by the one just after it (loom makes
+/// a SeqCst fence synchronise with every SeqCst fence it ran earlier). So every full barrier
+/// first stores to one shared word, a point where another core may run, and an access that
+/// conflicts with every other core's barriers, so loom also runs two cores' barriers in both
+/// orders. Nothing reads the word: a store alone synchronises with nothing (a read-modify-write
+/// would, through the fences before it: C11's fence-to-fence synchronisation). A barrier a
+/// negative control leaves out leaves out its point too, as the firmware without it has none.
 #[track_caller]
 pub fn smp_mb() {
-    if !omitted(Location::caller()) {
+    let at = Location::caller();
+    take_irq(IrqAt::BeforeBarrier);
+    if !omitted(at) {
+        BARRIER_POINT.store(0, Ordering::Relaxed);
         fence(Ordering::SeqCst);
     }
+    take_irq(IrqAt::AfterBarrier);
 }
 
 /// `dmb ishld`, modelled as an Acquire fence.
@@ -102,31 +389,162 @@ pub fn smp_wmb() {
     }
 }
 
-/// A spin-wait hint: under loom, let another thread run.
+/// The ordering an access at `at` uses: Relaxed if a negative control left it out.
+fn order(o: Ordering, at: &Location<'_>) -> Ordering {
+    if o != Ordering::Relaxed && omitted(at) {
+        Ordering::Relaxed
+    } else {
+        o
+    }
+}
+
+macro_rules! atomic {
+    ($(#[$m:meta])* $name:ident, $t:ty) => {
+        $(#[$m])*
+        /// loom's atomic under the firmware's name; the access's line can weaken its ordering
+        /// (see [`omit_barrier`]).
+        pub struct $name(loom::sync::atomic::$name);
+
+        impl $name {
+            /// A new atomic (inside a model execution).
+            #[track_caller]
+            pub fn new(v: $t) -> Self {
+                $name(loom::sync::atomic::$name::new(v))
+            }
+            /// Load.
+            #[track_caller]
+            pub fn load(&self, o: Ordering) -> $t {
+                self.0.load(order(o, Location::caller()))
+            }
+            /// Store.
+            #[track_caller]
+            pub fn store(&self, v: $t, o: Ordering) {
+                self.0.store(v, order(o, Location::caller()))
+            }
+            /// Swap.
+            #[track_caller]
+            pub fn swap(&self, v: $t, o: Ordering) -> $t {
+                self.0.swap(v, order(o, Location::caller()))
+            }
+            /// Compare and exchange.
+            #[track_caller]
+            pub fn compare_exchange(&self, c: $t, n: $t, s: Ordering, f: Ordering) -> Result<$t, $t> {
+                let at = Location::caller();
+                self.0.compare_exchange(c, n, order(s, at), order(f, at))
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new(Default::default())
+            }
+        }
+    };
+}
+
+macro_rules! atomic_int {
+    ($name:ident, $t:ty) => {
+        atomic!($name, $t);
+
+        impl $name {
+            /// Fetch-add.
+            #[track_caller]
+            pub fn fetch_add(&self, v: $t, o: Ordering) -> $t {
+                self.0.fetch_add(v, order(o, Location::caller()))
+            }
+            /// Fetch-sub.
+            #[track_caller]
+            pub fn fetch_sub(&self, v: $t, o: Ordering) -> $t {
+                self.0.fetch_sub(v, order(o, Location::caller()))
+            }
+        }
+    };
+}
+
+atomic!(AtomicBool, bool);
+atomic_int!(AtomicU32, u32);
+atomic_int!(AtomicU64, u64);
+atomic_int!(AtomicUsize, usize);
+atomic_int!(AtomicIsize, isize);
+
+/// loom's `AtomicPtr` under the firmware's name, with the firmware's `const fn new` (RCU's list
+/// head is built in a `const fn`): the loom atomic is created at its first access, inside the
+/// execution that uses it. loom counts that creation as a write, so a model accesses the pointer
+/// once before other threads share it.
+pub struct AtomicPtr<T> {
+    init: *mut T,
+    cell: std::sync::OnceLock<loom::sync::atomic::AtomicPtr<T>>,
+}
+
+// SAFETY: `init` is a pointer value only copied into the loom atomic (never dereferenced here),
+// as `core::sync::atomic::AtomicPtr` is Send and Sync for any T.
+unsafe impl<T> Send for AtomicPtr<T> {}
+// SAFETY: as Send.
+unsafe impl<T> Sync for AtomicPtr<T> {}
+
+impl<T> AtomicPtr<T> {
+    /// An atomic pointer holding `p`.
+    pub const fn new(p: *mut T) -> Self {
+        AtomicPtr { init: p, cell: std::sync::OnceLock::new() }
+    }
+
+    fn get(&self) -> &loom::sync::atomic::AtomicPtr<T> {
+        self.cell.get_or_init(|| loom::sync::atomic::AtomicPtr::new(self.init))
+    }
+
+    /// The value, with exclusive access (a later access creates the loom atomic afresh).
+    pub fn get_mut(&mut self) -> &mut *mut T {
+        if let Some(a) = self.cell.take() {
+            self.init = a.into_inner();
+        }
+        &mut self.init
+    }
+
+    /// Load.
+    #[track_caller]
+    pub fn load(&self, o: Ordering) -> *mut T {
+        self.get().load(order(o, Location::caller()))
+    }
+
+    /// Store.
+    #[track_caller]
+    pub fn store(&self, v: *mut T, o: Ordering) {
+        self.get().store(v, order(o, Location::caller()))
+    }
+
+    /// Swap.
+    #[track_caller]
+    pub fn swap(&self, v: *mut T, o: Ordering) -> *mut T {
+        self.get().swap(v, order(o, Location::caller()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spinning, waiting, locks.
+// ---------------------------------------------------------------------------------------------
+
+/// A spin-wait hint: under loom, let another thread run (loom requires it in every spin loop).
 pub fn cpu_relax() {
     loom::thread::yield_now();
 }
 
-/// Waits until `done()`, as an RCU extended quiescent state (as the firmware's blocking wait
-/// is). No WFE: the waiter re-checks after the other threads have run.
+/// Waits until `done()`, as the registered blocking wait (an RCU extended quiescent state, as
+/// the firmware's is). No WFE: the waiter re-checks after the other threads have run.
 pub fn wait_event(mut done: impl FnMut() -> bool) {
     if done() {
         return;
     }
-    crate::rcu::eqs_enter();
-    while !done() {
-        loom::thread::yield_now();
-    }
-    crate::rcu::eqs_exit();
+    (hooks().blocking_wait)(&mut || !done());
 }
 
 /// `dsb ishst; sev`: nothing to do, waiters in the model poll.
 pub fn wake_up_all() {}
 
-/// The firmware's `Completion` (smp). It blocks on a loom condition variable instead of polling
-/// like [`wait_event`]: with two or more waiters polling at once, loom explores schedules in
-/// which they take turns forever and gives up on the model. A completion that is never
-/// signalled leaves its waiter blocked, which loom reports as a deadlock (a lost hand-off).
+/// The firmware's `Completion` (smp). It blocks on a loom condition variable (inside the
+/// registered blocking wait, so as an RCU extended quiescent state) instead of polling like
+/// [`wait_event`]: with two or more waiters polling at once, loom explores schedules in which
+/// they take turns forever and gives up on the model. A completion that is never signalled
+/// leaves its waiter blocked, which loom reports as a deadlock (a lost hand-off).
 pub struct Completion {
     done: loom::sync::Mutex<bool>,
     signalled: loom::sync::Condvar,
@@ -145,15 +563,18 @@ impl Completion {
         self.signalled.notify_all();
     }
 
-    /// Waits until it has been signalled, as an RCU extended quiescent state.
+    /// Waits until it has been signalled.
     pub fn wait(&self) {
-        crate::rcu::eqs_enter();
-        let mut done = self.done.lock().unwrap();
-        while !*done {
-            done = self.signalled.wait(done).unwrap();
+        if *self.done.lock().unwrap() {
+            return;
         }
-        drop(done);
-        crate::rcu::eqs_exit();
+        (hooks().blocking_wait)(&mut || {
+            let mut done = self.done.lock().unwrap();
+            while !*done {
+                done = self.signalled.wait(done).unwrap();
+            }
+            false
+        });
     }
 }
 
@@ -163,8 +584,12 @@ impl Default for Completion {
     }
 }
 
-/// The firmware's `spin::Mutex`, as a loom mutex with the same `lock`.
+/// The firmware's `spin::Mutex`, as a loom mutex with the same `lock` and `try_lock` (a waiter
+/// blocks in loom instead of spinning).
 pub struct Mutex<T>(loom::sync::Mutex<T>);
+
+/// The guard of [`Mutex`].
+pub type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
 
 impl<T> Mutex<T> {
     /// An unlocked mutex.
@@ -173,10 +598,19 @@ impl<T> Mutex<T> {
     }
 
     /// Takes it.
-    pub fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
+    pub fn lock(&self) -> MutexGuard<'_, T> {
         self.0.lock().unwrap()
     }
+
+    /// Takes it if it is free.
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        self.0.try_lock().ok()
+    }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Per-core data, statics, the counter.
+// ---------------------------------------------------------------------------------------------
 
 /// This core's per-core base (the firmware's TPIDR_EL1): here the core number.
 #[derive(Clone, Copy)]
@@ -235,41 +669,80 @@ impl PerCpuBox<u32> {
     }
 }
 
+/// A static per-core variable (declared with [`percpu!`]): one slot per loom thread (= core),
+/// fresh in every execution. Only its own core reaches it, as on the firmware.
+pub struct PerCpu<T: 'static>(pub &'static loom::thread::LocalKey<Cell<T>>);
+
+impl<T: Copy + 'static> PerCpu<T> {
+    /// This core's value.
+    pub fn get(&self) -> T {
+        self.0.with(|c| c.get())
+    }
+
+    /// Sets this core's value.
+    pub fn set(&self, v: T) {
+        self.0.with(|c| c.set(v))
+    }
+}
+
+/// The firmware's `percpu!`: each static becomes a [`PerCpu`] over a loom thread-local.
+macro_rules! percpu {
+    ($($(#[$m:meta])* $vis:vis static $name:ident : $ty:ty = $init:expr;)+) => {$(
+        $(#[$m])*
+        $vis static $name: $crate::machine::PerCpu<$ty> = {
+            loom::thread_local! {
+                static SLOT: core::cell::Cell<$ty> = core::cell::Cell::new($init);
+            }
+            $crate::machine::PerCpu(&SLOT)
+        };
+    )+};
+}
+pub(crate) use percpu;
+
 /// The firmware's `static`, as a per-execution lazy value (loom atomics have no `const` new).
 macro_rules! global {
-    ($(#[$m:meta])* static $name:ident: $t:ty = $init:expr;) => {
-        loom::lazy_static! { $(#[$m])* static ref $name: $t = $init; }
+    ($($(#[$m:meta])* static $name:ident: $t:ty = $init:expr;)+) => {
+        loom::lazy_static! { $($(#[$m])* static ref $name: $t = $init;)+ }
     };
 }
 pub(crate) use global;
 
-// =============================================================================================
-// percpu_ref's side of the seam (`src/sync/percpu_ref/`). Kept apart from the sections above:
-// the names percpu_ref needs beyond percpu_rwsem's, the per-core counter reached through the
-// word's template address, and negative controls for labelled orderings (not only fences).
-// =============================================================================================
+/// The firmware's per-core `static` array: a per-execution lazy array of `$init` per core.
+macro_rules! global_array {
+    ($(#[$m:meta])* static $name:ident: [$t:ty; $n:expr] = $init:expr;) => {
+        loom::lazy_static! { $(#[$m])* static ref $name: [$t; $n] = core::array::from_fn(|_| $init); }
+    };
+}
+pub(crate) use global_array;
 
-pub use loom::sync::MutexGuard;
-
-/// Per-core slots every per-cpu counter has (the firmware's `MAX_CPUS`; cores without a thread
-/// keep their slot at zero).
-pub const MAX_CPUS: usize = NR_CPUS;
-
-/// Interrupts are not modelled: masking them is nothing.
-pub struct IrqGuard;
-
-impl IrqGuard {
-    /// "Masks" interrupts.
-    pub fn new() -> Self {
-        IrqGuard
-    }
+/// The counter is not modelled: it stands still.
+pub fn counter_relaxed() -> u64 {
+    0
 }
 
-impl Default for IrqGuard {
-    fn default() -> Self {
-        Self::new()
-    }
+/// The counter frequency (any non-zero value: the counter stands still).
+pub fn counter_freq() -> u64 {
+    1
 }
+
+/// Counter ticks to ns (the counter stands still).
+pub fn ticks_to_ns(ticks: u64) -> u64 {
+    ticks
+}
+
+/// The firmware's defmt `println!`: the model prints the format string and the arguments (the
+/// stall report, which no model reaches).
+macro_rules! println {
+    ($fmt:literal $(, $a:expr)* $(,)?) => {
+        std::println!("{} {:?}", $fmt, ($(&$a,)*))
+    };
+}
+pub(crate) use println;
+
+// ---------------------------------------------------------------------------------------------
+// percpu_ref (`src/sync/percpu_ref/`): the per-core counter reached through the word's template
+// address, the atomic count, defmt, and leaving out the grace period of a labelled `call_rcu`.
+// ---------------------------------------------------------------------------------------------
 
 /// The firmware's TPIDR_EL1: here this thread's core number, as [`percpu_base`] is.
 pub fn tpidr() -> usize {
@@ -387,124 +860,42 @@ macro_rules! atomic_array {
 }
 pub(crate) use atomic_array;
 
-// Negative controls for labelled orderings. The percpu_ref files label orderings and call
-// sites, not only fences (`// Z: Release ...` above a compare_exchange); [`omit_label`] finds
-// the code line under each such comment, and the atomics below (and the RCU stand-in's
-// `call_rcu`, for G) weaken what they do at those lines: every ordering becomes Relaxed, and
-// `call_rcu` skips its grace period.
+atomic_int!(AtomicI64, i64);
 
-const LABELLED: &[(&str, &str)] = &[
-    ("src/sync/percpu_ref/mod.rs", include_str!("../../src/sync/percpu_ref/mod.rs")),
-    ("src/sync/percpu_ref/mode.rs", include_str!("../../src/sync/percpu_ref/mode.rs")),
-];
+impl AtomicI64 {
+    /// Compare and exchange, weak (loom's never fails spuriously).
+    #[track_caller]
+    pub fn compare_exchange_weak(&self, c: i64, n: i64, s: Ordering, f: Ordering) -> Result<i64, i64> {
+        let at = Location::caller();
+        self.0.compare_exchange_weak(c, n, order(s, at), order(f, at))
+    }
+}
 
 std::thread_local! {
-    // (file, line) of every site left out; loom runs all its threads on the test's own thread.
-    static OMITTED_SITES: RefCell<Vec<(&'static str, u32)>> = const { RefCell::new(Vec::new()) };
+    // (file, line) of each `call_rcu` whose grace period is left out (as OMITTED).
+    static NO_GRACE_PERIOD: RefCell<Vec<(&'static str, u32)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Weakens every site labelled `label` in `file` (the first code line under each `// L: ...`
-/// comment, or the comment's own line if it has code) in the model runs on this thread until
-/// [`restore_labels`]; returns those lines. Panics if there is none.
-pub fn omit_label(file: &'static str, label: &str) -> Vec<u32> {
-    let (_, text) = LABELLED.iter().find(|(f, _)| *f == file).expect("a percpu_ref file");
-    let tag = format!("// {label}:");
+/// Leaves out the grace period of the `call_rcu` labelled `label` in `file` (the first code line
+/// under its `// G: ...` comment) in the model runs on this thread until [`restore_barriers`]:
+/// the RCU stand-in queues that callback to run without one (percpu_ref's G: the firmware's
+/// `inject-ref-fold-no-gp` fault, per run). Returns the line; panics unless it is a `call_rcu`.
+pub fn omit_grace_period(file: &'static str, label: &str) -> u32 {
+    let (_, text) = SOURCES.iter().find(|(f, _)| *f == file).expect("a file the model compiles");
     let lines: Vec<&str> = text.lines().collect();
-    let mut sites = Vec::new();
-    for (i, l) in lines.iter().enumerate() {
-        let Some(at) = l.find(&tag) else { continue };
-        let site = if l[..at].trim().is_empty() {
-            (i + 1..lines.len()).find(|&j| !lines[j].trim_start().starts_with("//")).expect("code under the label")
-        } else {
-            i
-        };
-        sites.push(site as u32 + 1);
-    }
-    assert!(!sites.is_empty(), "no site labelled {label} in {file}");
-    OMITTED_SITES.with(|o| o.borrow_mut().extend(sites.iter().map(|&l| (file, l))));
-    sites
+    let tag = format!("// {label}:");
+    let at = lines.iter().position(|l| l.trim_start().starts_with(&tag)).expect("the label");
+    let site = (at..lines.len()).find(|&j| !lines[j].trim_start().starts_with("//")).expect("code under it");
+    assert!(lines[site].contains("call_rcu("), "{label} in {file} labels no call_rcu: {:?}", lines[site]);
+    NO_GRACE_PERIOD.with(|o| o.borrow_mut().push((file, site as u32 + 1)));
+    site as u32 + 1
 }
 
-/// Puts every labelled site back.
-pub fn restore_labels() {
-    OMITTED_SITES.with(|o| o.borrow_mut().clear());
+/// Whether the `call_rcu` at `at` runs its callback without a grace period.
+pub fn grace_period_omitted(at: &Location<'_>) -> bool {
+    NO_GRACE_PERIOD.with(|o| o.borrow().iter().any(|&(f, l)| l == at.line() && at.file().ends_with(f)))
 }
 
-/// Whether the site at `at` is left out by [`omit_label`].
-pub fn label_omitted(at: &Location<'_>) -> bool {
-    OMITTED_SITES.with(|o| o.borrow().iter().any(|&(f, l)| l == at.line() && at.file().ends_with(f)))
+fn restore_grace_periods() {
+    NO_GRACE_PERIOD.with(|o| o.borrow_mut().clear());
 }
-
-#[track_caller]
-fn order(o: Ordering) -> Ordering {
-    if label_omitted(Location::caller()) {
-        Ordering::Relaxed
-    } else {
-        o
-    }
-}
-
-macro_rules! labelled_atomic {
-    ($name:ident, $t:ty) => {
-        /// loom's atomic of the same name, whose orderings [`omit_label`] can weaken by site.
-        pub struct $name(loom::sync::atomic::$name);
-
-        impl $name {
-            /// A new atomic.
-            pub fn new(v: $t) -> Self {
-                Self(loom::sync::atomic::$name::new(v))
-            }
-            /// `load`.
-            #[track_caller]
-            pub fn load(&self, o: Ordering) -> $t {
-                self.0.load(order(o))
-            }
-            /// `store`.
-            #[track_caller]
-            pub fn store(&self, v: $t, o: Ordering) {
-                self.0.store(v, order(o))
-            }
-            /// `swap`.
-            #[track_caller]
-            pub fn swap(&self, v: $t, o: Ordering) -> $t {
-                self.0.swap(v, order(o))
-            }
-            /// `compare_exchange` (both orderings weakened at an omitted site).
-            #[track_caller]
-            pub fn compare_exchange(&self, c: $t, n: $t, s: Ordering, f: Ordering) -> Result<$t, $t> {
-                self.0.compare_exchange(c, n, order(s), order(f))
-            }
-            /// `compare_exchange_weak` (loom's never fails spuriously).
-            #[track_caller]
-            pub fn compare_exchange_weak(&self, c: $t, n: $t, s: Ordering, f: Ordering) -> Result<$t, $t> {
-                self.0.compare_exchange_weak(c, n, order(s), order(f))
-            }
-        }
-
-        impl Default for $name {
-            fn default() -> Self {
-                Self::new(Default::default())
-            }
-        }
-    };
-    ($name:ident, $t:ty, int) => {
-        labelled_atomic!($name, $t);
-
-        impl $name {
-            /// `fetch_add`.
-            #[track_caller]
-            pub fn fetch_add(&self, v: $t, o: Ordering) -> $t {
-                self.0.fetch_add(v, order(o))
-            }
-            /// `fetch_sub`.
-            #[track_caller]
-            pub fn fetch_sub(&self, v: $t, o: Ordering) -> $t {
-                self.0.fetch_sub(v, order(o))
-            }
-        }
-    };
-}
-
-labelled_atomic!(AtomicBool, bool);
-labelled_atomic!(AtomicI64, i64, int);
-labelled_atomic!(AtomicUsize, usize, int);

@@ -11,8 +11,7 @@
 //! Per core: a count of quiescent points and an "in an extended quiescent state" flag (a core
 //! that waits, or has no thread). A grace period ends once every other core has passed a
 //! quiescent point or been in an extended quiescent state after it began.
-use crate::machine::{self, cpu_id, AtomicU32, Mutex, Ordering, NR_CPUS};
-use loom::sync::atomic::AtomicBool;
+use crate::machine::{self, cpu_id, AtomicBool, AtomicU32, Mutex, Ordering, NR_CPUS};
 
 struct State {
     /// The one word every RCU event goes through.
@@ -53,14 +52,35 @@ pub fn eqs_exit() {
     set_eqs(false);
 }
 
-/// A spawned core starts watching.
-pub fn online() {
-    set_eqs(false);
+/// A core's thread ends: RCU stops waiting for it.
+pub fn cpu_dead() {
+    set_eqs(true);
 }
 
-/// A core's thread ends: RCU stops waiting for it.
-pub fn offline() {
-    set_eqs(true);
+/// The stand-in's hooks: a spawned core starts watching (`eqs_exit`) and stops when its thread
+/// ends; a blocking wait is an extended quiescent state.
+static HOOKS: machine::IdleHooks = machine::IdleHooks {
+    quiescent_point,
+    idle_enter: || {
+        eqs_enter();
+        true
+    },
+    idle_exit: eqs_exit,
+    blocking_wait: |cond| {
+        eqs_enter();
+        while cond() {
+            loom::thread::yield_now();
+        }
+        eqs_exit();
+    },
+    might_block: || {},
+    cpu_online: eqs_exit,
+    cpu_dead,
+};
+
+/// Registers the stand-in with the model's machine (at the start of each model).
+pub fn init() {
+    machine::set_idle_hooks(&HOOKS);
 }
 
 /// A quiescent point: the end of this core's implicit read-side section.
@@ -93,10 +113,10 @@ fn wait_for_readers() {
 }
 
 /// Queues `f` for after a grace period; [`barrier`] runs it. A call site that a negative
-/// control names (`machine::omit_label`, percpu_ref's G) queues it without one.
+/// control names (`machine::omit_grace_period`, percpu_ref's G) queues it without one.
 #[track_caller]
 pub fn call_rcu(f: impl FnOnce() + Send + 'static) {
-    if machine::label_omitted(core::panic::Location::caller()) {
+    if machine::grace_period_omitted(core::panic::Location::caller()) {
         NO_GP.callbacks.lock().push(Box::new(f));
         return;
     }

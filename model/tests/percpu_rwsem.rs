@@ -20,6 +20,7 @@ const FILE: &str = "src/sync/percpu_rwsem.rs";
 /// grace period can end before the reader arrives), then down_read, `inside` (before the
 /// critical section), the read, up_read.
 fn reader_vs_writer(before: fn(), inside: fn()) {
+    rcu::init();
     let sem = ForgetOnPanic::new(PercpuRwSem::new().unwrap());
     let data = Rc::new(UnsafeCell::new(0u32)); // loom threads are coroutines of one OS thread
     let (s, d) = (ForgetOnPanic::new((*sem).clone()), data.clone());
@@ -107,6 +108,7 @@ fn join(t: loom::thread::JoinHandle<()>) {
 /// writer's grace period they find `block` and queue), and up_write admits both. Every critical
 /// section runs (counted), readers and the writer are ordered (the cell).
 fn readers_queued_behind_a_writer() {
+    rcu::init();
     use loom::sync::atomic::{AtomicUsize, Ordering};
     let sem = ForgetOnPanic::new(PercpuRwSem::new().unwrap());
     let data = Rc::new(UnsafeCell::new(0u32));
@@ -171,6 +173,7 @@ impl Gate {
 /// modification order, although the swap's read fixes it before the store (loom orders
 /// stores by vector clocks, not by a total order). ARMv8 (and C11) forbid that outcome.
 fn writer_queued_behind_a_reader() {
+    rcu::init();
     use loom::sync::atomic::{AtomicUsize, Ordering};
     let sem = ForgetOnPanic::new(PercpuRwSem::new().unwrap());
     let data = Rc::new(UnsafeCell::new(0u32));

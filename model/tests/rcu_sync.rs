@@ -10,6 +10,7 @@ use std::sync::Arc;
 /// are off the fast path; once both have left and the callbacks have run, it is idle again.
 /// The exit callbacks run after the writers (`rcu::barrier`), not concurrently with them.
 fn two_writers() {
+    rcu::init();
     let rs = Arc::new(RcuSync::new());
     let r2 = rs.clone();
     let t = spawn_cpu(1, move || {
@@ -46,6 +47,7 @@ fn join(t: loom::thread::JoinHandle<()>) {
 /// fast-path read never overlaps a writer's write (the loom cell; what orders them is the
 /// grace period of the writer that found it idle). Idle again at the end.
 fn exit_callback_vs_enter() {
+    rcu::init();
     let rs = Arc::new(RcuSync::new());
     // One cell per writer: rcu_sync does not exclude writers from each other.
     let data = Rc::new([UnsafeCell::new(0u32), UnsafeCell::new(0u32)]);

@@ -3,13 +3,9 @@
 use super::gp::{gp_try_complete, request, snapshot};
 use super::qs::{callbacks_while_waiting, eqs_enter, eqs_exit, might_block};
 use super::{CPUS, DONE};
-use crate::arch;
-use crate::percpu::cpu_id;
-use crate::smp::{self, ipi};
-use crate::MAX_CPUS;
+use crate::machine::{self, cpu_id, ipi, AtomicU64, AtomicUsize, IrqGuard, Mutex, Ordering, MAX_CPUS};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 type Callback = Box<dyn FnOnce() + Send>;
 
@@ -19,20 +15,24 @@ struct Segment {
     cbs: VecDeque<Callback>,
 }
 
-/// A core's callbacks, segmented by the grace period each needs, in queue order: one grace
-/// period serves a whole segment. Grace periods are non-decreasing except when an interrupt
-/// handler's `call_rcu` lands between a task's snapshot and its push (then a later segment may
-/// need an earlier grace period); segments still run in queue order, so that only delays it.
-static CBLISTS: [spin::Mutex<VecDeque<Segment>>; MAX_CPUS] = [const { spin::Mutex::new(VecDeque::new()) }; MAX_CPUS];
-static CBS_QUEUED: AtomicU64 = AtomicU64::new(0);
-static CBS_INVOKED: AtomicU64 = AtomicU64::new(0);
+machine::global_array! {
+    /// A core's callbacks, segmented by the grace period each needs, in queue order: one grace
+    /// period serves a whole segment. Grace periods are non-decreasing except when an interrupt
+    /// handler's `call_rcu` lands between a task's snapshot and its push (then a later segment may
+    /// need an earlier grace period); segments still run in queue order, so that only delays it.
+    static CBLISTS: [Mutex<VecDeque<Segment>>; MAX_CPUS] = Mutex::new(VecDeque::new());
+}
+machine::global! {
+    static CBS_QUEUED: AtomicU64 = AtomicU64::new(0);
+    static CBS_INVOKED: AtomicU64 = AtomicU64::new(0);
+}
 
 /// Queues `f` on this core, to run after a full grace period, from this core's idle loop (or
 /// its next `rcu_quiescent_state`), in queue order. `f` may allocate, free and call `call_rcu`.
 pub fn call_rcu(f: impl FnOnce() + Send + 'static) {
     let g = snapshot();
     {
-        let _irq = arch::IrqGuard::new();
+        let _irq = IrqGuard::new();
         let mut l = CBLISTS[cpu_id()].lock();
         match l.back_mut() {
             Some(seg) if seg.gp == g => seg.cbs.push_back(Box::new(f)),
@@ -59,7 +59,7 @@ pub fn has_ready_callbacks() -> bool {
     first_pending_gp().is_some_and(|g| g <= DONE.load(Ordering::Acquire))
 }
 
-crate::percpu! {
+machine::percpu! {
     /// Set while this core runs callbacks: a callback that passes a quiescent point must not
     /// start running later segments (an `rcu_barrier` marker among them) ahead of its own.
     pub(super) static IN_CALLBACKS: bool = false;
@@ -86,7 +86,7 @@ fn run_ready_callbacks() {
             return; // the common case: one load each, no lock
         }
         let seg = {
-            let _irq = arch::IrqGuard::new();
+            let _irq = IrqGuard::new();
             let mut l = CBLISTS[cpu_id()].lock();
             let seg = match l.front() {
                 Some(s) if s.gp <= done => l.pop_front(),
@@ -122,7 +122,7 @@ pub fn rcu_barrier() {
         panic!("rcu_barrier called from an RCU callback on core {} (it would wait for itself)", cpu_id());
     }
     let remaining = alloc::sync::Arc::new(AtomicUsize::new(0));
-    let cpus: alloc::vec::Vec<usize> = smp::online_cpus().collect();
+    let cpus: alloc::vec::Vec<usize> = machine::online_cpus().collect();
     remaining.store(cpus.len(), Ordering::Relaxed);
     for &c in &cpus {
         let r = remaining.clone();
@@ -141,7 +141,7 @@ pub fn rcu_barrier() {
     while remaining.load(Ordering::Acquire) != 0 {
         if !gp_try_complete() {
             callbacks_while_waiting();
-            arch::cpu_relax();
+            machine::cpu_relax();
         }
     }
     eqs_exit();

@@ -3,18 +3,18 @@
 
 use super::qs::{callbacks_while_waiting, eqs_enter, eqs_exit, might_block, not_in_callback};
 use super::{gp_lock, gp_try_lock, CPUS, DONE, GP_SEQ, REQUESTED, STARTED};
-use crate::arch::{self, smp_mb};
-use crate::smp::{self, ipi};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::machine::{self, ipi, smp_mb, AtomicBool, AtomicU64, Ordering};
 
-/// Counter value when the current grace period started, and the sum of completed durations.
-static GP_START_TIME: AtomicU64 = AtomicU64::new(0);
-static GP_TOTAL_TICKS: AtomicU64 = AtomicU64::new(0);
-static GP_TIMED: AtomicU64 = AtomicU64::new(0);
-/// Whether grace periods are timed (two counter reads per grace period, which cost ~100 ns
-/// each under QEMU; off by default). The stall detector does not need it: the tick notes when
-/// it first sees each grace period.
-static GP_TIMING: AtomicBool = AtomicBool::new(false);
+machine::global! {
+    /// Counter value when the current grace period started, and the sum of completed durations.
+    static GP_START_TIME: AtomicU64 = AtomicU64::new(0);
+    static GP_TOTAL_TICKS: AtomicU64 = AtomicU64::new(0);
+    static GP_TIMED: AtomicU64 = AtomicU64::new(0);
+    /// Whether grace periods are timed (two counter reads per grace period, which cost ~100 ns
+    /// each under QEMU; off by default). The stall detector does not need it: the tick notes
+    /// when it first sees each grace period.
+    static GP_TIMING: AtomicBool = AtomicBool::new(false);
+}
 
 /// Turns grace-period timing (for [`average_gp_ns`]) on or off, and resets the figures.
 pub fn set_gp_timing(on: bool) {
@@ -23,7 +23,7 @@ pub fn set_gp_timing(on: bool) {
     GP_TIMED.store(0, Ordering::Relaxed);
     // A grace period in progress was not timed from its start: it is skipped by restarting
     // the clock now (its duration is undercounted by at most the time already elapsed).
-    GP_START_TIME.store(arch::counter_relaxed(), Ordering::Relaxed);
+    GP_START_TIME.store(machine::counter_relaxed(), Ordering::Relaxed);
     GP_TIMING.store(on, Ordering::Relaxed);
 }
 
@@ -59,7 +59,7 @@ fn start_if_requested() {
 /// Starts grace period `g` (with GP_LOCK held).
 fn gp_start(g: u64) {
     if GP_TIMING.load(Ordering::Relaxed) {
-        GP_START_TIME.store(arch::counter_relaxed(), Ordering::Relaxed);
+        GP_START_TIME.store(machine::counter_relaxed(), Ordering::Relaxed);
     }
     STARTED.store(g, Ordering::Relaxed);
     bump_gp_seq();
@@ -98,7 +98,7 @@ fn complete_one(from_irq: bool) -> bool {
         return false;
     }
     let skip = injected_skip_core();
-    for cpu in smp::online_cpus() {
+    for cpu in machine::online_cpus() {
         let v = CPUS[cpu].ctr.load(Ordering::Relaxed);
         if v != 0 && v != g && Some(cpu) != skip {
             return false;
@@ -120,7 +120,7 @@ fn complete_one(from_irq: bool) -> bool {
         return false;
     }
     if GP_TIMING.load(Ordering::Relaxed) {
-        let took = arch::counter_relaxed().wrapping_sub(GP_START_TIME.load(Ordering::Relaxed));
+        let took = machine::counter_relaxed().wrapping_sub(GP_START_TIME.load(Ordering::Relaxed));
         GP_TOTAL_TICKS.store(GP_TOTAL_TICKS.load(Ordering::Relaxed) + took, Ordering::Relaxed); // under GP_LOCK
         GP_TIMED.store(GP_TIMED.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
@@ -129,7 +129,7 @@ fn complete_one(from_irq: bool) -> bool {
     start_if_requested();
     drop(l);
     smp_mb(); // E: DONE is visible before the idle cores' wake requests are read; pairs with E in idle_enter
-    for cpu in smp::online_cpus() {
+    for cpu in machine::online_cpus() {
         let w = CPUS[cpu].wake_for_gp.load(Ordering::Relaxed);
         if w != 0
             && w <= g
@@ -146,8 +146,8 @@ fn complete_one(from_irq: bool) -> bool {
 /// torture's reader pipe must catch it.
 #[inline(always)]
 fn injected_skip_core() -> Option<usize> {
-    if cfg!(feature = "inject-gp-skip-core") && smp::num_online() > 1 {
-        smp::online_cpus().last()
+    if cfg!(feature = "inject-gp-skip-core") && machine::num_online() > 1 {
+        machine::online_cpus().last()
     } else {
         None
     }
@@ -165,7 +165,7 @@ pub fn synchronize_rcu() {
     while DONE.load(Ordering::Acquire) < g {
         if !gp_try_complete() {
             callbacks_while_waiting();
-            arch::cpu_relax();
+            machine::cpu_relax();
         }
     }
     eqs_exit();
@@ -196,5 +196,5 @@ pub fn started() -> u64 {
 
 /// Average duration of the grace periods completed while timing was on, in ns (counter time).
 pub fn average_gp_ns() -> u64 {
-    arch::ticks_to_ns(GP_TOTAL_TICKS.load(Ordering::Relaxed)) / GP_TIMED.load(Ordering::Relaxed).max(1)
+    machine::ticks_to_ns(GP_TOTAL_TICKS.load(Ordering::Relaxed)) / GP_TIMED.load(Ordering::Relaxed).max(1)
 }

@@ -7,9 +7,9 @@
 //! without waiting for a grace period) panics with `RCU list: reader reached a freed node`.
 
 use super::{rcu_assign_pointer, ReadGuard};
+use crate::machine::{AtomicPtr, Ordering};
 use alloc::boxed::Box;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
 
 const LIVE: u64 = 0x5243_555f_4c49_5645; // "RCU_LIVE"
 const POISON: u64 = 0x6b6b_6b6b_6b6b_6b6b; // Linux's POISON_FREE pattern

@@ -138,38 +138,39 @@ pub use read::{
 };
 pub use stall::{set_stall_timeout_ms, stalls};
 
-use crate::MAX_CPUS;
-use crate::{arch, smp};
-use core::sync::atomic::AtomicU64;
+use crate::machine::{self, AtomicU64, IrqGuard, Mutex, MutexGuard, MAX_CPUS};
 
-// Grace-period numbers start at 1: a core's `ctr` of 0 means "idle", so no grace period may
-// ever be numbered 0 (a core that left idle before the first grace period would look idle).
-static STARTED: AtomicU64 = AtomicU64::new(1);
-static DONE: AtomicU64 = AtomicU64::new(1);
-static REQUESTED: AtomicU64 = AtomicU64::new(1);
-/// Changes (by one, under GP_LOCK) whenever STARTED or DONE does: the quiescent-state fast path
-/// compares it with the value its core last saw, one load instead of reading both (and the
-/// core's `ctr` and callback list). See **Q**.
-static GP_SEQ: AtomicU64 = AtomicU64::new(0);
-/// Serialises starting and completing grace periods. Always held with interrupts masked (Linux's
-/// `raw_spin_lock_irqsave` on its rcu_node locks): an interrupt handler may take it (a `call_rcu`
-/// from a handler requests a grace period), and other IRQ-masked locks are held while taking it
-/// (percpu_ref's lock around `call_rcu`), so a holder must never be interrupted.
-static GP_LOCK: spin::Mutex<()> = spin::Mutex::new(());
+machine::global! {
+    // Grace-period numbers start at 1: a core's `ctr` of 0 means "idle", so no grace period may
+    // ever be numbered 0 (a core that left idle before the first grace period would look idle).
+    static STARTED: AtomicU64 = AtomicU64::new(1);
+    static DONE: AtomicU64 = AtomicU64::new(1);
+    static REQUESTED: AtomicU64 = AtomicU64::new(1);
+    /// Changes (by one, under GP_LOCK) whenever STARTED or DONE does: the quiescent-state fast
+    /// path compares it with the value its core last saw, one load instead of reading both (and
+    /// the core's `ctr` and callback list). See **Q**.
+    static GP_SEQ: AtomicU64 = AtomicU64::new(0);
+    /// Serialises starting and completing grace periods. Always held with interrupts masked
+    /// (Linux's `raw_spin_lock_irqsave` on its rcu_node locks): an interrupt handler may take it
+    /// (a `call_rcu` from a handler requests a grace period), and other IRQ-masked locks are held
+    /// while taking it (percpu_ref's lock around `call_rcu`), so a holder must never be
+    /// interrupted.
+    static GP_LOCK: Mutex<()> = Mutex::new(());
+}
 
 /// GP_LOCK with interrupts masked; fields drop in order, so the lock is released first.
 struct GpLocked {
-    _g: spin::MutexGuard<'static, ()>,
-    _irq: arch::IrqGuard,
+    _g: MutexGuard<'static, ()>,
+    _irq: IrqGuard,
 }
 
 fn gp_lock() -> GpLocked {
-    let irq = arch::IrqGuard::new();
+    let irq = IrqGuard::new();
     GpLocked { _g: GP_LOCK.lock(), _irq: irq }
 }
 
 fn gp_try_lock() -> Option<GpLocked> {
-    let irq = arch::IrqGuard::new();
+    let irq = IrqGuard::new();
     GP_LOCK.try_lock().map(|g| GpLocked { _g: g, _irq: irq })
 }
 
@@ -192,19 +193,19 @@ struct RcuCpu {
     stall_reported: AtomicU64,
 }
 
-static CPUS: [RcuCpu; MAX_CPUS] = [const {
-    RcuCpu {
+machine::global_array! {
+    static CPUS: [RcuCpu; MAX_CPUS] = RcuCpu {
         ctr: AtomicU64::new(0),
         seen_ctr: AtomicU64::new(0),
         seen_at: AtomicU64::new(0),
         first_cb_gp: AtomicU64::new(u64::MAX),
         wake_for_gp: AtomicU64::new(0),
         stall_reported: AtomicU64::new(0),
-    }
-}; MAX_CPUS];
+    };
+}
 
 /// What RCU hooks into the idle loop and the blocking waits (see `smp::IdleHooks`).
-static IDLE_HOOKS: smp::IdleHooks = smp::IdleHooks {
+static IDLE_HOOKS: machine::IdleHooks = machine::IdleHooks {
     quiescent_point: rcu_quiescent_state,
     idle_enter,
     idle_exit,
@@ -218,7 +219,7 @@ static IDLE_HOOKS: smp::IdleHooks = smp::IdleHooks {
 /// before the other cores start): the idle loop's hooks, the tick hook (stall detector), and
 /// the interrupt entry/exit hooks.
 pub fn init() {
-    smp::set_idle_hooks(&IDLE_HOOKS);
-    smp::tick::add_hook(stall::tick);
-    arch::exception::set_irq_context_hooks(irq_enter, irq_exit);
+    machine::set_idle_hooks(&IDLE_HOOKS);
+    machine::add_tick_hook(stall::tick);
+    machine::set_irq_context_hooks(irq_enter, irq_exit);
 }

@@ -6,11 +6,9 @@ use super::callbacks::{first_pending_gp, has_ready_callbacks, process_callbacks,
 use super::gp::{gp_try_complete, try_complete};
 use super::read::assert_not_in_reader;
 use super::{CPUS, DONE, GP_SEQ, STARTED};
-use crate::arch::{self, smp_mb};
-use crate::percpu::cpu_id;
-use core::sync::atomic::Ordering;
+use crate::machine::{self, cpu_id, smp_mb, Ordering};
 
-crate::percpu! {
+machine::percpu! {
     /// `GP_SEQ` as this core's last full pass of [`rcu_quiescent_state`] read it (u64::MAX:
     /// none yet). While `GP_SEQ` still has this value no grace period has started or completed
     /// since, so this core has nothing to report and no callback of its has become ready (a
@@ -56,7 +54,7 @@ fn rcu_quiescent_state_slow() {
 #[inline(always)]
 fn qs_checks() {
     assert_not_in_reader("quiescent state");
-    if cfg!(debug_assertions) && arch::in_interrupt() {
+    if cfg!(debug_assertions) && machine::in_interrupt() {
         blocking_in_interrupt("quiescent state");
     }
 }
@@ -124,7 +122,7 @@ pub fn wait_quiescent(mut cond: impl FnMut() -> bool) {
     eqs_enter();
     while cond() {
         callbacks_while_waiting();
-        arch::cpu_relax();
+        machine::cpu_relax();
     }
     eqs_exit();
 }
@@ -145,7 +143,7 @@ pub(super) fn callbacks_while_waiting() {
 /// interrupted) or inside a read-side section (debug builds). Linux's `might_sleep`.
 #[inline]
 pub fn might_block(what: &str) {
-    if arch::in_interrupt() {
+    if machine::in_interrupt() {
         blocking_in_interrupt(what);
     }
     assert_not_in_reader(what);

@@ -2,10 +2,9 @@
 //! debug builds), the "is RCU watching" checks, and publishing and loading protected pointers.
 
 use super::CPUS;
-use crate::percpu::cpu_id;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use crate::machine::{self, cpu_id, AtomicPtr, Ordering};
 
-crate::percpu! {
+machine::percpu! {
     /// Read-side nesting depth (maintained in debug builds only).
     static NESTING: u32 = 0;
 }

@@ -3,17 +3,16 @@
 
 use super::gp::try_complete;
 use super::{CPUS, DONE, STARTED};
-use crate::arch;
-use crate::percpu::cpu_id;
-use crate::smp::{self, ipi};
-use core::sync::atomic::{AtomicU64, Ordering};
+use crate::machine::{self, cpu_id, ipi, AtomicU64, Ordering};
 
-static STALL_TIMEOUT_MS: AtomicU64 = AtomicU64::new(3000);
-static STALLS: AtomicU64 = AtomicU64::new(0);
-static LAST_STALLED: AtomicU64 = AtomicU64::new(u64::MAX);
-/// The grace period the tick last saw in progress (for stall timing).
-static TICK_SEEN_GP: AtomicU64 = AtomicU64::new(0);
-static TICK_SEEN_AT: AtomicU64 = AtomicU64::new(0);
+machine::global! {
+    static STALL_TIMEOUT_MS: AtomicU64 = AtomicU64::new(3000);
+    static STALLS: AtomicU64 = AtomicU64::new(0);
+    static LAST_STALLED: AtomicU64 = AtomicU64::new(u64::MAX);
+    /// The grace period the tick last saw in progress (for stall timing).
+    static TICK_SEEN_GP: AtomicU64 = AtomicU64::new(0);
+    static TICK_SEEN_AT: AtomicU64 = AtomicU64::new(0);
+}
 
 /// Sets how long a core may go without a quiescent state during a grace period before it is
 /// reported.
@@ -29,10 +28,10 @@ pub fn stalls() -> (u64, Option<usize>) {
 
 /// The tick hook: push a grace period along, and name a core that holds one up for too long.
 pub(super) fn tick() {
-    let now = arch::counter_relaxed();
+    let now = machine::counter_relaxed();
     // Sample every core's ctr: the time it last changed is when it last passed a quiescent
     // state or changed idle state (to within a tick).
-    for cpu in smp::online_cpus() {
+    for cpu in machine::online_cpus() {
         let c = &CPUS[cpu];
         let v = c.ctr.load(Ordering::Relaxed);
         if c.seen_ctr.swap(v, Ordering::Relaxed) != v {
@@ -46,14 +45,14 @@ pub(super) fn tick() {
     if TICK_SEEN_GP.swap(g, Ordering::Relaxed) != g {
         TICK_SEEN_AT.store(now, Ordering::Relaxed);
     }
-    let limit = arch::counter_freq() * STALL_TIMEOUT_MS.load(Ordering::Relaxed) / 1000;
+    let limit = machine::counter_freq() * STALL_TIMEOUT_MS.load(Ordering::Relaxed) / 1000;
     // Timestamps written by other cores after `now` was read make these differences negative:
     // saturate to 0 (not stalled) rather than wrap.
     if now.saturating_sub(TICK_SEEN_AT.load(Ordering::Relaxed)) < limit {
         return;
     }
     let me = cpu_id();
-    for cpu in smp::online_cpus() {
+    for cpu in machine::online_cpus() {
         let c = &CPUS[cpu];
         let v = c.ctr.load(Ordering::Relaxed);
         if v == 0 || v == g || cpu == me {
@@ -69,11 +68,11 @@ pub(super) fn tick() {
         STALLS.fetch_add(1, Ordering::Relaxed);
         LAST_STALLED.store(cpu as u64, Ordering::Relaxed);
         let pc = ipi::report_pc(cpu, 20).unwrap_or(0);
-        defmt::println!(
+        machine::println!(
             "RCU stall: core {}, grace period {}, last quiescent state {} ms ago, PC={=u64:#x}",
             cpu,
             g,
-            arch::ticks_to_ns(since) / 1_000_000,
+            machine::ticks_to_ns(since) / 1_000_000,
             pc
         );
     }
