@@ -42,7 +42,6 @@
 //!   `this_cpu_add_u32`, whose counters another core zeroes (`switch_to_percpu`), is a relaxed
 //!   load and store in the model, so an add that races with the zeroing loses one of them
 //!   there as it would on the hardware.
-//! * Interrupts are not modelled: `IrqGuard` masks nothing in the model.
 //! * loom itself is stronger than C11 in one place: it makes each SeqCst fence synchronise with
 //!   every SeqCst fence that ran before it, in the order it runs them (C11's SeqCst fences order
 //!   which stores later loads may read, but create no happens-before). A barrier whose order
