@@ -1,8 +1,8 @@
-//! The seam between the synchronisation primitives and the machine. `rcu` and
-//! `sync::percpu_rwsem` / `sync::rcu_sync` name the machine only through this module: its atomics
-//! and fences, this core's id and the online cores, per-core statics and the per-core counter
-//! add, `static`s, spinning, IRQ masking, the interrupt-context query and the registration of
-//! interrupt entry/exit hooks, the idle loop's hooks, IPIs and the tick.
+//! The seam between the synchronisation primitives and the machine. `rcu`,
+//! `sync::percpu_rwsem`, `sync::rcu_sync` and `sync::percpu_ref` name the machine only through
+//! this module: its atomics and fences, this core's id and the online cores, per-core statics
+//! and the per-core counter add, `static`s, spinning, IRQ masking, the interrupt-context query
+//! and the registration of interrupt entry/exit hooks, the idle loop's hooks, IPIs and the tick.
 //!
 //! On the firmware it is DMB/DSB, `core` atomics, TPIDR_EL1, the GIC's SGIs and `spin`'s lock
 //! (the re-exports below, so the compiled code is unchanged). The loom models in `model/` compile
@@ -26,7 +26,10 @@
 //! * An address dependency (`rcu_dereference`: load a pointer, then load through it) orders the
 //!   second load on ARMv8 for free. C11 has no dependency ordering (`consume` is promoted to
 //!   acquire), so the model must make such a load Acquire, which is stronger than the hardware:
-//!   a bug that only a plain (non-dependent) load would expose is not caught.
+//!   a bug that only a plain (non-dependent) load would expose is not caught. percpu_ref's fast
+//!   path is the same pattern: it adds to the counter whose address is the word it loaded
+//!   (Relaxed), so the model's `this_cpu_add_u32` starts with an Acquire fence, which orders
+//!   every earlier load, not only the word's.
 //! * A release store (`stlr`) followed by an acquire load (`ldar`) of another location is
 //!   ordered on ARMv8 (RCsc) but not in C11 (where only SeqCst is). The model errs weak here: it
 //!   can report a reordering that ARMv8 forbids; none of the primitives relies on this order.
@@ -35,7 +38,10 @@
 //!   buffering cannot be shown to be needed by the model.
 //! * The per-core add (`this_cpu_add`) is a restartable load-add-store on the firmware, atomic
 //!   against this core's interrupts but not an exclusive access. In the model each slot is
-//!   written only by its own thread, so a relaxed `fetch_add` is equivalent.
+//!   written only by its own thread, so a relaxed `fetch_add` is equivalent; percpu_ref's
+//!   `this_cpu_add_u32`, whose counters another core zeroes (`switch_to_percpu`), is a relaxed
+//!   load and store in the model, so an add that races with the zeroing loses one of them
+//!   there as it would on the hardware.
 //! * loom itself is stronger than C11 in one place: it makes each SeqCst fence synchronise with
 //!   every SeqCst fence that ran before it, in the order it runs them (C11's SeqCst fences order
 //!   which stores later loads may read, but create no happens-before). A barrier whose order
@@ -50,19 +56,22 @@
 //!   hooks, at a point the model chooses (between two statements, or at the core's next
 //!   `smp_mb`, before or after the fence); loom does not inject them anywhere else.
 //! * `wake_up_all` (`dsb ishst; sev`) and `wait_event` (`wfe`) are not modelled: a waiter in the
-//!   model re-checks its condition after yielding to the other threads. WFE/SEV's lost-wake-up
-//!   argument is therefore not checked.
+//!   model re-checks its condition after yielding to the other threads (a `Completion` blocks on
+//!   a loom condition variable instead). WFE/SEV's lost-wake-up argument is therefore not
+//!   checked.
 pub use crate::arch::exception::set_irq_context_hooks;
 pub use crate::arch::{
-    counter_freq, counter_relaxed, cpu_relax, in_interrupt, percpu_base, smp_mb, smp_rmb, smp_wmb, ticks_to_ns,
-    IrqGuard, PercpuBase,
+    counter_freq, counter_relaxed, cpu_relax, in_interrupt, percpu_base, smp_mb, smp_rmb, smp_wmb, this_cpu_add_u32,
+    ticks_to_ns, tpidr, IrqGuard, PercpuBase,
 };
 pub use crate::percpu::{cpu_id, PerCpuAllocError, PerCpuBox};
 pub use crate::board::bootarg;
 pub use crate::smp::tick::{add_hook as add_tick_hook, hz as tick_hz};
 pub use crate::smp::{cpu_limit, num_online, online_cpus, set_idle_hooks, wait_event, wake_up_all, Completion, IdleHooks};
 pub use crate::MAX_CPUS;
-pub use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub use core::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 pub use defmt::println;
 pub use spin::{Mutex, MutexGuard};
 
@@ -102,3 +111,12 @@ macro_rules! global_array {
     };
 }
 pub(crate) use global_array;
+
+/// An array of atomics, `[T::new(v); N]`. On the firmware a `const` block per element, as a
+/// `static` would be; in the model (no `const` constructor) built at run time.
+macro_rules! atomic_array {
+    ($t:ident::new($v:expr); $n:expr) => {
+        [const { $t::new($v) }; $n]
+    };
+}
+pub(crate) use atomic_array;

@@ -272,6 +272,8 @@ const SOURCES: &[(&str, &str)] = &[
     ("src/rcu/callbacks.rs", include_str!("../../src/rcu/callbacks.rs")),
     ("src/rcu/read.rs", include_str!("../../src/rcu/read.rs")),
     ("src/rcu/tree.rs", include_str!("../../src/rcu/tree.rs")),
+    ("src/sync/percpu_ref/mod.rs", include_str!("../../src/sync/percpu_ref/mod.rs")),
+    ("src/sync/percpu_ref/mode.rs", include_str!("../../src/sync/percpu_ref/mode.rs")),
 ];
 
 std::thread_local! {
@@ -367,6 +369,7 @@ pub fn omit_barrier(file: &'static str, selector: &str) {
 /// Puts every barrier back.
 pub fn restore_barriers() {
     OMITTED.with(|o| *o.borrow_mut() = None);
+    restore_grace_periods();
 }
 
 fn omitted(at: &Location<'_>) -> bool {
@@ -568,25 +571,41 @@ pub fn wait_event(mut done: impl FnMut() -> bool) {
 /// `dsb ishst; sev`: nothing to do, waiters in the model poll.
 pub fn wake_up_all() {}
 
-/// The firmware's `Completion` (smp), over [`wait_event`].
+/// The firmware's `Completion` (smp). It blocks on a loom condition variable (inside the
+/// registered blocking wait, so as an RCU extended quiescent state) instead of polling like
+/// [`wait_event`]: with two or more waiters polling at once, loom explores schedules in which
+/// they take turns forever and gives up on the model. A completion that is never signalled
+/// leaves its waiter blocked, which loom reports as a deadlock (a lost hand-off).
 pub struct Completion {
-    remaining: AtomicUsize,
+    done: loom::sync::Mutex<bool>,
+    signalled: loom::sync::Condvar,
 }
 
 impl Completion {
     /// Done after one `complete`.
     pub fn new() -> Self {
-        Completion { remaining: AtomicUsize::new(1) }
+        Completion { done: loom::sync::Mutex::new(false), signalled: loom::sync::Condvar::new() }
     }
 
-    /// Signals it: Release, pairs with the Acquire in `wait`.
+    /// Signals it: the mutex orders what the signaller did before it for the waiter (the
+    /// firmware's Release, paired with the waiter's Acquire).
     pub fn complete(&self) {
-        self.remaining.fetch_sub(1, Ordering::Release);
+        *self.done.lock().unwrap() = true;
+        self.signalled.notify_all();
     }
 
     /// Waits until it has been signalled.
     pub fn wait(&self) {
-        wait_event(|| self.remaining.load(Ordering::Acquire) == 0);
+        if *self.done.lock().unwrap() {
+            return;
+        }
+        (hooks().blocking_wait)(&mut || {
+            let mut done = self.done.lock().unwrap();
+            while !*done {
+                done = self.signalled.wait(done).unwrap();
+            }
+            false
+        });
     }
 }
 
@@ -750,3 +769,164 @@ macro_rules! println {
     };
 }
 pub(crate) use println;
+
+// ---------------------------------------------------------------------------------------------
+// percpu_ref (`src/sync/percpu_ref/`): the per-core counter reached through the word's template
+// address, the atomic count, defmt, and leaving out the grace period of a labelled `call_rcu`.
+// ---------------------------------------------------------------------------------------------
+
+/// The firmware's TPIDR_EL1: here this thread's core number, as [`percpu_base`] is.
+pub fn tpidr() -> usize {
+    cpu_id()
+}
+
+impl PercpuBase {
+    /// The value [`tpidr`] returns on this core.
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+impl PerCpuBox<u32> {
+    /// The address the firmware's word holds: here the slots' address, which
+    /// [`this_cpu_add_u32`] indexes with the running core.
+    pub fn template_addr(&self) -> usize {
+        self.slots.as_ptr() as usize
+    }
+
+    /// Core `cpu`'s slot.
+    pub fn remote_get(&self, cpu: usize) -> u32 {
+        self.slots[cpu].load(Ordering::Relaxed)
+    }
+
+    /// Sets core `cpu`'s slot (a relaxed store, as the firmware's plain store).
+    ///
+    /// # Safety
+    /// As on the firmware: core `cpu` is not adding to it meanwhile. The model checks what
+    /// breaking that does (a lost add), not memory safety, which does not depend on it here.
+    pub unsafe fn remote_set(&self, cpu: usize, v: u32) {
+        self.slots[cpu].store(v, Ordering::Relaxed);
+    }
+}
+
+std::thread_local! {
+    // Slot arrays of dropped boxes (kept allocated; loom runs all threads on this OS thread).
+    static FREED_SLOTS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+impl<T> Drop for PerCpuBox<T> {
+    fn drop(&mut self) {
+        // The firmware gives the slot back to its allocator. Here the memory is kept and its
+        // address remembered, so that an add through a stale word (a broken variant's) is a
+        // failure loom reports, not a use after free in the test process.
+        let slots = core::mem::take(&mut self.slots);
+        FREED_SLOTS.with(|f| f.borrow_mut().push(slots.as_ptr() as usize));
+        core::mem::forget(slots);
+    }
+}
+
+/// The firmware's `this_cpu_add_u32`: adds `delta` to this core's copy of the per-cpu `u32`
+/// whose template address is `ptr` ([`PerCpuBox::template_addr`]). A relaxed load and store, as
+/// the firmware's restartable `ldr`/`add`/`str` is (not an exclusive access): an add racing
+/// with `remote_set` can lose either, as on the hardware.
+///
+/// # Safety
+/// `ptr` is the template address of a `PerCpuBox<u32>` (the model keeps dropped ones' slots
+/// allocated and fails an add to them).
+pub unsafe fn this_cpu_add_u32(ptr: *mut u32, delta: u32) {
+    // The caller's counter address is the word it loaded (Relaxed); on ARMv8 the address
+    // dependency orders this access after that load. C11 has no dependency ordering: an
+    // Acquire fence stands for it (stronger: it orders every earlier load).
+    fence(Ordering::Acquire);
+    let freed = FREED_SLOTS.with(|f| f.borrow().contains(&(ptr as usize)));
+    assert!(!freed, "per-cpu counter used after it was freed");
+    // SAFETY: by the caller's contract `ptr` points at the live box's NR_CPUS slots.
+    let slot = unsafe { &*(ptr as *const AtomicU32).add(cpu_id()) };
+    let v = slot.load(Ordering::Relaxed);
+    slot.store(v.wrapping_add(delta), Ordering::Relaxed);
+}
+
+impl Clone for PerCpuAllocError {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl Copy for PerCpuAllocError {}
+
+impl PartialEq for PerCpuAllocError {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for PerCpuAllocError {}
+
+impl defmt::Format for PerCpuAllocError {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "PerCpuAllocError")
+    }
+}
+
+// defmt on the host: percpu_ref's misuse reports go nowhere (the models read its counts).
+#[defmt::global_logger]
+struct NoLogger;
+
+// SAFETY: writes nothing, so there is no frame to keep whole and nothing to lock.
+unsafe impl defmt::Logger for NoLogger {
+    fn acquire() {}
+    unsafe fn flush() {}
+    unsafe fn release() {}
+    unsafe fn write(_: &[u8]) {}
+}
+
+defmt::timestamp!("");
+
+/// The firmware's array of atomics (`[const { T::new(v) }; N]` there): built at run time,
+/// since loom's atomics have no `const` constructor.
+macro_rules! atomic_array {
+    ($t:ident::new($v:expr); $n:expr) => {
+        core::array::from_fn(|_| $t::new($v))
+    };
+}
+pub(crate) use atomic_array;
+
+atomic_int!(AtomicI64, i64);
+
+impl AtomicI64 {
+    /// Compare and exchange, weak (loom's never fails spuriously).
+    #[track_caller]
+    pub fn compare_exchange_weak(&self, c: i64, n: i64, s: Ordering, f: Ordering) -> Result<i64, i64> {
+        let at = Location::caller();
+        self.0.compare_exchange_weak(c, n, order(s, at), order(f, at))
+    }
+}
+
+std::thread_local! {
+    // (file, line) of each `call_rcu` whose grace period is left out (as OMITTED).
+    static NO_GRACE_PERIOD: RefCell<Vec<(&'static str, u32)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Leaves out the grace period of the `call_rcu` labelled `label` in `file` (the first code line
+/// under its `// G: ...` comment) in the model runs on this thread until [`restore_barriers`]:
+/// the RCU stand-in queues that callback to run without one (percpu_ref's G: the firmware's
+/// `inject-ref-fold-no-gp` fault, per run). Returns the line; panics unless it is a `call_rcu`.
+pub fn omit_grace_period(file: &'static str, label: &str) -> u32 {
+    let (_, text) = SOURCES.iter().find(|(f, _)| *f == file).expect("a file the model compiles");
+    let lines: Vec<&str> = text.lines().collect();
+    let tag = format!("// {label}:");
+    let at = lines.iter().position(|l| l.trim_start().starts_with(&tag)).expect("the label");
+    let site = (at..lines.len()).find(|&j| !lines[j].trim_start().starts_with("//")).expect("code under it");
+    assert!(lines[site].contains("call_rcu("), "{label} in {file} labels no call_rcu: {:?}", lines[site]);
+    NO_GRACE_PERIOD.with(|o| o.borrow_mut().push((file, site as u32 + 1)));
+    site as u32 + 1
+}
+
+/// Whether the `call_rcu` at `at` runs its callback without a grace period.
+pub fn grace_period_omitted(at: &Location<'_>) -> bool {
+    NO_GRACE_PERIOD.with(|o| o.borrow().iter().any(|&(f, l)| l == at.line() && at.file().ends_with(f)))
+}
+
+fn restore_grace_periods() {
+    NO_GRACE_PERIOD.with(|o| o.borrow_mut().clear());
+}

@@ -92,8 +92,14 @@ pub fn quiescent_point() {
 
 /// Waits for a grace period (as an extended quiescent state, like the firmware's).
 pub fn synchronize_rcu() {
-    let me = cpu_id();
     eqs_enter();
+    wait_for_readers();
+    eqs_exit();
+}
+
+/// A grace period's wait, for a core already in an extended quiescent state.
+fn wait_for_readers() {
+    let me = cpu_id();
     let snap: Vec<u32> = RCU.qs.iter().map(|q| q.load(Ordering::Relaxed)).collect();
     for c in (0..NR_CPUS).filter(|&c| c != me) {
         loop {
@@ -104,17 +110,23 @@ pub fn synchronize_rcu() {
             loom::thread::yield_now();
         }
     }
-    eqs_exit();
 }
 
-/// Queues `f` for after a grace period; [`barrier`] runs it.
+/// Queues `f` for after a grace period; [`barrier`] runs it. A call site that a negative
+/// control names (`machine::omit_grace_period`, percpu_ref's G) queues it without one.
+#[track_caller]
 pub fn call_rcu(f: impl FnOnce() + Send + 'static) {
+    if machine::grace_period_omitted(core::panic::Location::caller()) {
+        NO_GP.callbacks.lock().push(Box::new(f));
+        return;
+    }
     RCU.callbacks.lock().push(Box::new(f));
 }
 
 /// Waits for a grace period and runs the queued callbacks (and those they queue).
 pub fn barrier() {
     loop {
+        run_without_gp();
         let cbs = core::mem::take(&mut *RCU.callbacks.lock());
         if cbs.is_empty() {
             return;
@@ -131,3 +143,63 @@ pub fn assert_watching(_what: &str) {}
 
 /// Debug check of the firmware (a no-op in the model).
 pub fn might_block(_what: &str) {}
+
+// ---------------------------------------------------------------------------------------------
+// What percpu_ref needs beyond percpu_rwsem and rcu_sync.
+// ---------------------------------------------------------------------------------------------
+
+struct NoGp {
+    callbacks: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+}
+
+machine::global! {
+    /// Callbacks queued at a call site whose grace period a negative control left out.
+    static NO_GP: NoGp = NoGp { callbacks: Mutex::new(Vec::new()) };
+}
+
+/// Runs the callbacks queued without a grace period (a negative control's); whether any ran.
+fn run_without_gp() -> bool {
+    let cbs = core::mem::take(&mut *NO_GP.callbacks.lock());
+    let ran = !cbs.is_empty();
+    for f in cbs {
+        f();
+    }
+    ran
+}
+
+/// Read-side section markers: the firmware's count nesting in debug builds only.
+pub fn rcu_read_lock() {}
+
+/// See [`rcu_read_lock`].
+pub fn rcu_read_unlock() {}
+
+/// Whether this core runs an RCU callback: the models never wait from one.
+pub fn in_callback() -> bool {
+    false
+}
+
+/// Waits while `cond()`, as an extended quiescent state that runs queued callbacks meanwhile
+/// (as a reader again, as the firmware's does). The stand-in's callbacks are not per core: a
+/// waiter may run a callback another core queued, and loom tries both.
+pub fn wait_quiescent(mut cond: impl FnMut() -> bool) {
+    eqs_enter();
+    while cond() {
+        // Leaves the extended quiescent state only to run something: a waiter that left it on
+        // every turn could keep a grace period from ever seeing it there.
+        let no_gp = core::mem::take(&mut *NO_GP.callbacks.lock());
+        let cbs = core::mem::take(&mut *RCU.callbacks.lock());
+        if no_gp.is_empty() && cbs.is_empty() {
+            loom::thread::yield_now();
+            continue;
+        }
+        if !cbs.is_empty() {
+            wait_for_readers();
+        }
+        eqs_exit();
+        for f in no_gp.into_iter().chain(cbs) {
+            f();
+        }
+        eqs_enter();
+    }
+    eqs_exit();
+}

@@ -91,3 +91,130 @@ fn negative_without_c_writer_section_starts_before_drain() {
 fn negative_without_b_reader_section_leaks_past_up_read() {
     assert!(check_fails_without(FILE, "B", 3, slow_reader));
 }
+
+// The slow path's hand-off to queued waiters (`wait` and `wake`). A queued waiter blocks on its
+// `Completion` (a loom condition variable in the model), so a waiter that is never granted the
+// lock stays blocked and loom reports the deadlock.
+
+/// Core 0 waits for core `cpu`'s thread as a blocking wait (an RCU extended quiescent state, as
+/// every firmware wait is), so grace periods that core waits for can end meanwhile.
+fn join(t: loom::thread::JoinHandle<()>) {
+    rcu::eqs_enter();
+    t.join().unwrap();
+    rcu::eqs_exit();
+}
+
+/// Writer on core 0; readers on cores 1 and 2 arrive after a quiescent point (so after the
+/// writer's grace period they find `block` and queue), and up_write admits both. Every critical
+/// section runs (counted), readers and the writer are ordered (the cell).
+fn readers_queued_behind_a_writer() {
+    rcu::init();
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    let sem = ForgetOnPanic::new(PercpuRwSem::new().unwrap());
+    let data = Rc::new(UnsafeCell::new(0u32));
+    let entered = Rc::new(AtomicUsize::new(0));
+    let mut ts = Vec::new();
+    for cpu in 1..=2 {
+        let (s, d, e) = (ForgetOnPanic::new((*sem).clone()), data.clone(), entered.clone());
+        ts.push(spawn_cpu(cpu, move || {
+            rcu::quiescent_point();
+            s.down_read();
+            let v = d.with(|p| unsafe { *p });
+            assert!(v == 0 || v == 1);
+            e.fetch_add(1, Ordering::Relaxed);
+            s.up_read();
+        }));
+    }
+    sem.down_write();
+    data.with_mut(|p| unsafe { *p = 1 });
+    sem.up_write();
+    for t in ts {
+        join(t);
+    }
+    assert_eq!(entered.load(Ordering::Relaxed), 2, "a queued reader never got in");
+    rcu::barrier();
+    assert!(sem.readers_fast());
+}
+
+/// A gate the test opens once: threads wait for it blocked (a loom condition variable), as an
+/// RCU extended quiescent state.
+struct Gate(loom::sync::Mutex<bool>, loom::sync::Condvar);
+
+impl Gate {
+    fn new() -> Rc<Gate> {
+        Rc::new(Gate(loom::sync::Mutex::new(false), loom::sync::Condvar::new()))
+    }
+
+    fn open(&self) {
+        *self.0.lock().unwrap() = true;
+        self.1.notify_all();
+    }
+
+    fn wait(&self) {
+        rcu::eqs_enter();
+        let mut open = self.0.lock().unwrap();
+        while !*open {
+            open = self.1.wait(open).unwrap();
+        }
+        drop(open);
+        rcu::eqs_exit();
+    }
+}
+
+/// Two writers and a reader: core 0 takes the write lock; then a reader (core 1) and a second
+/// writer (core 2) arrive and queue, in either order; core 0's up_write hands the lock on in
+/// FIFO order (readers up to the first writer), and the second writer's up_write admits a
+/// reader queued behind it. Writers exclude each other and the reader; everyone gets in.
+///
+/// The second writer arrives after the first one's `block` swap is visible to it (the gate).
+/// Without that, loom reports a failure that cannot happen: when its failed swap (an RMW that
+/// read the first writer's 1) races with the first writer's `store(0)`, loom lets the first
+/// writer then read its own 0 overwritten by the swap's 1, as if the swap came later in the
+/// modification order, although the swap's read fixes it before the store (loom orders
+/// stores by vector clocks, not by a total order). ARMv8 (and C11) forbid that outcome.
+fn writer_queued_behind_a_reader() {
+    rcu::init();
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    let sem = ForgetOnPanic::new(PercpuRwSem::new().unwrap());
+    let data = Rc::new(UnsafeCell::new(0u32));
+    let entered = Rc::new(AtomicUsize::new(0));
+    let gate = Gate::new();
+    let (s, d, e, g) = (ForgetOnPanic::new((*sem).clone()), data.clone(), entered.clone(), gate.clone());
+    let reader = spawn_cpu(1, move || {
+        g.wait();
+        s.down_read();
+        let v = d.with(|p| unsafe { *p });
+        assert!(v == 1 || v == 2);
+        e.fetch_add(1, Ordering::Relaxed);
+        s.up_read();
+    });
+    let (s, d, e, g) = (ForgetOnPanic::new((*sem).clone()), data.clone(), entered.clone(), gate.clone());
+    let writer = spawn_cpu(2, move || {
+        g.wait();
+        s.down_write();
+        d.with_mut(|p| unsafe { *p += 1 });
+        e.fetch_add(1, Ordering::Relaxed);
+        s.up_write();
+    });
+    sem.down_write();
+    gate.open();
+    data.with_mut(|p| unsafe { *p += 1 });
+    entered.fetch_add(1, Ordering::Relaxed);
+    sem.up_write();
+    join(reader);
+    join(writer);
+    assert_eq!(entered.load(Ordering::Relaxed), 3, "a queued waiter never got in");
+    assert_eq!(data.with(|p| unsafe { *p }), 2);
+    rcu::barrier();
+    assert!(sem.readers_fast());
+}
+
+#[test]
+fn handoff_admits_every_queued_reader() {
+    check(2, readers_queued_behind_a_writer); // preemption bound 2
+}
+
+#[test]
+fn handoff_writer_queued_behind_a_reader() {
+    check(2, writer_queued_behind_a_reader); // preemption bound 2
+}

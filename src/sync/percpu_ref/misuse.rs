@@ -4,8 +4,7 @@
 #[cfg(doc)]
 use super::Flags;
 use super::PercpuRef;
-use crate::percpu::PerCpuAllocError;
-use core::sync::atomic::{AtomicU64, Ordering};
+use crate::machine::{self, AtomicU64, Ordering, PerCpuAllocError};
 
 /// Errors returned by [`PercpuRef`] operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
@@ -88,8 +87,10 @@ impl Misuse {
     }
 }
 
-/// Misuse reports of every ref so far.
-static MISUSE_TOTAL: AtomicU64 = AtomicU64::new(0);
+machine::global! {
+    /// Misuse reports of every ref so far.
+    static MISUSE_TOTAL: AtomicU64 = AtomicU64::new(0);
+}
 
 /// Number of misuse reports (all refs, all kinds) since boot.
 pub fn misuse_reports() -> u64 {

@@ -4,7 +4,7 @@
 //! # The idea
 //!
 //! While the ref is *live*, `get`/`put` add `+1`/`-1` to this core's `u32` counter (from the
-//! dynamic per-cpu allocator, 4 bytes per core) with [`arch::this_cpu_add_u32`]: no barrier, no
+//! dynamic per-cpu allocator, 4 bytes per core) with [`machine::this_cpu_add_u32`]: no barrier, no
 //! shared cache line written. Nobody can tell when the count reaches zero in this mode, and
 //! nobody needs to: the owner holds the *initial* reference until it calls [`PercpuRef::kill`].
 //! `kill` switches the ref to *atomic* mode (one shared `AtomicI64`), waits for a grace period
@@ -123,12 +123,10 @@ mod mode;
 
 pub use misuse::{misuse_reports, Misuse, PercpuRefError};
 
-use crate::arch;
-use crate::percpu::PerCpuBox;
+use crate::machine::{self, AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Mutex, Ordering, PerCpuBox};
 use crate::rcu;
 use alloc::boxed::Box;
 use alloc::sync::{Arc, Weak};
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
 use misuse::MISUSE_KINDS;
 use mode::Slow;
 
@@ -190,7 +188,7 @@ pub struct PercpuRef {
     /// A switch to atomic mode is waiting for its grace period (Linux: `confirm_switch != NULL`).
     switching: AtomicBool,
     allow_reinit: bool,
-    slow: spin::Mutex<Slow>,
+    slow: Mutex<Slow>,
     release: Release,
     /// This ref's own `Arc`, for the RCU callback.
     me: Weak<PercpuRef>,
@@ -228,7 +226,7 @@ impl PercpuRef {
             count: AtomicI64::new(count),
             switching: AtomicBool::new(false),
             allow_reinit: atomic || flags.contains(Flags::ALLOW_REINIT),
-            slow: spin::Mutex::new(Slow {
+            slow: Mutex::new(Slow {
                 pcpu: Some(pcpu),
                 confirm: None,
                 force_atomic: flags.contains(Flags::INIT_ATOMIC),
@@ -236,7 +234,7 @@ impl PercpuRef {
             }),
             release: Box::new(release),
             me: me.clone(),
-            misuse: [const { AtomicU32::new(0) }; MISUSE_KINDS],
+            misuse: machine::atomic_array![AtomicU32::new(0); MISUSE_KINDS],
         }))
     }
 
@@ -268,7 +266,7 @@ impl PercpuRef {
         // anything that might not return, such as a `black_box` or an opaque call earlier in
         // the body; the pair is 11 there.) The slow path takes it as an argument (checked in
         // debug builds) so it is not dead code there.
-        let b = arch::percpu_base();
+        let b = machine::percpu_base();
         let w = self.word.load(Ordering::Relaxed);
         if w & ATOMIC == 0 {
             // Percpu mode: DEAD is never set without ATOMIC, so `w` is the counter's template
@@ -276,7 +274,7 @@ impl PercpuRef {
             injected_race_window();
             // SAFETY: in percpu mode `w` is the template address of this ref's per-cpu counter,
             // which stays allocated while the ref can be in percpu mode.
-            unsafe { arch::this_cpu_add_u32(w as *mut u32, n) };
+            unsafe { machine::this_cpu_add_u32(w as *mut u32, n) };
         } else {
             self.get_slow(n, b);
         }
@@ -295,14 +293,14 @@ impl PercpuRef {
     pub fn put_many(&self, n: u32) {
         rcu::assert_watching("percpu_ref_put");
         rcu::rcu_read_lock();
-        let b = arch::percpu_base(); // as in get_many
+        let b = machine::percpu_base(); // as in get_many
         let w = self.word.load(Ordering::Relaxed);
         if w & ATOMIC == 0 {
             // Percpu mode: as in get_many; the counter may go "negative" (wrap): only the sum
             // over all cores is meaningful.
             injected_race_window();
             // SAFETY: as in get_many.
-            unsafe { arch::this_cpu_add_u32(w as *mut u32, n.wrapping_neg()) };
+            unsafe { machine::this_cpu_add_u32(w as *mut u32, n.wrapping_neg()) };
         } else {
             self.put_slow(n, b);
         }
@@ -324,7 +322,7 @@ impl PercpuRef {
         let w = self.word.load(Ordering::Relaxed);
         let ok = if w & ATOMIC == 0 {
             // SAFETY: as in get_many.
-            unsafe { arch::this_cpu_add_u32(w as *mut u32, n) };
+            unsafe { machine::this_cpu_add_u32(w as *mut u32, n) };
             true
         } else {
             self.tryget_slow(n)
@@ -343,7 +341,7 @@ impl PercpuRef {
         let w = self.word.load(Ordering::Relaxed);
         let ok = if w & ATOMIC == 0 {
             // SAFETY: as in get_many.
-            unsafe { arch::this_cpu_add_u32(w as *mut u32, 1) };
+            unsafe { machine::this_cpu_add_u32(w as *mut u32, 1) };
             true
         } else if w & DEAD != 0 {
             false
@@ -388,8 +386,8 @@ impl PercpuRef {
 
     #[cold]
     #[inline(never)]
-    fn get_slow(&self, n: u32, base: arch::PercpuBase) {
-        debug_assert_eq!(base.get(), arch::tpidr(), "percpu_ref: per-cpu base changed within an operation");
+    fn get_slow(&self, n: u32, base: machine::PercpuBase) {
+        debug_assert_eq!(base.get(), machine::tpidr(), "percpu_ref: per-cpu base changed within an operation");
         let mut v = self.count.load(Ordering::Relaxed);
         loop {
             if v <= 0 {
@@ -406,8 +404,8 @@ impl PercpuRef {
 
     #[cold]
     #[inline(never)]
-    fn put_slow(&self, n: u32, base: arch::PercpuBase) {
-        debug_assert_eq!(base.get(), arch::tpidr(), "percpu_ref: per-cpu base changed within an operation");
+    fn put_slow(&self, n: u32, base: machine::PercpuBase) {
+        debug_assert_eq!(base.get(), machine::tpidr(), "percpu_ref: per-cpu base changed within an operation");
         let n = n as i64;
         let mut v = self.count.load(Ordering::Relaxed);
         loop {

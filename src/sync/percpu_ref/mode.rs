@@ -6,12 +6,9 @@
 #[cfg(doc)]
 use super::Flags;
 use super::{Confirm, Misuse, PercpuRef, PercpuRefError, ATOMIC, DEAD, PERCPU_COUNT_BIAS};
-use crate::arch;
-use crate::percpu::PerCpuBox;
+use crate::machine::{self, MutexGuard, Ordering, PerCpuBox, MAX_CPUS};
 use crate::rcu;
-use crate::MAX_CPUS;
 use alloc::boxed::Box;
-use core::sync::atomic::Ordering;
 
 /// State only the mode-changing paths touch, under the ref's lock.
 pub(super) struct Slow {
@@ -29,8 +26,8 @@ pub(super) struct Slow {
 /// The lock guard; fields drop in order, so the lock is released before interrupts are
 /// unmasked again.
 pub(super) struct Locked<'a> {
-    g: spin::MutexGuard<'a, Slow>,
-    _irq: arch::IrqGuard,
+    g: MutexGuard<'a, Slow>,
+    _irq: machine::IrqGuard,
 }
 
 impl core::ops::Deref for Locked<'_> {
@@ -48,7 +45,7 @@ impl core::ops::DerefMut for Locked<'_> {
 
 impl PercpuRef {
     pub(super) fn lock(&self) -> Locked<'_> {
-        let irq = arch::IrqGuard::new();
+        let irq = machine::IrqGuard::new();
         Locked { g: self.slow.lock(), _irq: irq }
     }
 
@@ -85,7 +82,7 @@ impl PercpuRef {
             // The switch's callback may be queued behind the one running, on this core.
             panic!(
                 "percpu_ref: waiting for a mode switch from an RCU callback on core {} (it would wait for itself)",
-                crate::percpu::cpu_id()
+                machine::cpu_id()
             );
         }
         // As a quiescent waiter that runs this core's ready callbacks (the switch's own callback
@@ -121,9 +118,9 @@ impl PercpuRef {
         // Wrapping sum over every possible core (offline cores' counters are zero):
         // = gets - puts done in percpu mode, mod 2^32; read as i32 (see the module docs).
         let sum = s.pcpu.as_ref().map_or(0, |p| p.sum(0..MAX_CPUS));
-        // Add the percpu contribution and remove the bias in one RMW: the bias kept the
-        // count above zero until here. F: AcqRel (see the module docs).
         let delta = sum as i32 as i64 - PERCPU_COUNT_BIAS;
+        // F: AcqRel (see the module docs). Adds the percpu contribution and removes the bias in
+        // one RMW: the bias kept the count above zero until here.
         let v = self.count.fetch_add(delta, Ordering::AcqRel).wrapping_add(delta);
         if v <= 0 {
             // `v` includes this switch's own reference.
