@@ -6,6 +6,7 @@
 
 pub mod exception;
 pub mod mmu;
+pub mod gic_cpuif;
 pub mod timer;
 
 use aarch64_cpu::asm::barrier;

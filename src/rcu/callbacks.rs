@@ -2,11 +2,10 @@
 
 use super::gp::{gp_try_complete, request, snapshot};
 use super::qs::{callbacks_while_waiting, eqs_enter, eqs_exit, might_block};
-use super::{CPUS, DONE};
+use super::{PerCore, CPUS, DONE};
 use crate::arch;
 use crate::percpu::cpu_id;
 use crate::smp::{self, ipi};
-use crate::MAX_CPUS;
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -23,7 +22,12 @@ struct Segment {
 /// period serves a whole segment. Grace periods are non-decreasing except when an interrupt
 /// handler's `call_rcu` lands between a task's snapshot and its push (then a later segment may
 /// need an earlier grace period); segments still run in queue order, so that only delays it.
-static CBLISTS: [spin::Mutex<VecDeque<Segment>>; MAX_CPUS] = [const { spin::Mutex::new(VecDeque::new()) }; MAX_CPUS];
+static CBLISTS: PerCore<spin::Mutex<VecDeque<Segment>>> = PerCore::new();
+
+/// Allocates the callback lists of the `n` cores this run set up (from `rcu::init`).
+pub(super) fn init(n: usize) {
+    CBLISTS.init(n, || spin::Mutex::new(VecDeque::new()));
+}
 static CBS_QUEUED: AtomicU64 = AtomicU64::new(0);
 static CBS_INVOKED: AtomicU64 = AtomicU64::new(0);
 

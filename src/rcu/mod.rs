@@ -138,9 +138,10 @@ pub use read::{
 };
 pub use stall::{set_stall_timeout_ms, stalls};
 
-use crate::MAX_CPUS;
 use crate::{arch, smp};
-use core::sync::atomic::AtomicU64;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 // Grace-period numbers start at 1: a core's `ctr` of 0 means "idle", so no grace period may
 // ever be numbered 0 (a core that left idle before the first grace period would look idle).
@@ -192,16 +193,52 @@ struct RcuCpu {
     stall_reported: AtomicU64,
 }
 
-static CPUS: [RcuCpu; MAX_CPUS] = [const {
-    RcuCpu {
-        ctr: AtomicU64::new(0),
-        seen_ctr: AtomicU64::new(0),
-        seen_at: AtomicU64::new(0),
-        first_cb_gp: AtomicU64::new(u64::MAX),
-        wake_for_gp: AtomicU64::new(0),
-        stall_reported: AtomicU64::new(0),
+impl RcuCpu {
+    fn new() -> Self {
+        RcuCpu {
+            ctr: AtomicU64::new(0),
+            seen_ctr: AtomicU64::new(0),
+            seen_at: AtomicU64::new(0),
+            first_cb_gp: AtomicU64::new(u64::MAX),
+            wake_for_gp: AtomicU64::new(0),
+            stall_reported: AtomicU64::new(0),
+        }
     }
-}; MAX_CPUS];
+}
+
+/// One `T` per core this run set up, allocated once at [`init`] (so 512 possible cores cost
+/// nothing until they are present), indexed by core number like an array.
+struct PerCore<T: 'static> {
+    ptr: AtomicPtr<T>,
+    len: AtomicUsize,
+}
+
+impl<T> PerCore<T> {
+    const fn new() -> Self {
+        PerCore { ptr: AtomicPtr::new(core::ptr::null_mut()), len: AtomicUsize::new(0) }
+    }
+    /// Allocates `n` elements (core 0, at init, before the other cores start: the dsb before
+    /// each CPU_ON publishes the pointer, so Relaxed suffices).
+    fn init(&self, n: usize, f: impl Fn() -> T) {
+        let v: Vec<T> = (0..n).map(|_| f()).collect();
+        self.ptr.store(Box::leak(v.into_boxed_slice()).as_mut_ptr(), Ordering::Relaxed);
+        self.len.store(n, Ordering::Relaxed);
+    }
+}
+
+impl<T> core::ops::Index<usize> for PerCore<T> {
+    type Output = T;
+    #[inline(always)]
+    fn index(&self, cpu: usize) -> &T {
+        let n = self.len.load(Ordering::Relaxed);
+        assert!(cpu < n, "rcu: core {} has no per-core state ({} set up)", cpu, n);
+        // SAFETY: `init` stored a leaked slice of `n` elements, never freed; cpu < n.
+        unsafe { &*self.ptr.load(Ordering::Relaxed).add(cpu) }
+    }
+}
+
+/// Per-core state: one 64-byte line per core present.
+static CPUS: PerCore<RcuCpu> = PerCore::new();
 
 /// What RCU hooks into the idle loop and the blocking waits (see `smp::IdleHooks`).
 static IDLE_HOOKS: smp::IdleHooks = smp::IdleHooks {
@@ -218,6 +255,9 @@ static IDLE_HOOKS: smp::IdleHooks = smp::IdleHooks {
 /// before the other cores start): the idle loop's hooks, the tick hook (stall detector), and
 /// the interrupt entry/exit hooks.
 pub fn init() {
+    let n = smp::num_possible();
+    CPUS.init(n, RcuCpu::new);
+    callbacks::init(n);
     smp::set_idle_hooks(&IDLE_HOOKS);
     smp::tick::add_hook(stall::tick);
     arch::exception::set_irq_context_hooks(irq_enter, irq_exit);

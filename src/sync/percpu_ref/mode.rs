@@ -9,7 +9,7 @@ use super::{Confirm, Misuse, PercpuRef, PercpuRefError, ATOMIC, DEAD, PERCPU_COU
 use crate::arch;
 use crate::percpu::PerCpuBox;
 use crate::rcu;
-use crate::MAX_CPUS;
+use crate::percpu;
 use alloc::boxed::Box;
 use core::sync::atomic::Ordering;
 
@@ -120,7 +120,7 @@ impl PercpuRef {
     fn fold(&self, s: &Slow) -> bool {
         // Wrapping sum over every possible core (offline cores' counters are zero):
         // = gets - puts done in percpu mode, mod 2^32; read as i32 (see the module docs).
-        let sum = s.pcpu.as_ref().map_or(0, |p| p.sum(0..MAX_CPUS));
+        let sum = s.pcpu.as_ref().map_or(0, |p| p.sum(0..percpu::nr_areas()));
         // Add the percpu contribution and remove the bias in one RMW: the bias kept the
         // count above zero until here. F: AcqRel (see the module docs).
         let delta = sum as i32 as i64 - PERCPU_COUNT_BIAS;
@@ -295,7 +295,7 @@ impl PercpuRef {
         // Bias first: percpu-mode puts will not reach the atomic count, but the fold must be
         // able to subtract the bias again.
         self.count.fetch_add(PERCPU_COUNT_BIAS, Ordering::Relaxed);
-        for cpu in 0..MAX_CPUS {
+        for cpu in 0..percpu::nr_areas() {
             // The ref has been atomic since a completed grace period (no switch is pending,
             // checked under this lock; INIT_ATOMIC refs were never percpu), so every get/put that
             // loaded a percpu word has finished, and later ones see ATOMIC until the store below.
@@ -381,7 +381,7 @@ impl PercpuRef {
                 if w & ATOMIC == 0 {
                     // Still percpu (e.g. right after init): fold the counters so the count stays
                     // meaningful. Nobody uses the ref (caller's contract), so none is in flight.
-                    let sum = p.sum(0..MAX_CPUS);
+                    let sum = p.sum(0..percpu::nr_areas());
                     self.count.fetch_add(sum as i32 as i64 - PERCPU_COUNT_BIAS, Ordering::AcqRel);
                 }
                 self.word.store(ATOMIC | DEAD, Ordering::Relaxed);
