@@ -456,9 +456,12 @@ pub fn shutdown(code: i32) -> ! {
         }
     }
     let others = num_online() - 1;
-    if !wait_until(200, || PARKED.load(Ordering::Acquire) >= others) {
+    // With many more vCPUs than host cores each core needs its turn on the host to park: 10 ms
+    // per core on top of the fixed wait.
+    let per_core = 10 * others as u64;
+    if !wait_until(200 + per_core, || PARKED.load(Ordering::Acquire) >= others) {
         ipi::stop_others();
-        if !wait_until(300, || PARKED.load(Ordering::Acquire) >= others) {
+        if !wait_until(300 + per_core, || PARKED.load(Ordering::Acquire) >= others) {
             let parked = PARKED.load(Ordering::Acquire);
             defmt::error!("shutdown: only {} of {} other cores parked", parked, others);
             if code == 0 {
