@@ -145,7 +145,13 @@ pub fn qemu_command(cfg: &RunConfig, img: &Path) -> Result<Command, String> {
     match cfg.board {
         Board::Virt => {
             let gic = cfg.gic.version_for(cfg.smp)?;
-            let machine = format!("virt,gic-version={gic}{}", if cfg.el2 { ",virtualization=on" } else { "" });
+            // ACPI off past 8 cores: the firmware reads the DTB only, and QEMU warns about its
+            // ACPI tables' size at hundreds of cores.
+            let machine = format!(
+                "virt,gic-version={gic}{}{}",
+                if cfg.smp > GICV2_MAX_CORES { ",acpi=off" } else { "" },
+                if cfg.el2 { ",virtualization=on" } else { "" }
+            );
             c.args(["-machine", &machine, "-cpu", "cortex-a72", "-m", "1G"]);
             c.args(["-smp", &cfg.smp.to_string()]);
             if !cfg.append.is_empty() {

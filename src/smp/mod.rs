@@ -160,21 +160,41 @@ pub fn limit_cpus(n: usize) {
     POSSIBLE.fetch_min(n.max(1), Ordering::Relaxed);
 }
 
-/// Starts every other core [`plan_cpus`] kept and waits for each to report in.
+/// Cores started together before core 0 waits for them to report in.
+const BOOT_BATCH: usize = 16;
+
+/// Starts every other core [`plan_cpus`] kept, [`BOOT_BATCH`] at a time, waits for each batch to
+/// report in and names each core that did not. One at a time, core 0 spun for each in turn
+/// (about a second per core with hundreds of vCPUs on a few host cores); all at once, QEMU's
+/// hundreds of starting vCPU threads starved each other.
 pub fn boot_secondaries() {
     let entry = arch::secondary_entry_addr();
-    for cpu in 1..num_possible() {
-        let mpidr = mpidr_of(cpu);
-        // The new core reads its per-cpu area and the heap's state: make core 0's writes visible
-        // before it starts. The PSCI call (or the spin-table release) is the synchronisation
-        // point; this dsb pairs with the secondary's first loads after it enters.
-        arch::dsb_ish();
-        if let Err(e) = board::start_cpu(cpu, mpidr, entry) {
-            defmt::error!("core {} (MPIDR {=u64:#x}) not started: start error {}", cpu, mpidr, defmt::Debug2Format(&e));
-            continue;
+    let n = num_possible();
+    // Past 8 cores each gets a share of the host's time: 20 ms more per core present.
+    let timeout_ms = ONLINE_TIMEOUT_MS + 20 * n.saturating_sub(8) as u64;
+    let cpus: Vec<usize> = (1..n).collect();
+    for batch in cpus.chunks(BOOT_BATCH) {
+        let mut started = Vec::with_capacity(batch.len());
+        for &cpu in batch {
+            let mpidr = mpidr_of(cpu);
+            // The new core reads its per-cpu area and the heap's state: make core 0's writes
+            // visible before it starts. The PSCI call (or the spin-table release) is the
+            // synchronisation point; this dsb pairs with the secondary's first loads after it
+            // enters.
+            arch::dsb_ish();
+            match board::start_cpu(cpu, mpidr, entry) {
+                Ok(()) => started.push(cpu),
+                Err(e) => defmt::error!(
+                    "core {} (MPIDR {=u64:#x}) not started: start error {}",
+                    cpu,
+                    mpidr,
+                    defmt::Debug2Format(&e)
+                ),
+            }
         }
-        if !wait_until(ONLINE_TIMEOUT_MS, || is_online(cpu)) {
-            defmt::error!("core {} (MPIDR {=u64:#x}) did not come online within {} ms", cpu, mpidr, ONLINE_TIMEOUT_MS);
+        wait_until(timeout_ms, || started.iter().all(|&c| is_online(c)));
+        for &cpu in started.iter().filter(|&&c| !is_online(c)) {
+            defmt::error!("core {} (MPIDR {=u64:#x}) did not come online within {} ms", cpu, mpidr_of(cpu), timeout_ms);
         }
     }
 }
@@ -456,9 +476,9 @@ pub fn shutdown(code: i32) -> ! {
         }
     }
     let others = num_online() - 1;
-    // With many more vCPUs than host cores each core needs its turn on the host to park: 10 ms
+    // With many more vCPUs than host cores each core needs its turn on the host to park: 50 ms
     // per core on top of the fixed wait.
-    let per_core = 10 * others as u64;
+    let per_core = 50 * others as u64;
     if !wait_until(200 + per_core, || PARKED.load(Ordering::Acquire) >= others) {
         ipi::stop_others();
         if !wait_until(300 + per_core, || PARKED.load(Ordering::Acquire) >= others) {
