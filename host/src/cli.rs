@@ -139,7 +139,8 @@ fn parse_run(p: &mut lexopt::Parser, board_env: Option<&str>) -> Result<Command,
     let mut elf = None;
     let mut selection = Selection::default();
     while let Some(arg) = p.next()? {
-        explicit |= matches!(arg, Long("smp" | "gic" | "el2" | "timeout" | "append" | "icount" | "precise-irq" | "gdb"));
+        explicit |=
+            matches!(arg, Long("smp" | "gic" | "el2" | "timeout" | "append" | "icount" | "precise-irq" | "gdb"));
         match arg {
             Long("board") => cfg.board = parse_as(&value(p)?, "--board", "virt or rpi4")?,
             Long("smp") => cfg.smp = parse_as::<NonZeroU32>(&value(p)?, "--smp", "a number of cores")?.get(),

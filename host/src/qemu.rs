@@ -320,7 +320,7 @@ impl Tracker {
 
 #[cfg(test)]
 mod tests {
-    use super::{qemu_command, RunConfig};
+    use super::{qemu_command, Gic, RunConfig};
     use crate::board::Board;
     use std::path::Path;
 
@@ -333,8 +333,31 @@ mod tests {
     fn virt_takes_cores_el2_and_the_command_line() {
         let cfg = RunConfig { smp: 2, el2: true, append: "maxcpus=1".into(), ..RunConfig::default() };
         let a = args(&cfg).join(" ");
-        assert!(a.starts_with("-machine virt,virtualization=on -cpu cortex-a72 -m 1G -smp 2 -append maxcpus=1"), "{a}");
+        assert!(
+            a.starts_with(
+                "-machine virt,gic-version=2,virtualization=on -cpu cortex-a72 -m 1G -smp 2 -append maxcpus=1"
+            ),
+            "{a}"
+        );
         assert!(a.ends_with("-kernel /nonexistent/x.img"), "{a}");
+    }
+
+    #[test]
+    fn the_gic_follows_the_core_count_unless_chosen() {
+        let machine = |smp, gic| args(&RunConfig { smp, gic, ..RunConfig::default() })[1].clone();
+        assert_eq!(machine(8, Gic::Auto), "virt,gic-version=2");
+        assert_eq!(machine(9, Gic::Auto), "virt,gic-version=3,acpi=off");
+        assert_eq!(machine(4, Gic::V3), "virt,gic-version=3");
+        assert_eq!(machine(512, Gic::V3), "virt,gic-version=3,acpi=off");
+    }
+
+    #[test]
+    fn impossible_gic_and_core_counts_are_named_before_qemu() {
+        let err = |smp, gic| qemu_command(&RunConfig { smp, gic, ..RunConfig::default() }, Path::new("x")).unwrap_err();
+        let e = err(9, Gic::V2);
+        assert!(e.contains("at most 8 cores") && e.contains("--gic 3") && e.contains("GIC=3"), "{e}");
+        assert!(err(513, Gic::Auto).contains("stop at 512"));
+        assert!(err(513, Gic::V3).contains("stop at 512"));
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! `cortex-a`, whose default `nightly` feature does not build on stable Rust).
 
 pub mod exception;
-pub mod mmu;
 pub mod gic_cpuif;
+pub mod mmu;
 pub mod timer;
 
 use aarch64_cpu::asm::barrier;

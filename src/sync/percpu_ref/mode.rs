@@ -7,9 +7,9 @@
 use super::Flags;
 use super::{Confirm, Misuse, PercpuRef, PercpuRefError, ATOMIC, DEAD, PERCPU_COUNT_BIAS};
 use crate::arch;
+use crate::percpu;
 use crate::percpu::PerCpuBox;
 use crate::rcu;
-use crate::percpu;
 use alloc::boxed::Box;
 use core::sync::atomic::Ordering;
 
