@@ -15,7 +15,7 @@
 //! smp               bring-up, idle loop, work queues, IPIs, the tick, Completion
 //! board             memory map, console UART, GIC bases, starting cores (PSCI / spin table)
 //! console           defmt over the board's UART
-//! drivers           PL011, GICv2
+//! drivers           PL011, GICv2 / GICv3
 //! percpu, heap      per-core areas (TPIDR_EL1), the global allocator
 //! arch              barriers, system registers, exception entry, MMU, timer registers
 //! ```
