@@ -188,6 +188,16 @@ pub fn send_sgi(id: IntId, target: SgiTarget) {
     }
 }
 
+/// Sends SGI `id` to every core in `cpus` (not this one, normally): GICv2 with one SGIR write
+/// whose target list holds them all, GICv3 with one ICC_SGI1R_EL1 write per cluster of 16.
+pub fn send_sgi_many(id: IntId, cpus: &[usize]) {
+    debug_assert!(id.is_sgi());
+    match version() {
+        V2 => v2::send_sgi_many(id, cpus),
+        _ => v3::send_sgi_many(id, cpus.iter().copied()),
+    }
+}
+
 /// The IRQ entry (registered with `arch::exception` at boot): acknowledge, dispatch, end of
 /// interrupt, until none is pending.
 pub fn handle_irq(frame: &Frame) {

@@ -124,6 +124,14 @@ pub(super) fn send_sgi(id: IntId, target: SgiTarget) {
     gicd().sgir.set(v);
 }
 
+/// Sends SGI `id` to every core in `cpus`: one SGIR write with their interface bits.
+pub(super) fn send_sgi_many(id: IntId, cpus: &[usize]) {
+    let list = cpus.iter().fold(0u32, |m, &c| m | IFACE[c].load(Ordering::Acquire) as u32);
+    // As in send_sgi: the message before the SGI; pairs with the smp_rmb in ack.
+    crate::arch::dsb_ishst();
+    gicd().sgir.set((list << 16) | id.id());
+}
+
 /// Acknowledges the highest-priority pending interrupt: the whole IAR (an SGI's carries its
 /// sender in bits 12:10, which [`eoi`] must get back).
 pub(super) fn ack() -> u32 {

@@ -241,9 +241,10 @@ pub(super) fn send_sgi(id: IntId, target: SgiTarget) {
     icc::write_sgi1r(v);
 }
 
-/// Sends SGI `id` to every core in `cpus` with one ICC_SGI1R_EL1 write per cluster of 16
-/// (cores sharing Aff3.Aff2.Aff1 and Aff0's range), instead of one per core.
-pub fn send_sgi_many(id: IntId, cpus: impl Iterator<Item = usize>) {
+/// Sends SGI `id` to every core in `cpus` with one ICC_SGI1R_EL1 write per run of cores in one
+/// cluster of 16 (sharing Aff3.Aff2.Aff1 and Aff0's range; `cpus` in core order groups them),
+/// instead of one per core.
+pub(super) fn send_sgi_many(id: IntId, cpus: impl Iterator<Item = usize>) {
     let mut pending: Option<(u64, u16)> = None;
     // The message before any of the SGIs; pairs as in send_sgi.
     crate::arch::dsb_ishst();
