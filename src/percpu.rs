@@ -93,7 +93,7 @@ unsafe fn install(cpu: usize, area: *mut u8) {
 pub unsafe fn add_area(cpu: usize, area: *mut u8) {
     assert!(cpu == nr_areas() && cpu < MAX_CPUS, "percpu: area for core {} out of order", cpu);
     assert!(DYN.lock().used() == 0, "percpu: area for core {} added after a dynamic per-cpu allocation", cpu);
-    assert!(area as usize % AREA_ALIGN == 0, "percpu: area of core {} misaligned", cpu);
+    assert!((area as usize).is_multiple_of(AREA_ALIGN), "percpu: area of core {} misaligned", cpu);
     // SAFETY: the caller's contract.
     unsafe { install(cpu, area) };
 }

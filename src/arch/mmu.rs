@@ -220,7 +220,7 @@ pub unsafe fn unmap_page(addr: usize, new_table: &mut dyn FnMut() -> usize) {
         let e2 = l2.0[j];
         if e2 & (VALID | TABLE) != VALID | TABLE {
             let t = new_table();
-            assert!(t % PAGE == 0, "mmu: level-3 table at {:#x} is not page-aligned", t);
+            assert!(t.is_multiple_of(PAGE), "mmu: level-3 table at {:#x} is not page-aligned", t);
             let t3 = &mut *(t as *mut Table);
             let base = addr & !(L2_SPAN - 1);
             let attr = e2 & !0x0000_ffff_ffe0_0000 & !TABLE;
