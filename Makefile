@@ -11,12 +11,14 @@
 #                  (DURATION=, SMP=, SEED=, BOARD=, TORTURE=rcu|lock|ref|all)
 #
 # Variables: BOARD=virt (QEMU virt, default) or rpi4 (QEMU raspi4b / a Raspberry Pi 4),
-# SMP=4 (cores for `make run` on virt), EL2=1 (enter at EL2 on virt; the Pi always does).
+# SMP=4 (cores for `make run` on virt, 1..512), GIC=2|3 (virt's interrupt controller; by
+# default GICv2 up to 8 cores and GICv3 beyond), EL2=1 (enter at EL2 on virt; the Pi always does).
 # `make test` runs both boards unless BOARD is given (make test BOARD=rpi4).
 
 BOARD ?= virt
 SMP   ?= 4
 EL2   ?=
+GIC   ?=
 
 # The board's cargo features. rpi4 builds into its own target directory, so switching boards
 # does not rebuild everything and plain `cargo run`/`cargo test` (virt) keep their artifacts.
@@ -39,7 +41,7 @@ endif
 
 SUITE_BOARD := $(if $(filter command line environment,$(origin BOARD)),$(BOARD),all)
 
-RUN_FLAGS := --board $(BOARD) --smp $(SMP) $(if $(EL2),--el2,)
+RUN_FLAGS := --board $(BOARD) --smp $(SMP) $(if $(GIC),--gic $(GIC),) $(if $(EL2),--el2,)
 
 .PHONY: setup run test lint bench torture image gdb clean
 

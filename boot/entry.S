@@ -10,7 +10,7 @@
 // Constants come from Rust (global_asm! const operands):
 //   {STACK_SLOT}  bytes per core in .stacks: guard page, stack (SP_EL0), exception stack (SP_EL1)
 //   {STACK_TOP}   offset of the normal stack's top in a slot (guard + stack)
-//   {MAX_CPUS}    number of slots
+//   {MAX_CPUS}    the most cores; QUIESCENT_SLOTS (runtime.rs) holds each secondary's slot
 //   {MAIR}, {TCR} MMU settings from src/arch/mmu.rs
 
 .section .text.head, "ax"
@@ -41,6 +41,15 @@ _start:
     // EL3: the lower levels are non-secure and AArch64 (SCR_EL3.NS|SMD|HCE|RW).
     mov     x1, #((1 << 0) | (1 << 7) | (1 << 8) | (1 << 10))
     msr     scr_el3, x1
+    // GICv3 system-register interface (if this core has one): EL3 enables it for the lower
+    // levels (ICC_SRE_EL3.Enable|SRE), or EL2/EL1 accesses to ICC_SRE_* trap.
+    mrs     x1, id_aa64pfr0_el1
+    ubfx    x1, x1, #24, #4
+    cbz     x1, 0f
+    mov     x1, #((1 << 3) | (1 << 0))
+    msr     S3_6_C12_C12_5, x1      // ICC_SRE_EL3
+    isb
+0:
     mov     x1, #0x3c9              // EL2h, DAIF masked
     msr     spsr_el3, x1
     adr     x1, 1f
@@ -66,6 +75,16 @@ _start:
     mov     x1, #0x33ff             // CPTR_EL2: RES1 bits, TFP = 0
     msr     cptr_el2, x1
     msr     hstr_el2, xzr
+    // GICv3 system-register interface (if any): ICC_SRE_EL2.Enable lets EL1 use ICC_SRE_EL1,
+    // .SRE selects the system registers for EL2 itself (required before EL1 may set its SRE).
+    mrs     x1, id_aa64pfr0_el1
+    ubfx    x1, x1, #24, #4
+    cbz     x1, 0f
+    mov     x1, #((1 << 3) | (1 << 0))
+    msr     S3_4_C12_C9_5, x1       // ICC_SRE_EL2
+    isb
+    msr     S3_4_C12_C11_0, xzr     // ICH_HCR_EL2: no virtual CPU interface
+0:
     ldr     x1, =0x30d00800         // SCTLR_EL1: RES1 bits, MMU and caches off, little-endian
     msr     sctlr_el1, x1
     mov     x1, #0x3c5              // EL1h, DAIF masked
@@ -83,13 +102,10 @@ _start:
     isb
 .endm
 
-// Stacks of core \id (a register), slot = __stacks_start + id * STACK_SLOT:
-// SP_EL1 = slot + STACK_SLOT (exception stack), then SPSel = 0 and SP_EL0 = slot + STACK_TOP.
-.macro stack_for id
-    adrp    x1, __stacks_start
-    add     x1, x1, :lo12:__stacks_start
+// Stacks of the slot at x1: SP_EL1 = slot + STACK_SLOT (exception stack), then SPSel = 0 and
+// SP_EL0 = slot + STACK_TOP. Clobbers x1..x3.
+.macro stack_at_x1
     ldr     x3, ={STACK_SLOT}
-    madd    x1, \id, x3, x1
     add     x2, x1, x3
     mov     sp, x2
     msr     spsel, #0
@@ -122,8 +138,9 @@ primary_entry:
     b.hs    4f
     stp     xzr, xzr, [x1], #16
     b       3b
-4:  mov     x21, #0
-    stack_for x21
+4:  adrp    x1, __stacks_start      // core 0's slot is the static one in .stacks
+    add     x1, x1, :lo12:__stacks_start
+    stack_at_x1
     msr     tpidr_el1, xzr          // no per-cpu area yet
     mov     x0, x19
     mov     x1, x20
@@ -155,7 +172,12 @@ secondary_entry:
     adrp    x0, QUIESCENT_L1_TABLE
     add     x0, x0, :lo12:QUIESCENT_L1_TABLE
     bl      mmu_on
-    stack_for x19
+    // This core's slot, given out by core 0 at boot (runtime.rs: QUIESCENT_SLOTS); none: park.
+    adrp    x1, QUIESCENT_SLOTS
+    add     x1, x1, :lo12:QUIESCENT_SLOTS
+    ldr     x1, [x1, x19, lsl #3]
+    cbz     x1, 6f
+    stack_at_x1
     msr     tpidr_el1, xzr
     mov     x0, x19
     mov     x1, x20

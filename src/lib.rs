@@ -15,7 +15,7 @@
 //! smp               bring-up, idle loop, work queues, IPIs, the tick, Completion
 //! board             memory map, console UART, GIC bases, starting cores (PSCI / spin table)
 //! console           defmt over the board's UART
-//! drivers           PL011, GICv2
+//! drivers           PL011, GICv2 / GICv3
 //! percpu, heap      per-core areas (TPIDR_EL1), the global allocator
 //! arch              barriers, system registers, exception entry, MMU, timer registers
 //! ```
@@ -42,10 +42,13 @@ pub mod smp;
 pub mod sync;
 pub mod test;
 
-pub use runtime::{entry_el, guard_page_owner, stacks_start};
+pub use runtime::{entry_el, guard_page_owner, stack_slot, PER_CORE_BYTES};
 
-/// The most cores this build supports; cores beyond it are reported and left off.
-pub const MAX_CPUS: usize = 8;
+/// The most cores this build supports; cores beyond it are reported and left off. Per-core
+/// memory (stacks, per-cpu areas, RCU's per-core state) is allocated at boot for the cores
+/// present only; what MAX_CPUS itself costs is the fixed tables of small atomics indexed by core
+/// number (see the README, "Many cores").
+pub const MAX_CPUS: usize = 512;
 
 /// Bytes of stack per core.
 pub const STACK_SIZE: usize = 64 * 1024;

@@ -16,6 +16,17 @@ mod rwsem;
 
 use quiescent::smp;
 
+/// The most cores the lock scenarios (rcu, rwsem) run on. With more vCPUs than host cores every
+/// spinning reader holds a host core, and a spinning writer (`spin::RwLock`'s) may wait for
+/// minutes for all of them to be descheduled at once; past 8 cores those figures would measure
+/// the host's scheduler, so the other cores stay idle there.
+const SCENARIO_CORES: usize = 8;
+
+/// The online cores the lock scenarios use (see [`SCENARIO_CORES`]), core 0 first.
+fn scenario_cores() -> alloc::vec::Vec<usize> {
+    smp::online_cpus().take(SCENARIO_CORES).collect()
+}
+
 fn main() -> i32 {
     defmt::println!("cores online: {}/{}", smp::num_online(), smp::num_listed());
     defmt::println!("quiescent on {=str}", quiescent::board::NAME);

@@ -26,16 +26,21 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 pub const PERCPU_STATIC_MAX: usize = 16 * 1024;
 /// Bytes per core for dynamic allocations.
 pub const PERCPU_DYN_SIZE: usize = 16 * 1024;
-const AREA_SIZE: usize = PERCPU_STATIC_MAX + PERCPU_DYN_SIZE;
+/// Bytes of one core's area (static copy and dynamic slots).
+pub const AREA_SIZE: usize = PERCPU_STATIC_MAX + PERCPU_DYN_SIZE;
+/// Alignment of an area (the template's: `percpu!` variables may be cache-line aligned).
+pub const AREA_ALIGN: usize = 64;
 /// Granularity of dynamic allocations.
 const GRANULE: usize = 4;
 const DYN_BITS: usize = PERCPU_DYN_SIZE / GRANULE;
 
+/// Core 0's area, static: it needs one before the heap, the console and the device tree. The
+/// other cores' areas are given at boot ([`add_area`]) for the cores present only.
 #[repr(C, align(64))]
-struct Areas([[u8; AREA_SIZE]; MAX_CPUS]);
+struct Area([u8; AREA_SIZE]);
 
 #[unsafe(link_section = ".bss.percpu_areas")]
-static mut AREAS: Areas = Areas([[0; AREA_SIZE]; MAX_CPUS]);
+static mut AREA0: Area = Area([0; AREA_SIZE]);
 
 unsafe extern "C" {
     static __percpu_start: u8;
@@ -50,23 +55,52 @@ fn template_len() -> usize {
     core::ptr::addr_of!(__percpu_end) as usize - template_start()
 }
 
-/// `area(cpu) - __percpu_start` for every core (Linux's `__per_cpu_offset`).
+/// `area(cpu) - __percpu_start` for every core (Linux's `__per_cpu_offset`); 8 bytes per core
+/// of MAX_CPUS (4 KiB), the areas themselves exist only for the cores present.
 static OFFSETS: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+/// Cores with an area: 0..NR_AREAS.
+static NR_AREAS: AtomicUsize = AtomicUsize::new(0);
 
-/// Copies the template into every core's area and records the offsets.
+/// Copies the template into core 0's (static) area and records its offset.
 ///
 /// # Safety
 /// Core 0 only, once, before any other core starts and before any per-cpu access.
 pub unsafe fn init_areas() {
     let len = template_len();
     assert!(len <= PERCPU_STATIC_MAX, "per-cpu template is {} bytes, more than {}", len, PERCPU_STATIC_MAX);
-    for cpu in 0..MAX_CPUS {
-        // SAFETY: no other core runs yet, so nothing else touches AREAS.
-        let area = unsafe { core::ptr::addr_of_mut!(AREAS.0[cpu]) as *mut u8 };
-        // SAFETY: template and area do not overlap, and `len` fits the area (checked above).
-        unsafe { core::ptr::copy_nonoverlapping(template_start() as *const u8, area, len) };
-        OFFSETS[cpu].store(area as usize - template_start(), Ordering::Relaxed);
-    }
+    // SAFETY: no other core runs yet, so nothing else touches AREA0.
+    let area = unsafe { core::ptr::addr_of_mut!(AREA0.0) as *mut u8 };
+    // SAFETY: as add_area's.
+    unsafe { install(0, area) };
+}
+
+/// # Safety
+/// `area` is `AREA_SIZE` bytes, `AREA_ALIGN`-aligned, writable, used by nothing else.
+unsafe fn install(cpu: usize, area: *mut u8) {
+    // SAFETY: template and area do not overlap, and the template fits the area (init_areas).
+    unsafe { core::ptr::copy_nonoverlapping(template_start() as *const u8, area, template_len()) };
+    OFFSETS[cpu].store(area as usize - template_start(), Ordering::Relaxed);
+    NR_AREAS.store(cpu + 1, Ordering::Relaxed);
+}
+
+/// Gives core `cpu` its area at `area` (copied from the template): core 0, at boot, for cores
+/// 1, 2, ... in order, before any dynamic per-cpu allocation (a [`PerCpuBox`] initialises the
+/// areas that exist when it is made).
+///
+/// # Safety
+/// `area` is `AREA_SIZE` bytes, `AREA_ALIGN`-aligned, writable and used by nothing else for the
+/// whole run; `cpu` has not started.
+pub unsafe fn add_area(cpu: usize, area: *mut u8) {
+    assert!(cpu == nr_areas() && cpu < MAX_CPUS, "percpu: area for core {} out of order", cpu);
+    assert!(DYN.lock().used() == 0, "percpu: area for core {} added after a dynamic per-cpu allocation", cpu);
+    assert!((area as usize).is_multiple_of(AREA_ALIGN), "percpu: area of core {} misaligned", cpu);
+    // SAFETY: the caller's contract.
+    unsafe { install(cpu, area) };
+}
+
+/// Cores with a per-cpu area: `0..nr_areas()` (every core this run set up).
+pub fn nr_areas() -> usize {
+    NR_AREAS.load(Ordering::Relaxed)
 }
 
 /// Points this core's TPIDR_EL1 at the area of `cpu` and records the core number in it.
@@ -292,7 +326,7 @@ impl<T: Copy> PerCpuBox<T> {
         };
         let b: PerCpuBox<T> =
             PerCpuBox { addr: template_start() + PERCPU_STATIC_MAX + start * GRANULE, _t: PhantomData };
-        for cpu in 0..MAX_CPUS {
+        for cpu in 0..nr_areas() {
             // SAFETY: the slot was just reserved for this box in every core's area; nobody else
             // can reach it yet.
             unsafe { b.remote_ptr(cpu).write(init) };

@@ -9,7 +9,7 @@ use crate::arch::{self, exception};
 use crate::percpu::{self, cpu_id};
 use crate::{board, drivers, heap, rcu, smp};
 use crate::{EXC_STACK_SIZE, GUARD_SIZE, MAX_CPUS, STACK_SIZE, STACK_SLOT};
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 
 const _: () = assert!(STACK_SLOT == GUARD_SIZE + STACK_SIZE + EXC_STACK_SIZE);
 
@@ -18,12 +18,21 @@ pub const EXIT_FAILED: i32 = 101;
 /// Exit code of an image that took a fatal exception.
 pub const EXIT_FAULT: i32 = 102;
 
+/// Core 0's stack slot, static (its stack is needed before anything else); the other cores'
+/// slots are carved at boot from the per-core region, for the cores present only.
 #[repr(C, align(4096))]
-struct Stacks([[u8; STACK_SLOT]; MAX_CPUS]);
+struct Slot0([u8; STACK_SLOT]);
 
 #[unsafe(link_section = ".stacks")]
 #[used]
-static mut STACKS: Stacks = Stacks([[0; STACK_SLOT]; MAX_CPUS]);
+static mut STACK0: Slot0 = Slot0([0; STACK_SLOT]);
+
+/// Start of each core's slot (`[guard | stack | exception stack]`), 0 for a core not set up.
+/// `boot/entry.S` loads a secondary's from here (by its x0) before its first stack access, so
+/// it is written before the core is started (the dsb before CPU_ON orders it). 8 bytes per core
+/// of MAX_CPUS (4 KiB).
+#[unsafe(no_mangle)]
+static QUIESCENT_SLOTS: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
 
 core::arch::global_asm!(
     include_str!("../boot/entry.S"),
@@ -34,28 +43,101 @@ core::arch::global_asm!(
     TCR = const arch::mmu::TCR,
 );
 
-/// Start of the stack slots (`[guard | stack | exception stack]` per core).
-pub fn stacks_start() -> usize {
-    core::ptr::addr_of!(STACKS) as usize
+/// Start of core `cpu`'s stack slot (`[guard | stack | exception stack]`), if it has one.
+pub fn stack_slot(cpu: usize) -> Option<usize> {
+    if cpu == 0 {
+        return Some(core::ptr::addr_of!(STACK0) as usize);
+    }
+    let s = QUIESCENT_SLOTS.get(cpu)?.load(Ordering::Relaxed);
+    (s != 0).then_some(s)
 }
 
 /// The core whose stack guard page contains `addr`, if any.
 pub fn guard_page_owner(addr: usize) -> Option<usize> {
-    let off = addr.checked_sub(stacks_start())?;
-    let cpu = off / STACK_SLOT;
-    (cpu < MAX_CPUS && off % STACK_SLOT < GUARD_SIZE).then_some(cpu)
+    (0..MAX_CPUS).map_while(stack_slot).position(|s| (s..s + GUARD_SIZE).contains(&addr))
 }
 
 fn is_guard_page(addr: usize) -> bool {
     guard_page_owner(addr).is_some()
 }
 
-/// The exception level each core was entered at (before the boot code dropped to EL1).
-static ENTRY_EL: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+/// The exception level each core was entered at (before the boot code dropped to EL1); one
+/// byte per core of MAX_CPUS.
+static ENTRY_EL: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(0) }; MAX_CPUS];
 
 /// The exception level core `cpu` was entered at (3, 2 or 1), or 0 if it never started.
 pub fn entry_el(cpu: usize) -> usize {
-    ENTRY_EL[cpu].load(Ordering::Relaxed)
+    ENTRY_EL[cpu].load(Ordering::Relaxed) as usize
+}
+
+/// Bytes of per-core memory each core set up at boot costs: its stack slot (guard page, stack,
+/// exception stack) and its per-cpu area, carved together from the per-core region.
+pub const PER_CORE_BYTES: usize = STACK_SLOT + percpu::AREA_SIZE;
+
+/// The per-core region: the RAM between the image's end and the board's image limit (below the
+/// DTB), handed out upwards at boot.
+struct Region {
+    next: usize,
+    end: usize,
+}
+
+impl Region {
+    fn take(&mut self, bytes: usize, align: usize) -> Option<usize> {
+        let at = self.next.next_multiple_of(align);
+        (at + bytes <= self.end).then(|| {
+            self.next = at + bytes;
+            at
+        })
+    }
+}
+
+/// Carves a stack slot and a per-cpu area for each core 1..n from the per-core region, unmaps
+/// each guard page (splitting 2 MiB blocks into page tables taken from the region too), and
+/// reports what the cores cost. Returns how many cores got memory (fewer than `n` only if the
+/// region ran out, which is reported).
+fn alloc_per_core(n: usize) -> usize {
+    unsafe extern "C" {
+        static _end: u8;
+        static __board_image_limit: u8;
+    }
+    let (start, end) = (core::ptr::addr_of!(_end) as usize, core::ptr::addr_of!(__board_image_limit) as usize);
+    let mut region = Region { next: start, end };
+    let mut tables = 0;
+    for cpu in 1..n {
+        let Some(slot) = region.take(PER_CORE_BYTES, 4096) else {
+            defmt::error!(
+                "per-core region ({=usize:#x}..{=usize:#x}) full: cores {}.. get no stack and are left off",
+                start,
+                end,
+                cpu
+            );
+            return cpu;
+        };
+        // SAFETY: the area follows the slot inside this core's fresh, otherwise unused block;
+        // the core has not started.
+        unsafe { percpu::add_area(cpu, (slot + STACK_SLOT) as *mut u8) };
+        QUIESCENT_SLOTS[cpu].store(slot, Ordering::Relaxed);
+        let mut new_table = || {
+            tables += 1;
+            region.take(4096, 4096).expect("per-core region: no room for a page table")
+        };
+        // SAFETY: core 0 at boot, before any other core starts; the guard page is this core's
+        // and nothing uses it.
+        unsafe { arch::mmu::unmap_page(slot, &mut new_table) };
+    }
+    let used = region.next - start;
+    defmt::println!(
+        "per-core memory: {} KiB per core (stack {} KiB, exception stack {} KiB, guard page {} KiB, per-cpu area {} KiB); {} cores: {} KiB ({} KiB of it page tables for guard pages), core 0's static",
+        PER_CORE_BYTES / 1024,
+        STACK_SIZE / 1024,
+        EXC_STACK_SIZE / 1024,
+        GUARD_SIZE / 1024,
+        percpu::AREA_SIZE / 1024,
+        n,
+        (used + PER_CORE_BYTES) / 1024,
+        tables * 4
+    );
+    n
 }
 
 unsafe extern "Rust" {
@@ -82,7 +164,7 @@ extern "C" fn boot_primary(dtb: usize, el: usize) -> ! {
     // SAFETY: first thing on core 0, alone, MMU off: builds the tables and turns the MMU and
     // caches on before any atomic or shared access (exclusives need the MMU on real hardware).
     unsafe { arch::mmu::init_and_enable(board::MEMORY_MAP, is_guard_page) };
-    ENTRY_EL[0].store(el, Ordering::Relaxed);
+    ENTRY_EL[0].store(el as u8, Ordering::Relaxed);
     // SAFETY: core 0 runs alone here, before any per-cpu access or allocation.
     unsafe {
         percpu::init_areas();
@@ -92,14 +174,19 @@ extern "C" fn boot_primary(dtb: usize, el: usize) -> ! {
     exception::set_fatal_handler(fatal);
     board::init_console();
     let info = board::discover(dtb);
-    drivers::gic::init_distributor(board::GICD_BASE, board::GICC_BASE);
+    let n = smp::plan_cpus(&info);
+    let got = alloc_per_core(n);
+    if got < n {
+        smp::limit_cpus(got);
+    }
+    drivers::gic::init_distributor(info.gic);
     exception::set_irq_handler(drivers::gic::handle_irq);
     smp::init();
     // RCU installs its idle-loop, blocking-wait and interrupt-context hooks.
     rcu::init();
     smp::boot_cpu_online();
     arch::local_irq_enable();
-    smp::boot_secondaries(&info);
+    smp::boot_secondaries();
     let code = {
         // SAFETY: defined by the image through `entry!`.
         unsafe { __quiescent_main() }
@@ -110,7 +197,7 @@ extern "C" fn boot_primary(dtb: usize, el: usize) -> ! {
 /// Rust entry of every other core, from `boot/entry.S` on its own stack.
 #[unsafe(no_mangle)]
 extern "C" fn boot_secondary(cpu: usize, el: usize) -> ! {
-    ENTRY_EL[cpu].store(el, Ordering::Relaxed);
+    ENTRY_EL[cpu].store(el as u8, Ordering::Relaxed);
     // SAFETY: the area of `cpu` was initialised by core 0 before it started this core, and no
     // per-cpu access happened on this core before this point.
     unsafe { percpu::set_local_area(cpu) };

@@ -88,12 +88,37 @@ macro_rules! tests {
 /// Runs `f(cpu)` on every online core at once, telling the host which cores are busy (so a
 /// hang names them), and returns the results in core order.
 pub fn on_all_cores<R: Send + 'static>(f: impl Fn(usize) -> R + Send + Sync + 'static) -> alloc::vec::Vec<R> {
-    defmt::println!("@cores {=u64:#x}", smp::online_mask());
+    defmt::println!("@cores {=str}", core_ranges(smp::online_cpus()).as_str());
     smp::on_each_cpu(move |c| {
         let r = f(c);
         defmt::println!("@done {}", c);
         r
     })
+}
+
+/// Cores as ranges, `0-3,5,7-63` (the `@cores` marker: any number of cores in one short line).
+pub fn core_ranges(cpus: impl Iterator<Item = usize>) -> alloc::string::String {
+    use core::fmt::Write;
+    let mut out = alloc::string::String::new();
+    let mut run: Option<(usize, usize)> = None;
+    let flush = |out: &mut alloc::string::String, (a, b): (usize, usize)| {
+        let sep = if out.is_empty() { "" } else { "," };
+        let _ = if a == b { write!(out, "{sep}{a}") } else { write!(out, "{sep}{a}-{b}") };
+    };
+    for c in cpus {
+        run = match run {
+            Some((a, b)) if c == b + 1 => Some((a, c)),
+            Some(r) => {
+                flush(&mut out, r);
+                Some((c, c))
+            }
+            None => Some((c, c)),
+        };
+    }
+    if let Some(r) = run {
+        flush(&mut out, r);
+    }
+    out
 }
 
 /// The address range of the image's code (for checks on reported PCs).

@@ -2,13 +2,27 @@
 #![no_std]
 #![no_main]
 
-use quiescent::{arch, board, percpu, smp, test, GUARD_SIZE, MAX_CPUS, STACK_SIZE, STACK_SLOT};
+extern crate alloc;
+
+use quiescent::drivers::gic;
+use quiescent::{arch, board, percpu, smp, test, GUARD_SIZE, MAX_CPUS, STACK_SIZE};
 
 fn every_listed_core_comes_online() {
-    // MAX_CPUS, or `maxcpus=` on the command line: cores beyond are reported and left off.
-    let expected = smp::num_listed().min(MAX_CPUS).min(smp::cpu_limit());
+    // MAX_CPUS, `maxcpus=` on the command line, or GICv2's 8: cores beyond are reported and
+    // left off.
+    let gic_max = if gic::version_in_use() == 2 { 8 } else { MAX_CPUS };
+    let expected = smp::num_listed().min(MAX_CPUS).min(smp::cpu_limit()).min(gic_max);
     assert_eq!(smp::num_online(), expected, "online cores vs cores listed by the board");
-    assert_eq!(smp::online_mask(), (1u64 << expected) - 1, "online mask has holes");
+    assert!(smp::online_cpus().eq(0..expected), "online cores have holes");
+}
+
+/// `expect-gic=N` on the command line: the GIC the firmware found in the DTB and brought up.
+fn the_gic_is_the_one_the_machine_has() {
+    let v = gic::version_in_use();
+    assert!(v == 2 || v == 3, "GIC version {}", v);
+    if let Some(want) = board::bootarg("expect-gic").and_then(|v| v.parse::<u32>().ok()) {
+        assert_eq!(v, want, "GIC version in use");
+    }
 }
 
 fn every_core_runs_at_el1() {
@@ -36,23 +50,28 @@ fn each_core_has_its_own_tpidr_and_stack() {
         unsafe { core::arch::asm!("mov {}, sp", out(reg) sp) };
         (cpu, arch::tpidr(), sp, percpu::cpu_id())
     });
-    let slot = STACK_SLOT;
-    let base = quiescent::stacks_start();
     for &(cpu, tpidr, sp, id) in &r {
         assert_eq!(id, cpu, "per-cpu id on core {}", cpu);
         assert_eq!(tpidr, percpu::offset(cpu), "TPIDR_EL1 of core {}", cpu);
-        let lo = base + cpu * slot + GUARD_SIZE;
+        let lo = quiescent::stack_slot(cpu).expect("an online core has a stack slot") + GUARD_SIZE;
         let hi = lo + STACK_SIZE;
         assert!(sp > lo && sp <= hi, "core {} sp {:#x} outside its stack {:#x}..{:#x}", cpu, sp, lo, hi);
-        for &(other, t2, _, _) in &r {
-            assert!(other == cpu || t2 != tpidr, "cores {} and {} share TPIDR_EL1", cpu, other);
-        }
     }
+    let mut t: alloc::vec::Vec<usize> = r.iter().map(|x| x.1).collect();
+    t.sort_unstable();
+    t.dedup();
+    assert_eq!(t.len(), r.len(), "two cores share TPIDR_EL1");
 }
 
 fn each_core_reads_its_own_mpidr() {
     for (cpu, m) in test::on_all_cores(|_| arch::mpidr()).into_iter().enumerate() {
         assert_eq!(m, smp::mpidr_of(cpu), "core {} MPIDR", cpu);
+        assert_eq!(smp::cpu_of_mpidr(m), Some(cpu), "MPIDR {:#x} maps back to core {}", m, cpu);
+    }
+    // With GICv3 QEMU puts 16 cores in a cluster (Aff0 0..15), then the next Aff1: the core
+    // number is not Aff0.
+    if gic::version_in_use() == 3 && smp::num_online() > 16 {
+        assert_eq!(smp::mpidr_of(16), 0x100, "core 16's MPIDR");
     }
 }
 
@@ -101,6 +120,7 @@ fn image_header_describes_a_fixed_placement() {
 quiescent::tests!(
     image_header_describes_a_fixed_placement,
     every_listed_core_comes_online,
+    the_gic_is_the_one_the_machine_has,
     every_core_runs_at_el1,
     entry_el_is_reported_and_dropped_from,
     each_core_has_its_own_tpidr_and_stack,

@@ -6,7 +6,7 @@ extern crate alloc;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 use quiescent::arch::mmu;
-use quiescent::{board, smp, test, GUARD_SIZE, STACK_SLOT};
+use quiescent::{board, smp, test, GUARD_SIZE};
 
 static RODATA_WORD: u64 = 0x1234_5678;
 static mut DATA_WORD: u64 = 0;
@@ -51,8 +51,8 @@ fn mmio_is_device_memory() {
 }
 
 fn stack_guard_pages_are_unmapped() {
-    for cpu in 0..quiescent::MAX_CPUS {
-        let guard = quiescent::stacks_start() + cpu * STACK_SLOT;
+    for cpu in 0..smp::num_possible() {
+        let guard = quiescent::stack_slot(cpu).expect("a core set up has a stack slot");
         for a in [guard, guard + GUARD_SIZE - 8] {
             assert_eq!(
                 mmu::probe(a, false).map_err(|f| f & 0x3c),

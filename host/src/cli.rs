@@ -14,17 +14,19 @@ use std::str::FromStr;
 /// `qrun --help`.
 pub const USAGE: &str = "\
 usage:
-  qrun run [--board virt|rpi4] [--smp N] [--el2] [--timeout SECS] [--append ARGS]
+  qrun run [--board virt|rpi4] [--smp N] [--gic 2|3] [--el2] [--timeout SECS] [--append ARGS]
            [--icount] [--precise-irq] [--gdb] [--verbose] ELF [FILTER...] [--exact] [--list]
-  qrun suite [--board virt|rpi4|all] [--only NAME] [--verbose]
+  qrun suite [--board virt|rpi4|all] [--only IMAGE|many|gicv3|host|model] [--verbose]
   qrun bench [--out DIR] [--smp N] [--smp-icount N] [--sections LIST] [--timeout SECS]
              [--gp-cores LIST] [--gp-leaves LIST] ELF
   qrun bench --report-only [--out DIR]
   qrun decode ELF < /dev/ttyUSB0   (decode a board's console)
 
 qrun run boots ELF on QEMU and decodes its defmt output. A test image cargo test hands it runs in
-every configuration the suite lists for it, unless an option that shapes the run (--smp, --el2,
---timeout, --append, --icount, --precise-irq, --gdb) asks for one boot exactly so. FILTER,
+every configuration the suite lists for it, unless an option that shapes the run (--smp, --gic,
+--el2, --timeout, --append, --icount, --precise-irq, --gdb) asks for one boot exactly so.
+--gic: QEMU virt's interrupt controller; by default GICv2 up to 8 cores and GICv3 beyond (GICv2
+reaches only 8; --smp up to 512). FILTER,
 --exact and --list select test cases as libtest does (cargo test -- FILTER); --nocapture and
 --show-output are accepted and change nothing (output is never captured).
 The board also comes from QUIESCENT_BOARD, which overrides --board.
@@ -140,10 +142,12 @@ fn parse_run(p: &mut lexopt::Parser, board_env: Option<&str>) -> Result<Command,
     let mut elf = None;
     let mut selection = Selection::default();
     while let Some(arg) = p.next()? {
-        explicit |= matches!(arg, Long("smp" | "el2" | "timeout" | "append" | "icount" | "precise-irq" | "gdb"));
+        explicit |=
+            matches!(arg, Long("smp" | "gic" | "el2" | "timeout" | "append" | "icount" | "precise-irq" | "gdb"));
         match arg {
             Long("board") => cfg.board = parse_as(&value(p)?, "--board", "virt or rpi4")?,
             Long("smp") => cfg.smp = parse_as::<NonZeroU32>(&value(p)?, "--smp", "a number of cores")?.get(),
+            Long("gic") => cfg.gic = parse_as(&value(p)?, "--gic", "2 or 3")?,
             Long("el2") => cfg.el2 = true,
             Long("timeout") => {
                 cfg.timeout_secs = parse_as::<NonZeroU64>(&value(p)?, "--timeout", "a number of seconds")?.get()

@@ -5,7 +5,7 @@
 //! | line                      | meaning                                                   |
 //! |---------------------------|-----------------------------------------------------------|
 //! | `@case boot::every_core`  | the image is about to run this case                       |
-//! | `@cores 0xe`              | the case handed work to these cores (bit mask)            |
+//! | `@cores 1-3,5`            | the case handed work to these cores (ranges)              |
 //! | `@done 2`                 | core 2 finished the work it was handed                    |
 //! | `@summary boot 5 0`       | the image ran all its cases: passed, failed               |
 //!
@@ -20,7 +20,7 @@ pub enum Line<'a> {
     /// `@case`: the case about to run.
     CaseStart(&'a str),
     /// `@cores`: the cores the running case handed work to.
-    CoresBusy(u64),
+    CoresBusy(Vec<u32>),
     /// `@done`: a core finished its work.
     CoreDone(u32),
     /// `test <name> ... ok` or `... FAILED: <reason>`.
@@ -39,9 +39,9 @@ pub fn classify(line: &str) -> Line<'_> {
         let mut words = rest.split_whitespace();
         match (words.next(), words.next(), words.next(), words.next()) {
             (Some("case"), Some(name), None, None) => return Line::CaseStart(name),
-            (Some("cores"), Some(mask), None, None) => {
-                if let Ok(m) = u64::from_str_radix(mask.trim_start_matches("0x"), 16) {
-                    return Line::CoresBusy(m);
+            (Some("cores"), Some(list), None, None) => {
+                if let Some(v) = parse_ranges(list) {
+                    return Line::CoresBusy(v);
                 }
             }
             (Some("done"), Some(core), None, None) => {
@@ -118,13 +118,45 @@ impl Selection {
     }
 }
 
-/// Formats a core mask as `1, 3`.
-pub fn cores_of(mask: u64) -> String {
-    let v: Vec<String> = (0..64).filter(|c| mask & (1 << c) != 0).map(|c| c.to_string()).collect();
-    if v.is_empty() {
+/// Parses `1-3,5` into `[1, 2, 3, 5]`; None if malformed.
+fn parse_ranges(list: &str) -> Option<Vec<u32>> {
+    let mut v = Vec::new();
+    for part in list.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if a > b {
+                    return None;
+                }
+                v.extend(a..=b);
+            }
+            None => v.push(part.parse().ok()?),
+        }
+    }
+    Some(v)
+}
+
+/// Formats a set of cores as `1, 3` (runs of three or more as `4-63`).
+pub fn cores_of(cores: &std::collections::BTreeSet<u32>) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let v: Vec<u32> = cores.iter().copied().collect();
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
+            j += 1;
+        }
+        if j >= i + 2 {
+            parts.push(format!("{}-{}", v[i], v[j]));
+        } else {
+            parts.extend(v[i..=j].iter().map(|c| c.to_string()));
+        }
+        i = j + 1;
+    }
+    if parts.is_empty() {
         "none".into()
     } else {
-        v.join(", ")
+        parts.join(", ")
     }
 }
 
@@ -135,7 +167,8 @@ mod tests {
     #[test]
     fn markers_are_classified() {
         assert_eq!(classify("@case boot::every_core_online"), Line::CaseStart("boot::every_core_online"));
-        assert_eq!(classify("@cores 0xe"), Line::CoresBusy(0xe));
+        assert_eq!(classify("@cores 1-3"), Line::CoresBusy(vec![1, 2, 3]));
+        assert_eq!(classify("@cores 0,2-3,511"), Line::CoresBusy(vec![0, 2, 3, 511]));
         assert_eq!(classify("@done 3"), Line::CoreDone(3));
         assert_eq!(classify("@summary boot 5 1"), Line::Summary { bin: "boot", passed: 5, failed: 1 });
     }
@@ -188,7 +221,8 @@ mod tests {
 
     #[test]
     fn core_masks_are_listed() {
-        assert_eq!(cores_of(0b1010), "1, 3");
-        assert_eq!(cores_of(0), "none");
+        assert_eq!(cores_of(&[1, 3].into()), "1, 3");
+        assert_eq!(cores_of(&[1, 2, 4, 5, 6, 7, 300].into()), "1, 2, 4-7, 300");
+        assert_eq!(cores_of(&Default::default()), "none");
     }
 }

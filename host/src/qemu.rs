@@ -18,6 +18,57 @@ pub const QEMU: &str = "qemu-system-aarch64";
 /// The exit code of a run the runner killed at its timeout (as coreutils' `timeout`).
 pub const EXIT_TIMEOUT: i32 = 124;
 
+/// Which interrupt controller QEMU virt gets (`-machine virt,gic-version=N`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Gic {
+    /// GICv2 up to 8 cores (QEMU's default), GICv3 beyond.
+    #[default]
+    Auto,
+    /// GICv2: at most 8 cores (its CPU interfaces are an 8-bit mask).
+    V2,
+    /// GICv3: up to 512 cores (QEMU virt's limit, and the firmware's MAX_CPUS).
+    V3,
+}
+
+/// GICv2's reach.
+pub const GICV2_MAX_CORES: u32 = 8;
+/// QEMU virt's maximum with GICv3, which is also the firmware's MAX_CPUS.
+pub const VIRT_MAX_CORES: u32 = 512;
+
+impl Gic {
+    /// The version a run on `smp` cores gets, or why that cannot be.
+    pub fn version_for(self, smp: u32) -> Result<u32, String> {
+        if smp > VIRT_MAX_CORES {
+            return Err(format!(
+                "{smp} cores: QEMU virt (with GICv3) and the firmware (MAX_CPUS) stop at {VIRT_MAX_CORES}"
+            ));
+        }
+        match self {
+            Gic::V2 if smp > GICV2_MAX_CORES => Err(format!(
+                "{smp} cores with GICv2: a GICv2 reaches at most {GICV2_MAX_CORES} cores (QEMU refuses more). \
+                 Select GICv3 with --gic 3 (make run SMP={smp} GIC=3), or leave the GIC out: more than \
+                 {GICV2_MAX_CORES} cores select GICv3 by themselves"
+            )),
+            Gic::V2 => Ok(2),
+            Gic::V3 => Ok(3),
+            Gic::Auto => Ok(if smp > GICV2_MAX_CORES { 3 } else { 2 }),
+        }
+    }
+}
+
+impl std::str::FromStr for Gic {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "2" => Ok(Gic::V2),
+            "3" => Ok(Gic::V3),
+            "auto" => Ok(Gic::Auto),
+            _ => Err(format!("unknown GIC version '{s}'")),
+        }
+    }
+}
+
 /// How to boot one image.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
@@ -27,6 +78,8 @@ pub struct RunConfig {
     pub smp: u32,
     /// Enter at EL2 (`virtualization=on`), so the boot code's EL2 -> EL1 drop runs.
     pub el2: bool,
+    /// The interrupt controller (virt only: the Pi 4 has its GIC-400).
+    pub gic: Gic,
     /// Seconds before the image is killed and counted as a failure.
     pub timeout_secs: u64,
     /// Kernel command line, placed in the DTB's /chosen/bootargs.
@@ -48,6 +101,7 @@ impl Default for RunConfig {
             board: Board::Virt,
             smp: 4,
             el2: false,
+            gic: Gic::Auto,
             timeout_secs: 120,
             append: String::new(),
             icount: false,
@@ -90,8 +144,15 @@ pub fn qemu_command(cfg: &RunConfig, img: &Path) -> Result<Command, String> {
     let mut c = Command::new(QEMU);
     match cfg.board {
         Board::Virt => {
-            let machine = if cfg.el2 { "virt,virtualization=on" } else { "virt" };
-            c.args(["-machine", machine, "-cpu", "cortex-a72", "-m", "1G"]);
+            let gic = cfg.gic.version_for(cfg.smp)?;
+            // ACPI off past 8 cores: the firmware reads the DTB only, and QEMU warns about its
+            // ACPI tables' size at hundreds of cores.
+            let machine = format!(
+                "virt,gic-version={gic}{}{}",
+                if cfg.smp > GICV2_MAX_CORES { ",acpi=off" } else { "" },
+                if cfg.el2 { ",virtualization=on" } else { "" }
+            );
+            c.args(["-machine", &machine, "-cpu", "cortex-a72", "-m", "1G"]);
             c.args(["-smp", &cfg.smp.to_string()]);
             if !cfg.append.is_empty() {
                 c.args(["-append", &cfg.append]);
@@ -189,7 +250,7 @@ pub fn run(elf: &Path, cfg: &RunConfig, out: &mut dyn Write) -> Result<RunResult
             "TIMEOUT: {} ran past {}s while running {case}; cores not finished: {}",
             elf.file_name().and_then(|n| n.to_str()).unwrap_or("image"),
             cfg.timeout_secs,
-            cores_of(state.busy)
+            cores_of(&state.busy)
         );
         let _ = writeln!(out, "{msg}");
         res.text.push_str(&msg);
@@ -214,7 +275,7 @@ pub fn run(elf: &Path, cfg: &RunConfig, out: &mut dyn Write) -> Result<RunResult
 #[derive(Default)]
 struct Tracker {
     case: Option<String>,
-    busy: u64,
+    busy: std::collections::BTreeSet<u32>,
 }
 
 impl Tracker {
@@ -222,15 +283,15 @@ impl Tracker {
         let shown = match classify(line) {
             Line::CaseStart(name) => {
                 self.case = Some(name.to_string());
-                self.busy = 0;
+                self.busy.clear();
                 false
             }
-            Line::CoresBusy(mask) => {
-                self.busy |= mask;
+            Line::CoresBusy(cores) => {
+                self.busy.extend(cores);
                 false
             }
             Line::CoreDone(c) => {
-                self.busy &= !(1u64 << (c % 64));
+                self.busy.remove(&c);
                 false
             }
             Line::Summary { passed, failed, .. } => {
@@ -259,7 +320,7 @@ impl Tracker {
 
 #[cfg(test)]
 mod tests {
-    use super::{qemu_command, RunConfig};
+    use super::{qemu_command, Gic, RunConfig};
     use crate::board::Board;
     use std::path::Path;
 
@@ -272,8 +333,31 @@ mod tests {
     fn virt_takes_cores_el2_and_the_command_line() {
         let cfg = RunConfig { smp: 2, el2: true, append: "maxcpus=1".into(), ..RunConfig::default() };
         let a = args(&cfg).join(" ");
-        assert!(a.starts_with("-machine virt,virtualization=on -cpu cortex-a72 -m 1G -smp 2 -append maxcpus=1"), "{a}");
+        assert!(
+            a.starts_with(
+                "-machine virt,gic-version=2,virtualization=on -cpu cortex-a72 -m 1G -smp 2 -append maxcpus=1"
+            ),
+            "{a}"
+        );
         assert!(a.ends_with("-kernel /nonexistent/x.img"), "{a}");
+    }
+
+    #[test]
+    fn the_gic_follows_the_core_count_unless_chosen() {
+        let machine = |smp, gic| args(&RunConfig { smp, gic, ..RunConfig::default() })[1].clone();
+        assert_eq!(machine(8, Gic::Auto), "virt,gic-version=2");
+        assert_eq!(machine(9, Gic::Auto), "virt,gic-version=3,acpi=off");
+        assert_eq!(machine(4, Gic::V3), "virt,gic-version=3");
+        assert_eq!(machine(512, Gic::V3), "virt,gic-version=3,acpi=off");
+    }
+
+    #[test]
+    fn impossible_gic_and_core_counts_are_named_before_qemu() {
+        let err = |smp, gic| qemu_command(&RunConfig { smp, gic, ..RunConfig::default() }, Path::new("x")).unwrap_err();
+        let e = err(9, Gic::V2);
+        assert!(e.contains("at most 8 cores") && e.contains("--gic 3") && e.contains("GIC=3"), "{e}");
+        assert!(err(513, Gic::Auto).contains("stop at 512"));
+        assert!(err(513, Gic::V3).contains("stop at 512"));
     }
 
     #[test]

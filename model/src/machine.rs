@@ -50,6 +50,11 @@ pub fn cpu_limit() -> usize {
     NR_CPUS
 }
 
+/// Cores with per-core counters (the firmware's `percpu::nr_areas`): all of the model's.
+pub fn nr_areas() -> usize {
+    NR_CPUS
+}
+
 std::thread_local! {
     // The model's command line (loom runs every model thread on the test's own thread).
     static BOOTARGS: RefCell<Vec<(&'static str, &'static str)>> = const { RefCell::new(Vec::new()) };

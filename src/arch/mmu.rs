@@ -186,6 +186,58 @@ pub unsafe fn init_and_enable(map: &[Region], unmapped: fn(usize) -> bool) {
     unsafe { mmu_on(core::ptr::addr_of!(QUIESCENT_L1_TABLE) as usize) };
 }
 
+/// Invalidates this address's translations in every core's TLB and waits for that.
+fn tlb_flush_page(addr: usize) {
+    // SAFETY: TLB maintenance has no memory effects of its own. The dsb before it makes the
+    // table store visible to the walkers; the dsb after waits for the invalidation everywhere;
+    // the isb makes later instructions use the new translation.
+    unsafe {
+        core::arch::asm!("dsb ishst", "tlbi vaae1is, {}", "dsb ish", "isb", in(reg) addr >> 12, options(nostack))
+    };
+}
+
+/// Unmaps the 4 KiB page at `addr` (a stack guard page given out after the tables were built):
+/// its level-3 entry becomes invalid. If the page lies in a 2 MiB block, the block is first
+/// split into a level-3 table of 512 pages with the block's attributes, in the page `new_table`
+/// returns (4 KiB, 4 KiB-aligned, zeroed or not, used by nothing else for the whole run), with
+/// break-before-make: block entry invalid, TLB flush, then the table entry.
+///
+/// # Safety
+/// Core 0 at boot, before other cores start (they load the tables afresh), on a page that
+/// nothing uses; `addr` lies in a level-1 entry that already points to a level-2 table (the
+/// image's GiB, which `init_and_enable` always splits).
+pub unsafe fn unmap_page(addr: usize, new_table: &mut dyn FnMut() -> usize) {
+    assert!(BUILT.load(Ordering::Relaxed), "mmu: unmap_page before the tables are built");
+    let addr = addr & !(PAGE - 1);
+    // SAFETY: only core 0 runs (caller's contract); table entries are read and written through
+    // their identity-mapped, Normal cacheable addresses, which the walker sees coherently.
+    unsafe {
+        let l1 = &mut *core::ptr::addr_of_mut!(QUIESCENT_L1_TABLE);
+        let e1 = l1.0[addr / L1_SPAN];
+        assert!(e1 & (VALID | TABLE) == VALID | TABLE, "mmu: unmap_page({:#x}) outside a split GiB", addr);
+        let l2 = &mut *((e1 & 0x0000_ffff_ffff_f000) as *mut Table);
+        let j = (addr % L1_SPAN) / L2_SPAN;
+        let e2 = l2.0[j];
+        if e2 & (VALID | TABLE) != VALID | TABLE {
+            let t = new_table();
+            assert!(t.is_multiple_of(PAGE), "mmu: level-3 table at {:#x} is not page-aligned", t);
+            let t3 = &mut *(t as *mut Table);
+            let base = addr & !(L2_SPAN - 1);
+            let attr = e2 & !0x0000_ffff_ffe0_0000 & !TABLE;
+            for (k, e) in t3.0.iter_mut().enumerate() {
+                *e = if e2 & VALID == 0 { 0 } else { (base + k * PAGE) as u64 | attr | TABLE };
+            }
+            l2.0[j] = 0;
+            tlb_flush_page(base);
+            l2.0[j] = t as u64 | VALID | TABLE;
+            tlb_flush_page(base);
+        }
+        let l3 = &mut *((l2.0[j] & 0x0000_ffff_ffff_f000) as *mut Table);
+        l3.0[(addr % L2_SPAN) / PAGE] = 0;
+        tlb_flush_page(addr);
+    }
+}
+
 /// SCTLR_EL1, TCR_EL1 and MAIR_EL1 of this core (for the tests and the demo).
 pub fn regs() -> (u64, u64, u64) {
     let (s, t, m): (u64, u64, u64);

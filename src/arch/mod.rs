@@ -5,6 +5,7 @@
 //! `cortex-a`, whose default `nightly` feature does not build on stable Rust).
 
 pub mod exception;
+pub mod gic_cpuif;
 pub mod mmu;
 pub mod timer;
 

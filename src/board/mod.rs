@@ -14,18 +14,20 @@ mod rpi4;
 #[cfg(feature = "board-rpi4")]
 pub use rpi4::*;
 
-use crate::MAX_CPUS;
+use alloc::vec::Vec;
 
 pub use crate::arch::mmu::{MemKind, Region};
+pub use crate::drivers::gic::GicConfig;
 
 /// What the board found at boot.
 pub struct BootInfo {
-    /// MPIDR affinity of each core, in boot order (index = logical core number).
-    pub mpidr: [u64; MAX_CPUS],
-    /// Cores usable by this build (at most MAX_CPUS).
-    pub ncpus: usize,
-    /// Cores the hardware description lists (may exceed MAX_CPUS).
+    /// MPIDR affinity of each core the hardware description lists, in its order (index =
+    /// logical core number, the boot core first). May be longer than this build supports.
+    pub mpidr: Vec<u64>,
+    /// Cores the hardware description lists (`mpidr.len()`, at least 1).
     pub listed: usize,
+    /// The interrupt controller and its register bases.
+    pub gic: GicConfig,
     /// Kernel command line (`/chosen/bootargs`), or empty.
     pub bootargs: &'static str,
 }

@@ -77,7 +77,7 @@ struct Figures {
 fn workload<L: RwSemaphore + 'static>(lock: L) -> Figures {
     let dev = Arc::new(BlockDev { lock, blocksize: AtomicU32::new(4096), mapped: AtomicU32::new(0) });
     let stop = Arc::new(AtomicBool::new(false));
-    let cpus: Vec<usize> = smp::online_cpus().collect();
+    let cpus: Vec<usize> = crate::scenario_cores();
     let ops: Arc<Vec<AtomicU64>> = Arc::new((0..quiescent::MAX_CPUS).map(|_| AtomicU64::new(0)).collect());
     let torn = Arc::new(AtomicU64::new(0));
     let pending = Arc::new(AtomicU64::new(cpus.len() as u64 - 1));

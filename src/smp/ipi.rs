@@ -62,6 +62,11 @@ pub fn send(cpu: usize, ipi: Ipi) {
     gic::send_sgi(ipi.sgi(), SgiTarget::Cpu(cpu));
 }
 
+/// Sends `ipi` to each core in `cpus` (in core order: GICv3 sends one SGI write per cluster).
+pub fn send_many(cpus: &[usize], ipi: Ipi) {
+    gic::send_sgi_many(ipi.sgi(), cpus);
+}
+
 /// Sends `ipi` to every core but this one.
 pub fn send_others(ipi: Ipi) {
     gic::send_sgi(ipi.sgi(), SgiTarget::AllButSelf);

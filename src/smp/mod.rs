@@ -31,11 +31,19 @@ pub use completion::{wait_event, wake_up_all, Completion};
 pub const DEFAULT_TICK_HZ: u32 = 100;
 static TICK_HZ: AtomicU32 = AtomicU32::new(DEFAULT_TICK_HZ);
 
-/// Bit `n` set: core `n` is online.
-static ONLINE: AtomicU64 = AtomicU64::new(1);
-/// Cores the board listed (may exceed what this build supports).
+/// Words of the online mask: one bit per core up to MAX_CPUS.
+const MASK_WORDS: usize = MAX_CPUS.div_ceil(64);
+/// Bit `n % 64` of word `n / 64` set: core `n` is online. Core 0 is from the start.
+static ONLINE: [AtomicU64; MASK_WORDS] = {
+    let mut m = [const { AtomicU64::new(0) }; MASK_WORDS];
+    m[0] = AtomicU64::new(1);
+    m
+};
+/// Cores the board listed (may exceed what this run uses).
 static LISTED: AtomicUsize = AtomicUsize::new(1);
-/// MPIDR of each logical core.
+/// Cores this run sets up (core numbers 0..POSSIBLE): the listed ones within every limit.
+static POSSIBLE: AtomicUsize = AtomicUsize::new(1);
+/// MPIDR of each logical core (8 bytes per core of MAX_CPUS: 4 KiB).
 static MPIDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 static PARKED: AtomicUsize = AtomicUsize::new(0);
@@ -43,14 +51,14 @@ static PARKED: AtomicUsize = AtomicUsize::new(0);
 /// How long core 0 waits for a started core to report in.
 const ONLINE_TIMEOUT_MS: u64 = 2000;
 
-/// The online cores as a bit mask.
-pub fn online_mask() -> u64 {
-    ONLINE.load(Ordering::Acquire)
+/// Whether core `cpu` is online.
+pub fn is_online(cpu: usize) -> bool {
+    cpu < MAX_CPUS && ONLINE[cpu / 64].load(Ordering::Acquire) & (1 << (cpu % 64)) != 0
 }
 
 /// The number of online cores.
 pub fn num_online() -> usize {
-    online_mask().count_ones() as usize
+    ONLINE.iter().map(|w| w.load(Ordering::Acquire).count_ones() as usize).sum()
 }
 
 /// Cores the board described (DTB `/cpus` or the board's fixed count).
@@ -58,15 +66,29 @@ pub fn num_listed() -> usize {
     LISTED.load(Ordering::Relaxed)
 }
 
-/// Iterates over the online cores.
-pub fn online_cpus() -> impl Iterator<Item = usize> {
-    let m = online_mask();
-    (0..MAX_CPUS).filter(move |c| m & (1 << c) != 0)
+/// Cores this run sets up: logical numbers `0..num_possible()` (Linux's `nr_cpu_ids`). Per-core
+/// memory exists for these only.
+pub fn num_possible() -> usize {
+    POSSIBLE.load(Ordering::Relaxed)
 }
 
-/// MPIDR of logical core `cpu`.
+/// Iterates over the online cores, in order (each word of the mask is read once).
+pub fn online_cpus() -> impl Iterator<Item = usize> {
+    let words = POSSIBLE.load(Ordering::Relaxed).div_ceil(64);
+    (0..words).flat_map(|w| {
+        let m = ONLINE[w].load(Ordering::Acquire);
+        (0..64).filter(move |b| m & (1 << b) != 0).map(move |b| w * 64 + b)
+    })
+}
+
+/// MPIDR of logical core `cpu` (PSCI `CPU_ON`'s target, the SGI routing of its GIC).
 pub fn mpidr_of(cpu: usize) -> u64 {
     MPIDR[cpu].load(Ordering::Relaxed)
+}
+
+/// The logical core whose MPIDR affinity is `mpidr`, if this run set it up.
+pub fn cpu_of_mpidr(mpidr: u64) -> Option<usize> {
+    (0..num_possible()).find(|&c| MPIDR[c].load(Ordering::Relaxed) == mpidr)
 }
 
 fn wait_until(timeout_ms: u64, mut done: impl FnMut() -> bool) -> bool {
@@ -88,21 +110,33 @@ pub fn cpu_limit() -> usize {
     asked.clamp(1, MAX_CPUS)
 }
 
-/// Starts every other core the board found and waits for each to report in.
-pub fn boot_secondaries(info: &BootInfo) {
+/// Decides which of the listed cores this run uses (core 0, on boot, before per-core memory is
+/// allocated): the first `min(listed, MAX_CPUS, maxcpus=, the GIC's reach)`. The others are
+/// named and left off. Returns how many (also [`num_possible`]).
+pub fn plan_cpus(info: &BootInfo) -> usize {
     LISTED.store(info.listed, Ordering::Relaxed);
-    let limit = cpu_limit();
-    for cpu in 0..info.ncpus {
-        MPIDR[cpu].store(info.mpidr[cpu], Ordering::Relaxed);
+    let gic_max = info.gic.max_cores();
+    if info.listed > gic_max {
+        defmt::error!(
+            "GICv{} reaches at most {} cores but {} are listed: cores {}.. are left off. Boot with GICv3 \
+             for more (QEMU: -machine virt,gic-version=3; the runner: `make run SMP={} GIC=3`, `qrun --gic 3`)",
+            info.gic.version(),
+            gic_max,
+            info.listed,
+            gic_max,
+            info.listed
+        );
     }
-    for cpu in limit..info.ncpus {
+    let limit = cpu_limit().min(gic_max);
+    for (cpu, &m) in info.mpidr.iter().enumerate().skip(limit) {
         defmt::warn!(
-            "core {} (MPIDR {=u64:#x}) is beyond the limit of {} cores (MAX_CPUS {}, maxcpus={}); left off",
+            "core {} (MPIDR {=u64:#x}) is beyond the limit of {} cores (MAX_CPUS {}, maxcpus={}, GICv{}); left off",
             cpu,
-            info.mpidr[cpu],
+            m,
             limit,
             MAX_CPUS,
-            board::bootarg("maxcpus").unwrap_or("-")
+            board::bootarg("maxcpus").unwrap_or("-"),
+            info.gic.version()
         );
     }
     if info.listed > MAX_CPUS {
@@ -112,19 +146,55 @@ pub fn boot_secondaries(info: &BootInfo) {
             MAX_CPUS
         );
     }
+    let n = info.listed.min(limit);
+    for (cpu, &m) in info.mpidr.iter().enumerate().take(n) {
+        MPIDR[cpu].store(m, Ordering::Relaxed);
+    }
+    POSSIBLE.store(n, Ordering::Relaxed);
+    n
+}
+
+/// Lowers the number of cores this run sets up to `n` (the runtime could give memory to only
+/// that many; it reported why).
+pub fn limit_cpus(n: usize) {
+    POSSIBLE.fetch_min(n.max(1), Ordering::Relaxed);
+}
+
+/// Cores started together before core 0 waits for them to report in.
+const BOOT_BATCH: usize = 16;
+
+/// Starts every other core [`plan_cpus`] kept, [`BOOT_BATCH`] at a time, waits for each batch to
+/// report in and names each core that did not. One at a time, core 0 spun for each in turn
+/// (about a second per core with hundreds of vCPUs on a few host cores); all at once, QEMU's
+/// hundreds of starting vCPU threads starved each other.
+pub fn boot_secondaries() {
     let entry = arch::secondary_entry_addr();
-    for cpu in 1..info.ncpus.min(limit) {
-        let mpidr = info.mpidr[cpu];
-        // The new core reads its per-cpu area and the heap's state: make core 0's writes visible
-        // before it starts. The PSCI call (or the spin-table release) is the synchronisation
-        // point; this dsb pairs with the secondary's first loads after it enters.
-        arch::dsb_ish();
-        if let Err(e) = board::start_cpu(cpu, mpidr, entry) {
-            defmt::error!("core {} (MPIDR {=u64:#x}) not started: start error {}", cpu, mpidr, defmt::Debug2Format(&e));
-            continue;
+    let n = num_possible();
+    // Past 8 cores each gets a share of the host's time: 20 ms more per core present.
+    let timeout_ms = ONLINE_TIMEOUT_MS + 20 * n.saturating_sub(8) as u64;
+    let cpus: Vec<usize> = (1..n).collect();
+    for batch in cpus.chunks(BOOT_BATCH) {
+        let mut started = Vec::with_capacity(batch.len());
+        for &cpu in batch {
+            let mpidr = mpidr_of(cpu);
+            // The new core reads its per-cpu area and the heap's state: make core 0's writes
+            // visible before it starts. The PSCI call (or the spin-table release) is the
+            // synchronisation point; this dsb pairs with the secondary's first loads after it
+            // enters.
+            arch::dsb_ish();
+            match board::start_cpu(cpu, mpidr, entry) {
+                Ok(()) => started.push(cpu),
+                Err(e) => defmt::error!(
+                    "core {} (MPIDR {=u64:#x}) not started: start error {}",
+                    cpu,
+                    mpidr,
+                    defmt::Debug2Format(&e)
+                ),
+            }
         }
-        if !wait_until(ONLINE_TIMEOUT_MS, || online_mask() & (1 << cpu) != 0) {
-            defmt::error!("core {} (MPIDR {=u64:#x}) did not come online within {} ms", cpu, mpidr, ONLINE_TIMEOUT_MS);
+        wait_until(timeout_ms, || started.iter().all(|&c| is_online(c)));
+        for &cpu in started.iter().filter(|&&c| !is_online(c)) {
+            defmt::error!("core {} (MPIDR {=u64:#x}) did not come online within {} ms", cpu, mpidr_of(cpu), timeout_ms);
         }
     }
 }
@@ -155,7 +225,7 @@ pub fn secondary_online(cpu: usize) -> ! {
     init_local_interrupts(cpu);
     (hooks().cpu_online)();
     // Release: everything this core set up is visible to whoever sees it online.
-    ONLINE.fetch_or(1 << cpu, Ordering::Release);
+    ONLINE[cpu / 64].fetch_or(1 << (cpu % 64), Ordering::Release);
     // O: the ONLINE bit before this core's first reader (an interrupt handler or its first work
     // item, so interrupts stay masked until here): a grace-period completer that does not see
     // the bit does not wait for this core, so this core must see what the updater did before
@@ -272,7 +342,7 @@ pub fn items_run(cpu: usize) -> u64 {
 /// Queues `f` to run on core `cpu`'s idle loop and wakes that core. Core 0 runs the image's
 /// main function, not an idle loop: work for it would never run, so that is refused.
 pub fn queue_work(cpu: usize, f: impl FnOnce() + Send + 'static) {
-    assert!(cpu < MAX_CPUS && online_mask() & (1 << cpu) != 0, "queue_work: core {} is not online", cpu);
+    assert!(is_online(cpu), "queue_work: core {} is not online", cpu);
     assert!(cpu != 0, "queue_work to core 0, which runs the image's main and no idle loop (from core {})", cpu_id());
     let q = &QUEUES[cpu];
     {
@@ -377,7 +447,7 @@ pub fn call_on<R: Send + 'static>(cpu: usize, f: impl FnOnce() -> R + Send + 'st
 pub fn on_each_cpu<R: Send + 'static>(f: impl Fn(usize) -> R + Send + Sync + 'static) -> Vec<R> {
     let me = cpu_id();
     let f = Arc::new(f);
-    let n = MAX_CPUS;
+    let n = num_possible();
     let slots: Arc<Vec<spin::Mutex<Option<R>>>> = Arc::new((0..n).map(|_| spin::Mutex::new(None)).collect());
     let cpus: Vec<usize> = online_cpus().collect();
     let done = Arc::new(Completion::expecting(cpus.len() - 1));
@@ -406,9 +476,12 @@ pub fn shutdown(code: i32) -> ! {
         }
     }
     let others = num_online() - 1;
-    if !wait_until(200, || PARKED.load(Ordering::Acquire) >= others) {
+    // With many more vCPUs than host cores each core needs its turn on the host to park: 50 ms
+    // per core on top of the fixed wait.
+    let per_core = 50 * others as u64;
+    if !wait_until(200 + per_core, || PARKED.load(Ordering::Acquire) >= others) {
         ipi::stop_others();
-        if !wait_until(300, || PARKED.load(Ordering::Acquire) >= others) {
+        if !wait_until(300 + per_core, || PARKED.load(Ordering::Acquire) >= others) {
             let parked = PARKED.load(Ordering::Acquire);
             defmt::error!("shutdown: only {} of {} other cores parked", parked, others);
             if code == 0 {

@@ -331,7 +331,7 @@ fn flood(rng: &mut Rng) {
     // than that (a 600 s debug soak on rpi4 under a load average of 10 saw 0 grace periods in
     // one flood), so wait up to FLOOD_GP_WAIT_MS more, queueing nothing, before calling it a
     // failure: a grace period that still does not end is a real forward-progress problem.
-    let wait_end = common::now_ms() + FLOOD_GP_WAIT_MS;
+    let wait_end = common::now_ms() + FLOOD_GP_WAIT_MS * common::slack();
     while bounded && rcu::completed() == gp0 && common::now_ms() < wait_end && !common::stopping() {
         rcu::rcu_quiescent_state();
         core::hint::spin_loop();

@@ -105,7 +105,8 @@ fn run_selected(elf: &Path, board: Board, runs: &[Run], sel: &Selection, verbose
 
 /// `qrun suite`: every image in every configuration for each of `boards`, then the host's unit
 /// tests and the loom models. `only` keeps the runs of one image (or `host`: only the unit
-/// tests; `model`: only the loom models).
+/// tests; `model`: only the loom models; `many`: the runs on more than 8 cores; `gicv3`: every
+/// GICv3 run).
 pub fn run(boards: &[Board], only: Option<&str>, verbose: bool) -> ExitCode {
     let root = cargo::repo_root();
     let mut total = Tally::default();
@@ -122,7 +123,7 @@ pub fn run(boards: &[Board], only: Option<&str>, verbose: bool) -> ExitCode {
         };
         let mut bins: BTreeMap<Build, Result<PathBuf, String>> = BTreeMap::new();
         for r in table::runs(b) {
-            if only.is_some_and(|o| o != r.bin) {
+            if !table::selected(&r, only) {
                 continue;
             }
             let elf = if r.build == Build::Test {

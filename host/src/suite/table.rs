@@ -3,7 +3,7 @@
 
 use super::checks::{beyond_limit, whole_lines};
 use crate::board::Board;
-use crate::qemu::RunConfig;
+use crate::qemu::{Gic, RunConfig};
 
 /// What a run must show to count as passed.
 pub enum Expect {
@@ -47,6 +47,10 @@ pub struct Run {
     pub smp: u32,
     /// Enter at EL2 (virt).
     pub el2: bool,
+    /// The interrupt controller (virt): GICv2 up to 8 cores, GICv3 beyond, unless chosen.
+    pub gic: Gic,
+    /// Seconds before the runner kills the run, if not the expectation's default.
+    pub timeout: Option<u64>,
     /// The kernel command line.
     pub append: &'static str,
     /// What the run must show.
@@ -54,7 +58,48 @@ pub struct Run {
 }
 
 const fn pass(bin: &'static str, smp: u32) -> Run {
-    Run { precise_irq: false, bin, build: Build::Test, smp, el2: false, append: "", expect: Expect::Pass }
+    Run {
+        precise_irq: false,
+        bin,
+        build: Build::Test,
+        smp,
+        el2: false,
+        gic: Gic::Auto,
+        timeout: None,
+        append: "",
+        expect: Expect::Pass,
+    }
+}
+
+/// `bin` on GICv3 at `smp` cores.
+fn v3(bin: &'static str, smp: u32) -> Run {
+    Run { gic: Gic::V3, append: "expect-gic=3", ..pass(bin, smp) }
+}
+
+/// Cores of the many-core runs: QEMU virt with GICv3, 16 cores per cluster, so 4 clusters (the
+/// SGI target lists and MPIDR-to-core mapping go past one Aff1 value), on 2 host cores.
+const MANY: u32 = 64;
+/// The largest boot: past 123 cores, so the redistributors of the last ones sit in QEMU's
+/// second, high region. (256 and 512 boot too slowly on a 2-core host: hundreds of vCPU threads
+/// time-sliced, each spinning vCPU holding a host core while a lock holder waits its turn.)
+const MOST: u32 = 128;
+/// The big boot checks bring-up only: the cases that hand work to every core take minutes there.
+const BRING_UP_CASES: &str =
+    "expect-gic=3 test-filter=every_listed_core_comes_online,the_gic_is_the_one_the_machine_has";
+
+/// The many-core runs (`qrun suite --only many`): GICv3 at 64 cores for the per-core and RCU
+/// images and the short torture, and one bring-up at 128 cores.
+fn many_core_runs() -> Vec<Run> {
+    vec![
+        Run { timeout: Some(120), ..v3("boot", MANY) },
+        Run { timeout: Some(120), ..v3("percpu", MANY) },
+        Run { timeout: Some(180), ..v3("rcu", MANY) },
+        Run { timeout: Some(180), ..v3("rwsem", MANY) },
+        Run { timeout: Some(180), ..v3("percpu_ref", MANY) },
+        Run { gic: Gic::V3, timeout: Some(180), ..torture(Build::Release, MANY) },
+        // Bring-up (every core online, each named if not) past the first redistributor region.
+        Run { timeout: Some(240), append: BRING_UP_CASES, ..v3("boot", MOST) },
+    ]
 }
 
 /// Seconds each torture run in the suite lasts (`make torture` is the long soak).
@@ -155,7 +200,12 @@ fn virt_runs() -> Vec<Run> {
     vec![
         pass("boot", 4),
         pass("boot", 1),
-        pass("boot", 8),
+        Run { append: "expect-gic=2", ..pass("boot", 8) },
+        // GICv3 at a small count, at EL1 and at EL2 (where the boot code must enable the
+        // system-register interface for EL1: ICC_SRE_EL2).
+        v3("boot", 4),
+        Run { el2: true, append: "expect-gic=3 expect-entry-el=2", ..v3("boot", 4) },
+        v3("irq", 4),
         // More cores than the run may use: the extra ones are named and left off.
         Run {
             append: "maxcpus=2",
@@ -225,6 +275,7 @@ fn virt_runs() -> Vec<Run> {
     .into_iter()
     .chain(fault_injection_runs())
     .chain(console_and_runner(2))
+    .chain(many_core_runs())
     .collect()
 }
 
@@ -265,6 +316,17 @@ fn rpi4_runs() -> Vec<Run> {
     .collect()
 }
 
+/// Whether `--only NAME` keeps run `r`: its image's name, `many` (more than 8 cores) or
+/// `gicv3` (every GICv3 run).
+pub fn selected(r: &Run, only: Option<&str>) -> bool {
+    match only {
+        None => true,
+        Some("many") => r.smp > 8,
+        Some("gicv3") => r.gic.version_for(r.smp) == Ok(3),
+        Some(name) => name == r.bin,
+    }
+}
+
 /// The suite's runs for `board`.
 pub fn runs(board: Board) -> Vec<Run> {
     match board {
@@ -290,10 +352,11 @@ impl Run {
     pub fn config(&self, board: Board, verbose: bool) -> RunConfig {
         RunConfig {
             precise_irq: self.precise_irq,
-            timeout_secs: self.expect.timeout_secs(),
+            timeout_secs: self.timeout.unwrap_or(self.expect.timeout_secs()),
             board,
             smp: self.smp,
             el2: self.el2,
+            gic: self.gic,
             append: self.append.to_string(),
             verbose,
             ..RunConfig::default()
@@ -309,8 +372,12 @@ impl Run {
             Build::Debug => ", debug build".into(),
             Build::Inject(bug) => format!(", release build with inject-{bug}"),
         };
+        let gic = match (board, self.gic.version_for(self.smp)) {
+            (Board::Virt, Ok(3)) => ", GICv3",
+            _ => "",
+        };
         format!(
-            "{} on {board}, {} core{}{}{build}{}",
+            "{} on {board}, {} core{}{gic}{}{build}{}",
             self.bin,
             self.smp,
             if self.smp == 1 { "" } else { "s" },

@@ -1,20 +1,24 @@
 //! QEMU `virt` (cortex-a72): PL011 at 0x0900_0000, RAM at 0x4000_0000, cores and the PSCI
 //! conduit from the device tree that QEMU passes in x0 when it boots the raw Image.
 
-use super::{BootInfo, MemKind, Region};
+use super::{BootInfo, GicConfig, MemKind, Region};
+use crate::drivers::gic::v3::MAX_REDIST_REGIONS;
 use crate::drivers::pl011::Pl011;
-use crate::MAX_CPUS;
+use alloc::vec;
 
 /// The memory map: the first GiB is MMIO (GIC at 0x0800_0000, PL011 at 0x0900_0000, ...),
-/// RAM starts at 1 GiB (the runner gives QEMU 1 GiB).
+/// RAM starts at 1 GiB (the runner gives QEMU 1 GiB). With GICv3 and more than 123 cores QEMU
+/// puts a second redistributor region at 256 GiB (`VIRT_HIGH_GIC_REDIST2`, 64 MiB: 512 more
+/// cores); that GiB is mapped as Device too (one level-1 block, no table).
 pub const MEMORY_MAP: &[Region] = &[
     Region { start: 0, size: 0x4000_0000, kind: MemKind::Device },
     Region { start: 0x4000_0000, size: 0x4000_0000, kind: MemKind::Normal },
+    Region { start: 0x40_0000_0000, size: 0x4000_0000, kind: MemKind::Device },
 ];
 
-/// GICv2 distributor.
+/// GICv2 distributor, if the DTB names no interrupt controller (QEMU's fixed address).
 pub const GICD_BASE: usize = 0x0800_0000;
-/// GICv2 CPU interface.
+/// GICv2 CPU interface, likewise.
 pub const GICC_BASE: usize = 0x0801_0000;
 
 /// PL011 UART0.
@@ -48,8 +52,9 @@ static CONDUIT: spin::Once<Conduit> = spin::Once::new();
 
 /// Reads the cores, the PSCI conduit and the command line from the DTB at `dtb`.
 pub fn discover(dtb: usize) -> BootInfo {
-    let mut info = BootInfo { mpidr: [0; MAX_CPUS], ncpus: 1, listed: 1, bootargs: "" };
-    info.mpidr[0] = crate::arch::mpidr();
+    let me = crate::arch::mpidr();
+    let gic = GicConfig::V2 { gicd: GICD_BASE, gicc: GICC_BASE };
+    let mut info = BootInfo { mpidr: vec![me], listed: 1, gic, bootargs: "" };
     if dtb == 0 {
         defmt::error!("no device tree in x0: boot the raw image (not the ELF); running on core 0 only");
         return info;
@@ -72,28 +77,19 @@ pub fn discover(dtb: usize) -> BootInfo {
         }
     };
     CONDUIT.call_once(|| conduit);
-    let me = crate::arch::mpidr();
-    let mut n = 1;
-    let mut listed = 0;
+    match gic_of(&fdt) {
+        Some(g) => info.gic = g,
+        None => defmt::warn!("no GIC node in the device tree; assuming GICv2 at {=usize:#x}", GICD_BASE),
+    }
+    // Logical core numbers are dense, in the DTB's order with the boot core first: with GICv3
+    // QEMU numbers 16 cores per cluster (Aff1), so MPIDR.Aff0 is not the core number.
     for cpu in fdt.cpus() {
         let id = cpu.ids().first() as u64;
-        listed += 1;
-        if id == me {
-            continue;
-        }
-        if n < MAX_CPUS {
-            info.mpidr[n] = id;
-            n += 1;
-        } else {
-            defmt::warn!(
-                "core with MPIDR {=u64:#x} is listed in the DTB but beyond MAX_CPUS = {}; left off",
-                id,
-                MAX_CPUS
-            );
+        if id != me {
+            info.mpidr.push(id);
         }
     }
-    info.ncpus = n;
-    info.listed = listed.max(1);
+    info.listed = info.mpidr.len();
     if let Some(args) = fdt.chosen().bootargs() {
         let args: &'static str =
             // SAFETY: 'static is sound because the DTB stays in place for the whole run (see above).
@@ -102,6 +98,32 @@ pub fn discover(dtb: usize) -> BootInfo {
         super::set_bootargs(args);
     }
     info
+}
+
+/// The interrupt controller from the DTB: `arm,gic-v3` (distributor, then
+/// `#redistributor-regions` redistributor regions) or `arm,cortex-a15-gic` / `arm,gic-400`
+/// (distributor, CPU interface).
+fn gic_of(fdt: &fdt::Fdt) -> Option<GicConfig> {
+    let node = fdt.find_compatible(&["arm,gic-v3", "arm,cortex-a15-gic", "arm,gic-400"])?;
+    let v3 = node.compatible()?.all().any(|c| c == "arm,gic-v3");
+    let mut reg = node.reg()?.map(|r| (r.starting_address as usize, r.size.unwrap_or(0)));
+    let (gicd, _) = reg.next()?;
+    if v3 {
+        let n = node.property("#redistributor-regions").and_then(|p| p.as_usize()).unwrap_or(1);
+        if n > MAX_REDIST_REGIONS {
+            defmt::error!("GICv3: {} redistributor regions, this driver reads {}", n, MAX_REDIST_REGIONS);
+        }
+        let mut redist = [(0, 0); MAX_REDIST_REGIONS];
+        let mut nredist = 0;
+        for (slot, r) in redist.iter_mut().zip(reg.take(n.min(MAX_REDIST_REGIONS))) {
+            *slot = r;
+            nredist += 1;
+        }
+        Some(GicConfig::V3 { gicd, redist, nredist })
+    } else {
+        let (gicc, _) = reg.next()?;
+        Some(GicConfig::V2 { gicd, gicc })
+    }
 }
 
 /// Why a core could not be started.

@@ -31,9 +31,8 @@
 //! `hw/arm/raspi.c` / `raspi4b.c` (`write_smpboot64`: the spin table, kernel at 0x80000);
 //! the firmware's `armstub8.S` (raspberrypi/tools: spin table, CNTFRQ 54 MHz, GIC groups).
 
-use super::{BootInfo, MemKind, Region};
+use super::{BootInfo, GicConfig, MemKind, Region};
 use crate::drivers::pl011::Pl011;
-use crate::MAX_CPUS;
 use core::ptr::{read_volatile, write_volatile};
 
 /// The memory map: the first GiB of RAM below the VideoCore's share as Normal memory, and the
@@ -136,15 +135,14 @@ fn held(cpu: usize) -> bool {
 /// The four cores (fixed: the BCM2711 has no others), and the command line from the DTB in x0
 /// if the firmware passed one (`cmdline.txt` on the Pi, `-append` with `-dtb` on QEMU).
 pub fn discover(dtb: usize) -> BootInfo {
-    let mut info = BootInfo { mpidr: [0; MAX_CPUS], ncpus: NCPUS.min(MAX_CPUS), listed: NCPUS, bootargs: "" };
     let me = crate::arch::mpidr();
     if me & 0xff != 0 {
         defmt::warn!("booted on MPIDR {=u64:#x}, not core 0", me);
     }
-    for (n, m) in info.mpidr.iter_mut().enumerate().take(info.ncpus) {
-        // Logical core n is Aff0 = n: boot/entry.S's spin_table_entry derives x0 the same way.
-        *m = (me & !0xff) | n as u64;
-    }
+    // Logical core n is Aff0 = n: boot/entry.S's spin_table_entry derives x0 the same way.
+    let mpidr = (0..NCPUS).map(|n| (me & !0xff) | n as u64).collect();
+    let gic = GicConfig::V2 { gicd: GICD_BASE, gicc: GICC_BASE };
+    let mut info = BootInfo { mpidr, listed: NCPUS, gic, bootargs: "" };
     // QEMU's loader leaves x0 = 0x100 (its old ATAGS address) when it has no DTB to pass: only
     // a blob with the FDT magic is a device tree. Without one there is no command line, which is
     // fine: nothing else comes from it.

@@ -6,7 +6,7 @@
 #[cfg(doc)]
 use super::Flags;
 use super::{Confirm, Misuse, PercpuRef, PercpuRefError, ATOMIC, DEAD, PERCPU_COUNT_BIAS};
-use crate::machine::{self, MutexGuard, Ordering, PerCpuBox, MAX_CPUS};
+use crate::machine::{self, MutexGuard, Ordering, PerCpuBox};
 use crate::rcu;
 use alloc::boxed::Box;
 
@@ -115,9 +115,9 @@ impl PercpuRef {
     /// is set to the switch's reference alone, whose put takes the ref to zero and runs release
     /// once.
     fn fold(&self, s: &Slow) -> bool {
-        // Wrapping sum over every possible core (offline cores' counters are zero):
+        // Wrapping sum over every core set up at boot (offline cores' counters are zero):
         // = gets - puts done in percpu mode, mod 2^32; read as i32 (see the module docs).
-        let sum = s.pcpu.as_ref().map_or(0, |p| p.sum(0..MAX_CPUS));
+        let sum = s.pcpu.as_ref().map_or(0, |p| p.sum(0..machine::nr_areas()));
         let delta = sum as i32 as i64 - PERCPU_COUNT_BIAS;
         // F: AcqRel (see the module docs). Adds the percpu contribution and removes the bias in
         // one RMW: the bias kept the count above zero until here.
@@ -292,7 +292,7 @@ impl PercpuRef {
         // Bias first: percpu-mode puts will not reach the atomic count, but the fold must be
         // able to subtract the bias again.
         self.count.fetch_add(PERCPU_COUNT_BIAS, Ordering::Relaxed);
-        for cpu in 0..MAX_CPUS {
+        for cpu in 0..machine::nr_areas() {
             // The ref has been atomic since a completed grace period (no switch is pending,
             // checked under this lock; INIT_ATOMIC refs were never percpu), so every get/put that
             // loaded a percpu word has finished, and later ones see ATOMIC until the store below.
@@ -378,7 +378,7 @@ impl PercpuRef {
                 if w & ATOMIC == 0 {
                     // Still percpu (e.g. right after init): fold the counters so the count stays
                     // meaningful. Nobody uses the ref (caller's contract), so none is in flight.
-                    let sum = p.sum(0..MAX_CPUS);
+                    let sum = p.sum(0..machine::nr_areas());
                     self.count.fetch_add(sum as i32 as i64 - PERCPU_COUNT_BIAS, Ordering::AcqRel);
                 }
                 self.word.store(ATOMIC | DEAD, Ordering::Relaxed);
