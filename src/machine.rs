@@ -68,7 +68,7 @@ pub use crate::board::bootarg;
 pub use crate::percpu::{cpu_id, nr_areas, PerCpuAllocError, PerCpuBox};
 pub use crate::smp::tick::{add_hook as add_tick_hook, hz as tick_hz};
 pub use crate::smp::{
-    cpu_limit, num_online, online_cpus, set_idle_hooks, wait_event, wake_up_all, Completion, IdleHooks,
+    num_online, num_possible, online_cpus, set_idle_hooks, wait_event, wake_up_all, Completion, IdleHooks,
 };
 pub use crate::MAX_CPUS;
 pub use core::sync::atomic::{

@@ -341,11 +341,11 @@ fn list_add_delete_replace_while_readers_iterate() {
 }
 
 /// The combining tree has the leaf size the command line asked for (`rcu_leaf=N`, else 16; at
-/// least what fits this run's core limit in 64 leaves), so the runs with small leaves really
+/// least what fits this run's cores in 64 leaves), so the runs with small leaves really
 /// spread their cores over several leaves.
 fn tree_has_the_leaf_size_asked_for() {
     let asked = quiescent::board::bootarg("rcu_leaf").map(|v| v.parse::<usize>().expect("rcu_leaf=N"));
-    let min = smp::cpu_limit().div_ceil(64).max(1);
+    let min = smp::num_possible().div_ceil(64).max(1);
     assert_eq!(rcu::leaf_size(), asked.unwrap_or(16).clamp(min, 64), "rcu leaf size");
     if asked.is_some_and(|a| a >= min) {
         let leaves = smp::online_cpus().map(|c| c / rcu::leaf_size()).max().unwrap_or(0) + 1;

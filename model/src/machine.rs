@@ -45,8 +45,8 @@ pub fn num_online() -> usize {
     NR_CPUS
 }
 
-/// The cores this run may use (the firmware's `smp::cpu_limit`): all of the model's.
-pub fn cpu_limit() -> usize {
+/// The cores this run set up (the firmware's `smp::num_possible`): all of the model's.
+pub fn num_possible() -> usize {
     NR_CPUS
 }
 

@@ -46,14 +46,24 @@
 //!   through a chain of leaf locks and `GP_LOCK` (each reporter stores its `ctr` after A and
 //!   before its leaf unlock); an `smp_mb` after taking `GP_LOCK` and before `DONE` makes that
 //!   order hold for every observer, not just the next lock holder (Linux's
-//!   `smp_mb__after_unlock_lock`). The set-up reads `ctr`s without their cores' lock chain, so it
-//!   has its own `smp_mb` between those reads and anything that may complete the grace period.
+//!   `smp_mb__after_unlock_lock`). The set-up and `gp_try_complete`'s pass have their own
+//!   `smp_mb` between their `ctr` reads and anything that may complete the grace period.
 //!   Whoever sees the grace period complete (and frees memory) is then ordered after all the
 //!   readers it waited for. Pairs with **A**; the waiter's Acquire load of `DONE` continues it.
+//!   On ARMv8 alone B is redundant: every `ctr` read is followed by a release (a leaf unlock,
+//!   `GP_LOCK`'s unlock, or `DONE`'s Release store), and ARMv8's release/acquire is RCsc and
+//!   other-multi-copy atomic, so the chain already orders the readers for every observer (Linux's
+//!   `smp_mb__after_unlock_lock` is a no-op on arm64). It is kept because the argument must also
+//!   hold in the C11 model loom checks, where a release/acquire chain is not cumulative for a
+//!   third observer; it costs one DMB per leaf per grace period.
 //! * **C** (`rcu_qs`, `eqs_exit`): `smp_mb` after a core stores its new `ctr` and before any new
 //!   reader runs. Pairs with **D**: a store-buffering pair, so either the grace-period starter's
-//!   set-up sees the new `ctr` (and waits for this core), or this core's new readers see everything
-//!   the updater did before starting the grace period (the removal). `eqs_enter`, `irq_exit` and
+//!   set-up sees the new `ctr` (the grace period's own number: the core is left out, its readers
+//!   began after the start; or an older one: the grace period waits for it), or this core's new
+//!   readers see everything the updater did before starting the grace period (the removal). In
+//!   `rcu_qs`, A already lies between the load of `STARTED` and the `ctr` store, so C there only
+//!   repeats that order (the loom models cannot show it is needed); in `eqs_exit`, where nothing
+//!   separates the load and the store, C is what gives it. `eqs_enter`, `irq_exit` and
 //!   `cpu_dead` have the same `smp_mb` after `ctr = 0`, before reading `STARTED`: either the set-up
 //!   sees the core idle and leaves it out, or the core sees the new grace period and reports.
 //! * **D** (`gp_start`, `snapshot`): `smp_mb` between an updater's removal and its snapshot of

@@ -59,7 +59,7 @@ fn qs_checks() {
 }
 
 /// Reports a quiescent state: this core holds no reference obtained in an earlier read-side
-/// section. The fast path (no grace period has started since the last report) is one load.
+/// section. The fast path (this core's `ctr` already equals `STARTED`) is two loads.
 #[inline]
 pub fn rcu_qs() {
     qs_checks();

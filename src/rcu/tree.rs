@@ -106,9 +106,10 @@ machine::global! {
 }
 
 /// Sets the leaf size: `rcu_leaf=N` (clamped to 1..=64, and to at least the size that fits
-/// this run's cores in 64 leaves), else 16.
+/// this run's cores in 64 leaves), else 16. Sized from the cores this run set up (final before
+/// `rcu::init`), not the compile-time limit: a 4-core boot has one leaf, not 32 empty ones.
 pub(super) fn init() {
-    let cores = machine::cpu_limit();
+    let cores = machine::num_possible();
     let min = cores.div_ceil(MAX_LEAVES).max(1);
     let asked = machine::bootarg("rcu_leaf").and_then(|v| v.parse::<usize>().ok());
     let leaf = asked.unwrap_or(DEFAULT_LEAF).clamp(min, 64);
@@ -201,6 +202,10 @@ pub(super) fn report(cpu: usize, g: u64) {
 /// Clears `mask` in leaf `i` for grace period `g`; the leaf emptying goes on to the root, and
 /// the root emptying completes `g`.
 fn report_leaf(i: usize, mask: u64, g: u64) {
+    // Interrupts stay masked from the leaf through the root: a Stop IPI parking this core
+    // between the two (its cpu_dead report finds its leaf bit already clear) would otherwise
+    // leave the root's bit set, and the grace period would never end.
+    let _irq = IrqGuard::new();
     {
         let mut l = leaf_lock(i);
         if l.g.gp != g || l.g.qsmask & mask == 0 {

@@ -227,10 +227,10 @@ pub fn secondary_online(cpu: usize) -> ! {
     // Release: everything this core set up is visible to whoever sees it online.
     ONLINE[cpu / 64].fetch_or(1 << (cpu % 64), Ordering::Release);
     // O: the ONLINE bit before this core's first reader (an interrupt handler or its first work
-    // item, so interrupts stay masked until here): a grace-period completer that does not see
+    // item, so interrupts stay masked until here): a grace period whose set-up does not see
     // the bit does not wait for this core, so this core must see what the updater did before
-    // that grace period. Pairs with D in rcu's gp_start/snapshot (the completer reads ONLINE
-    // after D'). Without it the bit could sit in this core's store buffer while its first reads
+    // that grace period. Pairs with D in rcu's gp_start/snapshot (the set-up reads ONLINE
+    // after D). Without it the bit could sit in this core's store buffer while its first reads
     // run: a store-buffering pair.
     arch::smp_mb();
     arch::local_irq_enable();
