@@ -32,6 +32,13 @@ pub enum Gic {
 
 /// GICv2's reach.
 pub const GICV2_MAX_CORES: u32 = 8;
+/// Past this many cores QEMU runs every vCPU in one host thread, round-robin (`-accel
+/// tcg,thread=single`): with hundreds of multi-threaded vCPUs on a 2-core host, the vCPU threads
+/// starved each other and bring-up at 256 did not finish in minutes; single-threaded it takes
+/// about 10 s, since idle cores sit in WFI and cost nothing. Below it, multi-threaded TCG keeps
+/// real parallelism between the vCPUs (work spread over every core, as the 64-core runs do,
+/// is many times slower round-robin).
+pub const SINGLE_THREAD_ABOVE: u32 = 128;
 /// QEMU virt's maximum with GICv3, which is also the firmware's MAX_CPUS.
 pub const VIRT_MAX_CORES: u32 = 512;
 
@@ -178,6 +185,8 @@ pub fn qemu_command(cfg: &RunConfig, img: &Path) -> Result<Command, String> {
     c.args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-semihosting"]);
     if cfg.precise_irq {
         c.args(["-accel", "tcg,one-insn-per-tb=on"]);
+    } else if cfg.board == Board::Virt && cfg.smp > SINGLE_THREAD_ABOVE && !cfg.icount {
+        c.args(["-accel", "tcg,thread=single"]);
     }
     if cfg.icount {
         c.args(["-icount", "shift=0"]);
@@ -349,6 +358,17 @@ mod tests {
         assert_eq!(machine(9, Gic::Auto), "virt,gic-version=3,acpi=off");
         assert_eq!(machine(4, Gic::V3), "virt,gic-version=3");
         assert_eq!(machine(512, Gic::V3), "virt,gic-version=3,acpi=off");
+    }
+
+    #[test]
+    fn single_threaded_tcg_only_past_128_cores() {
+        let accel = |smp| args(&RunConfig { smp, ..RunConfig::default() }).join(" ").contains("tcg,thread=single");
+        assert!(!accel(4) && !accel(64) && !accel(128));
+        assert!(accel(129) && accel(256));
+        // -icount is single-threaded already (and exclusive with thread=single's explicit -accel).
+        assert!(!args(&RunConfig { smp: 256, icount: true, ..RunConfig::default() })
+            .join(" ")
+            .contains("thread=single"));
     }
 
     #[test]
