@@ -72,13 +72,40 @@ pub fn num_possible() -> usize {
     POSSIBLE.load(Ordering::Relaxed)
 }
 
-/// Iterates over the online cores, in order (each word of the mask is read once).
+/// Iterates over the online cores, in order (each word of the mask is read once). Only the
+/// words that can hold a core this run set up are read, and within a word only the set bits are
+/// visited (lowest first): a pass costs a few instructions per online core, not one test per
+/// bit of the word (64 per word: at 4 cores that made the grace period's set-up and its
+/// completer's wake-up pass cost about 400 instructions each).
 pub fn online_cpus() -> impl Iterator<Item = usize> {
     let words = POSSIBLE.load(Ordering::Relaxed).div_ceil(64);
     (0..words).flat_map(|w| {
         let m = ONLINE[w].load(Ordering::Acquire);
-        (0..64).filter(move |b| m & (1 << b) != 0).map(move |b| w * 64 + b)
+        SetBits(m).map(move |b| w * 64 + b)
     })
+}
+
+/// The set bits of a word, lowest first.
+struct SetBits(u64);
+
+impl Iterator for SetBits {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
+        }
+        let b = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1; // clears the lowest set bit
+        Some(b)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.0.count_ones() as usize;
+        (n, Some(n))
+    }
 }
 
 /// MPIDR of logical core `cpu` (PSCI `CPU_ON`'s target, the SGI routing of its GIC).
