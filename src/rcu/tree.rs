@@ -161,7 +161,8 @@ pub(super) fn setup(g: u64) -> bool {
     let leaf = leaf_size();
     // After D: a core whose ONLINE bit this misses sees the updater's removal (O pairs with D),
     // and a ctr read here is either seen as 0/g or its core's new readers see the removal (C).
-    let mut cpus = machine::online_cpus().peekable();
+    let mut cpus = machine::online_cpus();
+    let mut next = cpus.next();
     let mut root = 0;
     for i in 0..nr_leaves() {
         let (base, end) = (i * leaf, (i + 1) * leaf);
@@ -170,11 +171,12 @@ pub(super) fn setup(g: u64) -> bool {
         // its value is seen here (the report is not lost).
         let mut l = leaf_lock(i);
         let mut m = 0u64;
-        while let Some(cpu) = cpus.next_if(|&c| c < end) {
+        while let Some(cpu) = next.filter(|&c| c < end) {
             let v = CPUS[cpu].ctr.load(Ordering::Relaxed);
             if v != 0 && v != g && Some(cpu) != skip {
                 m |= 1 << (cpu - base);
             }
+            next = cpus.next();
         }
         l.g.gp = g;
         l.g.qsmask = m;
