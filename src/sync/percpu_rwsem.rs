@@ -10,15 +10,52 @@
 //! IDLE and waits a grace period, after which no reader can still be on the fast path without
 //! the writer seeing its count.
 //!
+//! # Two counts: per-core (fast path) and `slow_count` (slow paths)
+//!
+//! The number of read holders is always `sum(per-core counts) + slow_count` (wrapping `u32`s;
+//! only the total means anything: a reader may take the lock on one path and release it on the
+//! other, or on another core). The per-core counts are touched only on the fast path (and by a
+//! writer's fold, below); every slow path uses the one shared atomic `slow_count`: the slow
+//! `reader_trylock`'s increment and its decrement when it fails, the slow `up_read`'s decrement,
+//! and the waker's increment when it takes the lock on a queued reader's behalf.
+//!
+//! While a writer is between `rss.enter()` and `rss.exit()` the per-core counts are **frozen**:
+//! `enter` returns only once no core can still be on the fast path (its grace period, or an
+//! earlier writer's), and the `rcu_sync` cannot return to IDLE while a writer is inside (its
+//! count is non-zero; IDLE comes a grace period after the last `exit`). So the writer **folds**
+//! them, once: it walks the online cores (O(N), the only per-core walk of a `down_write`), adds
+//! their sum to `slow_count` and zeroes the non-zero ones. From then on `slow_count` alone is the
+//! number of read holders, and the writer waits until it reads 0: one load per wake-up. A slow
+//! decrement that takes `slow_count` from 1 to 0 (its `fetch_sub` returns 1) is the last exit and
+//! wakes the writer; the others do not (with many readers leaving, one wake-up, not one each).
+//! A decrement that reaches 0 before the fold (or with no writer waiting) wakes for nothing.
+//!
+//! The fold's stores are ordered before any later fast-path add by the grace period between the
+//! last writer's `exit` and IDLE, as the writers' critical sections are; the fast-path adds
+//! before the writer's `enter` are ordered before the fold by `enter`'s grace period (or, for a
+//! writer that found a writer already inside, by the `rcu_sync`'s lock and its Release/Acquire
+//! of PASSED after that writer's grace period).
+//!
+//! Why a reader whose slow increment the writer misses cannot hold the lock, and why the writer
+//! cannot see 0 while one does: every decrement of the total comes after its matching increment
+//! (in happens-before: same core, or the waker's increment before the waiter's completion). A
+//! fast-path increment is in the fold (frozen counts, all seen); a slow one that saw `block`
+//! clear is in `slow_count` before the fold's add (A/D below). So any value of `slow_count` the
+//! writer reads after the fold counts every holder it must wait for, and reads 0 only once each
+//! of them has decremented.
+//!
 //! # Slow paths and barrier pairs (labels as in Linux)
 //!
-//! * reader: increment, **A** `smp_mb` (pairs with **D**), check `block` (acquire); if blocked,
-//!   decrement, wake the writer, and wait in the FIFO queue.
-//! * reader `up_read` slow path: **B** `smp_mb` before the decrement (pairs with **C**), so a
-//!   writer that sees the decrement also sees the whole read-side critical section.
+//! * reader: increment `slow_count`, **A** `smp_mb` (pairs with **D**), check `block`
+//!   (acquire); if blocked, decrement, wake the writer if that was the last exit, and wait in
+//!   the FIFO queue.
+//! * reader `up_read` slow path: **B** `smp_mb` before the decrement of `slow_count` (pairs
+//!   with **C**), so a writer that sees the decrement also sees the whole read-side critical
+//!   section.
 //! * writer: `rcu_sync` enter; take `block` with an atomic swap (writer-writer exclusion; its
-//!   full-barrier semantics are **D**, pairing with **A**: either the reader sees `block` or the
-//!   writer sees the reader's increment); wait until the per-core counts sum to zero, then **C**
+//!   full barrier is **D**, pairing with **A**: either the reader sees `block` or the writer's
+//!   fold, after D, comes after the reader's increment in `slow_count`'s modification order);
+//!   fold the per-core counts into `slow_count`; wait until `slow_count` is zero, then **C**
 //!   `smp_mb` (pairs with **B**).
 //! * `up_write`: clear `block` with release semantics, admit the waiters (FIFO: readers at the
 //!   head until the first writer), then `rcu_sync` exit.
@@ -52,8 +89,10 @@ struct Waiter {
 pub struct PercpuRwSem {
     /// First field: the readers' one load is at offset 0.
     rss: RcuSync,
-    /// One `u32` per core (4 bytes each, packed with other per-cpu data).
+    /// One `u32` per core (4 bytes each, packed with other per-cpu data): the fast path's.
     read_count: PerCpuBox<u32>,
+    /// The slow paths' read count (wrapping), and after a writer's fold the whole count.
+    slow_count: AtomicU32,
     /// Set while a writer holds or is acquiring the lock: new readers take the slow path.
     block: AtomicU32,
     waiters: Mutex<VecDeque<Arc<Waiter>>>,
@@ -61,11 +100,14 @@ pub struct PercpuRwSem {
     owner: AtomicUsize,
     /// This semaphore's own `Arc`, for the `rcu_sync` exit callback.
     me: Weak<PercpuRwSem>,
-    /// Debug builds: read holders, one shared atomic (the per-core counts can sum to a negative
-    /// value for a moment while a waker counts a reader on its own core), to catch an unbalanced
-    /// `up_read` exactly.
+    /// Debug builds: read holders, one shared atomic (the two counts can each be "negative" for
+    /// a while), to catch an unbalanced `up_read` exactly.
     #[cfg(debug_assertions)]
     holders: machine::AtomicIsize,
+    /// Debug builds: walks over the per-core counts (folds and `is_read_locked`), which a test
+    /// counts: one per `down_write`, however many wake-ups its wait has.
+    #[cfg(debug_assertions)]
+    walks: machine::AtomicUsize,
 }
 
 impl AsRef<RcuSync> for PercpuRwSem {
@@ -81,12 +123,15 @@ impl PercpuRwSem {
         Ok(Arc::new_cyclic(|me| PercpuRwSem {
             rss: RcuSync::new(),
             read_count,
+            slow_count: AtomicU32::new(0),
             block: AtomicU32::new(0),
             waiters: Mutex::new(VecDeque::new()),
             owner: AtomicUsize::new(0),
             me: me.clone(),
             #[cfg(debug_assertions)]
             holders: machine::AtomicIsize::new(0),
+            #[cfg(debug_assertions)]
+            walks: machine::AtomicUsize::new(0),
         }))
     }
 
@@ -95,24 +140,77 @@ impl PercpuRwSem {
         self.rss.is_idle()
     }
 
-    /// Sum of the per-core read counts (wrapping: per-core counts may go "negative").
+    /// Debug builds: how many times the per-core counts have been walked (each `down_write`
+    /// once, each `is_read_locked` once); `None` in release builds, which do not count.
+    pub fn debug_walks(&self) -> Option<usize> {
+        #[cfg(debug_assertions)]
+        let walks = Some(self.walks.load(Ordering::Relaxed));
+        #[cfg(not(debug_assertions))]
+        let walks = None;
+        walks
+    }
+
+    /// Debug builds: one more walk over the per-core counts.
+    #[inline(always)]
+    fn debug_walk(&self) {
+        #[cfg(debug_assertions)]
+        self.walks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The read holders, `sum(per-core) + slow_count` (wrapping). A snapshot of counts others
+    /// change meanwhile: exact only when they do not (as Linux's `percpu_is_read_locked`).
     fn readers(&self) -> i32 {
-        self.read_count.sum(machine::online_cpus()) as i32
+        self.debug_walk();
+        let fast = self.read_count.sum(machine::online_cpus());
+        fast.wrapping_add(self.slow_count.load(Ordering::Relaxed)) as i32
+    }
+
+    /// The writer's one walk over the per-core counts (they are frozen: see the module doc):
+    /// moves their sum into `slow_count` and zeroes them, so that `slow_count` alone is the
+    /// number of read holders. Only under `block`, after D.
+    fn fold(&self) {
+        self.debug_walk();
+        let (mut sum, mut any) = (0u32, false);
+        for cpu in machine::online_cpus() {
+            let c = self.read_count.remote_get(cpu);
+            sum = sum.wrapping_add(c);
+            any |= c != 0;
+        }
+        if !any {
+            return; // nothing to move (back-to-back writers, or every reader left where it came)
+        }
+        // The add first, then the zeroing: a concurrent `is_read_locked` may count a holder
+        // twice for a moment, never miss one that only the per-core counts held.
+        self.slow_count.fetch_add(sum, Ordering::Relaxed);
+        for cpu in machine::online_cpus() {
+            if self.read_count.remote_get(cpu) != 0 {
+                // SAFETY: no core adds to its count while a writer is inside the rcu_sync (the
+                // fast path needs IDLE: see the module doc), and the only other writer of these
+                // counts, a later writer's fold, runs after this one releases `block`.
+                unsafe { self.read_count.remote_set(cpu, 0) };
+            }
+        }
+    }
+
+    /// A slow-path decrement of the read count: wakes the writer if it took the count to zero
+    /// (the last exit, once the writer has folded; before, or with no writer, a wasted wake-up).
+    fn slow_dec(&self) {
+        if self.slow_count.fetch_sub(1, Ordering::Relaxed) == 1 {
+            machine::wake_up_all();
+        }
     }
 
     /// Linux's `__percpu_down_read_trylock`.
     fn reader_trylock(&self) -> bool {
-        self.read_count.this_cpu_add(1);
+        self.slow_count.fetch_add(1, Ordering::Relaxed);
         smp_mb(); // A: the increment before reading block; pairs with D in writer_trylock
 
         // Acquire: if !block, the critical section starts here, after the writer's release.
         if self.block.load(Ordering::Acquire) == 0 {
             return true;
         }
-        self.read_count.this_cpu_add(u32::MAX); // -1
-
-        // Prod the writer to re-evaluate the reader count (in wait_event).
-        machine::wake_up_all();
+        // Back out (no critical section to order); the writer waits for this count too.
+        self.slow_dec();
         false
     }
 
@@ -124,7 +222,7 @@ impl PercpuRwSem {
         // D: an exclusive swap with acquire and release, followed by a full barrier (an
         // AcqRel RMW alone does not order a later plain load of another location on ARMv8).
         let won = self.block.swap(1, Ordering::AcqRel) == 0;
-        smp_mb(); // D: block=1 before reading the read counts; pairs with A in reader_trylock
+        smp_mb(); // D: block=1 before the fold and the reads of slow_count; pairs with A in reader_trylock
         won
     }
 
@@ -156,8 +254,8 @@ impl PercpuRwSem {
     fn wake(&self) {
         let mut q = self.waiters.lock();
         while let Some(w) = q.front() {
-            // The lock is taken on the waiter's behalf (its count is this core's: the sum is
-            // what matters, and the waiter's up_read subtracts on its own core).
+            // The lock is taken on the waiter's behalf: a reader's increment of the shared
+            // `slow_count`, which the waiter's up_read decrements (on whichever path).
             if !self.trylock(w.reader) {
                 break;
             }
@@ -236,9 +334,8 @@ impl RwSemaphore for PercpuRwSem {
             self.read_count.this_cpu_dec_at(base);
         } else {
             smp_mb(); // B: the critical section before the decrement; pairs with C in down_write
-            self.read_count.this_cpu_add(u32::MAX);
-            // A reader only ever wakes the (single) writer waiting for the count.
-            machine::wake_up_all();
+            // Whichever path took the lock: the total is what the writer waits for.
+            self.slow_dec();
         }
         self.debug_release();
     }
@@ -250,11 +347,15 @@ impl RwSemaphore for PercpuRwSem {
         if !self.writer_trylock() {
             self.wait(false);
         }
-        // Wait for the readers already inside (new ones see block and queue). Fault injection
-        // (`inject-rwsem-no-drain`, never in normal builds) skips this, for the lock torture's
-        // self-test.
-        machine::wait_event(|| cfg!(feature = "inject-rwsem-no-drain") || self.readers() == 0);
-        smp_mb(); // C: the zero sum before the critical section; pairs with B in up_read
+        // The per-core counts are frozen now: one walk moves them into slow_count.
+        self.fold();
+        // Wait for the readers already inside (new ones see block and queue): one load per
+        // wake-up, and the last one out wakes us. Fault injection (`inject-rwsem-no-drain`,
+        // never in normal builds) skips this, for the lock torture's self-test.
+        machine::wait_event(|| {
+            cfg!(feature = "inject-rwsem-no-drain") || self.slow_count.load(Ordering::Relaxed) == 0
+        });
+        smp_mb(); // C: the zero count before the critical section; pairs with B in up_read
         self.owner.store(cpu_id() + 1, Ordering::Relaxed);
     }
 
