@@ -218,3 +218,83 @@ fn handoff_admits_every_queued_reader() {
 fn handoff_writer_queued_behind_a_reader() {
     check(2, writer_queued_behind_a_reader); // preemption bound 2
 }
+
+// The two counts (per-core for the fast path, `slow_count` for the slow paths) and the writer's
+// fold of the first into the second.
+
+/// Writer on core 0; core 1 takes the lock on the fast path and holds it across a quiescent
+/// point (so its up_read may be on the slow path, after the writer folded its per-core count
+/// into `slow_count`), core 2 arrives after a quiescent point (so it may take the slow path, or
+/// queue). The writer must wait for both, whichever path each took and released on.
+fn fast_and_slow_readers_vs_writer() {
+    rcu::init();
+    let sem = ForgetOnPanic::new(PercpuRwSem::new().unwrap());
+    let data = Rc::new(UnsafeCell::new(0u32));
+    let mut ts = Vec::new();
+    for cpu in 1..=2 {
+        let (s, d) = (ForgetOnPanic::new((*sem).clone()), data.clone());
+        ts.push(spawn_cpu(cpu, move || {
+            if cpu == 2 {
+                rcu::quiescent_point();
+            }
+            s.down_read();
+            if cpu == 1 {
+                rcu::quiescent_point();
+            }
+            let v = d.with(|p| unsafe { *p });
+            assert!(v == 0 || v == 1);
+            s.up_read();
+        }));
+    }
+    sem.down_write();
+    data.with_mut(|p| unsafe { *p = 1 });
+    sem.up_write();
+    for t in ts {
+        join(t);
+    }
+    assert!(!sem.is_read_locked(), "the read count is back to zero");
+    rcu::barrier();
+    assert!(sem.readers_fast());
+}
+
+/// A reader takes the lock on the slow path while a first writer is inside (counted in
+/// `slow_count`, maybe by the waker) and releases it once the rcu_sync is idle again, on the fast
+/// path: its core's count goes to -1 (wrapping) and `slow_count` stays at +1, a total of 0. Or
+/// it releases it on the slow path if the second writer has already arrived. The second writer
+/// folds whatever is there and must wait for the reader exactly when it still holds the lock.
+fn reader_released_on_the_other_path() {
+    rcu::init();
+    let sem = ForgetOnPanic::new(PercpuRwSem::new().unwrap());
+    let data = Rc::new(UnsafeCell::new(0u32));
+    let gate = Gate::new();
+    sem.down_write();
+    let (s, d, g) = (ForgetOnPanic::new((*sem).clone()), data.clone(), gate.clone());
+    let reader = spawn_cpu(1, move || {
+        s.down_read(); // the writer is inside: the slow path
+        g.wait();
+        let v = d.with(|p| unsafe { *p });
+        assert!(v == 1 || v == 2);
+        s.up_read();
+    });
+    data.with_mut(|p| unsafe { *p = 1 });
+    sem.up_write();
+    rcu::barrier(); // back to IDLE: the reader's up_read may take the fast path
+    gate.open();
+    sem.down_write();
+    data.with_mut(|p| unsafe { *p = 2 });
+    sem.up_write();
+    join(reader);
+    assert!(!sem.is_read_locked(), "per-core -1 and slow +1, or both folded: a total of zero");
+    rcu::barrier();
+    assert!(sem.readers_fast());
+}
+
+#[test]
+fn fast_and_slow_readers_both_waited_for() {
+    check(2, fast_and_slow_readers_vs_writer); // preemption bound 2
+}
+
+#[test]
+fn reader_released_on_the_other_path_than_it_took() {
+    check(2, reader_released_on_the_other_path); // preemption bound 2
+}
