@@ -362,6 +362,82 @@ fn percpu_is_read_locked_tracks_readers_on_every_core() {
     assert!(!l.is_write_locked());
 }
 
+/// Readers that took the lock on the fast path on several cores (each counted in its own core's
+/// count) release it one by one on the slow path while a writer waits: the writer has folded
+/// their per-core counts into the shared slow count once, and must not enter before the last of
+/// them has left (the test's own core, polling trylock meanwhile: failed slow-path attempts
+/// add and take back counts during the wait). Debug builds also check that the writer walked the
+/// per-core counts exactly once, however many wake-ups its wait had.
+fn percpu_writer_waits_for_fast_path_readers_leaving_on_the_slow_path() {
+    let o = others();
+    if o.is_empty() {
+        return;
+    }
+    let l = percpu();
+    assert!(l.readers_fast());
+    let readers: alloc::vec::Vec<usize> = o[1..].to_vec();
+    let n = readers.len() + 1; // and this core
+    let (held, turn, released, written) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    l.down_read(); // the fast path: no writer yet
+    for (k, &c) in readers.iter().enumerate() {
+        let (l2, h2, t2, r2, w2) = (l.clone(), held.clone(), turn.clone(), released.clone(), written.clone());
+        smp::queue_work(c, move || {
+            assert!(l2.readers_fast(), "core {}: no writer yet, the fast path", c);
+            l2.down_read();
+            h2.fetch_add(1, Ordering::AcqRel);
+            while t2.load(Ordering::Acquire) <= k {
+                rcu::rcu_quiescent_state(); // a long hold passes quiescent points
+            }
+            assert!(!w2.load(Ordering::Acquire), "the writer entered while core {} held the lock", c);
+            assert!(!l2.readers_fast(), "a writer is inside: the slow path");
+            l2.up_read();
+            r2.fetch_add(1, Ordering::AcqRel);
+        });
+    }
+    wait_until(10_000, "every reader inside", || held.load(Ordering::Acquire) == n - 1);
+    let walks = Arc::new(AtomicUsize::new(usize::MAX));
+    let (l3, r3, w3, wk3) = (l.clone(), released.clone(), written.clone(), walks.clone());
+    smp::queue_work(o[0], move || {
+        let before = l3.debug_walks();
+        l3.down_write();
+        let after = l3.debug_walks();
+        let left = r3.load(Ordering::Acquire);
+        assert_eq!(left, n - 1, "the writer entered with {} of the other cores' readers still inside", n - 1 - left);
+        if let (Some(b), Some(a)) = (before, after) {
+            wk3.store(a - b, Ordering::Relaxed);
+        }
+        w3.store(true, Ordering::Release);
+        l3.up_write();
+    });
+    // Once the writer has passed its grace period and taken `block`, trylock fails.
+    let t0 = arch::counter();
+    while l.down_read_trylock() {
+        l.up_read();
+        assert!(arch::ticks_to_ns(arch::counter() - t0) < 10_000_000_000, "the writer to start waiting within 10 s");
+        rcu::rcu_quiescent_state();
+    }
+    for k in 0..n - 1 {
+        turn.store(k + 1, Ordering::Release);
+        wait_until(10_000, "a reader to leave", || released.load(Ordering::Acquire) == k + 1);
+        assert!(!l.down_read_trylock(), "the writer still waits: trylock fails");
+        assert!(!written.load(Ordering::Acquire), "the writer entered with readers inside");
+    }
+    assert!(!l.readers_fast());
+    l.up_read(); // the last one out, on the slow path: it wakes the writer
+    wait_until(10_000, "the writer after the last reader left", || written.load(Ordering::Acquire));
+    wait_until(10_000, "the writer's up_write", || !l.is_write_locked());
+    if cfg!(debug_assertions) {
+        assert_eq!(walks.load(Ordering::Relaxed), 1, "down_write walked the per-core counts more than once");
+    }
+    assert!(!l.is_read_locked());
+    rcu::rcu_barrier();
+}
+
 quiescent::tests!(
     percpu_exclusion,
     percpu_readers_share,
@@ -372,6 +448,7 @@ quiescent::tests!(
     percpu_waiting_is_quiescent,
     percpu_back_to_back_writers_pay_one_grace_period,
     percpu_is_read_locked_tracks_readers_on_every_core,
+    percpu_writer_waits_for_fast_path_readers_leaving_on_the_slow_path,
     classic_exclusion,
     classic_readers_share,
     classic_writer_waits_for_readers_inside,

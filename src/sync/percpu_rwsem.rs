@@ -334,7 +334,7 @@ impl RwSemaphore for PercpuRwSem {
             self.read_count.this_cpu_dec_at(base);
         } else {
             smp_mb(); // B: the critical section before the decrement; pairs with C in down_write
-            // Whichever path took the lock: the total is what the writer waits for.
+                      // Whichever path took the lock: the total is what the writer waits for.
             self.slow_dec();
         }
         self.debug_release();
@@ -352,9 +352,7 @@ impl RwSemaphore for PercpuRwSem {
         // Wait for the readers already inside (new ones see block and queue): one load per
         // wake-up, and the last one out wakes us. Fault injection (`inject-rwsem-no-drain`,
         // never in normal builds) skips this, for the lock torture's self-test.
-        machine::wait_event(|| {
-            cfg!(feature = "inject-rwsem-no-drain") || self.slow_count.load(Ordering::Relaxed) == 0
-        });
+        machine::wait_event(|| cfg!(feature = "inject-rwsem-no-drain") || self.slow_count.load(Ordering::Relaxed) == 0);
         smp_mb(); // C: the zero count before the critical section; pairs with B in up_read
         self.owner.store(cpu_id() + 1, Ordering::Relaxed);
     }
