@@ -160,6 +160,9 @@ static LOCKS: [Tortured; 4] = [
     Tortured::new("spin_lock", false),
 ];
 
+/// The percpu-rwsem again, for its debug-build walk count in the statistics.
+static PERCPU: spin::Once<Arc<PercpuRwSem>> = spin::Once::new();
+
 pub struct LockTorture;
 
 pub static LOCK_TORTURE: LockTorture = LockTorture;
@@ -171,6 +174,7 @@ impl Torture for LockTorture {
 
     fn start(&self) {
         let percpu: Arc<PercpuRwSem> = PercpuRwSem::new().expect("percpu-rwsem: per-cpu space");
+        PERCPU.call_once(|| percpu.clone());
         LOCKS[0].kind.call_once(|| Kind::Rw(alloc::boxed::Box::new(percpu)));
         LOCKS[1].kind.call_once(|| Kind::Rw(alloc::boxed::Box::new(RwSem::new())));
         LOCKS[2].kind.call_once(|| Kind::Rw(alloc::boxed::Box::new(SpinRw::new())));
@@ -210,6 +214,15 @@ impl Torture for LockTorture {
             if matches!(l.kind(), Kind::Rw(_)) {
                 ok &= l.print("Reads ", &l.reads, &l.read_fail);
             }
+        }
+        // Debug builds: how many times the percpu-rwsem's writers walked the per-core counts
+        // (once per down_write; nothing else here walks them).
+        if let Some(walks) = PERCPU.get().and_then(|p| p.debug_walks()) {
+            defmt::println!(
+                "percpu_rwsem_lock-torture: per-core count walks: {} over {} writes",
+                walks,
+                LOCKS[0].writes.total()
+            );
         }
         ok
     }
