@@ -29,6 +29,12 @@
 //! decrement that takes `slow_count` from 1 to 0 (its `fetch_sub` returns 1) is the last exit and
 //! wakes the writer; the others do not (with many readers leaving, one wake-up, not one each).
 //! A decrement that reaches 0 before the fold (or with no writer waiting) wakes for nothing.
+//! No wake-up is lost: after the fold `slow_count` is the number of holders plus failed slow
+//! attempts not yet backed out, never "negative", so it reaches 0 only by a decrement from 1
+//! (or is 0 at the writer's first check, right after its fold), and that decrement's core then
+//! wakes the writer (`wake_up_all`: the store completes before the `sev`, and WFE's event latch
+//! covers a `sev` that falls between the writer's check and its `wfe`). The loom models poll
+//! instead of modelling WFE/SEV (`src/machine.rs`), so this argument is not checked by them.
 //!
 //! The fold's stores are ordered before any later fast-path add by the grace period between the
 //! last writer's `exit` and IDLE, as the writers' critical sections are; the fast-path adds
