@@ -93,6 +93,18 @@ macro_rules! percpu {
 }
 pub(crate) use percpu;
 
+/// Per-core statics that other cores read too (Linux's per-cpu `rcu_data`):
+/// `percpu_shared! { static CPUS: RcuCpu = RcuCpu { .. }; }`, reached as `CPUS.local()` (this
+/// core's) and `CPUS.remote(cpu)`. On the firmware a [`crate::percpu!`] variable, so it lives in
+/// each core's per-cpu area, which exists only for the cores present; in the model a
+/// per-execution lazy array, one element per modelled core.
+macro_rules! percpu_shared {
+    ($($t:tt)*) => {
+        $crate::percpu! { $($t)* }
+    };
+}
+pub(crate) use percpu_shared;
+
 /// A `static` the algorithms keep. On the firmware a plain `static`; in the model, where loom's
 /// atomics have no `const` constructor and every execution starts afresh, a per-execution lazy
 /// value with the same name and methods.
@@ -103,8 +115,7 @@ macro_rules! global {
 }
 pub(crate) use global;
 
-/// A `static` array with one element per core, each `$init`, indexed by core number (state other
-/// cores read, unlike [`percpu!`]): `global_array! { static CPUS: [RcuCpu; MAX_CPUS] = RcuCpu {..}; }`.
+/// A `static` array of `$n` elements, each `$init`: `global_array! { static LEAVES: [Leaf; MAX_LEAVES] = Leaf {..}; }`.
 /// On the firmware a plain `static` of `[const { $init }; N]`; in the model a per-execution lazy
 /// array, as [`global!`].
 macro_rules! global_array {

@@ -113,10 +113,20 @@ pub unsafe fn set_local_area(cpu: usize) {
     CPU_ID.set(cpu);
 }
 
-/// The offset of `cpu`'s area (template address + offset = that core's copy).
+/// The offset of `cpu`'s area (template address + offset = that core's copy). A core without
+/// an area (absent, or beyond the limit) is a named error, not core 0's copy by accident.
 #[inline]
 pub fn offset(cpu: usize) -> usize {
+    if cpu >= nr_areas() {
+        no_area(cpu);
+    }
     OFFSETS[cpu].load(Ordering::Relaxed)
+}
+
+#[cold]
+#[inline(never)]
+fn no_area(cpu: usize) -> ! {
+    panic!("per-cpu area of core {} asked for: only cores 0..{} have one", cpu, nr_areas())
 }
 
 /// Declares static per-cpu variables: `percpu! { pub static COUNT: u64 = 0; }`.

@@ -3,7 +3,8 @@
 //!
 //! kinds: `unmapped` (data abort), `undefined` (undefined instruction), `write-text` (write to
 //! code: permission fault), `exec-data` (execute data: permission fault), `stack-overflow`
-//! (on core 1 when present: runs into its guard page).
+//! (on core 1 when present: runs into its guard page), `percpu-no-area` (another core's per-cpu
+//! copy, for a core that has no area).
 #![no_std]
 #![no_main]
 
@@ -48,6 +49,10 @@ fn trigger() {
                     black_box(recurse(0));
                 }
             });
+        }
+        "percpu-no-area" => {
+            let v = quiescent::percpu::offset(black_box(smp::num_possible()));
+            black_box(v);
         }
         other => panic!("unknown fault kind `{}`", other),
     }

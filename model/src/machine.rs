@@ -735,6 +735,37 @@ macro_rules! percpu {
 }
 pub(crate) use percpu;
 
+/// The firmware's per-core statics that other cores read (`percpu_shared!`): one element per
+/// modelled core, built afresh for each execution.
+pub struct PerCpuShared<T>(Vec<T>);
+
+impl<T> PerCpuShared<T> {
+    /// One `init()` per core.
+    pub fn new(init: impl Fn() -> T) -> Self {
+        PerCpuShared((0..NR_CPUS).map(|_| init()).collect())
+    }
+
+    /// This core's.
+    pub fn local(&self) -> &T {
+        &self.0[cpu_id()]
+    }
+
+    /// Core `cpu`'s.
+    pub fn remote(&self, cpu: usize) -> &T {
+        &self.0[cpu]
+    }
+}
+
+macro_rules! percpu_shared {
+    ($($(#[$m:meta])* static $name:ident : $ty:ty = $init:expr;)+) => {
+        loom::lazy_static! {
+            $($(#[$m])* static ref $name: $crate::machine::PerCpuShared<$ty> =
+                $crate::machine::PerCpuShared::new(|| $init);)+
+        }
+    };
+}
+pub(crate) use percpu_shared;
+
 /// The firmware's `static`, as a per-execution lazy value (loom atomics have no `const` new).
 macro_rules! global {
     ($($(#[$m:meta])* static $name:ident: $t:ty = $init:expr;)+) => {

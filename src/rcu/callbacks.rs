@@ -3,7 +3,7 @@
 use super::gp::{request, snapshot};
 use super::qs::{callbacks_while_waiting, eqs_enter, eqs_exit, might_block};
 use super::{CPUS, DONE};
-use crate::machine::{self, cpu_id, ipi, AtomicU64, AtomicUsize, IrqGuard, Mutex, Ordering, MAX_CPUS};
+use crate::machine::{self, cpu_id, ipi, AtomicU64, AtomicUsize, IrqGuard, Mutex, Ordering};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 
@@ -15,12 +15,14 @@ struct Segment {
     cbs: VecDeque<Callback>,
 }
 
-machine::global_array! {
+machine::percpu_shared! {
     /// A core's callbacks, segmented by the grace period each needs, in queue order: one grace
     /// period serves a whole segment. Grace periods are non-decreasing except when an interrupt
     /// handler's `call_rcu` lands between a task's snapshot and its push (then a later segment may
     /// need an earlier grace period); segments still run in queue order, so that only delays it.
-    static CBLISTS: [Mutex<VecDeque<Segment>>; MAX_CPUS] = Mutex::new(VecDeque::new());
+    /// Only its own core touches it, with interrupts masked: the lock, never contended, is what
+    /// hands out the `&mut`.
+    static CBLISTS: Mutex<VecDeque<Segment>> = Mutex::new(VecDeque::new());
 }
 machine::global! {
     static CBS_QUEUED: AtomicU64 = AtomicU64::new(0);
@@ -33,7 +35,7 @@ pub fn call_rcu(f: impl FnOnce() + Send + 'static) {
     let g = snapshot();
     {
         let _irq = IrqGuard::new();
-        let mut l = CBLISTS[cpu_id()].lock();
+        let mut l = CBLISTS.local().lock();
         match l.back_mut() {
             Some(seg) if seg.gp == g => seg.cbs.push_back(Box::new(f)),
             _ => {
@@ -42,7 +44,7 @@ pub fn call_rcu(f: impl FnOnce() + Send + 'static) {
                 l.push_back(Segment { gp: g, cbs });
             }
         }
-        CPUS[cpu_id()].first_cb_gp.store(l.front().map_or(u64::MAX, |s| s.gp), Ordering::Relaxed);
+        CPUS.local().first_cb_gp.store(l.front().map_or(u64::MAX, |s| s.gp), Ordering::Relaxed);
     }
     CBS_QUEUED.fetch_add(1, Ordering::Relaxed);
     request(g);
@@ -50,7 +52,7 @@ pub fn call_rcu(f: impl FnOnce() + Send + 'static) {
 
 /// The grace period the oldest waiting callback of this core needs, if any.
 pub(super) fn first_pending_gp() -> Option<u64> {
-    let g = CPUS[cpu_id()].first_cb_gp.load(Ordering::Relaxed);
+    let g = CPUS.local().first_cb_gp.load(Ordering::Relaxed);
     (g != u64::MAX).then_some(g)
 }
 
@@ -87,12 +89,12 @@ fn run_ready_callbacks() {
         }
         let seg = {
             let _irq = IrqGuard::new();
-            let mut l = CBLISTS[cpu_id()].lock();
+            let mut l = CBLISTS.local().lock();
             let seg = match l.front() {
                 Some(s) if s.gp <= done => l.pop_front(),
                 _ => None,
             };
-            CPUS[cpu_id()].first_cb_gp.store(l.front().map_or(u64::MAX, |s| s.gp), Ordering::Relaxed);
+            CPUS.local().first_cb_gp.store(l.front().map_or(u64::MAX, |s| s.gp), Ordering::Relaxed);
             seg
         };
         let Some(seg) = seg else { return };

@@ -127,10 +127,10 @@ fn finish(g: u64) {
 pub(super) fn after_complete(g: u64) {
     smp_mb(); // E: DONE is visible before the idle cores' wake requests are read; pairs with E in idle_enter
     for cpu in machine::online_cpus() {
-        let w = CPUS[cpu].wake_for_gp.load(Ordering::Relaxed);
+        let w = CPUS.remote(cpu).wake_for_gp.load(Ordering::Relaxed);
         if w != 0
             && w <= g
-            && CPUS[cpu].wake_for_gp.compare_exchange(w, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            && CPUS.remote(cpu).wake_for_gp.compare_exchange(w, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok()
         {
             ipi::send(cpu, ipi::Ipi::Wake);
         }

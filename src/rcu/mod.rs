@@ -168,7 +168,7 @@ pub use read::{
 pub use stall::{set_stall_timeout_ms, stalls};
 pub use tree::leaf_size;
 
-use crate::machine::{self, AtomicU64, IrqGuard, Mutex, MutexGuard, MAX_CPUS};
+use crate::machine::{self, AtomicU64, IrqGuard, Mutex, MutexGuard};
 
 machine::global! {
     // Grace-period numbers start at 1: a core's `ctr` of 0 means "idle", so no grace period may
@@ -218,8 +218,9 @@ struct RcuCpu {
     stall_reported: AtomicU64,
 }
 
-machine::global_array! {
-    static CPUS: [RcuCpu; MAX_CPUS] = RcuCpu {
+machine::percpu_shared! {
+    /// In each core's per-cpu area (Linux's per-cpu `rcu_data`): sized by the cores present.
+    static CPUS: RcuCpu = RcuCpu {
         ctr: AtomicU64::new(0),
         seen_ctr: AtomicU64::new(0),
         seen_at: AtomicU64::new(0),

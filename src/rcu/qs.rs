@@ -65,7 +65,7 @@ pub fn rcu_qs() {
     qs_checks();
     let me = cpu_id();
     let g = STARTED.load(Ordering::Relaxed);
-    let c = &CPUS[me];
+    let c = CPUS.local();
     if c.ctr.load(Ordering::Relaxed) == g {
         return;
     }
@@ -83,7 +83,7 @@ pub fn rcu_qs() {
 pub fn eqs_enter() {
     assert_not_in_reader("sleeping or blocking");
     let me = cpu_id();
-    let c = &CPUS[me];
+    let c = CPUS.local();
     smp_mb(); // A: all earlier reads are complete before the core is seen as idle; pairs with B
     c.ctr.store(0, Ordering::Relaxed);
     // The idle state before reading STARTED: a store-buffering pair with D in gp_start, so
@@ -104,7 +104,7 @@ fn report_idle(me: usize) {
 
 /// Leaves the extended quiescent state, with the full barrier before any reader can run.
 pub fn eqs_exit() {
-    let c = &CPUS[cpu_id()];
+    let c = CPUS.local();
     c.ctr.store(STARTED.load(Ordering::Relaxed), Ordering::Relaxed);
     smp_mb(); // C: the new ctr is visible before any reader runs; pairs with D in gp_start
 }
@@ -114,7 +114,7 @@ pub fn eqs_exit() {
 /// `rcutree_report_cpu_dead`. No checks: the interrupted code may be anywhere.
 pub fn cpu_dead() {
     let me = cpu_id();
-    let c = &CPUS[me];
+    let c = CPUS.local();
     smp_mb(); // A: this core's reads are complete before it reads as idle; pairs with B
     c.ctr.store(0, Ordering::Relaxed);
     smp_mb(); // as in eqs_enter: ctr = 0 before reading STARTED; pairs with D in gp_start
@@ -192,7 +192,7 @@ fn blocking_in_interrupt(what: &str) -> ! {
 /// state, leaves it for the handler, which then runs as a reader that grace periods wait for.
 /// Returns whether it did (the token for [`irq_exit`]). Linux's `ct_irq_enter`.
 pub fn irq_enter() -> bool {
-    let c = &CPUS[cpu_id()];
+    let c = CPUS.local();
     if cfg!(feature = "inject-irq-eqs") || c.ctr.load(Ordering::Relaxed) != 0 {
         // Not in an extended quiescent state: already a reader. But the interrupted code may be
         // in eqs_exit between its ctr store and barrier C (or in eqs_enter between A and its
@@ -221,7 +221,7 @@ pub fn irq_exit(was_idle: bool) {
         return;
     }
     let me = cpu_id();
-    let c = &CPUS[me];
+    let c = CPUS.local();
     smp_mb(); // J (= A for the handler): its reads complete before ctr = 0; pairs with B
     c.ctr.store(0, Ordering::Relaxed);
     smp_mb(); // as in eqs_enter: ctr = 0 before reading STARTED; pairs with D in gp_start
@@ -235,15 +235,14 @@ pub fn irq_exit(was_idle: bool) {
 
 /// Idle loop: before sleeping. Returns whether the core may sleep (no callback is ready).
 pub fn idle_enter() -> bool {
-    let me = cpu_id();
     let pending = first_pending_gp();
-    CPUS[me].wake_for_gp.store(pending.unwrap_or(0), Ordering::Relaxed);
+    CPUS.local().wake_for_gp.store(pending.unwrap_or(0), Ordering::Relaxed);
     eqs_enter(); // its smp_mbs include E: wake_for_gp is visible before DONE is re-read; pairs with E in gp::after_complete
     pending.is_none_or(|g| g > DONE.load(Ordering::Acquire))
 }
 
 /// Idle loop: after waking.
 pub fn idle_exit() {
-    CPUS[cpu_id()].wake_for_gp.store(0, Ordering::Relaxed);
+    CPUS.local().wake_for_gp.store(0, Ordering::Relaxed);
     eqs_exit();
 }

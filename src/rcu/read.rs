@@ -53,7 +53,7 @@ pub fn assert_not_in_reader(what: &str) {
 /// runs an interrupt handler, which `irq_enter` made a reader). Linux's `rcu_is_watching`.
 #[inline]
 pub fn rcu_is_watching() -> bool {
-    CPUS[cpu_id()].ctr.load(Ordering::Relaxed) != 0
+    CPUS.local().ctr.load(Ordering::Relaxed) != 0
 }
 
 /// Debug builds: panics with a named error if RCU is not watching this core, so a read-side

@@ -55,7 +55,7 @@ fn scan(now: u64) {
     // Sample every core's ctr: the time it last changed is when it last passed a quiescent
     // state or changed idle state (to within a tick period).
     for cpu in machine::online_cpus() {
-        let c = &CPUS[cpu];
+        let c = CPUS.remote(cpu);
         let v = c.ctr.load(Ordering::Relaxed);
         if c.seen_ctr.swap(v, Ordering::Relaxed) != v {
             c.seen_at.store(now, Ordering::Relaxed);
@@ -77,7 +77,7 @@ fn scan(now: u64) {
     let me = cpu_id();
     // Only the cores the tree still waits for (a leaf lock per owing leaf).
     tree::for_each_owing(g, |cpu| {
-        let c = &CPUS[cpu];
+        let c = CPUS.remote(cpu);
         let since = now.saturating_sub(c.seen_at.load(Ordering::Relaxed));
         if since < limit {
             return;

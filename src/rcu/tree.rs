@@ -172,7 +172,7 @@ pub(super) fn setup(g: u64) -> bool {
         let mut l = leaf_lock(i);
         let mut m = 0u64;
         while let Some(cpu) = next.filter(|&c| c < end) {
-            let v = CPUS[cpu].ctr.load(Ordering::Relaxed);
+            let v = CPUS.remote(cpu).ctr.load(Ordering::Relaxed);
             if v != 0 && v != g && Some(cpu) != skip {
                 m |= 1 << (cpu - base);
             }
@@ -256,7 +256,7 @@ pub(super) fn force_pass() {
         let (base, end) = (i * leaf, (i + 1) * leaf);
         let mut m = 0u64;
         while let Some(cpu) = cpus.next_if(|&c| c < end) {
-            let v = CPUS[cpu].ctr.load(Ordering::Relaxed);
+            let v = CPUS.remote(cpu).ctr.load(Ordering::Relaxed);
             if v == 0 || v == g {
                 m |= 1 << (cpu - base);
             }
