@@ -339,8 +339,8 @@ impl RwSemaphore for PercpuRwSem {
         if self.rss.is_idle() {
             self.read_count.this_cpu_dec_at(base);
         } else {
+            // Whichever path took the lock: the total is what the writer waits for.
             smp_mb(); // B: the critical section before the decrement; pairs with C in down_write
-                      // Whichever path took the lock: the total is what the writer waits for.
             self.slow_dec();
         }
         self.debug_release();
