@@ -37,11 +37,10 @@
 //!   order on another thread), which ARMv8 allows. A barrier whose only job is to forbid load
 //!   buffering cannot be shown to be needed by the model.
 //! * The per-core add (`this_cpu_add`) is a restartable load-add-store on the firmware, atomic
-//!   against this core's interrupts but not an exclusive access. In the model each slot is
-//!   written only by its own thread, so a relaxed `fetch_add` is equivalent; percpu_ref's
-//!   `this_cpu_add_u32`, whose counters another core zeroes (`switch_to_percpu`), is a relaxed
-//!   load and store in the model, so an add that races with the zeroing loses one of them
-//!   there as it would on the hardware.
+//!   against this core's interrupts but not an exclusive access. In the model it is a relaxed
+//!   load and store (`PerCpuBox::this_cpu_add`, percpu_ref's `this_cpu_add_u32`), since other
+//!   cores zero these counters (percpu-rwsem's fold, percpu_ref's `switch_to_percpu`): an add
+//!   that raced with the zeroing would lose one of them there as it would on the hardware.
 //! * loom itself is stronger than C11 in one place: it makes each SeqCst fence synchronise with
 //!   every SeqCst fence that ran before it, in the order it runs them (C11's SeqCst fences order
 //!   which stores later loads may read, but create no happens-before). A barrier whose order

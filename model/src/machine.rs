@@ -661,8 +661,10 @@ pub fn percpu_base() -> PercpuBase {
 #[derive(Debug)]
 pub struct PerCpuAllocError;
 
-/// One `u32` slot per core. Only its own core adds to a slot (the firmware's restartable
-/// load-add-store), so a relaxed `fetch_add` is the same thing; others only read it.
+/// One `u32` slot per core. Only its own core adds to a slot, with the firmware's restartable
+/// load-add-store: a relaxed load and store here, not a `fetch_add`, so that an add racing with
+/// another core's `remote_set` (percpu-rwsem's fold, if the counts were not frozen) loses one
+/// of the two, as it would on the hardware.
 pub struct PerCpuBox<T> {
     slots: Vec<AtomicU32>,
     _t: PhantomData<T>,
@@ -676,7 +678,13 @@ impl PerCpuBox<u32> {
 
     /// `this_cpu_add`: no barrier.
     pub fn this_cpu_add(&self, delta: u32) {
-        self.slots[cpu_id()].fetch_add(delta, Ordering::Relaxed);
+        self.add_at(cpu_id(), delta);
+    }
+
+    /// The load-add-store on `cpu`'s slot (its own core's).
+    fn add_at(&self, cpu: usize, delta: u32) {
+        let s = &self.slots[cpu];
+        s.store(s.load(Ordering::Relaxed).wrapping_add(delta), Ordering::Relaxed);
     }
 
     /// `this_cpu_inc`.
@@ -691,12 +699,12 @@ impl PerCpuBox<u32> {
 
     /// `this_cpu_inc` with the base already read.
     pub fn this_cpu_inc_at(&self, base: PercpuBase) {
-        self.slots[base.0].fetch_add(1, Ordering::Relaxed);
+        self.add_at(base.0, 1);
     }
 
     /// `this_cpu_dec` with the base already read.
     pub fn this_cpu_dec_at(&self, base: PercpuBase) {
-        self.slots[base.0].fetch_add(u32::MAX, Ordering::Relaxed);
+        self.add_at(base.0, u32::MAX);
     }
 
     /// Wrapping sum over `cpus`, relaxed loads.
@@ -943,17 +951,22 @@ std::thread_local! {
     static NO_GRACE_PERIOD: RefCell<Vec<(&'static str, u32)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Leaves out the grace period of the `call_rcu` labelled `label` in `file` (the first code line
-/// under its `// G: ...` comment) in the model runs on this thread until [`restore_barriers`]:
-/// the RCU stand-in queues that callback to run without one (percpu_ref's G: the firmware's
-/// `inject-ref-fold-no-gp` fault, per run). Returns the line; panics unless it is a `call_rcu`.
+/// Leaves out the grace period of the `call_rcu` or `synchronize_rcu` labelled `label` in `file`
+/// (the first code line under its `// G: ...` comment) in the model runs on this thread until
+/// [`restore_barriers`]: the RCU stand-in queues that callback to run without one (percpu_ref's
+/// G: the firmware's `inject-ref-fold-no-gp` fault, per run), or returns at once (rcu_sync's G).
+/// Returns the line; panics unless it is one of those calls.
 pub fn omit_grace_period(file: &'static str, label: &str) -> u32 {
     let (_, text) = SOURCES.iter().find(|(f, _)| *f == file).expect("a file the model compiles");
     let lines: Vec<&str> = text.lines().collect();
     let tag = format!("// {label}:");
     let at = lines.iter().position(|l| l.trim_start().starts_with(&tag)).expect("the label");
     let site = (at..lines.len()).find(|&j| !lines[j].trim_start().starts_with("//")).expect("code under it");
-    assert!(lines[site].contains("call_rcu("), "{label} in {file} labels no call_rcu: {:?}", lines[site]);
+    assert!(
+        lines[site].contains("call_rcu(") || lines[site].contains("synchronize_rcu("),
+        "{label} in {file} labels no call_rcu or synchronize_rcu: {:?}",
+        lines[site]
+    );
     NO_GRACE_PERIOD.with(|o| o.borrow_mut().push((file, site as u32 + 1)));
     site as u32 + 1
 }

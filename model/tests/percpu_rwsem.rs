@@ -290,6 +290,15 @@ fn reader_released_on_the_other_path() {
 }
 
 #[test]
+/// Without rcu_sync's grace period on entry (G) a fast-path reader can still be adding to its
+/// per-core count while the writer folds and zeroes it, or be inside while the writer is: the
+/// counts are frozen only because of G. (The model's per-core add is a load and a store, as on
+/// the firmware, so an add racing with the zeroing can lose either.)
+fn negative_without_rcu_sync_g_counts_are_not_frozen() {
+    assert!(check_fails_without("src/sync/rcu_sync.rs", "G", 2, fast_and_slow_readers_vs_writer));
+}
+
+#[test]
 fn fast_and_slow_readers_both_waited_for() {
     check(2, fast_and_slow_readers_vs_writer); // preemption bound 2
 }

@@ -67,7 +67,7 @@
 
 use super::gp::injected_skip_core;
 use super::{gp_lock, CPUS, STARTED};
-use crate::machine::{self, smp_mb, AtomicU64, AtomicUsize, IrqGuard, Mutex, MutexGuard, Ordering, MAX_CPUS};
+use crate::machine::{self, smp_mb, AtomicU64, AtomicUsize, IrqGuard, Mutex, MutexGuard, Ordering};
 
 /// Most leaves: the bits of the root's mask.
 pub(super) const MAX_LEAVES: usize = 64;
@@ -288,7 +288,7 @@ pub(super) fn for_each_owing(g: u64, mut f: impl FnMut(usize)) {
         };
         for b in (0..64).filter(|b| m & (1 << b) != 0) {
             let cpu = i * leaf + b;
-            if cpu < MAX_CPUS {
+            if cpu < machine::nr_areas() {
                 f(cpu);
             }
         }

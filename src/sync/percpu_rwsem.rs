@@ -40,7 +40,9 @@
 //! last writer's `exit` and IDLE, as the writers' critical sections are; the fast-path adds
 //! before the writer's `enter` are ordered before the fold by `enter`'s grace period (or, for a
 //! writer that found a writer already inside, by the `rcu_sync`'s lock and its Release/Acquire
-//! of PASSED after that writer's grace period).
+//! of PASSED after that writer's grace period; for one that found EXIT or REPLAY, no writer
+//! inside and no grace period of its own, by the chain of that lock from the earlier writer's
+//! grace-period callback).
 //!
 //! Why a reader whose slow increment the writer misses cannot hold the lock, and why the writer
 //! cannot see 0 while one does: every decrement of the total comes after its matching increment
@@ -164,7 +166,9 @@ impl PercpuRwSem {
     }
 
     /// The read holders, `sum(per-core) + slow_count` (wrapping). A snapshot of counts others
-    /// change meanwhile: exact only when they do not (as Linux's `percpu_is_read_locked`).
+    /// change meanwhile, racy both ways: exact only when nothing changes them, and not during a
+    /// writer's fold, whose add and zeroing it may see in part (as Linux's
+    /// `percpu_is_read_locked`, meant for assertions and tests).
     fn readers(&self) -> i32 {
         self.debug_walk();
         let fast = self.read_count.sum(machine::online_cpus());
@@ -185,14 +189,17 @@ impl PercpuRwSem {
         if !any {
             return; // nothing to move (back-to-back writers, or every reader left where it came)
         }
-        // The add first, then the zeroing: a concurrent `is_read_locked` may count a holder
-        // twice for a moment, never miss one that only the per-core counts held.
-        self.slow_count.fetch_add(sum, Ordering::Relaxed);
+        if sum != 0 {
+            self.slow_count.fetch_add(sum, Ordering::Relaxed);
+        }
         for cpu in machine::online_cpus() {
             if self.read_count.remote_get(cpu) != 0 {
                 // SAFETY: no core adds to its count while a writer is inside the rcu_sync (the
-                // fast path needs IDLE: see the module doc), and the only other writer of these
-                // counts, a later writer's fold, runs after this one releases `block`.
+                // fast path needs IDLE: see the module doc). The other writers of this slot are
+                // its own core's first fast-path add after IDLE, which the grace period between
+                // the last `exit` and IDLE orders after this store (RCU covers the whole implicit
+                // read section, so the fast path's Relaxed `is_idle` load needs no acquire), and
+                // a later writer's fold, which runs after this one releases `block`.
                 unsafe { self.read_count.remote_set(cpu, 0) };
             }
         }
@@ -358,6 +365,7 @@ impl RwSemaphore for PercpuRwSem {
         // Wait for the readers already inside (new ones see block and queue): one load per
         // wake-up, and the last one out wakes us. Fault injection (`inject-rwsem-no-drain`,
         // never in normal builds) skips this, for the lock torture's self-test.
+        // (Relaxed, though wait_event asks for an acquiring condition: C right after orders it.)
         machine::wait_event(|| cfg!(feature = "inject-rwsem-no-drain") || self.slow_count.load(Ordering::Relaxed) == 0);
         smp_mb(); // C: the zero count before the critical section; pairs with B in up_read
         self.owner.store(cpu_id() + 1, Ordering::Relaxed);

@@ -82,8 +82,9 @@ impl RcuSync {
         };
         if prev == IDLE {
             GP_WAITS.fetch_add(1, Ordering::Relaxed);
+            // G: every reader that could have seen IDLE has finished its fast path (so
+            // percpu-rwsem's per-core counts stay as they are until IDLE): ENTER -> PASSED.
             rcu::synchronize_rcu();
-            // Every reader that could have seen IDLE has finished: ENTER -> PASSED.
             self.gp_passed(None::<&alloc::sync::Arc<RcuSync>>);
             return;
         }
