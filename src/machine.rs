@@ -54,10 +54,11 @@
 //! * Interrupts: a handler runs on its core's loom thread between the registered entry and exit
 //!   hooks, at a point the model chooses (between two statements, or at the core's next
 //!   `smp_mb`, before or after the fence); loom does not inject them anywhere else.
-//! * `wake_up_all` (`dsb ishst; sev`) and `wait_event` (`wfe`) are not modelled: a waiter in the
-//!   model re-checks its condition after yielding to the other threads (a `Completion` blocks on
-//!   a loom condition variable instead). WFE/SEV's lost-wake-up argument is therefore not
-//!   checked.
+//! * `wake_up_all` (`dsb ishst; sev`) and `wait_event` (`wfe`): the model's waiter reads a count
+//!   of wake-ups, checks its condition, and sleeps on a loom condition variable until the count
+//!   moves (WFE's event latch), so a change nobody wakes the waiter for is a deadlock loom
+//!   reports. On the firmware the next interrupt would end such a `wfe`: a lost wake-up there is
+//!   a delay, which the model treats as a bug.
 pub use crate::arch::exception::set_irq_context_hooks;
 pub use crate::arch::{
     counter_freq, counter_relaxed, cpu_relax, in_interrupt, percpu_base, smp_mb, smp_rmb, smp_wmb, this_cpu_add_u32,

@@ -564,17 +564,42 @@ pub fn cpu_relax() {
     loom::thread::yield_now();
 }
 
+global! {
+    // WFE's event register, machine-wide: a count of `sev`s, and the waiters sleeping on it.
+    static EVENTS: loom::sync::Mutex<u64> = loom::sync::Mutex::new(0);
+    static SEV: loom::sync::Condvar = loom::sync::Condvar::new();
+}
+
 /// Waits until `done()`, as the registered blocking wait (an RCU extended quiescent state, as
-/// the firmware's is). No WFE: the waiter re-checks after the other threads have run.
+/// the firmware's is). The firmware re-checks after each `wfe`; here the waiter sleeps until a
+/// [`wake_up_all`] comes after the `sev` count it read before its check (WFE's event latch: a
+/// `sev` between the check and the `wfe` is not lost). A wake-up that is never sent leaves the
+/// waiter asleep, which loom reports as a deadlock: the model checks that every change a waiter
+/// waits for is followed by a wake-up (on the firmware a missed one would only wait for the
+/// next interrupt).
 pub fn wait_event(mut done: impl FnMut() -> bool) {
     if done() {
         return;
     }
-    (hooks().blocking_wait)(&mut || !done());
+    (hooks().blocking_wait)(&mut || {
+        let seen = *EVENTS.lock().unwrap();
+        if done() {
+            return false;
+        }
+        let mut n = EVENTS.lock().unwrap();
+        while *n == seen {
+            n = SEV.wait(n).unwrap();
+        }
+        true
+    });
 }
 
-/// `dsb ishst; sev`: nothing to do, waiters in the model poll.
-pub fn wake_up_all() {}
+/// `dsb ishst; sev`: wakes every waiter in [`wait_event`]. (Through a loom mutex, which also
+/// orders; the firmware's `dsb ishst` orders the waker's earlier stores before the `sev` alone.)
+pub fn wake_up_all() {
+    *EVENTS.lock().unwrap() += 1;
+    SEV.notify_all();
+}
 
 /// The firmware's `Completion` (smp). It blocks on a loom condition variable (inside the
 /// registered blocking wait, so as an RCU extended quiescent state) instead of polling like

@@ -33,8 +33,9 @@
 //! attempts not yet backed out, never "negative", so it reaches 0 only by a decrement from 1
 //! (or is 0 at the writer's first check, right after its fold), and that decrement's core then
 //! wakes the writer (`wake_up_all`: the store completes before the `sev`, and WFE's event latch
-//! covers a `sev` that falls between the writer's check and its `wfe`). The loom models poll
-//! instead of modelling WFE/SEV (`src/machine.rs`), so this argument is not checked by them.
+//! covers a `sev` that falls between the writer's check and its `wfe`). The loom models check
+//! it: their `wait_event` sleeps until a `wake_up_all` (`src/machine.rs`), and with the wake-up
+//! on the wrong decrement seven of them deadlock.
 //!
 //! The fold's stores are ordered before any later fast-path add by the grace period between the
 //! last writer's `exit` and IDLE, as the writers' critical sections are; the fast-path adds
