@@ -276,6 +276,9 @@ pub struct IdleHooks {
     pub quiescent_point: fn(),
     /// Before the idle sleep, interrupts masked: returns whether the core may sleep.
     pub idle_enter: fn() -> bool,
+    /// After `idle_enter`, when the core is about to sleep: whether its tick must keep running
+    /// through the sleep (idle cores take no tick otherwise).
+    pub idle_needs_tick: fn() -> bool,
     /// After the sleep, before any work runs.
     pub idle_exit: fn(),
     /// A blocking wait: calls `cond` (which sleeps with WFE) until it returns false.
@@ -296,6 +299,7 @@ fn spin_while(cond: &mut dyn FnMut() -> bool) {
 static NO_HOOKS: IdleHooks = IdleHooks {
     quiescent_point: || {},
     idle_enter: || true,
+    idle_needs_tick: || false,
     idle_exit: || {},
     blocking_wait: spin_while,
     might_block: || {},
@@ -430,7 +434,16 @@ pub fn idle_loop() -> ! {
         SLEEPING[me].store(true, Ordering::Relaxed);
         arch::smp_mb(); // SLEEPING before re-reading the queue; pairs with the smp_mb in queue_work
         if may_sleep && QUEUES[me].pending.load(Ordering::Relaxed) == 0 && !SHUTDOWN.load(Ordering::Relaxed) {
+            // No tick while asleep (see `tick`): only IPIs wake an idle core, so hundreds of
+            // idle cores cost nothing.
+            let keep_tick = (hooks().idle_needs_tick)();
+            if !keep_tick {
+                tick::idle_stop();
+            }
             arch::wfi();
+            if !keep_tick {
+                tick::idle_restart();
+            }
             WAKEUPS[me].fetch_add(1, Ordering::Relaxed);
         }
         SLEEPING[me].store(false, Ordering::Relaxed);
