@@ -56,7 +56,8 @@ pub fn stop_tick() {
 }
 
 /// The idle loop, interrupts masked, just before WFI: stops the timer (a tick pending but not
-/// taken is dropped with it; the level-sensitive PPI falls when the timer is disabled).
+/// taken is dropped with it; the level-sensitive PPI falls when the timer is disabled). No ISB
+/// before the WFI: a tick that still ends it costs one more trip round the idle loop, no more.
 pub(crate) fn idle_stop() {
     if RUNNING.get() {
         timer::disable();
