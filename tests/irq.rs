@@ -11,15 +11,18 @@ use quiescent::smp::tick as timer;
 use quiescent::smp::{self, ipi, ipi::Ipi};
 use quiescent::test;
 
-/// Measures every core's tick rate over `ms` of counter time.
+/// Measures every core's tick rate over `ms` of counter time, each core busy meanwhile (an idle
+/// core takes no tick: see `an_idle_core_takes_no_tick`).
 fn measured_rates(ms: u64) -> alloc::vec::Vec<f64> {
-    let before: alloc::vec::Vec<u64> = smp::online_cpus().map(timer::ticks).collect();
-    let t0 = arch::counter();
-    while arch::ticks_to_ns(arch::counter() - t0) < ms * 1_000_000 {
-        arch::cpu_relax();
-    }
-    let secs = arch::ticks_to_ns(arch::counter() - t0) as f64 / 1e9;
-    smp::online_cpus().zip(before).map(|(c, b)| (timer::ticks(c) - b) as f64 / secs).collect()
+    test::on_all_cores(move |c| {
+        let before = timer::ticks(c);
+        let t0 = arch::counter();
+        while arch::ticks_to_ns(arch::counter() - t0) < ms * 1_000_000 {
+            arch::cpu_relax();
+        }
+        let secs = arch::ticks_to_ns(arch::counter() - t0) as f64 / 1e9;
+        (timer::ticks(c) - before) as f64 / secs
+    })
 }
 
 fn timer_ticks_on_every_core_at_the_configured_rate() {
@@ -32,6 +35,44 @@ fn timer_ticks_on_every_core_at_the_configured_rate() {
         }
     }
     test::on_all_cores(|_| timer::start_tick(smp::DEFAULT_TICK_HZ));
+}
+
+fn an_idle_core_takes_no_tick() {
+    let Some(c) = smp::online_cpus().find(|&c| c != cpu_id()) else {
+        return;
+    };
+    // Asleep for 200 ms with no wake-up: no tick either (the idle loop stops the timer).
+    let t0 = arch::counter();
+    let slept = loop {
+        while !smp::is_sleeping(c) {
+            assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "core {} never went to sleep", c);
+            arch::cpu_relax();
+        }
+        let (ticks, wakeups) = (timer::ticks(c), smp::wakeups(c));
+        let t1 = arch::counter();
+        while arch::ticks_to_ns(arch::counter() - t1) < 200_000_000 {
+            arch::cpu_relax();
+        }
+        if smp::wakeups(c) == wakeups && smp::is_sleeping(c) {
+            break timer::ticks(c) - ticks;
+        }
+        assert!(
+            arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000,
+            "core {} never slept 200 ms without a wake-up (a tick or an IPI)",
+            c
+        );
+    };
+    assert_eq!(slept, 0, "core {} took {} ticks asleep", c, slept);
+    // Woken, it ticks again while busy.
+    let busy = smp::call_on(c, move || {
+        let before = timer::ticks(c);
+        let t1 = arch::counter();
+        while arch::ticks_to_ns(arch::counter() - t1) < 100_000_000 {
+            arch::cpu_relax();
+        }
+        timer::ticks(c) - before
+    });
+    assert!(busy >= 5, "core {} took {} ticks in 100 ms busy after a sleep", c, busy);
 }
 
 fn ipi_round_trip_to_every_core() {
@@ -194,6 +235,7 @@ fn ipis_to_a_set_of_cores_reach_each_of_them() {
 
 quiescent::tests!(
     timer_ticks_on_every_core_at_the_configured_rate,
+    an_idle_core_takes_no_tick,
     ipi_round_trip_to_every_core,
     ipis_to_all_others_reach_every_core,
     ipis_to_a_set_of_cores_reach_each_of_them,

@@ -34,10 +34,13 @@ pub enum Gic {
 pub const GICV2_MAX_CORES: u32 = 8;
 /// Past this many cores QEMU runs every vCPU in one host thread, round-robin (`-accel
 /// tcg,thread=single`): with hundreds of multi-threaded vCPUs on a 2-core host, the vCPU threads
-/// starved each other and bring-up at 256 did not finish in minutes; single-threaded it takes
-/// about 10 s, since idle cores sit in WFI and cost nothing. Below it, multi-threaded TCG keeps
-/// real parallelism between the vCPUs (work spread over every core, as the 64-core runs do,
-/// is many times slower round-robin).
+/// starved each other (bring-up at 256 did not finish in minutes while idle cores still took
+/// the tick; with no tick while idle, 256 takes about 6 s multi-threaded but 512 had not finished
+/// after 200 s); single-threaded 256 take about 5 s and 512 20-35 s, since idle cores sit in WFI
+/// with their tick stopped and cost nothing (while they still took it, 512 idle cores' ticks
+/// outran the one host thread: see `smp::tick`). Below it, multi-threaded TCG keeps real
+/// parallelism between the vCPUs (work spread over every core, as the 64-core runs do, is many
+/// times slower round-robin).
 pub const SINGLE_THREAD_ABOVE: u32 = 128;
 /// QEMU virt's maximum with GICv3, which is also the firmware's MAX_CPUS.
 pub const VIRT_MAX_CORES: u32 = 512;

@@ -81,6 +81,8 @@ pub struct IdleHooks {
     pub quiescent_point: fn(),
     /// Before the idle sleep: whether the core may sleep.
     pub idle_enter: fn() -> bool,
+    /// Whether the tick keeps running through the sleep (the models have no tick).
+    pub idle_needs_tick: fn() -> bool,
     /// After the sleep.
     pub idle_exit: fn(),
     /// A blocking wait: calls `cond` until it returns false.

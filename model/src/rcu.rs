@@ -65,6 +65,7 @@ static HOOKS: machine::IdleHooks = machine::IdleHooks {
         eqs_enter();
         true
     },
+    idle_needs_tick: || false,
     idle_exit: eqs_exit,
     blocking_wait: |cond| {
         eqs_enter();

@@ -12,14 +12,17 @@ pub fn run() {
         let (sctlr, _, _) = mmu::regs();
         (cpu, smp::mpidr_of(cpu), quiescent::entry_el(cpu), arch::current_el(), arch::tpidr(), sctlr, percpu::cpu_id())
     });
-    // Tick rate, measured over 200 ms of counter time on every core at once.
-    let before: Vec<u64> = smp::online_cpus().map(timer::ticks).collect();
-    let t0 = arch::counter();
-    while arch::ticks_to_ns(arch::counter() - t0) < 200_000_000 {
-        arch::cpu_relax();
-    }
-    let secs = arch::ticks_to_ns(arch::counter() - t0) as f64 / 1e9;
-    let rates: Vec<f64> = smp::online_cpus().zip(before).map(|(c, b)| (timer::ticks(c) - b) as f64 / secs).collect();
+    // Tick rate, measured over 200 ms of counter time on every core at once, each busy
+    // meanwhile (an idle core takes no tick).
+    let rates: Vec<f64> = smp::on_each_cpu(|cpu| {
+        let before = timer::ticks(cpu);
+        let t0 = arch::counter();
+        while arch::ticks_to_ns(arch::counter() - t0) < 200_000_000 {
+            arch::cpu_relax();
+        }
+        let secs = arch::ticks_to_ns(arch::counter() - t0) as f64 / 1e9;
+        (timer::ticks(cpu) - before) as f64 / secs
+    });
     defmt::println!(
         "platform: counter {} Hz, tick configured at {} Hz, MAX_CPUS {}",
         arch::counter_freq(),

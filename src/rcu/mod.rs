@@ -158,7 +158,7 @@ pub use gp::{
     started, synchronize_rcu,
 };
 pub use qs::{
-    cpu_dead, eqs_enter, eqs_exit, idle_enter, idle_exit, irq_enter, irq_exit, might_block, rcu_qs,
+    cpu_dead, eqs_enter, eqs_exit, idle_enter, idle_exit, idle_needs_tick, irq_enter, irq_exit, might_block, rcu_qs,
     rcu_quiescent_state, wait_quiescent,
 };
 pub use read::{
@@ -234,6 +234,7 @@ machine::percpu_shared! {
 static IDLE_HOOKS: machine::IdleHooks = machine::IdleHooks {
     quiescent_point: rcu_quiescent_state,
     idle_enter,
+    idle_needs_tick,
     idle_exit,
     blocking_wait: |cond| wait_quiescent(cond),
     might_block: qs::might_block_here,

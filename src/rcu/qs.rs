@@ -241,6 +241,14 @@ pub fn idle_enter() -> bool {
     pending.is_none_or(|g| g > DONE.load(Ordering::Acquire))
 }
 
+/// Idle loop: about to sleep (after [`idle_enter`]). Keeps this core's tick through the sleep
+/// while its callbacks wait for a grace period (Linux's `rcu_needs_cpu`): the tick runs the
+/// stall detector, and the cores still ticking may be only the one stalling that grace period
+/// (whose own tick leaves the report to another core's).
+pub fn idle_needs_tick() -> bool {
+    CPUS[cpu_id()].wake_for_gp.load(Ordering::Relaxed) != 0
+}
+
 /// Idle loop: after waking.
 pub fn idle_exit() {
     CPUS.local().wake_for_gp.store(0, Ordering::Relaxed);

@@ -194,6 +194,11 @@ const BOOT_BATCH: usize = 16;
 /// report in and names each core that did not. One at a time, core 0 spun for each in turn
 /// (about a second per core with hundreds of vCPUs on a few host cores); all at once, QEMU's
 /// hundreds of starting vCPU threads starved each other.
+///
+/// A batch's time runs from its first start, so a core 0 that is itself starved of host time
+/// (it starts its batch slower than the cores come up) is named too: the batch's cores are
+/// named as late even when every one came online, rather than bring-up going on ever slower
+/// without a word (as at 512 cores when idle cores still took the tick).
 pub fn boot_secondaries() {
     let entry = arch::secondary_entry_addr();
     let n = num_possible();
@@ -201,6 +206,7 @@ pub fn boot_secondaries() {
     let timeout_ms = ONLINE_TIMEOUT_MS + 20 * n.saturating_sub(8) as u64;
     let cpus: Vec<usize> = (1..n).collect();
     for batch in cpus.chunks(BOOT_BATCH) {
+        let batch_start = arch::counter();
         let mut started = Vec::with_capacity(batch.len());
         for &cpu in batch {
             let mpidr = mpidr_of(cpu);
@@ -219,9 +225,22 @@ pub fn boot_secondaries() {
                 ),
             }
         }
-        wait_until(timeout_ms, || started.iter().all(|&c| is_online(c)));
+        let left_ms = timeout_ms.saturating_sub(arch::ticks_to_ns(arch::counter() - batch_start) / 1_000_000);
+        wait_until(left_ms, || started.iter().all(|&c| is_online(c)));
+        let took_ms = arch::ticks_to_ns(arch::counter() - batch_start) / 1_000_000;
+        let late = started.iter().filter(|&&c| !is_online(c)).count();
         for &cpu in started.iter().filter(|&&c| !is_online(c)) {
             defmt::error!("core {} (MPIDR {=u64:#x}) did not come online within {} ms", cpu, mpidr_of(cpu), timeout_ms);
+        }
+        if late == 0 && took_ms > timeout_ms {
+            defmt::warn!(
+                "cores {}..={} came online, but only {} ms after the first was started ({} ms allowed): \
+                 core 0 itself is short of host time (more vCPU work than the host emulates in real time?)",
+                batch[0],
+                batch[batch.len() - 1],
+                took_ms,
+                timeout_ms
+            );
         }
     }
 }
@@ -276,6 +295,9 @@ pub struct IdleHooks {
     pub quiescent_point: fn(),
     /// Before the idle sleep, interrupts masked: returns whether the core may sleep.
     pub idle_enter: fn() -> bool,
+    /// After `idle_enter`, when the core is about to sleep: whether its tick must keep running
+    /// through the sleep (idle cores take no tick otherwise).
+    pub idle_needs_tick: fn() -> bool,
     /// After the sleep, before any work runs.
     pub idle_exit: fn(),
     /// A blocking wait: calls `cond` (which sleeps with WFE) until it returns false.
@@ -296,6 +318,7 @@ fn spin_while(cond: &mut dyn FnMut() -> bool) {
 static NO_HOOKS: IdleHooks = IdleHooks {
     quiescent_point: || {},
     idle_enter: || true,
+    idle_needs_tick: || false,
     idle_exit: || {},
     blocking_wait: spin_while,
     might_block: || {},
@@ -430,7 +453,16 @@ pub fn idle_loop() -> ! {
         SLEEPING[me].store(true, Ordering::Relaxed);
         arch::smp_mb(); // SLEEPING before re-reading the queue; pairs with the smp_mb in queue_work
         if may_sleep && QUEUES[me].pending.load(Ordering::Relaxed) == 0 && !SHUTDOWN.load(Ordering::Relaxed) {
+            // No tick while asleep (see `tick`): only IPIs wake an idle core, so hundreds of
+            // idle cores cost nothing.
+            let keep_tick = (hooks().idle_needs_tick)();
+            if !keep_tick {
+                tick::idle_stop();
+            }
             arch::wfi();
+            if !keep_tick {
+                tick::idle_restart();
+            }
             WAKEUPS[me].fetch_add(1, Ordering::Relaxed);
         }
         SLEEPING[me].store(false, Ordering::Relaxed);
