@@ -246,7 +246,7 @@ pub fn idle_enter() -> bool {
 /// stall detector, and the cores still ticking may be only the one stalling that grace period
 /// (whose own tick leaves the report to another core's).
 pub fn idle_needs_tick() -> bool {
-    CPUS[cpu_id()].wake_for_gp.load(Ordering::Relaxed) != 0
+    CPUS.local().wake_for_gp.load(Ordering::Relaxed) != 0
 }
 
 /// Idle loop: after waking.
