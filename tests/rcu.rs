@@ -410,6 +410,33 @@ fn stall_named(c: usize) {
     rcu::set_stall_timeout_ms(3000);
 }
 
+/// The stalling core is the one whose tick runs (this one, in a reader with interrupts on),
+/// while every other core sleeps in its idle loop and so takes no tick: it must name itself
+/// (with no PC: it cannot interrupt itself for one), not wait for another core's scan.
+fn stall_on_the_only_ticking_core_is_named() {
+    rcu::set_stall_timeout_ms(150);
+    let (stalls, _) = rcu::stalls();
+    let cookie = rcu::start_poll_synchronize_rcu();
+    let t0 = arch::counter();
+    {
+        let _g = rcu::read();
+        while rcu::stalls().0 == stalls {
+            assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "no stall reported for core 0");
+            core::hint::spin_loop();
+        }
+    }
+    assert_eq!(rcu::stalls().1, Some(0), "the stall report named the wrong core");
+    let t1 = arch::counter();
+    rcu::wait_quiescent(|| {
+        assert!(
+            arch::ticks_to_ns(arch::counter() - t1) < 5_000_000_000,
+            "the grace period never completed after the stall"
+        );
+        !rcu::poll_state_synchronize_rcu(cookie)
+    });
+    rcu::set_stall_timeout_ms(3000);
+}
+
 const LIVE: u64 = 0x4c49_5645; // "LIVE"
 const POISON: u64 = 0x6b6b_6b6b_6b6b_6b6b;
 
@@ -565,4 +592,5 @@ quiescent::tests!(
     grace_period_waits_for_a_reader_on_every_core,
     no_stall_reported_so_far,
     stall_detector_names_a_core_that_holds_up_a_grace_period,
+    stall_on_the_only_ticking_core_is_named,
 );

@@ -8,6 +8,8 @@ machine::global! {
     static STALL_TIMEOUT_MS: AtomicU64 = AtomicU64::new(3000);
     static STALLS: AtomicU64 = AtomicU64::new(0);
     static LAST_STALLED: AtomicU64 = AtomicU64::new(u64::MAX);
+    /// `g << 10 | core` of the last stall its own core's scan left to another core's tick.
+    static SELF_DEFERRED: AtomicU64 = AtomicU64::new(0);
     /// The grace period the tick last saw in progress (for stall timing).
     static TICK_SEEN_GP: AtomicU64 = AtomicU64::new(0);
     static TICK_SEEN_AT: AtomicU64 = AtomicU64::new(0);
@@ -82,9 +84,12 @@ fn scan(now: u64) {
         if since < limit {
             return;
         }
-        if cpu == me && machine::num_online() > 1 {
+        let key = g << 10 | me as u64; // MAX_CPUS <= 1024
+        if cpu == me && machine::num_online() > 1 && SELF_DEFERRED.swap(key, Ordering::Relaxed) != key {
             // The scanning core cannot interrupt itself for its PC (this runs in its tick
             // handler): make the next scan due now, for another core's tick to claim first.
+            // Once only: idle cores take no tick, so if this core's next tick scans again, no
+            // other core is ticking, and it names itself.
             NEXT_SCAN.store(0, Ordering::Relaxed);
             return;
         }
@@ -93,7 +98,8 @@ fn scan(now: u64) {
         }
         STALLS.fetch_add(1, Ordering::Relaxed);
         LAST_STALLED.store(cpu as u64, Ordering::Relaxed);
-        // Alone, the scanning core may be the stalled one: no PC then (0).
+        // The scanning core may be the stalled one (alone, or the only one ticking): no PC
+        // then (0).
         let pc = if cpu == me { 0 } else { ipi::report_pc(cpu, 20).unwrap_or(0) };
         machine::println!(
             "RCU stall: core {}, grace period {}, last quiescent state {} ms ago, PC={=u64:#x}",
