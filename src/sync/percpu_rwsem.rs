@@ -179,6 +179,13 @@ impl PercpuRwSem {
     /// The writer's one walk over the per-core counts (they are frozen: see the module doc):
     /// moves their sum into `slow_count` and zeroes them, so that `slow_count` alone is the
     /// number of read holders. Only under `block`, after D.
+    ///
+    /// Zeroing another core's slot with a plain store is sound because nothing else writes it
+    /// meanwhile: no core adds to its count while a writer is inside the rcu_sync (the fast path
+    /// needs IDLE). The slot's other writers are its own core's first fast-path add after IDLE,
+    /// which the grace period between the last `exit` and IDLE orders after this store (RCU
+    /// covers the whole implicit read section, so the fast path's Relaxed `is_idle` load needs
+    /// no acquire), and a later writer's fold, which runs after this one releases `block`.
     fn fold(&self) {
         self.debug_walk();
         let (mut sum, mut any) = (0u32, false);
@@ -195,12 +202,8 @@ impl PercpuRwSem {
         }
         for cpu in machine::online_cpus() {
             if self.read_count.remote_get(cpu) != 0 {
-                // SAFETY: no core adds to its count while a writer is inside the rcu_sync (the
-                // fast path needs IDLE: see the module doc). The other writers of this slot are
-                // its own core's first fast-path add after IDLE, which the grace period between
-                // the last `exit` and IDLE orders after this store (RCU covers the whole implicit
-                // read section, so the fast path's Relaxed `is_idle` load needs no acquire), and
-                // a later writer's fold, which runs after this one releases `block`.
+                // SAFETY: the counts are frozen (no fast-path add until IDLE, ordered after this
+                // store; no other fold until `block` is released): see `fold`'s doc.
                 unsafe { self.read_count.remote_set(cpu, 0) };
             }
         }
