@@ -68,7 +68,8 @@ pub use crate::board::bootarg;
 pub use crate::percpu::{cpu_id, nr_areas, PerCpuAllocError, PerCpuBox};
 pub use crate::smp::tick::{add_hook as add_tick_hook, hz as tick_hz};
 pub use crate::smp::{
-    num_online, num_possible, online_cpus, set_idle_hooks, wait_event, wake_up_all, Completion, IdleHooks,
+    num_online, num_possible, online_cpus, set_idle_hooks, wait_event, wake_up_all, AtomicCtx, Completion, Ctx,
+    IdleHooks,
 };
 pub use crate::MAX_CPUS;
 pub use core::sync::atomic::{
@@ -100,7 +101,7 @@ pub(crate) use percpu;
 /// per-execution lazy array, one element per modelled core.
 macro_rules! percpu_shared {
     ($($t:tt)*) => {
-        $crate::percpu! { $($t)* }
+        $crate::percpu_shared! { $($t)* }
     };
 }
 pub(crate) use percpu_shared;

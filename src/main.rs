@@ -14,7 +14,7 @@ mod rcu;
 #[path = "demo/rwsem.rs"]
 mod rwsem;
 
-use quiescent::smp;
+use quiescent::smp::{self, Ctx};
 
 /// The most cores the lock scenarios (rcu, rwsem) run on. With more vCPUs than host cores every
 /// spinning reader holds a host core, and a spinning writer (`spin::RwLock`'s) may wait for
@@ -27,13 +27,13 @@ fn scenario_cores() -> alloc::vec::Vec<usize> {
     smp::online_cpus().take(SCENARIO_CORES).collect()
 }
 
-fn main() -> i32 {
+fn main(ctx: &mut Ctx) -> i32 {
     defmt::println!("cores online: {}/{}", smp::num_online(), smp::num_listed());
     defmt::println!("quiescent on {=str}", quiescent::board::NAME);
-    platform::run();
-    rcu::run();
-    rwsem::run();
-    percpu_ref::run();
+    platform::run(ctx);
+    rcu::run(ctx);
+    rwsem::run(ctx);
+    percpu_ref::run(ctx);
     0
 }
 

@@ -129,31 +129,113 @@ fn no_area(cpu: usize) -> ! {
     panic!("per-cpu area of core {} asked for: only cores 0..{} have one", cpu, nr_areas())
 }
 
-/// Declares static per-cpu variables: `percpu! { pub static COUNT: u64 = 0; }`.
-/// Each core gets its own copy, initialised from the given value.
+/// Declares static per-cpu variables, private to each core: `percpu! { pub static COUNT: u64 = 0; }`.
+/// Each core gets its own copy, initialised from the given value, reached through [`PerCpu`]'s
+/// accessors (values in and out, never a reference). The only way to make a [`PerCpu`]: its
+/// accessors are sound only for a static in the `.percpu` template section, which this places
+/// it in.
 #[macro_export]
 macro_rules! percpu {
     ($($(#[$m:meta])* $vis:vis static $name:ident : $ty:ty = $init:expr;)+) => {$(
         $(#[$m])*
         #[unsafe(link_section = ".percpu")]
-        $vis static $name: $crate::percpu::PerCpu<$ty> = $crate::percpu::PerCpu::new($init);
+        $vis static $name: $crate::percpu::PerCpu<$ty> = {
+            let init: $ty = $init;
+            // SAFETY: a static in the `.percpu` template section, as `PerCpu::new` requires.
+            unsafe { $crate::percpu::PerCpu::new(init) }
+        };
     )+};
 }
 
-/// A static per-cpu variable (declare with [`percpu!`](crate::percpu!)). The value in the
-/// `.percpu` section is only the template; accessors add this core's TPIDR_EL1.
+/// Declares static per-cpu variables that other cores read too (Linux's per-cpu `rcu_data`):
+/// `percpu_shared! { pub static STATE: Line = Line::new(); }`. The type must be `Sync` (atomics,
+/// locks): [`PerCpuShared`] hands out shared references to any core's copy.
+#[macro_export]
+macro_rules! percpu_shared {
+    ($($(#[$m:meta])* $vis:vis static $name:ident : $ty:ty = $init:expr;)+) => {$(
+        $(#[$m])*
+        #[unsafe(link_section = ".percpu")]
+        $vis static $name: $crate::percpu::PerCpuShared<$ty> = {
+            let init: $ty = $init;
+            // SAFETY: a static in the `.percpu` template section, as `PerCpuShared::new` requires.
+            unsafe { $crate::percpu::PerCpuShared::new(init) }
+        };
+    )+};
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A value one naturally aligned load or store moves whole (ARMv8 single-copy atomicity): what
+/// [`PerCpu::get`], [`PerCpu::set`] and the remote reads accept, so that neither an interrupt
+/// handler on the same core nor a reader on another core can see half of a write (a torn
+/// `&[u8]` would pair one slice's pointer with another's length). Accesses are Relaxed atomics:
+/// a plain `ldr`/`str`, and no data race in Rust's model when another core reads meanwhile.
+pub trait Word: Copy + Send + Sync + sealed::Sealed {
+    #[doc(hidden)]
+    /// # Safety
+    /// `p` is valid and aligned for `Self`; every concurrent access is atomic.
+    unsafe fn load(p: *mut Self) -> Self;
+    #[doc(hidden)]
+    /// # Safety
+    /// As `load`.
+    unsafe fn store(p: *mut Self, v: Self);
+}
+
+macro_rules! word {
+    ($($t:ty => $a:ident),* $(,)?) => {$(
+        impl sealed::Sealed for $t {}
+        impl Word for $t {
+            #[inline(always)]
+            unsafe fn load(p: *mut Self) -> Self {
+                // SAFETY: the caller's contract; the atomic type has the size and alignment of $t.
+                unsafe { core::sync::atomic::$a::from_ptr(p) }.load(Ordering::Relaxed)
+            }
+            #[inline(always)]
+            unsafe fn store(p: *mut Self, v: Self) {
+                // SAFETY: as `load`.
+                unsafe { core::sync::atomic::$a::from_ptr(p) }.store(v, Ordering::Relaxed)
+            }
+        }
+    )*};
+}
+
+word!(u8 => AtomicU8, u16 => AtomicU16, u32 => AtomicU32, u64 => AtomicU64, usize => AtomicUsize,
+      i8 => AtomicI8, i16 => AtomicI16, i32 => AtomicI32, i64 => AtomicI64, isize => AtomicIsize,
+      bool => AtomicBool);
+
+/// A static per-cpu variable private to each core (declare with [`percpu!`](crate::percpu!)). The
+/// value in the `.percpu` section is only the template; accessors add this core's TPIDR_EL1.
+///
+/// What safe code can do with it, and why each is sound:
+/// * [`get`](Self::get), [`set`](Self::set) (a [`Word`]): this core's copy, one single-copy-atomic
+///   access, so an interrupt handler touching the same copy sees the old or the new value.
+/// * [`with`](Self::with) (any `Copy` type): read-modify-write of this core's copy with
+///   interrupts masked, through a copy on the stack, so no reference to the copy itself exists.
+/// * [`this_cpu_add`](Self::this_cpu_add) (`u32`): Linux's IRQ-safe local add.
+///
+/// Only the owning core touches a copy (so `with`'s plain write-back races with nothing), and no
+/// `&T` to a copy is ever handed out (a reference could see the copy change under it through
+/// `set`). Per-cpu data other cores read is a [`PerCpuShared`] (atomics, locks).
 #[repr(transparent)]
 pub struct PerCpu<T> {
     template: UnsafeCell<T>,
 }
 
-// SAFETY: every core reaches only its own copy through the local accessors, and cross-core
-// access (`remote_ptr`) is unsafe or limited to `T: Sync` (`remote`).
+// SAFETY: a core reaches only its own copy (`get`/`set`/`with`/`this_cpu_add`); nothing safe
+// reaches another core's, and no reference to a copy is handed out. So no value crosses cores
+// and no two cores access one copy.
 unsafe impl<T> Sync for PerCpu<T> {}
 
 impl<T> PerCpu<T> {
-    /// A template value (used by [`percpu!`](crate::percpu!)).
-    pub const fn new(v: T) -> Self {
+    /// A template value (for [`percpu!`](crate::percpu!) only).
+    ///
+    /// # Safety
+    /// The result must be a `static` in the `.percpu` section: its accessors reach
+    /// `&self + TPIDR_EL1`, which is this core's copy only for the template.
+    #[doc(hidden)]
+    pub const unsafe fn new(v: T) -> Self {
         PerCpu { template: UnsafeCell::new(v) }
     }
 
@@ -168,63 +250,40 @@ impl<T> PerCpu<T> {
     pub fn remote_ptr(&self, cpu: usize) -> *mut T {
         (self.template.get() as usize).wrapping_add(offset(cpu)) as *mut T
     }
+}
 
-    /// Another core's copy, shared (for `Sync` contents such as atomics).
-    pub fn remote(&self, cpu: usize) -> &T
-    where
-        T: Sync,
-    {
-        // SAFETY: the area lives for the whole run; T: Sync makes shared access sound.
-        unsafe { &*self.remote_ptr(cpu) }
-    }
-
-    /// This core's copy, shared (for `Sync` contents).
-    #[inline(always)]
-    pub fn local(&self) -> &T
-    where
-        T: Sync,
-    {
-        // SAFETY: as `remote`.
-        unsafe { &*self.local_ptr() }
-    }
-
-    /// Runs `f` on this core's copy with interrupts masked, so no handler on this core can
-    /// observe or modify it half-way. `with` does not nest on a core, on any variable (a nested
-    /// call on the same one would hand out a second `&mut`; one flag per core is the cheap way
-    /// to refuse that): a nested call is a named error. Inside `f`, reach the variable only
-    /// through the `&mut` it gets, not through `get`/`set`.
+impl<T: Copy> PerCpu<T> {
+    /// Runs `f` on this core's value with interrupts masked, so no handler on this core sees it
+    /// half-way, and writes the result back. `f` works on a copy on the stack: even if it
+    /// unmasks interrupts, or updates the same variable itself, nothing aliases (a handler's
+    /// update in between is overwritten, as a lost update, not undefined behaviour); the write
+    /// back masks interrupts again.
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let _irq = arch::IrqGuard::new();
-        assert!(!IN_WITH.get(), "PerCpu::with nested on core {} (it would alias)", cpu_id());
-        IN_WITH.set(true);
-        // SAFETY: only this core reaches its copy mutably (`local_ptr` is this core's copy), its
-        // interrupts are masked, and IN_WITH refuses a nested `with` that could alias it.
-        let r = f(unsafe { &mut *self.local_ptr() });
-        IN_WITH.set(false);
+        // SAFETY: this core's copy, valid for the whole run; interrupts are masked, so no
+        // handler on this core writes it meanwhile, and other cores never write it.
+        let mut v = unsafe { core::ptr::read(self.local_ptr()) };
+        let r = f(&mut v);
+        let _again = arch::IrqGuard::new();
+        // SAFETY: as above (masked again, whatever `f` did).
+        unsafe { core::ptr::write(self.local_ptr(), v) };
         r
     }
 }
 
-impl<T: Copy> PerCpu<T> {
+impl<T: Word> PerCpu<T> {
     /// Reads this core's copy.
     #[inline(always)]
     pub fn get(&self) -> T {
-        // SAFETY: this core's copy, valid for the whole run; a single-copy read of a Copy value.
-        unsafe { core::ptr::read_volatile(self.local_ptr()) }
+        // SAFETY: this core's copy, valid for the whole run, aligned; a Word access.
+        unsafe { T::load(self.local_ptr()) }
     }
 
     /// Writes this core's copy.
     #[inline(always)]
     pub fn set(&self, v: T) {
-        // SAFETY: this core's copy; other cores only read it through `remote_get`.
-        unsafe { core::ptr::write_volatile(self.local_ptr(), v) }
-    }
-
-    /// Reads core `cpu`'s copy.
-    pub fn remote_get(&self, cpu: usize) -> T {
-        // SAFETY: valid for the whole run; a volatile read of a Copy value that its owner may be
-        // writing yields either the old or the new value for naturally aligned words.
-        unsafe { core::ptr::read_volatile(self.remote_ptr(cpu)) }
+        // SAFETY: as `get`.
+        unsafe { T::store(self.local_ptr(), v) }
     }
 }
 
@@ -237,11 +296,47 @@ impl PerCpu<u32> {
     }
 }
 
+/// A static per-cpu variable other cores read too (declare with
+/// [`percpu_shared!`](crate::percpu_shared!)): shared references to this core's copy
+/// ([`local`](Self::local)) and to any core's ([`remote`](Self::remote)), so `T` must be `Sync`
+/// (atomics, locks) and is changed only through them.
+#[repr(transparent)]
+pub struct PerCpuShared<T> {
+    template: UnsafeCell<T>,
+}
+
+// SAFETY: only shared references to the copies are handed out, to any core: sound for T: Sync.
+unsafe impl<T: Sync> Sync for PerCpuShared<T> {}
+
+impl<T: Sync> PerCpuShared<T> {
+    /// A template value (for [`percpu_shared!`](crate::percpu_shared!) only).
+    ///
+    /// # Safety
+    /// As [`PerCpu::new`]: a `static` in the `.percpu` section.
+    #[doc(hidden)]
+    pub const unsafe fn new(v: T) -> Self {
+        PerCpuShared { template: UnsafeCell::new(v) }
+    }
+
+    /// This core's copy.
+    #[inline(always)]
+    pub fn local(&self) -> &T {
+        // SAFETY: this core's copy of a template static lives for the whole run and is never
+        // mutated except through T's own interior mutability (T: Sync).
+        unsafe { &*((self.template.get() as usize).wrapping_add(arch::tpidr()) as *const T) }
+    }
+
+    /// Core `cpu`'s copy.
+    #[inline]
+    pub fn remote(&self, cpu: usize) -> &T {
+        // SAFETY: as `local`, for core `cpu`'s area (which `offset` checks exists).
+        unsafe { &*((self.template.get() as usize).wrapping_add(offset(cpu)) as *const T) }
+    }
+}
+
 crate::percpu! {
     /// The logical number of the core this copy belongs to.
     static CPU_ID: usize = 0;
-    /// Whether a `PerCpu::with` is running on this core.
-    static IN_WITH: bool = false;
 }
 
 /// The logical number of the running core (0 = the boot core).
@@ -311,8 +406,9 @@ pub struct PerCpuBox<T: Copy> {
     _t: PhantomData<T>,
 }
 
-// SAFETY: a PerCpuBox only hands out per-core pointers; sharing it between cores is how it is
-// used (each core touches its own copy; remote access is unsafe or read-only).
+// SAFETY: a PerCpuBox hands out raw per-core pointers and values: its own core's (get/set), and
+// copies of other cores' values only for `T: Word` (Send, single-copy atomic); remote writes are
+// unsafe.
 unsafe impl<T: Copy + Send> Send for PerCpuBox<T> {}
 // SAFETY: as above.
 unsafe impl<T: Copy + Send> Sync for PerCpuBox<T> {}
@@ -361,34 +457,37 @@ impl<T: Copy> PerCpuBox<T> {
     pub fn template_addr(&self) -> usize {
         self.addr
     }
+}
 
+impl<T: Word> PerCpuBox<T> {
     /// Reads this core's copy.
     #[inline(always)]
     pub fn get(&self) -> T {
-        // SAFETY: this core's copy of a live allocation.
-        unsafe { core::ptr::read_volatile(self.local_ptr()) }
+        // SAFETY: this core's copy of a live allocation, aligned; a Word access.
+        unsafe { T::load(self.local_ptr()) }
     }
 
     /// Writes this core's copy.
     #[inline(always)]
     pub fn set(&self, v: T) {
-        // SAFETY: this core's copy of a live allocation; other cores only read it.
-        unsafe { core::ptr::write_volatile(self.local_ptr(), v) }
+        // SAFETY: as `get`.
+        unsafe { T::store(self.local_ptr(), v) }
     }
 
-    /// Reads core `cpu`'s copy.
+    /// Reads core `cpu`'s copy (its owner may be adding to it: the old or the new value).
     pub fn remote_get(&self, cpu: usize) -> T {
-        // SAFETY: a live allocation; a volatile read of an aligned Copy value.
-        unsafe { core::ptr::read_volatile(self.remote_ptr(cpu)) }
+        // SAFETY: a live allocation, aligned; a Word access.
+        unsafe { T::load(self.remote_ptr(cpu)) }
     }
 
     /// Writes core `cpu`'s copy.
     ///
     /// # Safety
-    /// Core `cpu` must not be updating its copy at the same time.
+    /// Core `cpu` must not be updating its copy at the same time (its restartable add is not
+    /// atomic against another core's store: one of the two would be lost).
     pub unsafe fn remote_set(&self, cpu: usize, v: T) {
-        // SAFETY: a live allocation; exclusivity is the caller's contract.
-        unsafe { core::ptr::write_volatile(self.remote_ptr(cpu), v) }
+        // SAFETY: a live allocation, aligned; a Word access; exclusivity is the caller's contract.
+        unsafe { T::store(self.remote_ptr(cpu), v) }
     }
 }
 

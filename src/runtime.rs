@@ -142,18 +142,19 @@ fn alloc_per_core(n: usize) -> usize {
 
 unsafe extern "Rust" {
     /// The image's main function, named by [`entry!`](crate::entry!).
-    fn __quiescent_main() -> i32;
+    fn __quiescent_main(ctx: &mut smp::Ctx) -> i32;
 }
 
-/// Names the image's main function: `quiescent::entry!(main);` with `fn main() -> i32`.
-/// Its return value is the image's exit code.
+/// Names the image's main function: `quiescent::entry!(main);` with
+/// `fn main(ctx: &mut quiescent::smp::Ctx) -> i32`, which runs on core 0 with core 0's blocking
+/// context. Its return value is the image's exit code.
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
         #[unsafe(no_mangle)]
-        fn __quiescent_main() -> i32 {
-            let f: fn() -> i32 = $main;
-            f()
+        fn __quiescent_main(ctx: &mut $crate::smp::Ctx) -> i32 {
+            let f: fn(&mut $crate::smp::Ctx) -> i32 = $main;
+            f(ctx)
         }
     };
 }
@@ -183,13 +184,17 @@ extern "C" fn boot_primary(dtb: usize, el: usize) -> ! {
     exception::set_irq_handler(drivers::gic::handle_irq);
     smp::init();
     // RCU installs its idle-loop, blocking-wait and interrupt-context hooks.
-    rcu::init();
+    // SAFETY: once, at boot, on core 0, interrupts masked, no other core started.
+    unsafe { rcu::init() };
     smp::boot_cpu_online();
     arch::local_irq_enable();
     smp::boot_secondaries();
+    // SAFETY: core 0's thread of execution: RCU watches it (boot_cpu_online) and nothing else
+    // on this core holds a context.
+    let ctx = &mut unsafe { smp::Ctx::new() };
     let code = {
         // SAFETY: defined by the image through `entry!`.
-        unsafe { __quiescent_main() }
+        unsafe { __quiescent_main(ctx) }
     };
     smp::shutdown(code)
 }

@@ -14,14 +14,14 @@
 //! 101. `@`-lines tell the host runner which case and which cores are busy, so a hang is named.
 
 use crate::runtime::{set_running_case, set_running_image};
-use crate::smp;
+use crate::smp::{self, Ctx};
 
 /// One named test case.
 pub struct TestCase {
     /// The function's name.
     pub name: &'static str,
-    /// The case; it fails by panicking.
-    pub f: fn(),
+    /// The case; it fails by panicking. It gets core 0's blocking context.
+    pub f: fn(&mut Ctx),
 }
 
 pub use crate::runtime::EXIT_FAILED;
@@ -32,7 +32,7 @@ pub use crate::runtime::EXIT_FAILED;
 /// `cargo test -- NAME --exact --list` into these): `test-filter=A,B` runs only the cases whose
 /// full name `<bin>::<case>` contains `A` or `B` (or equals one, with `test-exact=1`);
 /// `test-list=1` prints each selected name as `<bin>::<case>: test` and runs none.
-pub fn run_tests(bin: &'static str, cases: &[TestCase]) -> i32 {
+pub fn run_tests(ctx: &mut Ctx, bin: &'static str, cases: &[TestCase]) -> i32 {
     let filter = crate::board::bootarg("test-filter");
     let exact = crate::board::bootarg("test-exact") == Some("1");
     let selected = |c: &&TestCase| {
@@ -62,9 +62,9 @@ pub fn run_tests(bin: &'static str, cases: &[TestCase]) -> i32 {
     for c in cases.iter().filter(selected) {
         set_running_case(Some(c.name));
         defmt::println!("@case {=str}::{=str}", bin, c.name);
-        (c.f)();
+        (c.f)(ctx);
         // Between cases core 0 passes a quiescent point, like an idle loop between work items.
-        crate::rcu::rcu_quiescent_state();
+        crate::rcu::rcu_quiescent_state(ctx);
         defmt::println!("test {=str}::{=str} ... ok", bin, c.name);
     }
     set_running_case(None);
@@ -76,8 +76,8 @@ pub fn run_tests(bin: &'static str, cases: &[TestCase]) -> i32 {
 #[macro_export]
 macro_rules! tests {
     ($($case:ident),* $(,)?) => {
-        fn __quiescent_tests_main() -> i32 {
-            $crate::test::run_tests(env!("CARGO_CRATE_NAME"), &[
+        fn __quiescent_tests_main(ctx: &mut $crate::smp::Ctx) -> i32 {
+            $crate::test::run_tests(ctx, env!("CARGO_CRATE_NAME"), &[
                 $($crate::test::TestCase { name: stringify!($case), f: $case }),*
             ])
         }
@@ -85,12 +85,15 @@ macro_rules! tests {
     };
 }
 
-/// Runs `f(cpu)` on every online core at once, telling the host which cores are busy (so a
+/// Runs `f(cpu, ctx)` on every online core at once, telling the host which cores are busy (so a
 /// hang names them), and returns the results in core order.
-pub fn on_all_cores<R: Send + 'static>(f: impl Fn(usize) -> R + Send + Sync + 'static) -> alloc::vec::Vec<R> {
+pub fn on_all_cores<R: Send + 'static>(
+    ctx: &mut Ctx,
+    f: impl Fn(usize, &mut Ctx) -> R + Send + Sync + 'static,
+) -> alloc::vec::Vec<R> {
     defmt::println!("@cores {=str}", core_ranges(smp::online_cpus()).as_str());
-    smp::on_each_cpu(move |c| {
-        let r = f(c);
+    smp::on_each_cpu(ctx, move |c, ctx| {
+        let r = f(c, ctx);
         defmt::println!("@done {}", c);
         r
     })
@@ -141,9 +144,9 @@ pub fn others() -> alloc::vec::Vec<usize> {
 
 /// Waits (as a quiescent waiter, so grace periods go on) until `cond`, failing the case with
 /// `<what> did not happen within <ms> ms` after `ms` milliseconds.
-pub fn wait_until(ms: u64, what: &str, mut cond: impl FnMut() -> bool) {
+pub fn wait_until(ctx: &mut Ctx, ms: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let t0 = crate::arch::counter();
-    crate::rcu::wait_quiescent(|| {
+    crate::rcu::wait_quiescent(ctx, || {
         let late = crate::arch::ticks_to_ns(crate::arch::counter() - t0) >= ms * 1_000_000;
         assert!(!late, "{} did not happen within {} ms", what, ms);
         !cond()
@@ -151,26 +154,31 @@ pub fn wait_until(ms: u64, what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// Waits (quiescent) until `flag` is set, failing after 5 s.
-pub fn wait_flag(flag: &core::sync::atomic::AtomicBool, what: &str) {
-    wait_until(5000, what, || flag.load(core::sync::atomic::Ordering::Acquire));
+pub fn wait_flag(ctx: &mut Ctx, flag: &core::sync::atomic::AtomicBool, what: &str) {
+    wait_until(ctx, 5000, what, || flag.load(core::sync::atomic::Ordering::Acquire));
 }
 
 /// Starts a work item on `cpu` that spins until the returned flag is set (inside an RCU
 /// read-side section if `reader`, so it holds grace periods open either way: a work item passes
 /// no quiescent point until it ends), and returns once it spins.
-pub fn spin_on(cpu: usize, reader: bool, what: &str) -> alloc::sync::Arc<core::sync::atomic::AtomicBool> {
+pub fn spin_on(
+    ctx: &mut Ctx,
+    cpu: usize,
+    reader: bool,
+    what: &str,
+) -> alloc::sync::Arc<core::sync::atomic::AtomicBool> {
     use alloc::sync::Arc;
     use core::sync::atomic::{AtomicBool, Ordering};
     let (inside, release) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let (i2, r2) = (inside.clone(), release.clone());
-    smp::queue_work(cpu, move || {
-        let g = reader.then(crate::rcu::read);
+    smp::queue_work(cpu, move |ctx| {
+        let g = reader.then(|| crate::rcu::read(ctx));
         i2.store(true, Ordering::Release);
         while !r2.load(Ordering::Acquire) {
             crate::arch::cpu_relax();
         }
         drop(g);
     });
-    wait_flag(&inside, what);
+    wait_flag(ctx, &inside, what);
     release
 }

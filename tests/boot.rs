@@ -5,9 +5,10 @@
 extern crate alloc;
 
 use quiescent::drivers::gic;
-use quiescent::{arch, board, percpu, smp, test, GUARD_SIZE, MAX_CPUS, STACK_SIZE};
+use quiescent::smp::{self, Ctx};
+use quiescent::{arch, board, percpu, test, GUARD_SIZE, MAX_CPUS, STACK_SIZE};
 
-fn every_listed_core_comes_online() {
+fn every_listed_core_comes_online(_ctx: &mut Ctx) {
     // MAX_CPUS, `maxcpus=` on the command line, or GICv2's 8: cores beyond are reported and
     // left off.
     let gic_max = if gic::version_in_use() == 2 { 8 } else { MAX_CPUS };
@@ -17,7 +18,7 @@ fn every_listed_core_comes_online() {
 }
 
 /// `expect-gic=N` on the command line: the GIC the firmware found in the DTB and brought up.
-fn the_gic_is_the_one_the_machine_has() {
+fn the_gic_is_the_one_the_machine_has(_ctx: &mut Ctx) {
     let v = gic::version_in_use();
     assert!(v == 2 || v == 3, "GIC version {}", v);
     if let Some(want) = board::bootarg("expect-gic").and_then(|v| v.parse::<u32>().ok()) {
@@ -25,13 +26,13 @@ fn the_gic_is_the_one_the_machine_has() {
     }
 }
 
-fn every_core_runs_at_el1() {
-    for (cpu, el) in test::on_all_cores(|_| arch::current_el()).into_iter().enumerate() {
+fn every_core_runs_at_el1(ctx: &mut Ctx) {
+    for (cpu, el) in test::on_all_cores(ctx, |_, _| arch::current_el()).into_iter().enumerate() {
         assert_eq!(el, 1, "core {} runs at EL{}", cpu, el);
     }
 }
 
-fn entry_el_is_reported_and_dropped_from() {
+fn entry_el_is_reported_and_dropped_from(_ctx: &mut Ctx) {
     let want: Option<usize> = board::bootarg("expect-entry-el").and_then(|v| v.parse().ok());
     for cpu in smp::online_cpus() {
         let el = quiescent::entry_el(cpu);
@@ -43,8 +44,8 @@ fn entry_el_is_reported_and_dropped_from() {
     }
 }
 
-fn each_core_has_its_own_tpidr_and_stack() {
-    let r = test::on_all_cores(|cpu| {
+fn each_core_has_its_own_tpidr_and_stack(ctx: &mut Ctx) {
+    let r = test::on_all_cores(ctx, |cpu, _| {
         let sp: usize;
         // SAFETY: reads sp; no memory effects.
         unsafe { core::arch::asm!("mov {}, sp", out(reg) sp) };
@@ -63,8 +64,8 @@ fn each_core_has_its_own_tpidr_and_stack() {
     assert_eq!(t.len(), r.len(), "two cores share TPIDR_EL1");
 }
 
-fn each_core_reads_its_own_mpidr() {
-    for (cpu, m) in test::on_all_cores(|_| arch::mpidr()).into_iter().enumerate() {
+fn each_core_reads_its_own_mpidr(ctx: &mut Ctx) {
+    for (cpu, m) in test::on_all_cores(ctx, |_, _| arch::mpidr()).into_iter().enumerate() {
         assert_eq!(m, smp::mpidr_of(cpu), "core {} MPIDR", cpu);
         assert_eq!(smp::cpu_of_mpidr(m), Some(cpu), "MPIDR {:#x} maps back to core {}", m, cpu);
     }
@@ -75,7 +76,7 @@ fn each_core_reads_its_own_mpidr() {
     }
 }
 
-fn start_errors_are_named() {
+fn start_errors_are_named(_ctx: &mut Ctx) {
     // Starting a core that is already on must fail with ALREADY_ON, and a core that does not
     // exist with INVALID_PARAMETERS (PSCI's names; the spin-table board uses the same), both
     // reported, nothing hangs.
@@ -91,7 +92,7 @@ fn start_errors_are_named() {
 /// this image is really placed: linked at a fixed address, so flags bit 3 ("may be placed
 /// anywhere in memory") must be clear, and the link address must be the first RAM's 2 MiB base
 /// plus `text_offset` (where a loader honouring bit 3 = 0 puts it).
-fn image_header_describes_a_fixed_placement() {
+fn image_header_describes_a_fixed_placement(_ctx: &mut Ctx) {
     let start = test::text_range().start;
     // SAFETY: the 64-byte header is the first thing in .text (linker.ld KEEPs .text.head first),
     // mapped read-only for the whole run.

@@ -9,7 +9,8 @@
 #![no_main]
 
 use core::hint::black_box;
-use quiescent::{board, smp, test};
+use quiescent::smp::{self, Ctx};
+use quiescent::{board, test};
 
 /// A word of data that happens to hold a `ret` instruction.
 static NOT_CODE: [u32; 1] = [0xd65f03c0];
@@ -22,7 +23,7 @@ fn recurse(n: u64) -> u64 {
     recurse(n + 1).wrapping_add(buf[3])
 }
 
-fn trigger() {
+fn trigger(ctx: &mut Ctx) {
     let kind = board::bootarg("fault").expect("the fault image needs fault=<kind> on the command line");
     match kind {
         "unmapped" => {
@@ -44,7 +45,7 @@ fn trigger() {
         }
         "stack-overflow" => {
             let target = if smp::num_online() > 1 { 1 } else { 0 };
-            test::on_all_cores(move |cpu| {
+            test::on_all_cores(ctx, move |cpu, _| {
                 if cpu == target {
                     black_box(recurse(0));
                 }

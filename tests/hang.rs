@@ -3,11 +3,12 @@
 #![no_std]
 #![no_main]
 
-use quiescent::{arch, smp, test};
+use quiescent::smp::{self, Ctx};
+use quiescent::{arch, test};
 
-fn core_1_never_finishes() {
+fn core_1_never_finishes(ctx: &mut Ctx) {
     assert!(smp::num_online() > 1, "needs two cores");
-    test::on_all_cores(|cpu| {
+    test::on_all_cores(ctx, |cpu, _| {
         if cpu == 1 {
             loop {
                 arch::wfe();

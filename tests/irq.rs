@@ -8,13 +8,13 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use quiescent::arch;
 use quiescent::percpu::cpu_id;
 use quiescent::smp::tick as timer;
-use quiescent::smp::{self, ipi, ipi::Ipi};
+use quiescent::smp::{self, ipi, ipi::Ipi, AtomicCtx, Ctx};
 use quiescent::test;
 
 /// Measures every core's tick rate over `ms` of counter time, each core busy meanwhile (an idle
 /// core takes no tick: see `an_idle_core_takes_no_tick`).
-fn measured_rates(ms: u64) -> alloc::vec::Vec<f64> {
-    test::on_all_cores(move |c| {
+fn measured_rates(ctx: &mut Ctx, ms: u64) -> alloc::vec::Vec<f64> {
+    test::on_all_cores(ctx, move |c, _| {
         let before = timer::ticks(c);
         let t0 = arch::counter();
         while arch::ticks_to_ns(arch::counter() - t0) < ms * 1_000_000 {
@@ -25,19 +25,19 @@ fn measured_rates(ms: u64) -> alloc::vec::Vec<f64> {
     })
 }
 
-fn timer_ticks_on_every_core_at_the_configured_rate() {
+fn timer_ticks_on_every_core_at_the_configured_rate(ctx: &mut Ctx) {
     for hz in [smp::DEFAULT_TICK_HZ, 250] {
-        test::on_all_cores(move |_| timer::start_tick(hz));
-        for (cpu, rate) in measured_rates(400).into_iter().enumerate() {
+        test::on_all_cores(ctx, move |_, _| timer::start_tick(hz));
+        for (cpu, rate) in measured_rates(ctx, 400).into_iter().enumerate() {
             let lo = hz as f64 * 0.75;
             let hi = hz as f64 * 1.25;
             assert!(rate >= lo && rate <= hi, "core {}: {} ticks/s at {} Hz configured", cpu, rate as u32, hz);
         }
     }
-    test::on_all_cores(|_| timer::start_tick(smp::DEFAULT_TICK_HZ));
+    test::on_all_cores(ctx, |_, _| timer::start_tick(smp::DEFAULT_TICK_HZ));
 }
 
-fn an_idle_core_takes_no_tick() {
+fn an_idle_core_takes_no_tick(ctx: &mut Ctx) {
     let Some(c) = smp::online_cpus().find(|&c| c != cpu_id()) else {
         return;
     };
@@ -64,7 +64,7 @@ fn an_idle_core_takes_no_tick() {
     };
     assert_eq!(slept, 0, "core {} took {} ticks asleep", c, slept);
     // Woken, it ticks again while busy.
-    let busy = smp::call_on(c, move || {
+    let busy = smp::call_on(ctx, c, move |_| {
         let before = timer::ticks(c);
         let t1 = arch::counter();
         while arch::ticks_to_ns(arch::counter() - t1) < 100_000_000 {
@@ -75,11 +75,11 @@ fn an_idle_core_takes_no_tick() {
     assert!(busy >= 5, "core {} took {} ticks in 100 ms busy after a sleep", c, busy);
 }
 
-fn ipi_round_trip_to_every_core() {
+fn ipi_round_trip_to_every_core(ctx: &mut Ctx) {
     for c in smp::online_cpus().filter(|&c| c != cpu_id()) {
         let before = ipi::received(c, Ipi::Call);
         let t0 = arch::counter();
-        let who = ipi::call_function_single(c, cpu_id);
+        let who = ipi::call_function_single(ctx, c, |_| cpu_id());
         let ns = arch::ticks_to_ns(arch::counter() - t0);
         assert_eq!(who, c, "the call ran on core {}", who);
         assert_eq!(ipi::received(c, Ipi::Call), before + 1, "core {} counted one Call IPI", c);
@@ -94,14 +94,14 @@ fn ipi_round_trip_to_every_core() {
     }
 }
 
-fn cross_core_call_returns_the_callees_result() {
+fn cross_core_call_returns_the_callees_result(ctx: &mut Ctx) {
     for c in smp::online_cpus() {
-        let r = ipi::call_function_single(c, move || (cpu_id() * 10 + c) as u64 + arch::current_el());
+        let r = ipi::call_function_single(ctx, c, move |_| (cpu_id() * 10 + c) as u64 + arch::current_el());
         assert_eq!(r, (c * 11) as u64 + 1);
     }
 }
 
-fn calls_interrupt_a_busy_core() {
+fn calls_interrupt_a_busy_core(ctx: &mut Ctx) {
     if smp::num_online() < 2 {
         return;
     }
@@ -110,7 +110,7 @@ fn calls_interrupt_a_busy_core() {
     let release = Arc::new(AtomicBool::new(false));
     let spinning = Arc::new(AtomicBool::new(false));
     let (r2, s2) = (release.clone(), spinning.clone());
-    smp::queue_work(1, move || {
+    smp::queue_work(1, move |_| {
         s2.store(true, Ordering::Release);
         while !r2.load(Ordering::Acquire) {
             arch::cpu_relax();
@@ -119,14 +119,14 @@ fn calls_interrupt_a_busy_core() {
     while !spinning.load(Ordering::Acquire) {
         arch::cpu_relax();
     }
-    assert_eq!(ipi::call_function_single(1, cpu_id), 1);
+    assert_eq!(ipi::call_function_single(ctx, 1, |_| cpu_id()), 1);
     let pc = ipi::report_pc(1, 1000).expect("core 1 did not answer ReportState");
     let text = test::text_range();
     assert!(text.contains(&(pc as usize)), "reported PC {:#x} outside .text", pc);
     release.store(true, Ordering::Release);
 }
 
-fn interrupt_masking_nests() {
+fn interrupt_masking_nests(_ctx: &mut Ctx) {
     assert!(!arch::irqs_disabled(), "test cases run with interrupts enabled");
     let outer = arch::local_irq_save();
     assert!(arch::irqs_disabled());
@@ -158,21 +158,21 @@ quiescent::percpu! {
 }
 static HOOK_ON: AtomicBool = AtomicBool::new(false);
 
-fn tick_hook() {
+fn tick_hook(_: &AtomicCtx) {
     if HOOK_ON.load(Ordering::Relaxed) {
         SHARED_WITH_IRQ.this_cpu_add(1);
         HOOK_ADDS.set(HOOK_ADDS.get() + 1);
     }
 }
 
-fn this_cpu_add_is_safe_against_interrupts() {
+fn this_cpu_add_is_safe_against_interrupts(ctx: &mut Ctx) {
     // Each core adds to its counter in a tight loop while its own tick handler adds to the same
     // counter at 2 kHz, until the handler has run at least 50 times there. A torn
     // read-modify-write would lose updates.
     timer::add_hook(tick_hook);
-    test::on_all_cores(|_| timer::start_tick(2000));
+    test::on_all_cores(ctx, |_, _| timer::start_tick(2000));
     HOOK_ON.store(true, Ordering::Release);
-    let loops = test::on_all_cores(|_| {
+    let loops = test::on_all_cores(ctx, |_, _| {
         let t0 = arch::counter();
         let mut n = 0u32;
         while HOOK_ADDS.get() < 50 {
@@ -189,11 +189,11 @@ fn this_cpu_add_is_safe_against_interrupts() {
         n
     });
     HOOK_ON.store(false, Ordering::Release);
-    let got = test::on_all_cores(|_| {
+    let got = test::on_all_cores(ctx, |_, _| {
         let _irq = arch::IrqGuard::new();
         (SHARED_WITH_IRQ.get(), HOOK_ADDS.get())
     });
-    test::on_all_cores(|_| timer::start_tick(smp::DEFAULT_TICK_HZ));
+    test::on_all_cores(ctx, |_, _| timer::start_tick(smp::DEFAULT_TICK_HZ));
     for (cpu, ((v, h), n)) in got.into_iter().zip(loops).enumerate() {
         assert_eq!(v, n + h, "core {}: {} loop adds + {} handler adds != {}", cpu, n, h, v);
     }
@@ -201,7 +201,7 @@ fn this_cpu_add_is_safe_against_interrupts() {
 
 static PINGS: AtomicU64 = AtomicU64::new(0);
 
-fn ipis_to_all_others_reach_every_core() {
+fn ipis_to_all_others_reach_every_core(_ctx: &mut Ctx) {
     let n = smp::num_online() as u64;
     let before: alloc::vec::Vec<u64> = smp::online_cpus().map(|c| ipi::received(c, Ipi::Wake)).collect();
     ipi::send_others(Ipi::Wake);
@@ -220,7 +220,7 @@ fn ipis_to_all_others_reach_every_core() {
 
 /// One SGI write per GICv3 cluster (a GICv2 target list): every second other core, so the lists
 /// have holes and, past 16 cores, span clusters.
-fn ipis_to_a_set_of_cores_reach_each_of_them() {
+fn ipis_to_a_set_of_cores_reach_each_of_them(_ctx: &mut Ctx) {
     let set: alloc::vec::Vec<usize> = smp::online_cpus().filter(|&c| c != cpu_id() && c % 2 == 1).collect();
     let before: alloc::vec::Vec<u64> = smp::online_cpus().map(|c| ipi::received(c, Ipi::Wake)).collect();
     ipi::send_many(&set, Ipi::Wake);

@@ -16,7 +16,8 @@ extern crate alloc;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
-use quiescent::{arch, rcu, smp};
+use quiescent::smp::{self, Ctx};
+use quiescent::{arch, rcu};
 
 const ROUNDS: u64 = 40_000;
 
@@ -35,7 +36,7 @@ struct Shared {
 
 /// Runs SB for ROUNDS rounds on two cores (with or without `smp_mb` between each core's store
 /// and load) and returns how many rounds both loads missed the other core's store.
-fn store_buffering(with_mb: bool) -> u64 {
+fn store_buffering(ctx: &mut Ctx, with_mb: bool) -> u64 {
     let cpus: Vec<usize> = smp::online_cpus().filter(|&c| c != 0).take(2).collect();
     let sh = Arc::new(Shared {
         x: Line(AtomicU64::new(0)),
@@ -47,7 +48,7 @@ fn store_buffering(with_mb: bool) -> u64 {
     let done = Arc::new(AtomicU64::new(0));
     for (side, &c) in cpus.iter().enumerate() {
         let (sh, done) = (sh.clone(), done.clone());
-        smp::queue_work(c, move || {
+        smp::queue_work(c, move |_| {
             let (mine, theirs, out) = if side == 0 { (&sh.x, &sh.y, &sh.r1) } else { (&sh.y, &sh.x, &sh.r2) };
             for i in 1..=ROUNDS {
                 sh.arrive.0.fetch_add(1, Ordering::AcqRel);
@@ -64,7 +65,7 @@ fn store_buffering(with_mb: bool) -> u64 {
         });
     }
     let t0 = arch::counter();
-    rcu::wait_quiescent(|| {
+    rcu::wait_quiescent(ctx, || {
         assert!(arch::ticks_to_ns(arch::counter() - t0) < 60_000_000_000, "the litmus rounds did not finish");
         done.load(Ordering::Acquire) < 2
     });
@@ -76,12 +77,12 @@ fn store_buffering(with_mb: bool) -> u64 {
         .count() as u64
 }
 
-fn store_buffering_never_with_smp_mb_between_store_and_load() {
+fn store_buffering_never_with_smp_mb_between_store_and_load(ctx: &mut Ctx) {
     if smp::num_online() < 3 {
         return; // two cores besides core 0
     }
-    let without = store_buffering(false);
-    let with = store_buffering(true);
+    let without = store_buffering(ctx, false);
+    let with = store_buffering(ctx, true);
     defmt::info!(
         "store buffering: both loads missed both stores in {} of {} rounds without smp_mb, {} with",
         without,

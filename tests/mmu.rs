@@ -6,7 +6,8 @@ extern crate alloc;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 use quiescent::arch::mmu;
-use quiescent::{board, smp, test, GUARD_SIZE};
+use quiescent::smp::{self, Ctx};
+use quiescent::{board, test, GUARD_SIZE};
 
 static RODATA_WORD: u64 = 0x1234_5678;
 static mut DATA_WORD: u64 = 0;
@@ -16,8 +17,8 @@ const TRANSLATION: u8 = 0x04;
 const NORMAL_WB: u8 = 0xff;
 const DEVICE_NGNRE: u8 = 0x04;
 
-fn mmu_and_caches_on_every_core() {
-    for (cpu, (sctlr, tcr, mair)) in test::on_all_cores(|_| mmu::regs()).into_iter().enumerate() {
+fn mmu_and_caches_on_every_core(ctx: &mut Ctx) {
+    for (cpu, (sctlr, tcr, mair)) in test::on_all_cores(ctx, |_, _| mmu::regs()).into_iter().enumerate() {
         assert!(sctlr & 1 != 0, "core {}: SCTLR_EL1.M off", cpu);
         assert!(sctlr & (1 << 2) != 0, "core {}: data cache off", cpu);
         assert!(sctlr & (1 << 12) != 0, "core {}: instruction cache off", cpu);
@@ -29,13 +30,13 @@ fn mmu_and_caches_on_every_core() {
     }
 }
 
-fn text_is_read_only_and_executable() {
+fn text_is_read_only_and_executable(_ctx: &mut Ctx) {
     let text = text_is_read_only_and_executable as *const () as usize;
     assert_eq!(mmu::probe(text, false), Ok(NORMAL_WB), "code readable, normal memory");
     assert_eq!(mmu::probe(text, true).map_err(|f| f & 0x3c), Err(PERMISSION), "code must not be writable");
 }
 
-fn rodata_is_read_only_data_is_writable() {
+fn rodata_is_read_only_data_is_writable(_ctx: &mut Ctx) {
     let ro = core::ptr::addr_of!(RODATA_WORD) as usize;
     let rw = core::ptr::addr_of!(DATA_WORD) as usize;
     assert_eq!(mmu::probe(ro, false), Ok(NORMAL_WB));
@@ -45,12 +46,12 @@ fn rodata_is_read_only_data_is_writable() {
     assert_eq!(mmu::probe(&*heap as *const u64 as usize, true), Ok(NORMAL_WB), "heap writable");
 }
 
-fn mmio_is_device_memory() {
+fn mmio_is_device_memory(_ctx: &mut Ctx) {
     assert_eq!(mmu::probe(board::UART_BASE, true), Ok(DEVICE_NGNRE));
     assert_eq!(mmu::probe(board::GICD_BASE, false), Ok(DEVICE_NGNRE));
 }
 
-fn stack_guard_pages_are_unmapped() {
+fn stack_guard_pages_are_unmapped(_ctx: &mut Ctx) {
     for cpu in 0..smp::num_possible() {
         let guard = quiescent::stack_slot(cpu).expect("a core set up has a stack slot");
         for a in [guard, guard + GUARD_SIZE - 8] {
@@ -66,14 +67,14 @@ fn stack_guard_pages_are_unmapped() {
     }
 }
 
-fn exclusives_and_caches_are_coherent_across_cores() {
+fn exclusives_and_caches_are_coherent_across_cores(ctx: &mut Ctx) {
     // Every core increments a shared counter with atomic read-modify-writes (exclusives: they
     // only work with the MMU and caches on, on real hardware) and publishes a private pattern
     // that the next core checks.
     const N: u64 = 2000;
     let shared = Arc::new(AtomicU64::new(0));
     let s = shared.clone();
-    test::on_all_cores(move |_| {
+    test::on_all_cores(ctx, move |_, _| {
         for _ in 0..N {
             s.fetch_add(1, Ordering::Relaxed);
         }
@@ -83,13 +84,13 @@ fn exclusives_and_caches_are_coherent_across_cores() {
     let b = buf.clone();
     let n = smp::num_online();
     if n > 1 {
-        smp::call_on(1, move || {
+        smp::call_on(ctx, 1, move |_| {
             for (i, w) in b.iter().enumerate() {
                 w.store(0xc0de_0000 + i as u64, Ordering::Relaxed);
             }
         });
         let b = buf.clone();
-        let ok = smp::call_on(n - 1, move || {
+        let ok = smp::call_on(ctx, n - 1, move |_| {
             b.iter().enumerate().all(|(i, w)| w.load(Ordering::Relaxed) == 0xc0de_0000 + i as u64)
         });
         assert!(ok, "core {} did not see core 1's writes", n - 1);

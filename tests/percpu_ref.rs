@@ -8,6 +8,7 @@
 extern crate alloc;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use quiescent::smp::Ctx;
 use quiescent::sync::percpu_ref::{Flags, PercpuRef};
 use quiescent::{arch, rcu};
 
@@ -77,20 +78,20 @@ fn new_ref(flags: Flags) -> (Arc<PercpuRef>, Arc<Probe>) {
 /// Waits until `cond`, failing after 5 s. Each turn is a quiescent point (so the grace period
 /// being waited for can end) and runs this core's ready RCU callbacks: a switch started on core
 /// 0 queues its callback here, and core 0 runs no idle loop while a case runs.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+fn wait_until(ctx: &mut Ctx, what: &str, mut cond: impl FnMut() -> bool) {
     let t0 = arch::counter();
     while !cond() {
         assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "{} did not happen within 5 s", what);
-        rcu::rcu_quiescent_state();
-        rcu::gp_try_complete();
+        rcu::rcu_quiescent_state(ctx);
+        rcu::stats::gp_try_complete();
         arch::cpu_relax();
     }
 }
 
 /// Waits for every RCU callback queued so far (a late second release would run by then).
-fn settle() {
-    rcu::rcu_barrier();
-    rcu::rcu_barrier();
+fn settle(ctx: &mut Ctx) {
+    rcu::rcu_barrier(ctx);
+    rcu::rcu_barrier(ctx);
 }
 
 quiescent::tests!(
@@ -111,4 +112,5 @@ quiescent::tests!(
     switch_to_percpu_on_a_dying_ref_is_ignored,
     init_fails_cleanly_when_percpu_space_runs_out,
     exit_frees_the_percpu_counters,
+    exit_keeps_the_counter_until_a_grace_period,
 );

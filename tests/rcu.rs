@@ -10,23 +10,23 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use quiescent::arch;
 use quiescent::rcu::{self, list::RcuList};
-use quiescent::smp::ipi;
 use quiescent::smp::tick as timer;
+use quiescent::smp::{ipi, Ctx};
 use quiescent::test::{others, spin_on, wait_flag};
 use quiescent::{smp, test};
 
-fn no_stall_reported_so_far() {
-    assert_eq!(rcu::stalls().0, 0, "the stall detector fired without a stall");
+fn no_stall_reported_so_far(_ctx: &mut Ctx) {
+    assert_eq!(rcu::stats::stalls().0, 0, "the stall detector fired without a stall");
 }
 
-fn grace_period_on_this_core_alone_completes() {
+fn grace_period_on_this_core_alone_completes(ctx: &mut Ctx) {
     // With every other core idle, each call costs exactly one grace period: a caller never
     // waits for more than it needs.
-    let before = rcu::completed();
+    let before = rcu::stats::completed();
     for _ in 0..10 {
-        rcu::synchronize_rcu();
+        rcu::synchronize_rcu(ctx);
     }
-    assert_eq!(rcu::completed() - before, 10, "ten synchronize_rcu calls alone");
+    assert_eq!(rcu::stats::completed() - before, 10, "ten synchronize_rcu calls alone");
 }
 
 /// Sequence numbers that order events across cores.
@@ -35,13 +35,13 @@ fn stamp() -> u64 {
     SEQ.fetch_add(1, Ordering::AcqRel)
 }
 
-fn grace_period_waits_for_a_preexisting_reader() {
+fn grace_period_waits_for_a_preexisting_reader(ctx: &mut Ctx) {
     // Past 8 cores vCPUs outnumber the host's cores and a busy one may wait seconds for a host
     // core: the stall timeout stretches by 3 s per 8 cores, as the torture's does (the stall
     // case at the end sets its own and then 3 s again).
     let n = smp::num_online();
     if n > 8 {
-        rcu::set_stall_timeout_ms(3000 * (n / 8) as u64);
+        rcu::stats::set_stall_timeout_ms(3000 * (n / 8) as u64);
     }
     let o = others();
     if o.len() < 2 {
@@ -59,8 +59,8 @@ fn grace_period_waits_for_a_preexisting_reader() {
         Arc::new(AtomicU64::new(0)),
     );
     let (p2, i2, r2, o2) = (ptr.clone(), inside.clone(), release.clone(), reader_out.clone());
-    smp::queue_work(reader, move || {
-        let g = rcu::read();
+    smp::queue_work(reader, move |ctx| {
+        let g = rcu::read(ctx);
         let p = rcu::rcu_dereference(&p2, &g);
         i2.store(true, Ordering::Release);
         while !r2.load(Ordering::Acquire) {
@@ -71,13 +71,13 @@ fn grace_period_waits_for_a_preexisting_reader() {
         o2.store(stamp(), Ordering::Release);
         drop(g);
     });
-    wait_flag(&inside, "the reader entering its section");
+    wait_flag(ctx, &inside, "the reader entering its section");
     let new = Box::into_raw(Box::new(0xbeef_u64));
     rcu::rcu_assign_pointer(&ptr, new);
     let s2 = sync_done.clone();
     let old_addr = old as usize;
-    smp::queue_work(syncer, move || {
-        rcu::synchronize_rcu();
+    smp::queue_work(syncer, move |ctx| {
+        rcu::synchronize_rcu(ctx);
         s2.store(stamp(), Ordering::Release);
         // SAFETY: a grace period has passed since `old` was unpublished: no reader holds it.
         drop(unsafe { Box::from_raw(old_addr as *mut u64) });
@@ -95,7 +95,7 @@ fn grace_period_waits_for_a_preexisting_reader() {
     }
     release.store(true, Ordering::Release);
     let t0 = arch::counter();
-    rcu::wait_quiescent(|| {
+    rcu::wait_quiescent(ctx, || {
         assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "synchronize_rcu never returned");
         sync_done.load(Ordering::Acquire) == 0
     });
@@ -103,28 +103,28 @@ fn grace_period_waits_for_a_preexisting_reader() {
         reader_out.load(Ordering::Acquire) < sync_done.load(Ordering::Acquire),
         "the reader left after synchronize_rcu returned"
     );
-    rcu::synchronize_rcu();
+    rcu::synchronize_rcu(ctx);
     // SAFETY: unpublished below, after a grace period; nobody else frees it.
     drop(unsafe { Box::from_raw(ptr.swap(core::ptr::null_mut(), Ordering::AcqRel)) });
 }
 
-fn grace_period_does_not_wait_for_later_readers() {
+fn grace_period_does_not_wait_for_later_readers(ctx: &mut Ctx) {
     let o = others();
     if o.len() < 2 {
         return;
     }
     let (c, holder) = (o[0], o[1]);
     // A busy core holds the grace period open until the later reader is inside.
-    let unhold = spin_on(holder, false, "the holder starting");
+    let unhold = spin_on(ctx, holder, false, "the holder starting");
     let cookie = rcu::start_poll_synchronize_rcu();
     // Core c passes a quiescent point after the grace period started (a work item ends)...
-    smp::call_on(c, || ());
+    smp::call_on(ctx, c, |_| ());
     // ...then starts a reader that stays inside until released.
-    let release = spin_on(c, true, "the later reader entering its section");
+    let release = spin_on(ctx, c, true, "the later reader entering its section");
     assert!(!rcu::poll_state_synchronize_rcu(cookie), "the holder did not hold the grace period");
     unhold.store(true, Ordering::Release);
     let t0 = arch::counter();
-    rcu::wait_quiescent(|| {
+    rcu::wait_quiescent(ctx, || {
         assert!(
             arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000,
             "the grace period waited for a reader that began after it"
@@ -133,14 +133,14 @@ fn grace_period_does_not_wait_for_later_readers() {
     });
     // The grace period ended with the reader still inside (it leaves only when released).
     release.store(true, Ordering::Release);
-    smp::call_on(c, || ());
+    smp::call_on(ctx, c, |_| ());
 }
 
-fn grace_period_completes_while_others_sleep_and_wakes_none() {
+fn grace_period_completes_while_others_sleep_and_wakes_none(ctx: &mut Ctx) {
     // Stop the ticks on the other cores so only a real wake-up source (SEV, IPI) could wake them.
     let o = others();
     for &c in &o {
-        smp::call_on(c, timer::stop_tick);
+        smp::call_on(ctx, c, |_| timer::stop_tick());
     }
     for &c in &o {
         let t0 = arch::counter();
@@ -150,50 +150,51 @@ fn grace_period_completes_while_others_sleep_and_wakes_none() {
         }
     }
     let wakes: Vec<u64> = o.iter().map(|&c| smp::wakeups(c)).collect();
-    let before = rcu::completed();
+    let before = rcu::stats::completed();
     let t0 = arch::counter();
     for _ in 0..100 {
-        rcu::synchronize_rcu();
+        rcu::synchronize_rcu(ctx);
     }
     let ns = arch::ticks_to_ns(arch::counter() - t0) / 100;
     let after: Vec<u64> = o.iter().map(|&c| smp::wakeups(c)).collect();
     for &c in &o {
-        smp::call_on(c, || timer::start_tick(smp::DEFAULT_TICK_HZ));
+        smp::call_on(ctx, c, |_| timer::start_tick(smp::DEFAULT_TICK_HZ));
     }
-    assert!(rcu::completed() >= before + 100);
+    assert!(rcu::stats::completed() >= before + 100);
     assert_eq!(after, wakes, "synchronize_rcu woke a sleeping core");
     defmt::info!("synchronize_rcu with every other core asleep: {} ns each (counter time)", ns);
 }
 
-fn concurrent_callers_share_grace_periods() {
+fn concurrent_callers_share_grace_periods(ctx: &mut Ctx) {
     const CALLS: u64 = 40;
-    let before = rcu::completed();
-    test::on_all_cores(|_| {
+    let before = rcu::stats::completed();
+    test::on_all_cores(ctx, |_, ctx| {
         for _ in 0..CALLS {
-            let s = rcu::started();
-            rcu::synchronize_rcu();
+            let s = rcu::stats::started();
+            rcu::synchronize_rcu(ctx);
             // It waited for a grace period that started after the call.
-            assert!(rcu::completed() > s, "synchronize_rcu returned before a new grace period");
+            assert!(rcu::stats::completed() > s, "synchronize_rcu returned before a new grace period");
         }
     });
-    let gps = rcu::completed() - before;
+    let gps = rcu::stats::completed() - before;
     let calls = CALLS * smp::num_online() as u64;
     defmt::info!("{} concurrent synchronize_rcu calls took {} grace periods", calls, gps);
     assert!(gps >= CALLS, "fewer grace periods than one caller's sequential calls");
     assert!(gps <= calls, "more grace periods than calls");
 }
 
-fn callers_during_one_grace_period_share_the_next() {
+fn callers_during_one_grace_period_share_the_next(ctx: &mut Ctx) {
     // A busy core holds grace period g open; every other core asks for a grace period while
     // it is in progress. All of them need the same one (g + 1), and it serves them all.
     let o = others();
     if o.len() < 2 {
         return;
     }
-    let unhold = spin_on(o[0], false, "the holder starting");
+    let unhold = spin_on(ctx, o[0], false, "the holder starting");
     let g = rcu::start_poll_synchronize_rcu();
     assert!(!rcu::poll_state_synchronize_rcu(g), "grace period {} ended with the holder busy", g);
-    let mut cookies: Vec<u64> = o[1..].iter().map(|&c| smp::call_on(c, rcu::start_poll_synchronize_rcu)).collect();
+    let mut cookies: Vec<u64> =
+        o[1..].iter().map(|&c| smp::call_on(ctx, c, |_| rcu::start_poll_synchronize_rcu())).collect();
     cookies.push(rcu::start_poll_synchronize_rcu());
     // Whether g had started already or was only requested, every later caller needs the same
     // single grace period after it.
@@ -204,7 +205,7 @@ fn callers_during_one_grace_period_share_the_next() {
     }
     unhold.store(true, Ordering::Release);
     let t0 = arch::counter();
-    rcu::wait_quiescent(|| {
+    rcu::wait_quiescent(ctx, || {
         assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "the shared grace period never ended");
         !rcu::poll_state_synchronize_rcu(shared)
     });
@@ -213,29 +214,29 @@ fn callers_during_one_grace_period_share_the_next() {
 /// Per core, each callback run: (its index, the grace period it needs, grace periods completed when it ran).
 type CallbackLog = Arc<Vec<spin::Mutex<Vec<(usize, u64, u64)>>>>;
 
-fn call_rcu_runs_after_a_grace_period_once_in_order() {
+fn call_rcu_runs_after_a_grace_period_once_in_order(ctx: &mut Ctx) {
     const N: usize = 200;
     let log: CallbackLog = Arc::new((0..quiescent::MAX_CPUS).map(|_| spin::Mutex::new(Vec::new())).collect());
     let l2 = log.clone();
-    test::on_all_cores(move |cpu| {
+    test::on_all_cores(ctx, move |cpu, _| {
         for i in 0..N {
-            let snap = rcu::started() + 1;
+            let snap = rcu::stats::started() + 1;
             let l = l2.clone();
-            rcu::call_rcu(move || l[cpu].lock().push((i, snap, rcu::completed())));
+            rcu::call_rcu(move |_| l[cpu].lock().push((i, snap, rcu::stats::completed())));
         }
         // A callback that allocates and queues another one, twice.
         let l = l2.clone();
-        rcu::call_rcu(move || {
+        rcu::call_rcu(move |_| {
             let l3 = l.clone();
-            rcu::call_rcu(move || {
+            rcu::call_rcu(move |_| {
                 let l4 = l3.clone();
-                rcu::call_rcu(move || l4[cpu].lock().push((usize::MAX, 0, 0)));
+                rcu::call_rcu(move |_| l4[cpu].lock().push((usize::MAX, 0, 0)));
             });
         });
     });
-    rcu::rcu_barrier();
-    rcu::rcu_barrier();
-    rcu::rcu_barrier();
+    rcu::rcu_barrier(ctx);
+    rcu::rcu_barrier(ctx);
+    rcu::rcu_barrier(ctx);
     for cpu in smp::online_cpus() {
         let l = log[cpu].lock();
         assert_eq!(l.len(), N + 1, "core {}: {} callbacks ran", cpu, l.len());
@@ -247,20 +248,20 @@ fn call_rcu_runs_after_a_grace_period_once_in_order() {
     }
 }
 
-fn rcu_barrier_waits_for_every_queued_callback() {
+fn rcu_barrier_waits_for_every_queued_callback(ctx: &mut Ctx) {
     let ran = Arc::new(AtomicUsize::new(0));
     let r2 = ran.clone();
-    test::on_all_cores(move |_| {
+    test::on_all_cores(ctx, move |_, _| {
         for _ in 0..50 {
             let r = r2.clone();
-            rcu::call_rcu(move || {
+            rcu::call_rcu(move |_| {
                 r.fetch_add(1, Ordering::Relaxed);
             });
         }
     });
-    rcu::rcu_barrier();
+    rcu::rcu_barrier(ctx);
     assert_eq!(ran.load(Ordering::Relaxed), 50 * smp::num_online());
-    let (queued, invoked) = rcu::callback_counts();
+    let (queued, invoked) = rcu::stats::callback_counts();
     assert_eq!(queued, invoked, "rcu_barrier returned with callbacks outstanding");
 }
 
@@ -271,7 +272,7 @@ struct Item {
     b: u64, // always a + 1: a torn or freed item breaks this
 }
 
-fn list_add_delete_replace_while_readers_iterate() {
+fn list_add_delete_replace_while_readers_iterate(ctx: &mut Ctx) {
     let list: Arc<RcuList<Item>> = Arc::new(RcuList::new());
     for k in 0..16 {
         list.add_head(Item { key: k, a: k, b: k + 1 });
@@ -283,20 +284,20 @@ fn list_add_delete_replace_while_readers_iterate() {
     let seen = Arc::new(AtomicU64::new(0));
     for &c in &o {
         let (l, s, r, n) = (l2.clone(), s2.clone(), readers.clone(), seen.clone());
-        smp::queue_work(c, move || {
+        smp::queue_work(c, move |ctx| {
             while !s.load(Ordering::Acquire) {
-                let g = rcu::read();
+                let g = rcu::read(ctx);
                 for it in l.iter(&g) {
                     assert_eq!(it.b, it.a + 1, "reader saw a torn item {:?}", it.key);
                     n.fetch_add(1, Ordering::Relaxed);
                 }
                 drop(g);
-                rcu::rcu_quiescent_state();
+                rcu::rcu_quiescent_state(ctx);
             }
             r.fetch_sub(1, Ordering::Release);
         });
     }
-    let freed_before = rcu::callback_counts().1;
+    let freed_before = rcu::stats::callback_counts().1;
     // A third of the rounds wait for a grace period, which waits for every busy reader's next
     // quiescent state: past 8 cores (more vCPUs than the host has cores) fewer rounds, so the
     // case stays within seconds (1500 on up to 8 cores, 187 on 64).
@@ -317,24 +318,24 @@ fn list_add_delete_replace_while_readers_iterate() {
             }
             _ => {
                 if let Some(r) = list.remove(|it| it.key == k) {
-                    r.free_after_sync();
+                    r.free_after_sync(ctx);
                     list.add_head(Item { key: k, a: 7, b: 8 });
                 }
             }
         }
         if round % 64 == 0 {
-            rcu::rcu_quiescent_state();
+            rcu::rcu_quiescent_state(ctx);
         }
     }
     stop.store(true, Ordering::Release);
     let t0 = arch::counter();
-    rcu::wait_quiescent(|| {
+    rcu::wait_quiescent(ctx, || {
         assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "readers did not stop");
         readers.load(Ordering::Acquire) != 0
     });
-    rcu::rcu_barrier();
+    rcu::rcu_barrier(ctx);
     assert_eq!(list.len(), 16);
-    assert!(rcu::callback_counts().1 > freed_before, "no node was freed through call_rcu");
+    assert!(rcu::stats::callback_counts().1 > freed_before, "no node was freed through call_rcu");
     if !o.is_empty() {
         assert!(seen.load(Ordering::Relaxed) > 0, "readers never saw an item");
     }
@@ -343,96 +344,96 @@ fn list_add_delete_replace_while_readers_iterate() {
 /// The combining tree has the leaf size the command line asked for (`rcu_leaf=N`, else 16; at
 /// least what fits this run's cores in 64 leaves), so the runs with small leaves really
 /// spread their cores over several leaves.
-fn tree_has_the_leaf_size_asked_for() {
+fn tree_has_the_leaf_size_asked_for(_ctx: &mut Ctx) {
     let asked = quiescent::board::bootarg("rcu_leaf").map(|v| v.parse::<usize>().expect("rcu_leaf=N"));
     let min = smp::num_possible().div_ceil(64).max(1);
-    assert_eq!(rcu::leaf_size(), asked.unwrap_or(16).clamp(min, 64), "rcu leaf size");
+    assert_eq!(rcu::stats::leaf_size(), asked.unwrap_or(16).clamp(min, 64), "rcu leaf size");
     if asked.is_some_and(|a| a >= min) {
-        let leaves = smp::online_cpus().map(|c| c / rcu::leaf_size()).max().unwrap_or(0) + 1;
+        let leaves = smp::online_cpus().map(|c| c / rcu::stats::leaf_size()).max().unwrap_or(0) + 1;
         assert!(smp::num_online() <= 1 || leaves > 1, "the run asked for small leaves but has one leaf");
     }
 }
 
 /// Each core in turn holds a grace period open from inside a read-side section: with small
 /// leaves every leaf, and the root's bit for it, must keep the grace period from ending.
-fn grace_period_waits_for_a_reader_on_every_core() {
+fn grace_period_waits_for_a_reader_on_every_core(ctx: &mut Ctx) {
     for c in others() {
-        let release = spin_on(c, true, "the reader");
+        let release = spin_on(ctx, c, true, "the reader");
         let cookie = rcu::start_poll_synchronize_rcu();
         let t0 = arch::counter();
         // 20 ms of quiescent waiting (other cores report and sleep meanwhile).
-        rcu::wait_quiescent(|| {
+        rcu::wait_quiescent(ctx, || {
             assert!(!rcu::poll_state_synchronize_rcu(cookie), "a grace period ended while core {} was a reader", c);
             arch::ticks_to_ns(arch::counter() - t0) < 20_000_000
         });
         release.store(true, Ordering::Release);
-        test::wait_until(5000, "the grace period after the reader", || rcu::poll_state_synchronize_rcu(cookie));
+        test::wait_until(ctx, 5000, "the grace period after the reader", || rcu::poll_state_synchronize_rcu(cookie));
     }
 }
 
-fn stall_detector_names_a_core_that_holds_up_a_grace_period() {
+fn stall_detector_names_a_core_that_holds_up_a_grace_period(ctx: &mut Ctx) {
     let o = others();
     if o.is_empty() {
         return;
     }
     // The first and the last of the others: with small leaves, in different leaves.
-    stall_named(o[0]);
+    stall_named(ctx, o[0]);
     if o.len() > 1 {
-        stall_named(o[o.len() - 1]);
+        stall_named(ctx, o[o.len() - 1]);
     }
 }
 
-fn stall_named(c: usize) {
-    rcu::set_stall_timeout_ms(150);
-    let release = spin_on(c, true, "the stalling reader");
-    let (stalls, _) = rcu::stalls();
+fn stall_named(ctx: &mut Ctx, c: usize) {
+    rcu::stats::set_stall_timeout_ms(150);
+    let release = spin_on(ctx, c, true, "the stalling reader");
+    let (stalls, _) = rcu::stats::stalls();
     let cookie = rcu::start_poll_synchronize_rcu();
     let t0 = arch::counter();
-    rcu::wait_quiescent(|| {
+    rcu::wait_quiescent(ctx, || {
         assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "no stall reported for core {}", c);
-        rcu::stalls().0 == stalls
+        rcu::stats::stalls().0 == stalls
     });
-    assert_eq!(rcu::stalls().1, Some(c), "the stall report named the wrong core");
+    assert_eq!(rcu::stats::stalls().1, Some(c), "the stall report named the wrong core");
     assert!(!rcu::poll_state_synchronize_rcu(cookie), "the grace period ended while the core stalled it");
     // Once per stall: it stays at one report while the stall lasts.
     let t1 = arch::counter();
-    rcu::wait_quiescent(|| arch::ticks_to_ns(arch::counter() - t1) < 300_000_000);
-    assert_eq!(rcu::stalls().0, stalls + 1, "the same stall was reported twice");
+    rcu::wait_quiescent(ctx, || arch::ticks_to_ns(arch::counter() - t1) < 300_000_000);
+    assert_eq!(rcu::stats::stalls().0, stalls + 1, "the same stall was reported twice");
     release.store(true, Ordering::Release);
-    stall_ends(cookie);
+    stall_ends(ctx, cookie);
 }
 
 /// After a stall is released: the grace period it held up completes (within 5 s), and the
 /// stall timeout goes back to its default.
-fn stall_ends(cookie: u64) {
+fn stall_ends(ctx: &mut Ctx, cookie: u64) {
     let t = arch::counter();
-    rcu::wait_quiescent(|| {
+    rcu::wait_quiescent(ctx, || {
         assert!(
             arch::ticks_to_ns(arch::counter() - t) < 5_000_000_000,
             "the grace period never completed after the stall"
         );
         !rcu::poll_state_synchronize_rcu(cookie)
     });
-    rcu::set_stall_timeout_ms(3000);
+    rcu::stats::set_stall_timeout_ms(3000);
 }
 
 /// The stalling core is the one whose tick runs (this one, in a reader with interrupts on),
 /// while every other core sleeps in its idle loop and so takes no tick: it must name itself
 /// (with no PC: it cannot interrupt itself for one), not wait for another core's scan.
-fn stall_on_the_only_ticking_core_is_named() {
-    rcu::set_stall_timeout_ms(150);
-    let (stalls, _) = rcu::stalls();
+fn stall_on_the_only_ticking_core_is_named(ctx: &mut Ctx) {
+    rcu::stats::set_stall_timeout_ms(150);
+    let (stalls, _) = rcu::stats::stalls();
     let cookie = rcu::start_poll_synchronize_rcu();
     let t0 = arch::counter();
     {
-        let _g = rcu::read();
-        while rcu::stalls().0 == stalls {
+        let _g = rcu::read(ctx);
+        while rcu::stats::stalls().0 == stalls {
             assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "no stall reported for core 0");
             core::hint::spin_loop();
         }
     }
-    assert_eq!(rcu::stalls().1, Some(0), "the stall report named the wrong core");
-    stall_ends(cookie);
+    assert_eq!(rcu::stats::stalls().1, Some(0), "the stall report named the wrong core");
+    stall_ends(ctx, cookie);
 }
 
 const LIVE: u64 = 0x4c49_5645; // "LIVE"
@@ -452,14 +453,14 @@ fn magic_of(p: *mut Obj) -> u64 {
 
 /// Queues a work item on `cpu` that sits in a blocking wait (an extended quiescent state, with
 /// interrupts enabled) until the returned flag is set.
-fn park_in_quiescent_wait(cpu: usize) -> Arc<AtomicBool> {
+fn park_in_quiescent_wait(ctx: &mut Ctx, cpu: usize) -> Arc<AtomicBool> {
     let (inside, release) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let (i2, r2) = (inside.clone(), release.clone());
-    smp::queue_work(cpu, move || {
+    smp::queue_work(cpu, move |ctx| {
         i2.store(true, Ordering::Release);
-        rcu::wait_quiescent(|| !r2.load(Ordering::Acquire));
+        rcu::wait_quiescent(ctx, || !r2.load(Ordering::Acquire));
     });
-    wait_flag(&inside, "the quiescent waiter");
+    wait_flag(ctx, &inside, "the quiescent waiter");
     release
 }
 
@@ -468,20 +469,20 @@ fn park_in_quiescent_wait(cpu: usize) -> Arc<AtomicBool> {
 /// it dereferenced; the updater replaces it, calls synchronize_rcu and poisons it. Before the
 /// IRQ entry left the extended quiescent state, synchronize_rcu returned at once and the
 /// handler read the poison.
-fn interrupt_handler_on_a_quiescent_waiting_core_is_a_reader() {
+fn interrupt_handler_on_a_quiescent_waiting_core_is_a_reader(ctx: &mut Ctx) {
     let o = others();
     if o.len() < 2 {
         return; // needs a waiting core and a core to send it the call
     }
     let (waiter, sender) = (o[0], o[1]);
-    let release_waiter = park_in_quiescent_wait(waiter);
+    let release_waiter = park_in_quiescent_wait(ctx, waiter);
     let ptr = Arc::new(AtomicPtr::new(Box::into_raw(Box::new(Obj { magic: AtomicU64::new(LIVE) }))));
     let (inside, freed, seen) =
         (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
     let (p2, i2, f2, s2) = (ptr.clone(), inside.clone(), freed.clone(), seen.clone());
-    smp::queue_work(sender, move || {
-        let magic = ipi::call_function_single(waiter, move || {
-            let g = rcu::read();
+    smp::queue_work(sender, move |ctx| {
+        let magic = ipi::call_function_single(ctx, waiter, move |actx| {
+            let g = rcu::read(actx);
             let p = rcu::rcu_dereference(&p2, &g);
             i2.store(true, Ordering::Release);
             // Hold the reference until the updater says it poisoned the object, or 100 ms.
@@ -495,15 +496,15 @@ fn interrupt_handler_on_a_quiescent_waiting_core_is_a_reader() {
         });
         s2.store(magic, Ordering::Release);
     });
-    wait_flag(&inside, "the interrupt handler's read");
+    wait_flag(ctx, &inside, "the interrupt handler's read");
     let old = ptr.load(Ordering::Relaxed);
     rcu::rcu_assign_pointer(&ptr, Box::into_raw(Box::new(Obj { magic: AtomicU64::new(LIVE) })));
-    rcu::synchronize_rcu();
+    rcu::synchronize_rcu(ctx);
     // SAFETY: leaked allocation (see magic_of).
     unsafe { (*old).magic.store(POISON, Ordering::Release) };
     freed.store(true, Ordering::Release);
     let t0 = arch::counter();
-    rcu::wait_quiescent(|| {
+    rcu::wait_quiescent(ctx, || {
         assert!(arch::ticks_to_ns(arch::counter() - t0) < 5_000_000_000, "the interrupt handler never returned");
         seen.load(Ordering::Acquire) == 0
     });
@@ -516,7 +517,7 @@ fn interrupt_handler_on_a_quiescent_waiting_core_is_a_reader() {
 }
 
 /// Review hazard 2: `let _ = list.remove(..)` must not free the node under a reader.
-fn dropping_a_removed_node_frees_it_after_a_grace_period() {
+fn dropping_a_removed_node_frees_it_after_a_grace_period(ctx: &mut Ctx) {
     static DROPPED: AtomicUsize = AtomicUsize::new(0);
     struct Counted(u64);
     impl Drop for Counted {
@@ -529,7 +530,7 @@ fn dropping_a_removed_node_frees_it_after_a_grace_period() {
     list.add_head(Counted(1));
     let before = DROPPED.load(Ordering::Acquire);
     {
-        let g = rcu::read();
+        let g = rcu::read(ctx);
         let mut it = list.iter(&g);
         assert_eq!(it.next().map(|c| c.0), Some(1));
         // The updater drops what remove returns at once (on the reader's own core here: in QSBR
@@ -539,30 +540,30 @@ fn dropping_a_removed_node_frees_it_after_a_grace_period() {
         assert_eq!(it.next().map(|c| c.0), Some(2), "the reader lost the removed node");
         assert_eq!(DROPPED.load(Ordering::Acquire), before, "dropping a removed node freed it at once");
     }
-    rcu::rcu_barrier();
+    rcu::rcu_barrier(ctx);
     assert_eq!(DROPPED.load(Ordering::Acquire), before + 1, "the removed node was never freed");
     let _ = list.replace(|c| c.0 == 1, Counted(3));
     assert_eq!(DROPPED.load(Ordering::Acquire), before + 1, "dropping a replaced node freed it at once");
-    rcu::rcu_barrier();
+    rcu::rcu_barrier(ctx);
     assert_eq!(DROPPED.load(Ordering::Acquire), before + 2, "the replaced node was never freed");
 }
 
 /// Review hazard 3: rcu_barrier works from every core (it used to need core 0's work queue),
 /// while core 0 itself is blocked waiting for the caller: core 0's own callbacks, the marker
 /// among them, run inside its wait.
-fn rcu_barrier_works_from_every_core() {
+fn rcu_barrier_works_from_every_core(ctx: &mut Ctx) {
     for caller in smp::online_cpus() {
         let ran = Arc::new(AtomicUsize::new(0));
         let r2 = ran.clone();
-        test::on_all_cores(move |_| {
+        test::on_all_cores(ctx, move |_, _| {
             for _ in 0..20 {
                 let r = r2.clone();
-                rcu::call_rcu(move || {
+                rcu::call_rcu(move |_| {
                     r.fetch_add(1, Ordering::Relaxed);
                 });
             }
         });
-        smp::call_on(caller, rcu::rcu_barrier);
+        smp::call_on(ctx, caller, rcu::rcu_barrier);
         assert_eq!(
             ran.load(Ordering::Relaxed),
             20 * smp::num_online(),

@@ -3,13 +3,14 @@
 #![no_std]
 #![no_main]
 
-use quiescent::{smp, test};
+use quiescent::smp::{self, Ctx};
+use quiescent::test;
 
-fn passing_case() {}
+fn passing_case(_ctx: &mut Ctx) {}
 
-fn deliberately_failing_case() {
+fn deliberately_failing_case(ctx: &mut Ctx) {
     let target = if smp::num_online() > 1 { 1 } else { 0 };
-    test::on_all_cores(move |cpu| {
+    test::on_all_cores(ctx, move |cpu, _| {
         if cpu == target {
             let two = core::hint::black_box(1) + 1;
             assert!(two == 3, "1 + 1 == 3 (deliberate)");

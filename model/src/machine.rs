@@ -16,6 +16,13 @@ use loom::sync::atomic::fence;
 
 pub use core::sync::atomic::Ordering;
 
+// The firmware's execution contexts, from its own file: a model's core thread makes its `Ctx`
+// (`unsafe { Ctx::new() }` at the start of the thread), interrupt handlers and RCU callbacks get
+// an `&AtomicCtx`.
+#[path = "../../src/smp/ctx.rs"]
+mod ctx;
+pub use ctx::{AtomicCtx, Ctx};
+
 /// Cores in the model (the per-core slots; a core with no thread keeps its initial state).
 pub const NR_CPUS: usize = 3;
 /// The firmware's `MAX_CPUS`: the length of RCU's per-core arrays.
@@ -27,7 +34,7 @@ loom::thread_local! {
     static IRQ_MASKED: Cell<u32> = Cell::new(0);
     static IN_IRQ: Cell<bool> = Cell::new(false);
     // An interrupt raised on this core, taken at its next barrier (before or after the fence).
-    static PENDING_IRQ: RefCell<Option<(IrqAt, Box<dyn FnOnce()>)>> = RefCell::new(None);
+    static PENDING_IRQ: RefCell<Option<(IrqAt, Box<dyn FnOnce(&AtomicCtx)>)>> = RefCell::new(None);
 }
 
 /// This thread's core.
@@ -77,8 +84,8 @@ pub fn bootarg(key: &str) -> Option<&'static str> {
 
 /// What the idle loop and the blocking waits call (the firmware's `smp::IdleHooks`).
 pub struct IdleHooks {
-    /// Between work items.
-    pub quiescent_point: fn(),
+    /// Between work items (given the core's context, as the idle loop lends it).
+    pub quiescent_point: fn(&mut Ctx),
     /// Before the idle sleep: whether the core may sleep.
     pub idle_enter: fn() -> bool,
     /// Whether the tick keeps running through the sleep (the models have no tick).
@@ -106,7 +113,11 @@ std::thread_local! {
 }
 
 /// Installs the idle/online hooks (RCU's `init`, or the stand-in's).
-pub fn set_idle_hooks(hooks: &'static IdleHooks) {
+///
+/// # Safety
+/// As on the firmware: at the start of a model, before its other cores run (the hooks decide
+/// whether grace periods wait for a core).
+pub unsafe fn set_idle_hooks(hooks: &'static IdleHooks) {
     HOOKS.with(|h| h.set(Some(hooks)));
 }
 
@@ -115,12 +126,16 @@ fn hooks() -> &'static IdleHooks {
 }
 
 /// Registers what every interrupt runs before and after its handler.
-pub fn set_irq_context_hooks(enter: fn() -> bool, exit: fn(bool)) {
+///
+/// # Safety
+/// As on the firmware: at the start of a model, before any interrupt is taken; `enter` and
+/// `exit` are RCU's interrupt entry and exit hooks.
+pub unsafe fn set_irq_context_hooks(enter: fn() -> bool, exit: fn(bool)) {
     IRQ_HOOKS.with(|h| h.set(Some((enter, exit))));
 }
 
 /// The tick is not modelled (a model drives grace periods from its own threads).
-pub fn add_tick_hook(_f: fn()) {}
+pub fn add_tick_hook(_f: fn(&AtomicCtx)) {}
 
 /// The tick's rate (not modelled; the stall detector's period, which no model reaches).
 pub fn tick_hz() -> u32 {
@@ -128,6 +143,8 @@ pub fn tick_hz() -> u32 {
 }
 
 /// Starts core `cpu` running `f`, between the registered `cpu_online` and `cpu_dead` hooks.
+/// `f` is that core's thread of execution: it makes the core's [`Ctx`] at its start (a model's
+/// main thread, core 0, makes its own after [`boot_cpu_online`]).
 pub fn spawn_cpu(cpu: usize, f: impl FnOnce() + 'static) -> loom::thread::JoinHandle<()> {
     assert!(cpu > 0 && cpu < NR_CPUS, "core 0 is the model's main thread");
     let h = hooks();
@@ -177,14 +194,17 @@ impl Drop for IrqGuard {
 }
 
 /// Takes an interrupt on this core now: the registered entry hook, `handler` (interrupts
-/// masked, in interrupt context), the exit hook. Panics if interrupts are masked.
-pub fn irq(handler: impl FnOnce()) {
+/// masked, in interrupt context, given the handler's `&AtomicCtx`), the exit hook. Panics if
+/// interrupts are masked.
+pub fn irq(handler: impl FnOnce(&AtomicCtx)) {
     assert_eq!(IRQ_MASKED.with(|m| m.get()), 0, "an interrupt taken with interrupts masked");
     let (enter, exit) = IRQ_HOOKS.with(|h| h.get()).expect("irq hooks registered (rcu::init)");
     let _masked = IrqGuard::new();
     IN_IRQ.with(|c| c.set(true));
     let token = enter();
-    handler();
+    // SAFETY: an interrupt handler, between the entry and exit hooks (RCU's `irq_enter` makes
+    // it a reader); the handler is given no `Ctx`, so it cannot pass a quiescent point.
+    handler(unsafe { AtomicCtx::new() });
     exit(token);
     IN_IRQ.with(|c| c.set(false));
 }
@@ -201,7 +221,7 @@ pub enum IrqAt {
 /// Raises an interrupt on this core, taken (as [`irq`]) at its next `smp_mb` with interrupts
 /// unmasked: an exception arrives between two instructions, and a barrier is where the model
 /// can say which two. Barriers run in the handler itself do not take it again.
-pub fn raise_irq(at: IrqAt, handler: impl FnOnce() + 'static) {
+pub fn raise_irq(at: IrqAt, handler: impl FnOnce(&AtomicCtx) + 'static) {
     PENDING_IRQ.with(|p| *p.borrow_mut() = Some((at, Box::new(handler))));
 }
 
@@ -256,7 +276,11 @@ pub mod ipi {
     }
 
     /// Not modelled (`rcu_barrier` is not among the models).
-    pub fn call_function_single<R: Send + 'static>(_cpu: usize, _f: impl FnOnce() -> R + Send + 'static) -> R {
+    pub fn call_function_single<R: Send + 'static>(
+        _ctx: &mut super::Ctx,
+        _cpu: usize,
+        _f: impl FnOnce(&super::AtomicCtx) -> R + Send + 'static,
+    ) -> R {
         unimplemented!("call_function_single is not modelled")
     }
 
@@ -579,7 +603,7 @@ global! {
 /// waiter asleep, which loom reports as a deadlock: the model checks that every change a waiter
 /// waits for is followed by a wake-up (on the firmware a missed one would only wait for the
 /// next interrupt).
-pub fn wait_event(mut done: impl FnMut() -> bool) {
+pub fn wait_event(_ctx: &mut Ctx, mut done: impl FnMut() -> bool) {
     if done() {
         return;
     }
@@ -626,8 +650,8 @@ impl Completion {
         self.signalled.notify_all();
     }
 
-    /// Waits until it has been signalled.
-    pub fn wait(&self) {
+    /// Waits until it has been signalled (a blocking wait: it takes the context `&mut`).
+    pub fn wait(&self, _ctx: &mut Ctx) {
         if *self.done.lock().unwrap() {
             return;
         }
@@ -692,15 +716,52 @@ pub struct PerCpuAllocError;
 /// load-add-store: a relaxed load and store here, not a `fetch_add`, so that an add racing with
 /// another core's `remote_set` (percpu-rwsem's fold, if the counts were not frozen) loses one
 /// of the two, as it would on the hardware.
+///
+/// Use after free is a failure loom reports: every access to the slots is also a read of a loom
+/// cell that dropping the box writes (as the allocator handing the memory to its next user
+/// would), so loom fails an execution in which an access is not ordered before the drop by
+/// happens-before (whichever ran first), and an access that runs after the drop fails the
+/// "used after it was freed" check.
 pub struct PerCpuBox<T> {
-    slots: Vec<AtomicU32>,
+    slots: Option<Box<Slots>>,
     _t: PhantomData<T>,
+}
+
+/// A box's memory: the per-core slots and the cell that stands for their allocation.
+struct Slots {
+    /// Read (shared) by every access to `ctr`, written by the drop (the free).
+    alloc: loom::cell::UnsafeCell<()>,
+    ctr: Vec<AtomicU32>,
+}
+
+// SAFETY: the cell holds nothing (`()`): it is only the allocation's access record, read and
+// written through loom, which checks every access against the others; the slots are atomics.
+unsafe impl Sync for Slots {}
+// SAFETY: as Sync.
+unsafe impl Send for Slots {}
+
+impl Slots {
+    /// Core `cpu`'s slot, for one access: fails if the box was freed before it (in the order
+    /// the execution ran them), and records the access for loom's check against the free.
+    fn at<R>(&self, cpu: usize, f: impl FnOnce(&AtomicU32) -> R) -> R {
+        let me = self as *const Slots as usize;
+        let freed = FREED_SLOTS.with(|f| f.borrow().contains(&me));
+        assert!(!freed, "per-cpu counter used after it was freed");
+        self.alloc.with(|_| f(&self.ctr[cpu]))
+    }
+}
+
+impl<T> PerCpuBox<T> {
+    fn slots(&self) -> &Slots {
+        self.slots.as_deref().expect("a box is only emptied by its drop")
+    }
 }
 
 impl PerCpuBox<u32> {
     /// Every core's slot set to `init`.
     pub fn new(init: u32) -> Result<Self, PerCpuAllocError> {
-        Ok(PerCpuBox { slots: (0..NR_CPUS).map(|_| AtomicU32::new(init)).collect(), _t: PhantomData })
+        let ctr = (0..NR_CPUS).map(|_| AtomicU32::new(init)).collect();
+        Ok(PerCpuBox { slots: Some(Box::new(Slots { alloc: loom::cell::UnsafeCell::new(()), ctr })), _t: PhantomData })
     }
 
     /// `this_cpu_add`: no barrier.
@@ -710,8 +771,7 @@ impl PerCpuBox<u32> {
 
     /// The load-add-store on `cpu`'s slot (its own core's).
     fn add_at(&self, cpu: usize, delta: u32) {
-        let s = &self.slots[cpu];
-        s.store(s.load(Ordering::Relaxed).wrapping_add(delta), Ordering::Relaxed);
+        self.slots().at(cpu, |s| s.store(s.load(Ordering::Relaxed).wrapping_add(delta), Ordering::Relaxed));
     }
 
     /// `this_cpu_inc`.
@@ -736,7 +796,7 @@ impl PerCpuBox<u32> {
 
     /// Wrapping sum over `cpus`, relaxed loads.
     pub fn sum(&self, cpus: impl Iterator<Item = usize>) -> u32 {
-        cpus.fold(0u32, |s, c| s.wrapping_add(self.slots[c].load(Ordering::Relaxed)))
+        cpus.fold(0u32, |s, c| s.wrapping_add(self.slots().at(c, |v| v.load(Ordering::Relaxed))))
     }
 }
 
@@ -862,12 +922,12 @@ impl PerCpuBox<u32> {
     /// The address the firmware's word holds: here the slots' address, which
     /// [`this_cpu_add_u32`] indexes with the running core.
     pub fn template_addr(&self) -> usize {
-        self.slots.as_ptr() as usize
+        self.slots() as *const Slots as usize
     }
 
     /// Core `cpu`'s slot.
     pub fn remote_get(&self, cpu: usize) -> u32 {
-        self.slots[cpu].load(Ordering::Relaxed)
+        self.slots().at(cpu, |s| s.load(Ordering::Relaxed))
     }
 
     /// Sets core `cpu`'s slot (a relaxed store, as the firmware's plain store).
@@ -876,7 +936,7 @@ impl PerCpuBox<u32> {
     /// As on the firmware: core `cpu` is not adding to it meanwhile. The model checks what
     /// breaking that does (a lost add), not memory safety, which does not depend on it here.
     pub unsafe fn remote_set(&self, cpu: usize, v: u32) {
-        self.slots[cpu].store(v, Ordering::Relaxed);
+        self.slots().at(cpu, |s| s.store(v, Ordering::Relaxed));
     }
 }
 
@@ -887,12 +947,15 @@ std::thread_local! {
 
 impl<T> Drop for PerCpuBox<T> {
     fn drop(&mut self) {
-        // The firmware gives the slot back to its allocator. Here the memory is kept and its
+        // The firmware gives the slots back to its allocator. Here the memory is kept and its
         // address remembered, so that an add through a stale word (a broken variant's) is a
-        // failure loom reports, not a use after free in the test process.
-        let slots = core::mem::take(&mut self.slots);
-        FREED_SLOTS.with(|f| f.borrow_mut().push(slots.as_ptr() as usize));
-        core::mem::forget(slots);
+        // failure loom reports, not a use after free in the test process. The free itself is a
+        // write of the allocation's cell (the allocator's next user writing the memory): loom
+        // fails the execution if an access to the slots is not ordered before it.
+        let Some(slots) = self.slots.take() else { return };
+        slots.alloc.with_mut(|_| ());
+        let slots = Box::leak(slots);
+        FREED_SLOTS.with(|f| f.borrow_mut().push(slots as *const Slots as usize));
     }
 }
 
@@ -903,18 +966,20 @@ impl<T> Drop for PerCpuBox<T> {
 ///
 /// # Safety
 /// `ptr` is the template address of a `PerCpuBox<u32>` (the model keeps dropped ones' slots
-/// allocated and fails an add to them).
+/// allocated and fails an add to them: "used after it was freed" if the drop ran first, loom's
+/// causality check on the allocation's cell if the add and the drop are not ordered).
 pub unsafe fn this_cpu_add_u32(ptr: *mut u32, delta: u32) {
     // The caller's counter address is the word it loaded (Relaxed); on ARMv8 the address
     // dependency orders this access after that load. C11 has no dependency ordering: an
     // Acquire fence stands for it (stronger: it orders every earlier load).
     fence(Ordering::Acquire);
-    let freed = FREED_SLOTS.with(|f| f.borrow().contains(&(ptr as usize)));
-    assert!(!freed, "per-cpu counter used after it was freed");
-    // SAFETY: by the caller's contract `ptr` points at the live box's NR_CPUS slots.
-    let slot = unsafe { &*(ptr as *const AtomicU32).add(cpu_id()) };
-    let v = slot.load(Ordering::Relaxed);
-    slot.store(v.wrapping_add(delta), Ordering::Relaxed);
+    // SAFETY: by the caller's contract `ptr` is a box's `Slots` address; the model never frees
+    // that memory (a dropped box's is leaked, and `at` fails the access).
+    let slots = unsafe { &*(ptr as *const Slots) };
+    slots.at(cpu_id(), |slot| {
+        let v = slot.load(Ordering::Relaxed);
+        slot.store(v.wrapping_add(delta), Ordering::Relaxed);
+    });
 }
 
 impl Clone for PerCpuAllocError {
@@ -982,13 +1047,31 @@ std::thread_local! {
 /// (the first code line under its `// G: ...` comment) in the model runs on this thread until
 /// [`restore_barriers`]: the RCU stand-in queues that callback to run without one (percpu_ref's
 /// G: the firmware's `inject-ref-fold-no-gp` fault, per run), or returns at once (rcu_sync's G).
+/// `"G@name"` names the one such call inside `fn name` instead, labelled or not (percpu_ref's
+/// `free_after_grace_period`: exit's grace period, which its comments call G).
 /// Returns the line; panics unless it is one of those calls.
 pub fn omit_grace_period(file: &'static str, label: &str) -> u32 {
     let (_, text) = SOURCES.iter().find(|(f, _)| *f == file).expect("a file the model compiles");
     let lines: Vec<&str> = text.lines().collect();
-    let tag = format!("// {label}:");
-    let at = lines.iter().position(|l| l.trim_start().starts_with(&tag)).expect("the label");
-    let site = (at..lines.len()).find(|&j| !lines[j].trim_start().starts_with("//")).expect("code under it");
+    let is_gp = |l: &str| {
+        let code = l.split("//").next().unwrap_or("");
+        code.contains("call_rcu(") || code.contains("synchronize_rcu(")
+    };
+    let site = if let Some((_, func)) = label.split_once('@') {
+        // The body of `fn func`: from its line to the next line that starts another fn.
+        let start = lines
+            .iter()
+            .position(|l| l.split("fn ").nth(1).is_some_and(|r| r.split(['(', '<']).next() == Some(func)))
+            .unwrap_or_else(|| panic!("no fn {func} in {file}"));
+        let end = (start + 1..lines.len()).find(|&j| lines[j].contains("fn ")).unwrap_or(lines.len());
+        let calls: Vec<usize> = (start..end).filter(|&j| is_gp(lines[j])).collect();
+        assert_eq!(calls.len(), 1, "{label} in {file}: call_rcu/synchronize_rcu lines {calls:?}");
+        calls[0]
+    } else {
+        let tag = format!("// {label}:");
+        let at = lines.iter().position(|l| l.trim_start().starts_with(&tag)).expect("the label");
+        (at..lines.len()).find(|&j| !lines[j].trim_start().starts_with("//")).expect("code under it")
+    };
     assert!(
         lines[site].contains("call_rcu(") || lines[site].contains("synchronize_rcu("),
         "{label} in {file} labels no call_rcu or synchronize_rcu: {:?}",

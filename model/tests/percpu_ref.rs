@@ -9,9 +9,12 @@
 //! Core 0 (the main thread) owns the ref and kills or switches it; cores 1 and 2 hold and take
 //! references. The RCU stand-in (`model/src/rcu.rs`) runs the switch's callback in
 //! `rcu::barrier` or in a waiter's `wait_quiescent`, on whichever core gets it first.
+//!
+//! Each modelled core's thread makes its context (`Ctx`) at its start ([`core_ctx`]) and passes
+//! it: `&mut` to what may pass a quiescent point, shared (as `&AtomicCtx`) to the fast paths.
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use quiescent_model::machine::spawn_cpu;
+use quiescent_model::machine::{spawn_cpu, Ctx};
 use quiescent_model::sync::percpu_ref::{Flags, PercpuRef};
 use quiescent_model::{check, check_fails_without, rcu};
 use std::sync::Arc;
@@ -66,10 +69,29 @@ impl Obj {
 
 /// Core 0 waits for a core's thread to end, as a blocking wait (an RCU extended quiescent
 /// state, as every wait on the firmware is), so a grace period that core waits for can end.
-fn join(t: loom::thread::JoinHandle<()>) {
-    rcu::eqs_enter();
+fn join(_ctx: &mut Ctx, t: loom::thread::JoinHandle<()>) {
+    // SAFETY: a blocking wait (it takes the context `&mut`): this core holds nothing read under
+    // RCU and runs no reader until the eqs_exit below.
+    unsafe { rcu::eqs_enter() };
     t.join().unwrap();
-    rcu::eqs_exit();
+    // SAFETY: pairs with the eqs_enter above.
+    unsafe { rcu::eqs_exit() };
+}
+
+/// Core 0's start: the RCU stand-in registers, and the model's main thread gets core 0's
+/// context.
+fn boot() -> Ctx {
+    // SAFETY: at the start of the model, on core 0, before any other core starts.
+    unsafe { rcu::init() };
+    core_ctx()
+}
+
+/// The context of the modelled core whose thread calls it, at the thread's start.
+fn core_ctx() -> Ctx {
+    // SAFETY: called once at the start of each modelled core's thread (the main thread for
+    // core 0, a `spawn_cpu` thread for the others): that thread is the core's thread of
+    // execution, RCU watches it (it is online), no other context exists on it, and it may block.
+    unsafe { Ctx::new() }
 }
 
 fn new_ref(o: &Arc<Obj>, flags: Flags) -> Arc<PercpuRef> {
@@ -82,24 +104,25 @@ fn new_ref(o: &Arc<Obj>, flags: Flags) -> Arc<PercpuRef> {
 /// fold can run before its puts), takes and drops a nested reference (on the per-core counter
 /// or the atomic count, whichever it finds), uses the object again and drops its reference.
 fn get_put_kill() {
-    rcu::init();
+    let ctx = &mut boot();
     let o = Obj::new();
     let r = new_ref(&o, Flags::NONE);
-    r.get();
+    r.get(ctx);
     let (r1, o1) = (r.clone(), o.clone());
     let t = spawn_cpu(1, move || {
+        let ctx = &mut core_ctx();
         o1.touch();
-        rcu::quiescent_point();
-        r1.get();
+        rcu::quiescent_point(ctx);
+        r1.get(ctx);
         o1.touch();
-        r1.put();
+        r1.put(ctx);
         o1.touch();
-        r1.put();
+        r1.put(ctx);
     });
-    r.kill();
-    rcu::barrier();
-    join(t);
-    rcu::barrier();
+    r.kill(ctx);
+    rcu::barrier(ctx);
+    join(ctx, t);
+    rcu::barrier(ctx);
     assert_eq!(o.released(), 1, "release ran {} times", o.released());
     assert_eq!(r.misuses(), 0, "a misuse was reported");
 }
@@ -107,25 +130,26 @@ fn get_put_kill() {
 /// Three cores: cores 1 and 2 each hold a reference core 0 gave them and drop it, one on each
 /// side of a quiescent point; core 0 kills.
 fn two_holders_and_kill() {
-    rcu::init();
+    let ctx = &mut boot();
     let o = Obj::new();
     let r = new_ref(&o, Flags::NONE);
-    r.get_many(2);
+    r.get_many(ctx, 2);
     let mut ts = Vec::new();
     for cpu in 1..=2 {
         let (r1, o1) = (r.clone(), o.clone());
         ts.push(spawn_cpu(cpu, move || {
+            let ctx = &mut core_ctx();
             o1.touch();
             if cpu == 2 {
-                rcu::quiescent_point();
+                rcu::quiescent_point(ctx);
             }
-            r1.put();
+            r1.put(ctx);
         }));
     }
-    r.kill();
-    rcu::barrier();
+    r.kill(ctx);
+    rcu::barrier(ctx);
     for t in ts {
-        join(t);
+        join(ctx, t);
     }
     assert_eq!(o.released(), 1, "release ran {} times", o.released());
     assert_eq!(r.misuses(), 0, "a misuse was reported");
@@ -147,29 +171,30 @@ fn release_once_two_holders_three_cores() {
 /// `tryget_live`: once it has seen the confirmation, the tryget must fail. `confirm` must also
 /// run before `release`.
 fn tryget_live_after_confirm() {
-    rcu::init();
+    let ctx = &mut boot();
     let o = Obj::new();
     let confirmed = Arc::new(AtomicBool::new(false));
     let o2 = o.clone();
     let r = new_ref(&o, Flags::NONE);
     let (r1, o1, c1) = (r.clone(), o.clone(), confirmed.clone());
     let t = spawn_cpu(1, move || {
-        rcu::quiescent_point();
+        let ctx = &mut core_ctx();
+        rcu::quiescent_point(ctx);
         let seen = c1.load(Ordering::Acquire);
-        let ok = r1.tryget_live();
+        let ok = r1.tryget_live(ctx);
         assert!(!(seen && ok), "tryget_live succeeded after the kill was confirmed");
         if ok {
             o1.touch();
-            r1.put();
+            r1.put(ctx);
         }
     });
     let c = confirmed.clone();
-    r.kill_and_confirm(move || {
+    r.kill_and_confirm(ctx, move || {
         assert_eq!(o2.released(), 0, "release before confirm");
         c.store(true, Ordering::Release);
     });
-    rcu::barrier();
-    join(t);
+    rcu::barrier(ctx);
+    join(ctx, t);
     assert!(confirmed.load(Ordering::Relaxed), "confirm never ran");
     assert_eq!(o.released(), 1);
     assert_eq!(r.misuses(), 0);
@@ -187,25 +212,26 @@ fn tryget_live_fails_once_the_kill_is_confirmed() {
 /// whichever mode each of core 1's operations found: none lost around the switch, and the bias
 /// removed exactly. Then back to percpu mode and a kill: release once.
 fn fold_is_exact() {
-    rcu::init();
+    let ctx = &mut boot();
     let o = Obj::new();
     let r = new_ref(&o, Flags::NONE);
-    r.get_many(2);
+    r.get_many(ctx, 2);
     let (r1, o1) = (r.clone(), o.clone());
     let t = spawn_cpu(1, move || {
+        let ctx = &mut core_ctx();
         o1.touch();
-        r1.put();
-        rcu::quiescent_point();
-        r1.get();
-        r1.put();
+        r1.put(ctx);
+        rcu::quiescent_point(ctx);
+        r1.get(ctx);
+        r1.put(ctx);
     });
-    r.switch_to_atomic_sync();
-    join(t);
+    r.switch_to_atomic_sync(ctx);
+    join(ctx, t);
     assert_eq!(r.count(), Some(2), "count after the switch (initial + core 1's)");
-    r.put(); // core 1's remaining reference, dropped for it
-    r.switch_to_percpu();
-    r.kill();
-    rcu::barrier();
+    r.put(ctx); // core 1's remaining reference, dropped for it
+    r.switch_to_percpu(ctx);
+    r.kill(ctx);
+    rcu::barrier(ctx);
     assert_eq!(o.released(), 1);
     assert_eq!(r.misuses(), 0);
 }
@@ -220,20 +246,21 @@ fn fold_counts_every_get_and_put_around_the_switch() {
 /// returns, core 1 must see the folded count (S). The switch's own reference is dropped after
 /// the waiters are let go, so the count may still include it.
 fn waiter_sees_the_fold() {
-    rcu::init();
+    let ctx = &mut boot();
     let o = Obj::new();
     let r = new_ref(&o, Flags::NONE);
-    r.get();
+    r.get(ctx);
     let r1 = r.clone();
     let t = spawn_cpu(1, move || {
-        r1.switch_to_atomic_sync();
+        let ctx = &mut core_ctx();
+        r1.switch_to_atomic_sync(ctx);
         let c = r1.count();
         assert!(matches!(c, Some(2) | Some(3)), "count after switch_to_atomic_sync: {c:?}");
-        r1.put();
+        r1.put(ctx);
     });
-    rcu::barrier();
-    join(t);
-    rcu::barrier();
+    rcu::barrier(ctx);
+    join(ctx, t);
+    rcu::barrier(ctx);
     assert_eq!(r.count(), Some(1));
 }
 
@@ -247,21 +274,22 @@ fn switch_to_atomic_sync_sees_the_folded_count() {
 /// just after core 0's `switch_to_percpu` zeroed the counters and cleared ATOMIC (R). Then a
 /// kill: release exactly once, no put below zero.
 fn percpu_again_while_putting() {
-    rcu::init();
+    let ctx = &mut boot();
     let o = Obj::new();
     let r = new_ref(&o, Flags::NONE);
-    r.get_many(2);
+    r.get_many(ctx, 2);
     let r1 = r.clone();
     let t = spawn_cpu(1, move || {
-        r1.put();
-        rcu::quiescent_point();
-        r1.put();
+        let ctx = &mut core_ctx();
+        r1.put(ctx);
+        rcu::quiescent_point(ctx);
+        r1.put(ctx);
     });
-    r.switch_to_atomic_sync();
-    r.switch_to_percpu();
-    join(t);
-    r.kill();
-    rcu::barrier();
+    r.switch_to_atomic_sync(ctx);
+    r.switch_to_percpu(ctx);
+    join(ctx, t);
+    r.kill(ctx);
+    rcu::barrier(ctx);
     assert_eq!(o.released(), 1);
     assert_eq!(r.misuses(), 0, "a put below zero: a per-core add lost against the zeroing");
 }
@@ -274,22 +302,23 @@ fn switch_to_percpu_loses_no_put() {
 /// reinit of a dead ref (INIT_DEAD, kept atomic) while core 1 trygets: a core whose tryget
 /// succeeds sees what core 0 wrote before reviving the ref (T, pairs with revive's Release).
 fn tryget_sees_reinit() {
-    rcu::init();
+    let ctx = &mut boot();
     let o = Obj::new();
     let r = new_ref(&o, Flags::INIT_DEAD | Flags::INIT_ATOMIC);
     let (r1, o1) = (r.clone(), o.clone());
     let t = spawn_cpu(1, move || {
-        if r1.tryget() {
+        let ctx = &mut core_ctx();
+        if r1.tryget(ctx) {
             // SAFETY: loom checks this read against core 0's write.
             o1.data.with(|p| assert_eq!(unsafe { *p }, 1, "reinit's write not seen"));
-            r1.put();
+            r1.put(ctx);
         }
     });
     o.write(1);
-    r.reinit().unwrap();
-    r.kill();
-    join(t);
-    rcu::barrier();
+    r.reinit(ctx).unwrap();
+    r.kill(ctx);
+    join(ctx, t);
+    rcu::barrier(ctx);
     assert_eq!(o.released(), 1);
     assert_eq!(r.misuses(), 0);
 }
@@ -297,6 +326,39 @@ fn tryget_sees_reinit() {
 #[test]
 fn tryget_sees_what_reinit_published() {
     check(3, tryget_sees_reinit);
+}
+
+/// `exit` while another core's fast paths are in flight: core 1 takes and drops a reference
+/// (`get(); put()`, each one implicit read-side section, on the per-core counter if it loads
+/// the word before exit's store) while core 0 calls `exit` (still in percpu mode: it folds the
+/// counters, stores ATOMIC|DEAD and frees the counters after a grace period) and then runs the
+/// RCU callbacks (`rcu::barrier`, and again after core 1 has finished). The model's per-core
+/// counter fails an execution in which an add through a word loaded before the store is not
+/// ordered before the free (loom's causality check on the allocation) or runs after it: the
+/// grace period covers the fast paths that loaded the old word. (An add that lands after the
+/// fold is lost to the count, the documented cost of exit while the ref is in use; the model
+/// checks memory safety only, and that `release` never runs twice.) The firmware before exit
+/// freed through a grace period dropped the counter at once: this model failed on it.
+fn exit_vs_get_put() {
+    let ctx = &mut boot();
+    let o = Obj::new();
+    let r = new_ref(&o, Flags::NONE);
+    let r1 = r.clone();
+    let t = spawn_cpu(1, move || {
+        let ctx = &mut core_ctx();
+        r1.get(ctx);
+        r1.put(ctx);
+    });
+    r.exit();
+    rcu::barrier(ctx);
+    join(ctx, t);
+    rcu::barrier(ctx);
+    assert!(o.released() <= 1, "release ran {} times", o.released());
+}
+
+#[test]
+fn exit_frees_the_counter_only_after_in_flight_fast_paths() {
+    check(3, exit_vs_get_put);
 }
 
 // Negative controls: each labelled ordering left out (made Relaxed at its line; S at its
@@ -310,6 +372,14 @@ fn negative_without_g_fold_without_grace_period() {
     // without waiting for a grace period, so core 1's get that loaded the percpu word lands on
     // a counter already folded (or freed).
     assert!(check_fails_without(MODE, "G", 2, get_put_kill));
+}
+
+/// exit's grace period (the `call_rcu` in `free_after_grace_period`) left out: the counter is
+/// freed at once, as the firmware's exit did before, and core 1's get or put that loaded the
+/// percpu word before exit's store adds to freed memory.
+#[test]
+fn negative_without_exit_grace_period_counter_used_after_free() {
+    assert!(check_fails_without(MODE, "G@free_after_grace_period", 3, exit_vs_get_put));
 }
 
 #[test]

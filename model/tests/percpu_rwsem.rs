@@ -7,8 +7,12 @@
 //!
 //! Core 0 (the main thread) is the writer, core 1 a reader. RCU is the crate's idealised
 //! stand-in (`model/src/rcu.rs`).
+//!
+//! Each modelled core's thread makes its context (`Ctx`) at its start ([`core_ctx`]). Readers
+//! and writers use the guards: `read(ctx)` .. `unlock(ctx)` is down_read .. up_read on the fast
+//! path where it can be, `write(ctx)` .. drop is down_write .. up_write.
 use loom::cell::UnsafeCell;
-use quiescent_model::machine::spawn_cpu;
+use quiescent_model::machine::{spawn_cpu, Ctx};
 use quiescent_model::sync::percpu_rwsem::PercpuRwSem;
 use quiescent_model::sync::RwSemaphore;
 use quiescent_model::{check, check_fails_without, rcu, ForgetOnPanic};
@@ -16,31 +20,50 @@ use std::rc::Rc;
 
 const FILE: &str = "src/sync/percpu_rwsem.rs";
 
+/// Core 0's start: the RCU stand-in registers, and the model's main thread gets core 0's
+/// context.
+fn boot() -> Ctx {
+    // SAFETY: at the start of the model, on core 0, before any other core starts.
+    unsafe { rcu::init() };
+    core_ctx()
+}
+
+/// The context of the modelled core whose thread calls it, at the thread's start.
+fn core_ctx() -> Ctx {
+    // SAFETY: called once at the start of each modelled core's thread (the main thread for
+    // core 0, a `spawn_cpu` thread for the others): that thread is the core's thread of
+    // execution, RCU watches it (it is online), no other context exists on it, and it may block.
+    unsafe { Ctx::new() }
+}
+
 /// The reader on core 1: `before` runs first (e.g. a quiescent point, so that the writer's
 /// grace period can end before the reader arrives), then down_read, `inside` (before the
 /// critical section), the read, up_read.
-fn reader_vs_writer(before: fn(), inside: fn()) {
-    rcu::init();
+fn reader_vs_writer(before: fn(&mut Ctx), inside: fn(&mut Ctx)) {
+    let ctx = &mut boot();
     let sem = ForgetOnPanic::new(PercpuRwSem::new().unwrap());
     let data = Rc::new(UnsafeCell::new(0u32)); // loom threads are coroutines of one OS thread
     let (s, d) = (ForgetOnPanic::new((*sem).clone()), data.clone());
     let reader = spawn_cpu(1, move || {
-        before();
-        s.down_read();
-        inside();
+        let ctx = &mut core_ctx();
+        before(ctx);
+        let g = s.read(ctx);
+        inside(ctx);
+        // SAFETY: loom checks this access against the writer's.
         let v = d.with(|p| unsafe { *p });
         assert!(v == 0 || v == 1);
-        s.up_read();
+        g.unlock(ctx);
     });
-    sem.down_write();
+    let g = sem.write(ctx);
+    // SAFETY: as the reader's.
     data.with_mut(|p| unsafe { *p = 1 });
-    sem.up_write();
+    drop(g);
     reader.join().unwrap();
-    rcu::barrier();
+    rcu::barrier(ctx);
     assert!(sem.readers_fast(), "back on the fast path one grace period after the last writer");
 }
 
-fn nothing() {}
+fn nothing(_: &mut Ctx) {}
 
 /// A reader that arrives after the writer's grace period takes the slow path: A (reader) and D
 /// (writer) decide who goes first, B (reader's slow up_read) and C (writer, after the drain)
@@ -98,17 +121,20 @@ fn negative_without_b_reader_section_leaks_past_up_read() {
 
 /// Core 0 waits for core `cpu`'s thread as a blocking wait (an RCU extended quiescent state, as
 /// every firmware wait is), so grace periods that core waits for can end meanwhile.
-fn join(t: loom::thread::JoinHandle<()>) {
-    rcu::eqs_enter();
+fn join(_ctx: &mut Ctx, t: loom::thread::JoinHandle<()>) {
+    // SAFETY: a blocking wait (it takes the context `&mut`): this core holds nothing read under
+    // RCU and runs no reader until the eqs_exit below.
+    unsafe { rcu::eqs_enter() };
     t.join().unwrap();
-    rcu::eqs_exit();
+    // SAFETY: pairs with the eqs_enter above.
+    unsafe { rcu::eqs_exit() };
 }
 
 /// Writer on core 0; readers on cores 1 and 2 arrive after a quiescent point (so after the
 /// writer's grace period they find `block` and queue), and up_write admits both. Every critical
 /// section runs (counted), readers and the writer are ordered (the cell).
 fn readers_queued_behind_a_writer() {
-    rcu::init();
+    let ctx = &mut boot();
     use loom::sync::atomic::{AtomicUsize, Ordering};
     let sem = ForgetOnPanic::new(PercpuRwSem::new().unwrap());
     let data = Rc::new(UnsafeCell::new(0u32));
@@ -117,22 +143,25 @@ fn readers_queued_behind_a_writer() {
     for cpu in 1..=2 {
         let (s, d, e) = (ForgetOnPanic::new((*sem).clone()), data.clone(), entered.clone());
         ts.push(spawn_cpu(cpu, move || {
-            rcu::quiescent_point();
-            s.down_read();
+            let ctx = &mut core_ctx();
+            rcu::quiescent_point(ctx);
+            let g = s.read(ctx);
+            // SAFETY: loom checks this access against the writer's.
             let v = d.with(|p| unsafe { *p });
             assert!(v == 0 || v == 1);
             e.fetch_add(1, Ordering::Relaxed);
-            s.up_read();
+            g.unlock(ctx);
         }));
     }
-    sem.down_write();
+    let g = sem.write(ctx);
+    // SAFETY: as the readers'.
     data.with_mut(|p| unsafe { *p = 1 });
-    sem.up_write();
+    drop(g);
     for t in ts {
-        join(t);
+        join(ctx, t);
     }
     assert_eq!(entered.load(Ordering::Relaxed), 2, "a queued reader never got in");
-    rcu::barrier();
+    rcu::barrier(ctx);
     assert!(sem.readers_fast());
 }
 
@@ -150,14 +179,17 @@ impl Gate {
         self.1.notify_all();
     }
 
-    fn wait(&self) {
-        rcu::eqs_enter();
+    fn wait(&self, _ctx: &mut Ctx) {
+        // SAFETY: a blocking wait (it takes the context `&mut`): this core holds nothing read
+        // under RCU and runs no reader until the eqs_exit below.
+        unsafe { rcu::eqs_enter() };
         let mut open = self.0.lock().unwrap();
         while !*open {
             open = self.1.wait(open).unwrap();
         }
         drop(open);
-        rcu::eqs_exit();
+        // SAFETY: pairs with the eqs_enter above.
+        unsafe { rcu::eqs_exit() };
     }
 }
 
@@ -173,7 +205,7 @@ impl Gate {
 /// modification order, although the swap's read fixes it before the store (loom orders
 /// stores by vector clocks, not by a total order). ARMv8 (and C11) forbid that outcome.
 fn writer_queued_behind_a_reader() {
-    rcu::init();
+    let ctx = &mut boot();
     use loom::sync::atomic::{AtomicUsize, Ordering};
     let sem = ForgetOnPanic::new(PercpuRwSem::new().unwrap());
     let data = Rc::new(UnsafeCell::new(0u32));
@@ -181,31 +213,37 @@ fn writer_queued_behind_a_reader() {
     let gate = Gate::new();
     let (s, d, e, g) = (ForgetOnPanic::new((*sem).clone()), data.clone(), entered.clone(), gate.clone());
     let reader = spawn_cpu(1, move || {
-        g.wait();
-        s.down_read();
+        let ctx = &mut core_ctx();
+        g.wait(ctx);
+        let held = s.read(ctx);
+        // SAFETY: loom checks this access against the writers'.
         let v = d.with(|p| unsafe { *p });
         assert!(v == 1 || v == 2);
         e.fetch_add(1, Ordering::Relaxed);
-        s.up_read();
+        held.unlock(ctx);
     });
     let (s, d, e, g) = (ForgetOnPanic::new((*sem).clone()), data.clone(), entered.clone(), gate.clone());
     let writer = spawn_cpu(2, move || {
-        g.wait();
-        s.down_write();
+        let ctx = &mut core_ctx();
+        g.wait(ctx);
+        let held = s.write(ctx);
+        // SAFETY: loom checks this access against the other sections'.
         d.with_mut(|p| unsafe { *p += 1 });
         e.fetch_add(1, Ordering::Relaxed);
-        s.up_write();
+        drop(held);
     });
-    sem.down_write();
+    let held = sem.write(ctx);
     gate.open();
+    // SAFETY: as the second writer's.
     data.with_mut(|p| unsafe { *p += 1 });
     entered.fetch_add(1, Ordering::Relaxed);
-    sem.up_write();
-    join(reader);
-    join(writer);
+    drop(held);
+    join(ctx, reader);
+    join(ctx, writer);
     assert_eq!(entered.load(Ordering::Relaxed), 3, "a queued waiter never got in");
+    // SAFETY: every other core has finished.
     assert_eq!(data.with(|p| unsafe { *p }), 2);
-    rcu::barrier();
+    rcu::barrier(ctx);
     assert!(sem.readers_fast());
 }
 
@@ -227,33 +265,36 @@ fn handoff_writer_queued_behind_a_reader() {
 /// into `slow_count`), core 2 arrives after a quiescent point (so it may take the slow path, or
 /// queue). The writer must wait for both, whichever path each took and released on.
 fn fast_and_slow_readers_vs_writer() {
-    rcu::init();
+    let ctx = &mut boot();
     let sem = ForgetOnPanic::new(PercpuRwSem::new().unwrap());
     let data = Rc::new(UnsafeCell::new(0u32));
     let mut ts = Vec::new();
     for cpu in 1..=2 {
         let (s, d) = (ForgetOnPanic::new((*sem).clone()), data.clone());
         ts.push(spawn_cpu(cpu, move || {
+            let ctx = &mut core_ctx();
             if cpu == 2 {
-                rcu::quiescent_point();
+                rcu::quiescent_point(ctx);
             }
-            s.down_read();
+            let g = s.read(ctx);
             if cpu == 1 {
-                rcu::quiescent_point();
+                rcu::quiescent_point(ctx);
             }
+            // SAFETY: loom checks this access against the writer's.
             let v = d.with(|p| unsafe { *p });
             assert!(v == 0 || v == 1);
-            s.up_read();
+            g.unlock(ctx);
         }));
     }
-    sem.down_write();
+    let g = sem.write(ctx);
+    // SAFETY: as the readers'.
     data.with_mut(|p| unsafe { *p = 1 });
-    sem.up_write();
+    drop(g);
     for t in ts {
-        join(t);
+        join(ctx, t);
     }
     assert!(!sem.is_read_locked(), "the read count is back to zero");
-    rcu::barrier();
+    rcu::barrier(ctx);
     assert!(sem.readers_fast());
 }
 
@@ -263,29 +304,33 @@ fn fast_and_slow_readers_vs_writer() {
 /// it releases it on the slow path if the second writer has already arrived. The second writer
 /// folds whatever is there and must wait for the reader exactly when it still holds the lock.
 fn reader_released_on_the_other_path() {
-    rcu::init();
+    let ctx = &mut boot();
     let sem = ForgetOnPanic::new(PercpuRwSem::new().unwrap());
     let data = Rc::new(UnsafeCell::new(0u32));
     let gate = Gate::new();
-    sem.down_write();
+    let held = sem.write(ctx);
     let (s, d, g) = (ForgetOnPanic::new((*sem).clone()), data.clone(), gate.clone());
     let reader = spawn_cpu(1, move || {
-        s.down_read(); // the writer is inside: the slow path
-        g.wait();
+        let ctx = &mut core_ctx();
+        let held = s.read(ctx); // the writer is inside: the slow path
+        g.wait(ctx);
+        // SAFETY: loom checks this access against the writers'.
         let v = d.with(|p| unsafe { *p });
         assert!(v == 1 || v == 2);
-        s.up_read();
+        held.unlock(ctx);
     });
+    // SAFETY: as the reader's.
     data.with_mut(|p| unsafe { *p = 1 });
-    sem.up_write();
-    rcu::barrier(); // back to IDLE: the reader's up_read may take the fast path
+    drop(held);
+    rcu::barrier(ctx); // back to IDLE: the reader's up_read may take the fast path
     gate.open();
-    sem.down_write();
+    let held = sem.write(ctx);
+    // SAFETY: as the reader's.
     data.with_mut(|p| unsafe { *p = 2 });
-    sem.up_write();
-    join(reader);
+    drop(held);
+    join(ctx, reader);
     assert!(!sem.is_read_locked(), "per-core -1 and slow +1, or both folded: a total of zero");
-    rcu::barrier();
+    rcu::barrier(ctx);
     assert!(sem.readers_fast());
 }
 

@@ -13,10 +13,13 @@
 //! Nothing drives grace periods but the models' own threads (no tick): where the firmware's tick
 //! would push a grace period along, a model calls `gp_try_complete` (a pass over the cores).
 //!
+//! Each modelled core's thread makes its context (`Ctx`) at its start and passes it to what
+//! may pass a quiescent point; interrupt handlers and callbacks get an `&AtomicCtx`.
+//!
 //! Each model names its preemption bound; `--nocapture` prints the executions explored.
 use loom::cell::UnsafeCell;
 use quiescent_model::firmware_rcu as rcu;
-use quiescent_model::machine::{self, ipi, raise_irq, spawn_cpu, AtomicPtr, IrqAt, Ordering};
+use quiescent_model::machine::{self, ipi, raise_irq, spawn_cpu, AtomicCtx, AtomicPtr, Ctx, IrqAt, Ordering};
 use quiescent_model::{check, check_fails_without};
 use std::rc::Rc;
 
@@ -48,8 +51,8 @@ impl Shared {
     }
 
     /// A read-side critical section: the object the pointer leads to must be live.
-    fn read(&self) {
-        let g = rcu::read();
+    fn read(&self, ctx: &AtomicCtx) {
+        let g = rcu::read(ctx);
         let p = rcu::rcu_dereference(&self.p, &g);
         // SAFETY: both objects live until Shared is dropped, after every thread has finished.
         let v = unsafe { (*p).val.with(|v| *v) };
@@ -78,70 +81,91 @@ impl Drop for Shared {
     }
 }
 
-/// Every model starts here: RCU registers its hooks, core 0 comes online.
-fn boot() -> Rc<Shared> {
-    rcu::init();
+/// Every model starts here: RCU registers its hooks, core 0 comes online; returns core 0's
+/// context (the model's main thread is core 0's thread of execution) and the shared object.
+fn boot() -> (Ctx, Rc<Shared>) {
+    // SAFETY: at the start of the model, on core 0, before any other core starts or any
+    // interrupt is taken.
+    unsafe { rcu::init() };
     machine::boot_cpu_online();
-    Shared::new()
+    // SAFETY: the model's main thread is core 0's thread of execution: RCU watches it (it just
+    // came online), no other context exists on it, and it may block.
+    (unsafe { Ctx::new() }, Shared::new())
 }
 
 /// Core 1 runs `reader`; core 0 replaces the object, waits in `synchronize_rcu` and retires it.
-fn updater_vs(reader: fn(&Shared)) {
-    let s = boot();
+fn updater_vs(reader: fn(&Shared, &mut Ctx)) {
+    let (mut ctx, s) = boot();
     let s1 = s.clone();
-    let r = spawn_cpu(1, move || reader(&s1));
+    let r = spawn_cpu(1, move || {
+        // SAFETY: the model's core thread is that core's thread of execution (spawn_cpu brought
+        // it online), and it makes no other context.
+        let ctx = &mut unsafe { Ctx::new() };
+        reader(&s1, ctx)
+    });
     s.replace();
-    rcu::synchronize_rcu();
+    rcu::synchronize_rcu(&mut ctx);
     s.retire();
     r.join().unwrap();
 }
 
 /// A reader, a quiescent point (`rcu_quiescent_state`, as between two work items), a reader.
-fn reader_passing_a_quiescent_point(s: &Shared) {
-    s.read();
-    rcu::rcu_quiescent_state();
-    s.read();
+fn reader_passing_a_quiescent_point(s: &Shared, ctx: &mut Ctx) {
+    s.read(ctx);
+    rcu::rcu_quiescent_state(ctx);
+    s.read(ctx);
 }
 
 /// A reader, the idle loop's sleep (`idle_enter` .. `idle_exit`: an extended quiescent state),
 /// a reader.
-fn reader_going_idle(s: &Shared) {
-    s.read();
-    assert!(rcu::idle_enter(), "no callbacks: the core may sleep");
-    rcu::idle_exit();
-    s.read();
+fn reader_going_idle(s: &Shared, ctx: &mut Ctx) {
+    s.read(ctx);
+    // SAFETY: the idle loop's sleep: the read section above has ended and nothing read under it
+    // is held, and this core runs no reader until idle_exit (interrupts are not masked, but
+    // this model takes none on this core).
+    assert!(unsafe { rcu::platform::idle_enter() }, "no callbacks: the core may sleep");
+    // SAFETY: pairs with the idle_enter above.
+    unsafe { rcu::platform::idle_exit() };
+    s.read(ctx);
 }
 
 /// An interrupt handler reading while its core is in an extended quiescent state (a blocking
 /// wait): irq_enter makes it a reader the grace period waits for (I), irq_exit returns (J).
-fn handler_reading_in_eqs(s: &Shared) {
-    rcu::eqs_enter();
+fn handler_reading_in_eqs(s: &Shared, _ctx: &mut Ctx) {
+    // SAFETY: a blocking wait's extended quiescent state: this core holds nothing read under
+    // RCU, and reads only in the interrupt handler (which irq_enter makes a reader).
+    unsafe { rcu::platform::eqs_enter() };
     let s = s as *const Shared;
     // SAFETY: the handler runs now, on this thread, while `s` is borrowed.
-    machine::irq(|| unsafe { (*s).read() });
-    rcu::eqs_exit();
+    machine::irq(|actx| unsafe { (*s).read(actx) });
+    // SAFETY: pairs with the eqs_enter above.
+    unsafe { rcu::platform::eqs_exit() };
 }
 
 /// An interrupt taken inside `eqs_exit` between its `ctr` store and C: the handler runs on a
 /// core that is not idle (K orders the interrupted store before the handler's reads).
-fn handler_inside_eqs_exit(s: &Shared) {
-    rcu::eqs_enter();
+fn handler_inside_eqs_exit(s: &Shared, _ctx: &mut Ctx) {
+    // SAFETY: as in handler_reading_in_eqs.
+    unsafe { rcu::platform::eqs_enter() };
     let sp = s as *const Shared;
     // SAFETY: taken at the next barrier, inside eqs_exit below, while `s` is borrowed.
-    raise_irq(IrqAt::BeforeBarrier, move || unsafe { (*sp).read() });
-    rcu::eqs_exit();
+    raise_irq(IrqAt::BeforeBarrier, move |actx| unsafe { (*sp).read(actx) });
+    // SAFETY: pairs with the eqs_enter above.
+    unsafe { rcu::platform::eqs_exit() };
     assert!(!machine::irq_pending());
 }
 
 /// An interrupt taken inside `eqs_enter` between A and its `ctr = 0`: K' orders the handler's
 /// reads before the interrupted code's store.
-fn handler_inside_eqs_enter(s: &Shared) {
+fn handler_inside_eqs_enter(s: &Shared, _ctx: &mut Ctx) {
     let sp = s as *const Shared;
     // SAFETY: taken at the next barrier, inside eqs_enter below, while `s` is borrowed.
-    raise_irq(IrqAt::AfterBarrier, move || unsafe { (*sp).read() });
-    rcu::eqs_enter();
+    raise_irq(IrqAt::AfterBarrier, move |actx| unsafe { (*sp).read(actx) });
+    // SAFETY: as in handler_reading_in_eqs (the handler taken inside it is the reader).
+    unsafe { rcu::platform::eqs_enter() };
     assert!(!machine::irq_pending());
-    rcu::eqs_exit();
+    // SAFETY: pairs with the eqs_enter above.
+    unsafe { rcu::platform::eqs_exit() };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -174,14 +198,18 @@ fn grace_period_with_one_core_per_leaf() {
 /// Core 0 replaces the object and retires the old one from a callback; it drives the grace
 /// period as its idle loop and tick would (`rcu_quiescent_state`, which also runs the ready
 /// callbacks, and `gp_try_complete`) until the callback has run.
-fn call_rcu_after_reader(reader: fn(&Shared)) {
-    let s = boot();
+fn call_rcu_after_reader(reader: fn(&Shared, &mut Ctx)) {
+    let (mut ctx, s) = boot();
     let s1 = s.clone();
-    let r = spawn_cpu(1, move || reader(&s1));
+    let r = spawn_cpu(1, move || {
+        // SAFETY: as in updater_vs.
+        let ctx = &mut unsafe { Ctx::new() };
+        reader(&s1, ctx)
+    });
     s.replace();
     let ran = Rc::new(core::cell::Cell::new(false));
     let (s2, ran2) = (SendPtr(Rc::into_raw(s.clone())), SendPtr(Rc::into_raw(ran.clone())));
-    rcu::call_rcu(move || {
+    rcu::call_rcu(move |_| {
         let (s2, ran2) = (s2, ran2);
         // SAFETY: the Rcs were leaked into these pointers above and are released here, once.
         let (s, ran) = unsafe { (Rc::from_raw(s2.0), Rc::from_raw(ran2.0)) };
@@ -189,9 +217,9 @@ fn call_rcu_after_reader(reader: fn(&Shared)) {
         ran.set(true);
     });
     while !ran.get() {
-        rcu::rcu_quiescent_state();
+        rcu::rcu_quiescent_state(&mut ctx);
         if !ran.get() {
-            rcu::gp_try_complete();
+            rcu::stats::gp_try_complete();
             machine::cpu_relax();
         }
     }
@@ -237,20 +265,23 @@ fn irq_inside_eqs_enter_is_a_reader() {
 /// the grace period). If core 1 decided to sleep and the grace period completed, it was sent
 /// the Wake IPI.
 fn idle_core_with_callbacks() {
-    let _s = boot();
+    let (mut ctx, _s) = boot();
     let slept = Rc::new(core::cell::Cell::new(false));
     let sl = slept.clone();
     let r = spawn_cpu(1, move || {
-        rcu::call_rcu(|| {});
-        sl.set(rcu::idle_enter());
+        rcu::call_rcu(|_| {});
+        // SAFETY: the idle loop's sleep: this core holds nothing read under RCU and runs no
+        // reader afterwards (its thread ends asleep; interrupts are not masked, but this model
+        // takes none).
+        sl.set(unsafe { rcu::platform::idle_enter() });
     });
     // loom explores no interleaving if core 0 reads before core 1 has run at all (its
     // exploration adds no switch before loads that later stores race with here): yield first.
     machine::cpu_relax();
-    rcu::rcu_quiescent_state();
+    rcu::rcu_quiescent_state(&mut ctx);
     r.join().unwrap();
     // The callback's grace period is 2 (the first one).
-    if slept.get() && rcu::completed() >= 2 {
+    if slept.get() && rcu::stats::completed() >= 2 {
         assert!(ipi::woken(1), "an idle core with ready callbacks was left asleep");
     }
 }
@@ -281,7 +312,7 @@ fn negative_without_a_in_eqs_enter() {
 
 #[test]
 fn negative_without_a_in_cpu_dead() {
-    assert!(check_fails_without(QS, "A@cpu_dead", 3, || updater_vs(|s| s.read())));
+    assert!(check_fails_without(QS, "A@cpu_dead", 3, || updater_vs(|s, ctx| s.read(ctx))));
 }
 
 #[test]

@@ -189,7 +189,11 @@ pub fn set_irq_handler(handler: fn(&Frame)) {
 /// `ct_irq_enter`/`ct_irq_exit`), so a handler that interrupts a core in an extended quiescent
 /// state runs as a reader that grace periods wait for. Called once, at boot, before interrupts
 /// are unmasked.
-pub fn set_irq_context_hooks(enter: fn() -> bool, exit: fn(bool)) {
+///
+/// # Safety
+/// At boot only, before interrupts are unmasked: RCU relies on these running around every
+/// handler, so replacing them later could let a grace period end under a handler's reads.
+pub unsafe fn set_irq_context_hooks(enter: fn() -> bool, exit: fn(bool)) {
     IRQ_EXIT.store(exit as usize, Ordering::Relaxed);
     // Release: `exit` is visible to whoever sees `enter`.
     IRQ_ENTER.store(enter as usize, Ordering::Release);

@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 use core::hint::black_box;
 use core::sync::atomic::{AtomicUsize, Ordering};
+use quiescent::smp::Ctx;
 use quiescent::{arch, board, rcu, smp};
 
 /// `icount` when the runner passed `bench-mode=icount` (QEMU `-icount shift=0`: one
@@ -59,7 +60,9 @@ pub fn ticks(ns: u64) -> u64 {
 /// unlike `black_box`, which spills its argument to the stack).
 #[inline(always)]
 pub fn consume(v: u64) {
-    // SAFETY: an empty asm that only names a register: no memory, stack or flags effects.
+    // SAFETY: an empty asm that only names a register: no memory, stack or flags effects. Not
+    // safe code because only an asm statement is opaque to the compiler at no instruction: the
+    // safe `black_box` spills `v` to the stack, which would add a store to every measured loop.
     unsafe { core::arch::asm!("/* {0} */", in(reg) v, options(nomem, nostack, preserves_flags)) };
 }
 
@@ -95,7 +98,8 @@ pub fn per_op(n: u64, mut body: impl FnMut()) -> f64 {
 #[inline(always)]
 pub fn launder<T>(p: *mut T) -> *mut T {
     let mut a = p.addr();
-    // SAFETY: an empty asm that only names a register: no memory, stack or flags effects.
+    // SAFETY: an empty asm that only names a register: no memory, stack or flags effects. Not
+    // safe code for the reason `consume` gives (`black_box` costs a spill and a reload).
     unsafe { core::arch::asm!("/* {0} */", inout(reg) a, options(nomem, nostack, preserves_flags)) };
     p.with_addr(a)
 }
@@ -126,18 +130,19 @@ pub fn throughput(runs: &[CoreRun]) -> f64 {
 
 /// The loop every core runs in a scaling window, the same on 1 and on N cores: waits (as a
 /// quiescent wait) until counter time `start`, then runs `op` in chunks of `chunk` with a
-/// quiescent state and one counter read between chunks, until counter time `end`.
+/// quiescent state and one counter read between chunks, until counter time `end`. `op` gets
+/// the core's context (a read side that may block takes it `&mut`).
 #[inline(always)]
-pub fn window(start: u64, end: u64, chunk: u32, mut op: impl FnMut()) -> CoreRun {
-    rcu::wait_quiescent(|| arch::counter_relaxed() < start);
+pub fn window(ctx: &mut Ctx, start: u64, end: u64, chunk: u32, mut op: impl FnMut(&mut Ctx)) -> CoreRun {
+    rcu::wait_quiescent(ctx, || arch::counter_relaxed() < start);
     let t0 = arch::counter();
     let mut ops = 0u64;
     loop {
         for _ in 0..chunk {
-            op();
+            op(ctx);
         }
         ops += chunk as u64;
-        rcu::rcu_quiescent_state();
+        rcu::rcu_quiescent_state(ctx);
         let t = arch::counter();
         if t >= end {
             return CoreRun { ops, ticks: t - t0 };
@@ -156,22 +161,26 @@ pub fn first_cores(k: usize) -> Vec<usize> {
     smp::online_cpus().take(k).collect()
 }
 
-/// Runs `work(i)` on the first `k` online cores at once (this core is `i = 0`) and returns the
-/// results in that order, after all have finished (waiting as a quiescent wait).
-pub fn on_cores<R: Send + 'static>(k: usize, work: Arc<dyn Fn(usize) -> R + Send + Sync>) -> Vec<R> {
+/// What `on_cores` runs on each core: its index among the cores, and that core's context.
+pub type CoreWork<R> = Arc<dyn Fn(usize, &mut Ctx) -> R + Send + Sync>;
+
+/// Runs `work(i, ctx)` on the first `k` online cores at once (this core is `i = 0`; each gets its
+/// own core's context) and returns the results in that order, after all have finished (waiting
+/// as a quiescent wait).
+pub fn on_cores<R: Send + 'static>(ctx: &mut Ctx, k: usize, work: CoreWork<R>) -> Vec<R> {
     let cores = first_cores(k);
     let slots: Arc<spin::Mutex<Vec<Option<R>>>> = Arc::new(spin::Mutex::new((0..cores.len()).map(|_| None).collect()));
     let left = Arc::new(AtomicUsize::new(cores.len() - 1));
     for (i, &c) in cores.iter().enumerate().skip(1) {
         let (w, s, l) = (work.clone(), slots.clone(), left.clone());
-        smp::queue_work(c, move || {
-            let r = w(i);
+        smp::queue_work(c, move |ctx| {
+            let r = w(i, ctx);
             s.lock()[i] = Some(r);
             l.fetch_sub(1, Ordering::Release);
         });
     }
-    let mine = work(0);
-    rcu::wait_quiescent(|| left.load(Ordering::Acquire) != 0);
+    let mine = work(0, ctx);
+    rcu::wait_quiescent(ctx, || left.load(Ordering::Acquire) != 0);
     let mut s = slots.lock();
     s[0] = Some(mine);
     s.iter_mut().map(|r| r.take().expect("every core reported")).collect()

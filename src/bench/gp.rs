@@ -28,6 +28,7 @@ use super::common::{f, icount, line, ns, Table};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use quiescent::smp::Ctx;
 use quiescent::{arch, rcu, smp};
 
 const ROUNDS: usize = 40;
@@ -35,8 +36,8 @@ const ROUNDS: usize = 40;
 const OUTLIER: f64 = 200_000.0;
 
 /// Waits for `cond` as a quiescent waiter, yielding the vCPU on each try.
-fn wait(cond: impl Fn() -> bool) {
-    rcu::wait_quiescent(|| {
+fn wait(ctx: &mut Ctx, cond: impl Fn() -> bool) {
+    rcu::wait_quiescent(ctx, || {
         arch::wfe();
         !cond()
     });
@@ -73,10 +74,10 @@ struct Round {
 }
 
 /// Runs the section.
-pub fn run() {
+pub fn run(ctx: &mut Ctx) {
     let cores: Vec<usize> = smp::online_cpus().collect();
     let n = cores.len();
-    let leaf = rcu::leaf_size();
+    let leaf = rcu::stats::leaf_size();
     let oh = overhead();
     let unit = if icount() { "insn" } else { "ns" };
     let mut t = Table::new(
@@ -89,10 +90,10 @@ pub fn run() {
     };
 
     // The others idle: the whole machine's instructions per synchronize_rcu.
-    rcu::synchronize_rcu();
+    rcu::synchronize_rcu(ctx);
     let total = measure(|| {
         for _ in 0..ROUNDS {
-            rcu::synchronize_rcu();
+            rcu::synchronize_rcu(ctx);
         }
     });
     put("gp_idle", "synchronize_rcu, others idle (per grace period)", (total - oh) / ROUNDS as f64);
@@ -116,38 +117,38 @@ pub fn run() {
         });
         {
             let r = r.clone();
-            smp::queue_work(holder, move || {
-                let g = rcu::read();
+            smp::queue_work(holder, move |ctx| {
+                let g = rcu::read(ctx);
                 r.ready.fetch_add(1, Ordering::Release);
                 while !r.release.load(Ordering::Acquire) {
                     arch::wfe();
                 }
                 drop(g);
-                let c = measure(rcu::rcu_quiescent_state);
+                let c = measure(|| rcu::rcu_quiescent_state(ctx));
                 r.last.store((c - oh).to_bits(), Ordering::Relaxed);
                 r.done.fetch_add(1, Ordering::Release);
             });
         }
         for &c in &middle {
             let r = r.clone();
-            smp::queue_work(c, move || {
+            smp::queue_work(c, move |ctx| {
                 r.ready.fetch_add(1, Ordering::Release);
                 while !r.go.load(Ordering::Acquire) {
                     arch::wfe();
                 }
-                let c = measure(rcu::rcu_quiescent_state);
+                let c = measure(|| rcu::rcu_quiescent_state(ctx));
                 r.costs.lock().push(c - oh);
                 r.done.fetch_add(1, Ordering::Release);
             });
         }
-        wait(|| r.ready.load(Ordering::Acquire) == n - 1);
+        wait(ctx, || r.ready.load(Ordering::Acquire) == n - 1);
         let mut cookie = 0;
         let start = measure(|| cookie = rcu::start_poll_synchronize_rcu()) - oh;
-        let own = measure(rcu::rcu_quiescent_state) - oh;
+        let own = measure(|| rcu::rcu_quiescent_state(ctx)) - oh;
         r.go.store(true, Ordering::Release);
-        wait(|| r.done.load(Ordering::Acquire) == n - 2);
+        wait(ctx, || r.done.load(Ordering::Acquire) == n - 2);
         r.release.store(true, Ordering::Release);
-        wait(|| r.done.load(Ordering::Acquire) == n - 1 && rcu::poll_state_synchronize_rcu(cookie));
+        wait(ctx, || r.done.load(Ordering::Acquire) == n - 1 && rcu::poll_state_synchronize_rcu(cookie));
         let mut costs = core::mem::take(&mut *r.costs.lock());
         costs.push(own);
         let last = f64::from_bits(r.last.load(Ordering::Relaxed));

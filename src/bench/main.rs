@@ -27,6 +27,7 @@ mod subjects;
 #[path = "update.rs"]
 mod update;
 
+use quiescent::smp::Ctx;
 use quiescent::{arch, board, smp};
 
 /// Whether the section `name` runs: all by default, or those listed in `bench-sections=a,b`.
@@ -34,26 +35,26 @@ fn wanted(name: &str) -> bool {
     board::bootarg("bench-sections").is_none_or(|v| v.split(',').any(|s| s == name))
 }
 
-fn main() -> i32 {
+fn main(ctx: &mut Ctx) -> i32 {
     let online = smp::num_online();
     let host = common::host_cores();
     defmt::println!("bench: {} cores online, host cores {}, mode={=str}", online, host, common::mode());
     common::line("info", &alloc::format!("cores={online} host_cores={host} counter_hz={}", arch::counter_freq()));
     let s = subjects::Subjects::new();
     if wanted("costs") {
-        costs::run(&s);
+        costs::run(ctx, &s);
     }
     if wanted("scaling") && !common::icount() {
-        scaling::run(&s);
+        scaling::run(ctx, &s);
     }
     if wanted("update") {
-        update::run();
+        update::run(ctx);
     }
     if wanted("mixed") && !common::icount() {
-        mixed::run();
+        mixed::run(ctx);
     }
     if wanted("gp") {
-        gp::run();
+        gp::run(ctx);
     }
     common::line("done", "");
     0

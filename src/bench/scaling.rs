@@ -7,6 +7,7 @@ use super::subjects::{ReadSide, Subjects};
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use quiescent::smp::Ctx;
 
 /// Core counts measured (those beyond the online cores are skipped).
 pub const CORES: [usize; 4] = [1, 2, 4, 8];
@@ -20,14 +21,15 @@ const CHUNK: u32 = 2048;
 /// Throughput of every read side on each of `cores` (the first k online cores), in operations
 /// per second: the median of REPS windows, the read sides and core counts interleaved (each
 /// round runs every pair once), so that a change in the host's load touches them all alike.
-fn measure(s: &Arc<Subjects>, cores: &[usize]) -> Vec<Vec<f64>> {
+fn measure(ctx: &mut Ctx, s: &Arc<Subjects>, cores: &[usize]) -> Vec<Vec<f64>> {
     let mut v: Vec<Vec<Vec<f64>>> = alloc::vec![alloc::vec![Vec::new(); cores.len()]; ReadSide::ALL.len()];
     for _ in 0..REPS {
         for (side, per_side) in ReadSide::ALL.into_iter().zip(v.iter_mut()) {
             for (c, &k) in cores.iter().enumerate() {
                 let (start, end) = next_window(WINDOW_MS);
                 let s2 = s.clone();
-                per_side[c].push(throughput(&on_cores(k, Arc::new(move |_| side.window(&s2, start, end, CHUNK)))));
+                let work = move |_: usize, ctx: &mut Ctx| side.window(ctx, &s2, start, end, CHUNK);
+                per_side[c].push(throughput(&on_cores(ctx, k, Arc::new(work))));
             }
         }
     }
@@ -41,7 +43,7 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Runs the section.
-pub fn run(s: &Arc<Subjects>) {
+pub fn run(ctx: &mut Ctx, s: &Arc<Subjects>) {
     let online = first_cores(usize::MAX).len();
     let cores: Vec<usize> = CORES.iter().copied().filter(|&k| k <= online).collect();
     let mut head: Vec<String> = alloc::vec!["read side (Mops/s, speedup vs 1 core)".into()];
@@ -52,7 +54,7 @@ pub fn run(s: &Arc<Subjects>) {
     );
     let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
     let mut table = Table::new("Read-side throughput vs cores, all cores in the same loop", &head_refs);
-    let all = measure(s, &cores);
+    let all = measure(ctx, s, &cores);
     for (side, thr) in ReadSide::ALL.into_iter().zip(all) {
         let mut row = alloc::vec![String::from(side.label())];
         let one = thr[0];

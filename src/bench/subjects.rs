@@ -5,6 +5,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use quiescent::rcu;
+use quiescent::smp::Ctx;
 use quiescent::sync::percpu_ref::{Flags, PercpuRef};
 use quiescent::sync::percpu_rwsem::PercpuRwSem;
 use quiescent::sync::rwsem::RwSem;
@@ -63,53 +64,56 @@ pub enum ReadSide {
 }
 
 /// Runs `$body` with `$op` bound to the read side's operation as a closure of its own type, so
-/// each read side gets its own inlined loop.
+/// each read side gets its own inlined loop. The closure takes the core's context: the sleeping
+/// locks' `read` takes it `&mut` (it may wait), the rest a shared borrow of it. Every pair goes
+/// through the safe API (a guard released with `unlock(ctx)`, the fast path): the context is
+/// empty, so after inlining it costs what the raw `down_read`/`up_read` pair did.
 macro_rules! with_op {
     ($side:expr, $s:expr, |$op:ident| $body:expr) => {{
         let s: &Subjects = $s;
         match $side {
             ReadSide::Rcu => {
-                let $op = || {
-                    let g = rcu::read();
+                let $op = |ctx: &mut Ctx| {
+                    let g = rcu::read(ctx);
                     consume(rcu::rcu_dereference(&s.rcu_ptr, &g) as u64);
                     drop(g);
                 };
                 $body
             }
             ReadSide::PercpuRwsem => {
-                let $op = || {
-                    s.prw.down_read();
-                    s.prw.up_read();
+                let $op = |ctx: &mut Ctx| {
+                    let g = s.prw.read(ctx);
+                    g.unlock(ctx);
                 };
                 $body
             }
             ReadSide::Rwsem => {
-                let $op = || {
-                    s.rw.down_read();
-                    s.rw.up_read();
+                let $op = |ctx: &mut Ctx| {
+                    let g = s.rw.read(ctx);
+                    g.unlock(ctx);
                 };
                 $body
             }
             ReadSide::SpinRw => {
-                let $op = || {
-                    s.srw.down_read();
-                    s.srw.up_read();
+                let $op = |ctx: &mut Ctx| {
+                    let g = s.srw.read(ctx);
+                    g.unlock(ctx);
                 };
                 $body
             }
             ReadSide::SpinMutex => {
-                let $op = || drop(s.mx.lock());
+                let $op = |_: &mut Ctx| drop(s.mx.lock());
                 $body
             }
             ReadSide::PercpuRef => {
-                let $op = || {
-                    s.pref.get();
-                    s.pref.put();
+                let $op = |ctx: &mut Ctx| {
+                    s.pref.get(ctx);
+                    s.pref.put(ctx);
                 };
                 $body
             }
             ReadSide::SharedAtomic => {
-                let $op = || {
+                let $op = |_: &mut Ctx| {
                     // Relaxed increment; the decrement as a refcount's put needs it (AcqRel).
                     s.shared.fetch_add(1, Ordering::Relaxed);
                     consume(s.shared.fetch_sub(1, Ordering::AcqRel));
@@ -165,12 +169,12 @@ impl ReadSide {
     }
 
     /// The one-core cost row (see `common::per_op`).
-    pub fn cost(self, s: &Subjects, n: u64) -> f64 {
-        with_op!(self, s, |op| per_op(n, op))
+    pub fn cost(self, ctx: &mut Ctx, s: &Subjects, n: u64) -> f64 {
+        with_op!(self, s, |op| per_op(n, || op(ctx)))
     }
 
     /// One core's part of a scaling window (see `common::window`).
-    pub fn window(self, s: &Subjects, start: u64, end: u64, chunk: u32) -> CoreRun {
-        with_op!(self, s, |op| window(start, end, chunk, op))
+    pub fn window(self, ctx: &mut Ctx, s: &Subjects, start: u64, end: u64, chunk: u32) -> CoreRun {
+        with_op!(self, s, |op| window(ctx, start, end, chunk, op))
     }
 }

@@ -8,6 +8,7 @@ use super::common::{consume, f, first_cores, icount, line, median_p99, ns, slice
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use quiescent::smp::Ctx;
 use quiescent::sync::percpu_ref::{Flags, PercpuRef};
 use quiescent::sync::percpu_rwsem::PercpuRwSem;
 use quiescent::sync::RwSemaphore;
@@ -27,14 +28,14 @@ fn timer_overhead() -> f64 {
     median_p99(v).0
 }
 
-/// `n` samples of `f`'s latency in ns; `before` runs untimed before each.
-fn samples(n: usize, mut before: impl FnMut(), mut f: impl FnMut()) -> Vec<f64> {
+/// `n` samples of `f`'s latency in ns; `before` runs untimed before each. Both get the context.
+fn samples(ctx: &mut Ctx, n: usize, mut before: impl FnMut(&mut Ctx), mut f: impl FnMut(&mut Ctx)) -> Vec<f64> {
     let oh = timer_overhead();
     (0..n)
         .map(|_| {
-            before();
+            before(ctx);
             let t0 = arch::counter();
-            f();
+            f(ctx);
             (ns(arch::counter() - t0) - oh).max(0.0)
         })
         .collect()
@@ -42,32 +43,37 @@ fn samples(n: usize, mut before: impl FnMut(), mut f: impl FnMut()) -> Vec<f64> 
 
 /// Runs `f` on core 0 while cores 1..k loop `section` followed by a quiescent state (short
 /// read sections, as busy QSBR readers); returns once they have stopped.
-fn with_readers<R>(k: usize, section: Arc<dyn Fn() + Send + Sync>, f: impl FnOnce() -> R) -> R {
+fn with_readers<R>(
+    ctx: &mut Ctx,
+    k: usize,
+    section: Arc<dyn Fn(&mut Ctx) + Send + Sync>,
+    f: impl FnOnce(&mut Ctx) -> R,
+) -> R {
     let stop = Arc::new(AtomicBool::new(false));
     let running = Arc::new(AtomicUsize::new(0));
     let others = &first_cores(k)[1..];
     for &c in others {
         let (stop, running, section) = (stop.clone(), running.clone(), section.clone());
-        smp::queue_work(c, move || {
+        smp::queue_work(c, move |ctx| {
             running.fetch_add(1, Ordering::Relaxed);
             while !stop.load(Ordering::Relaxed) {
-                section();
-                rcu::rcu_quiescent_state();
+                section(ctx);
+                rcu::rcu_quiescent_state(ctx);
             }
             running.fetch_sub(1, Ordering::Release);
         });
     }
-    rcu::wait_quiescent(|| running.load(Ordering::Relaxed) < others.len());
-    let r = f();
+    rcu::wait_quiescent(ctx, || running.load(Ordering::Relaxed) < others.len());
+    let r = f(ctx);
     stop.store(true, Ordering::Relaxed);
-    rcu::wait_quiescent(|| running.load(Ordering::Acquire) != 0);
+    rcu::wait_quiescent(ctx, || running.load(Ordering::Acquire) != 0);
     r
 }
 
 /// A short RCU read section: 32 dereferences of one pointer.
-fn rcu_section(p: Arc<AtomicPtr<u64>>) -> Arc<dyn Fn() + Send + Sync> {
-    Arc::new(move || {
-        let g = rcu::read();
+fn rcu_section(p: Arc<AtomicPtr<u64>>) -> Arc<dyn Fn(&mut Ctx) + Send + Sync> {
+    Arc::new(move |ctx: &mut Ctx| {
+        let g = rcu::read(ctx);
         for _ in 0..32 {
             consume(rcu::rcu_dereference(&p, &g) as u64);
         }
@@ -102,7 +108,7 @@ impl Out {
 }
 
 /// Runs the section.
-pub fn run() {
+pub fn run(ctx: &mut Ctx) {
     let online = first_cores(usize::MAX).len();
     let mut out = Out {
         table: Table::new("Update side, latency per call", &["operation", "busy cores", "median ns", "p99 ns"]),
@@ -111,11 +117,12 @@ pub fn run() {
     let ptr = Arc::new(AtomicPtr::new(alloc::boxed::Box::into_raw(alloc::boxed::Box::new(7u64))));
 
     // synchronize_rcu: the other cores idle, then k-1 of them busy in short read sections.
-    let (idle, _) = out.latency("sync_rcu", "synchronize_rcu", 1, samples(301, || (), rcu::synchronize_rcu));
+    let (idle, _) = out.latency("sync_rcu", "synchronize_rcu", 1, samples(ctx, 301, |_| (), rcu::synchronize_rcu));
     target("sync_rcu_idle", "synchronize_rcu with idle cores, median ns", idle, "<=", 1000.0, "ns");
     if !icount() {
         for k in BUSY_CORES.into_iter().filter(|&k| k <= online) {
-            let v = with_readers(k, rcu_section(ptr.clone()), || samples(201, || (), rcu::synchronize_rcu));
+            let v =
+                with_readers(ctx, k, rcu_section(ptr.clone()), |ctx| samples(ctx, 201, |_| (), rcu::synchronize_rcu));
             out.latency("sync_rcu", "synchronize_rcu", k, v);
         }
     }
@@ -125,12 +132,12 @@ pub fn run() {
     let n = 20_000u64;
     let t0 = arch::counter();
     for i in 0..n {
-        rcu::call_rcu(move || {
+        rcu::call_rcu(move |_| {
             INVOKED.fetch_add(i & 1, Ordering::Relaxed);
         });
     }
     let t1 = arch::counter();
-    rcu::rcu_barrier();
+    rcu::rcu_barrier(ctx);
     let t2 = arch::counter();
     let queue = ns(t1 - t0) / n as f64;
     let per_s = n as f64 * 1e9 / ns(t2 - t0);
@@ -149,45 +156,32 @@ pub fn run() {
 
     // percpu_down_write: from idle (rcu_sync must leave IDLE: one grace period) and back to back.
     let p = PercpuRwSem::new().expect("per-cpu read counts");
-    let cold = |p: &Arc<PercpuRwSem>| {
+    // The write guard: down_write, and up_write when dropped.
+    let cold = |ctx: &mut Ctx, p: &Arc<PercpuRwSem>| {
         let p2 = p.clone();
         let p3 = p.clone();
-        samples(
-            51,
-            move || rcu::wait_quiescent(|| !p2.readers_fast()),
-            move || {
-                p3.down_write();
-                p3.up_write();
-            },
-        )
+        samples(ctx, 51, move |ctx| rcu::wait_quiescent(ctx, || !p2.readers_fast()), move |ctx| drop(p3.write(ctx)))
     };
-    let warm = |p: &Arc<PercpuRwSem>| {
+    let warm = |ctx: &mut Ctx, p: &Arc<PercpuRwSem>| {
         let p3 = p.clone();
-        samples(
-            201,
-            || (),
-            move || {
-                p3.down_write();
-                p3.up_write();
-            },
-        )
+        samples(ctx, 201, |_| (), move |ctx| drop(p3.write(ctx)))
     };
-    out.latency("down_write_idle", "percpu_down_write + up_write, from idle", 1, cold(&p));
-    out.latency("down_write_b2b", "percpu_down_write + up_write, back to back", 1, warm(&p));
+    out.latency("down_write_idle", "percpu_down_write + up_write, from idle", 1, cold(ctx, &p));
+    out.latency("down_write_b2b", "percpu_down_write + up_write, back to back", 1, warm(ctx, &p));
     if !icount() {
         let mut ks = alloc::vec![2, online];
         ks.retain(|&k| (2..=online).contains(&k));
         ks.dedup();
         for k in ks {
             let p2 = p.clone();
-            let section: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
-                p2.down_read();
+            let section: Arc<dyn Fn(&mut Ctx) + Send + Sync> = Arc::new(move |ctx: &mut Ctx| {
+                let g = p2.read(ctx);
                 for i in 0..32u64 {
                     consume(i);
                 }
-                p2.up_read();
+                g.unlock(ctx);
             });
-            let (c, w) = with_readers(k, section, || (cold(&p), warm(&p)));
+            let (c, w) = with_readers(ctx, k, section, |ctx| (cold(ctx, &p), warm(ctx, &p)));
             out.latency("down_write_idle", "percpu_down_write + up_write, from idle, readers", k, c);
             out.latency("down_write_b2b", "percpu_down_write + up_write, back to back, readers", k, w);
         }
@@ -200,11 +194,11 @@ pub fn run() {
             let a2 = at.clone();
             let r = PercpuRef::init(move |_| a2.store(arch::counter(), Ordering::Release), Flags::NONE)
                 .expect("per-cpu counter");
-            r.get();
-            r.put();
+            r.get(ctx);
+            r.put(ctx);
             let t0 = arch::counter();
-            r.kill();
-            rcu::wait_quiescent(|| at.load(Ordering::Acquire) == 0);
+            r.kill(ctx);
+            rcu::wait_quiescent(ctx, || at.load(Ordering::Acquire) == 0);
             ns(at.load(Ordering::Acquire) - t0)
         })
         .collect();

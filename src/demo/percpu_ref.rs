@@ -1,7 +1,7 @@
 //! Demo scenario: percpu_ref on I/O contexts against a shared atomic refcount.
 //!
 //! From the aio change that first used percpu_ref (`kioctx->users`): an I/O-context table in an
-//! RCU list. Every request looks its context up under `rcu_read_lock`, takes a reference with
+//! RCU list. Every request looks its context up under `rcu::read`, takes a reference with
 //! `tryget_live`, leaves the read-side section, and may block (a quiescent point) before it
 //! completes and drops the reference, so only the reference keeps the context alive. Core 0 also
 //! destroys contexts as it goes, as `io_destroy` does: unlink from the list, kill the reference;
@@ -17,8 +17,9 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use quiescent::rcu::{self, list::RcuList};
+use quiescent::smp::{self, AtomicCtx, Ctx};
 use quiescent::sync::percpu_ref::{Flags, PercpuRef};
-use quiescent::{arch, smp, MAX_CPUS};
+use quiescent::{arch, MAX_CPUS};
 
 /// Context slots in the table.
 const SLOTS: u64 = 8;
@@ -34,9 +35,9 @@ trait Users: Send + Sync + Sized + 'static {
     const NAME: &'static str;
     /// A live count holding the initial reference; `release` runs when it reaches zero after kill.
     fn new(release: impl Fn() + Send + Sync + 'static) -> Self;
-    fn tryget_live(&self) -> bool;
-    fn put(&self);
-    fn kill(&self);
+    fn tryget_live(&self, ctx: &AtomicCtx) -> bool;
+    fn put(&self, ctx: &AtomicCtx);
+    fn kill(&self, ctx: &AtomicCtx);
 }
 
 impl Users for Arc<PercpuRef> {
@@ -45,15 +46,15 @@ impl Users for Arc<PercpuRef> {
         PercpuRef::init(move |_| release(), Flags::NONE).expect("percpu_ref for an I/O context")
     }
     #[inline(always)]
-    fn tryget_live(&self) -> bool {
-        PercpuRef::tryget_live(self)
+    fn tryget_live(&self, ctx: &AtomicCtx) -> bool {
+        PercpuRef::tryget_live(self, ctx)
     }
     #[inline(always)]
-    fn put(&self) {
-        PercpuRef::put(self)
+    fn put(&self, ctx: &AtomicCtx) {
+        PercpuRef::put(self, ctx)
     }
-    fn kill(&self) {
-        PercpuRef::kill(self)
+    fn kill(&self, ctx: &AtomicCtx) {
+        PercpuRef::kill(self, ctx)
     }
 }
 
@@ -70,7 +71,7 @@ impl Users for AtomicUsers {
         AtomicUsers { count: AtomicU64::new(1), dead: AtomicBool::new(false), release: Box::new(release) }
     }
     #[inline(always)]
-    fn tryget_live(&self) -> bool {
+    fn tryget_live(&self, _ctx: &AtomicCtx) -> bool {
         if self.dead.load(Ordering::Relaxed) {
             return false;
         }
@@ -85,15 +86,15 @@ impl Users for AtomicUsers {
         false
     }
     #[inline(always)]
-    fn put(&self) {
+    fn put(&self, _ctx: &AtomicCtx) {
         // Release: this holder's accesses before the decrement; Acquire: release() after all.
         if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
             (self.release)();
         }
     }
-    fn kill(&self) {
+    fn kill(&self, ctx: &AtomicCtx) {
         self.dead.store(true, Ordering::Relaxed);
-        self.put();
+        self.put(ctx);
     }
 }
 
@@ -141,7 +142,7 @@ fn create<U: Users>(stats: &Arc<Stats>) -> *const IoCtx<U> {
         unsafe { (*p).released.store(true, Ordering::Release) };
         s2.released.fetch_add(1, Ordering::Relaxed);
         let (addr, s3) = (p as usize, s2.clone());
-        rcu::call_rcu(move || {
+        rcu::call_rcu(move |_| {
             // SAFETY: released, so no request holds a reference, and a grace period has
             // passed since, so no lookup or put still looks at it; allocated by Box in create.
             drop(unsafe { Box::from_raw(addr as *mut IoCtx<U>) });
@@ -155,10 +156,10 @@ fn create<U: Users>(stats: &Arc<Stats>) -> *const IoCtx<U> {
 }
 
 /// Unlinks the context of `slot` (other than `keep`) and kills its count (aio's `kill_ioctx`).
-fn destroy<U: Users>(table: &RcuList<Entry<U>>, stats: &Stats, slot: u64, keep: *const IoCtx<U>) {
+fn destroy<U: Users>(ctx: &AtomicCtx, table: &RcuList<Entry<U>>, stats: &Stats, slot: u64, keep: *const IoCtx<U>) {
     if let Some(e) = table.remove(|e| e.slot == slot && e.ctx != keep) {
         // SAFETY: the context lives until its release, which cannot run before this kill.
-        unsafe { (*e.val().ctx).users.kill() };
+        unsafe { (*e.val().ctx).users.kill(ctx) };
         e.free_rcu();
         stats.destroyed.fetch_add(1, Ordering::Relaxed);
     }
@@ -173,15 +174,15 @@ fn next(x: &mut u64) -> u64 {
 
 /// One request: look up, take a reference, (maybe) block, check, drop the reference.
 #[inline(always)]
-fn request<U: Users>(table: &RcuList<Entry<U>>, stats: &Stats, slot: u64, block: bool) -> bool {
+fn request<U: Users>(ctx: &mut Ctx, table: &RcuList<Entry<U>>, stats: &Stats, slot: u64, block: bool) -> bool {
     let found = {
-        let g = rcu::read();
+        let g = rcu::read(ctx);
         let mut found = None;
         for e in table.iter(&g) {
             if e.slot == slot {
                 // SAFETY: reached through the list inside a read-side section: the context is
                 // freed only a grace period after its release, which comes after its unlink.
-                if unsafe { (*e.ctx).users.tryget_live() } {
+                if unsafe { (*e.ctx).users.tryget_live(&g) } {
                     found = Some(e.ctx);
                 }
                 break;
@@ -189,21 +190,21 @@ fn request<U: Users>(table: &RcuList<Entry<U>>, stats: &Stats, slot: u64, block:
         }
         found
     };
-    let Some(ctx) = found else {
+    let Some(io) = found else {
         stats.not_found.fetch_add(1, Ordering::Relaxed);
         return false;
     };
     if block {
         // The request waits for I/O: a quiescent point. From here on only the reference keeps
         // the context alive.
-        rcu::rcu_quiescent_state();
+        rcu::rcu_quiescent_state(ctx);
     }
     // SAFETY: this request holds a reference: the context is not released, so not freed.
-    let c = unsafe { &*ctx };
+    let c = unsafe { &*io };
     if c.released.load(Ordering::Acquire) {
         stats.violations.fetch_add(1, Ordering::Relaxed);
     }
-    c.users.put();
+    c.users.put(ctx);
     true
 }
 
@@ -213,7 +214,7 @@ struct Run {
     stats: Arc<Stats>,
 }
 
-fn workload<U: Users>() -> Run {
+fn workload<U: Users>(ctx: &mut Ctx) -> Run {
     let stats = Arc::new(Stats::default());
     let table: Arc<RcuList<Entry<U>>> = Arc::new(RcuList::new());
     for slot in 0..SLOTS {
@@ -223,7 +224,7 @@ fn workload<U: Users>() -> Run {
     let (t2, s2, st2) = (table.clone(), stats.clone(), start.clone());
     let t0 = arch::counter();
     start.store(t0, Ordering::Relaxed);
-    let per_core = smp::on_each_cpu(move |cpu| {
+    let per_core = smp::on_each_cpu(ctx, move |cpu, ctx| {
         let (table, stats) = (&*t2, &*s2);
         let s2 = &s2;
         let t0 = st2.load(Ordering::Relaxed);
@@ -237,7 +238,7 @@ fn workload<U: Users>() -> Run {
             for _ in 0..BLOCK_EVERY {
                 i += 1;
                 let slot = next(&mut x) % SLOTS;
-                if request(table, stats, slot, i.is_multiple_of(BLOCK_EVERY)) {
+                if request(ctx, table, stats, slot, i.is_multiple_of(BLOCK_EVERY)) {
                     done += 1;
                 }
                 if cpu == 0 && arch::counter().wrapping_sub(last_destroy) >= destroy_ticks {
@@ -248,24 +249,24 @@ fn workload<U: Users>() -> Run {
                     // slot is never empty.
                     let fresh = create::<U>(s2);
                     table.add_head(Entry { slot: victim, ctx: fresh });
-                    destroy(table, stats, victim, fresh);
+                    destroy(ctx, table, stats, victim, fresh);
                 }
             }
             // Between batches, like an idle loop between work items (runs core 0's callbacks).
-            rcu::rcu_quiescent_state();
+            rcu::rcu_quiescent_state(ctx);
         }
         done
     });
     let secs = arch::ticks_to_ns(arch::counter() - t0) as f64 / 1e9;
     // Tear down: destroy every context, then wait for all releases and frees.
     for slot in 0..SLOTS {
-        destroy(&table, &stats, slot, core::ptr::null());
+        destroy(ctx, &table, &stats, slot, core::ptr::null());
     }
     let t1 = arch::counter();
     while stats.freed.load(Ordering::Relaxed) < stats.created.load(Ordering::Relaxed)
         && arch::ticks_to_ns(arch::counter() - t1) < 2_000_000_000
     {
-        rcu::rcu_barrier();
+        rcu::rcu_barrier(ctx);
     }
     Run { per_core, secs, stats }
 }
@@ -282,15 +283,15 @@ fn mode() -> &'static str {
 }
 
 /// Runs the scenario and prints its figures.
-pub fn run() {
+pub fn run(ctx: &mut Ctx) {
     let t0 = arch::counter();
     let m = mode();
     defmt::println!(
         "percpu_ref: I/O-context table ({} contexts in an RcuList), every request takes a reference (tryget_live), core 0 destroys and replaces one every {} us, {} ms per variant on {} cores (mode={=str})",
         SLOTS, DESTROY_EVERY_US, RUN_MS, smp::num_online(), m
     );
-    let p = workload::<Arc<PercpuRef>>();
-    let a = workload::<AtomicUsers>();
+    let p = workload::<Arc<PercpuRef>>(ctx);
+    let a = workload::<AtomicUsers>(ctx);
     for c in 0..p.per_core.len().min(MAX_CPUS) {
         defmt::println!(
             "  core {}: {} requests with percpu_ref, {} with a shared atomic",

@@ -3,18 +3,18 @@
 use alloc::vec::Vec;
 use quiescent::arch::{self, mmu};
 use quiescent::smp::tick as timer;
-use quiescent::smp::{self, ipi};
+use quiescent::smp::{self, ipi, Ctx};
 use quiescent::{percpu, MAX_CPUS};
 
 /// Prints one line per core.
-pub fn run() {
-    let reports = smp::on_each_cpu(|cpu| {
+pub fn run(ctx: &mut Ctx) {
+    let reports = smp::on_each_cpu(ctx, |cpu, _| {
         let (sctlr, _, _) = mmu::regs();
         (cpu, smp::mpidr_of(cpu), quiescent::entry_el(cpu), arch::current_el(), arch::tpidr(), sctlr, percpu::cpu_id())
     });
     // Tick rate, measured over 200 ms of counter time on every core at once, each busy
     // meanwhile (an idle core takes no tick).
-    let rates: Vec<f64> = smp::on_each_cpu(|cpu| {
+    let rates: Vec<f64> = smp::on_each_cpu(ctx, |cpu, _| {
         let before = timer::ticks(cpu);
         let t0 = arch::counter();
         while arch::ticks_to_ns(arch::counter() - t0) < 200_000_000 {
@@ -37,7 +37,7 @@ pub fn run() {
         if cpu != percpu::cpu_id() {
             for _ in 0..20 {
                 let t = arch::counter();
-                ipi::call_function_single(cpu, || ());
+                ipi::call_function_single(ctx, cpu, |_| ());
                 best = best.min(arch::ticks_to_ns(arch::counter() - t));
             }
         }

@@ -3,11 +3,11 @@
 use super::gp::{request, snapshot};
 use super::qs::{callbacks_while_waiting, eqs_enter, eqs_exit, might_block};
 use super::{CPUS, DONE};
-use crate::machine::{self, cpu_id, ipi, AtomicU64, AtomicUsize, IrqGuard, Mutex, Ordering};
+use crate::machine::{self, cpu_id, ipi, AtomicCtx, AtomicU64, AtomicUsize, Ctx, IrqGuard, Mutex, Ordering};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 
-type Callback = Box<dyn FnOnce() + Send>;
+type Callback = Box<dyn FnOnce(&AtomicCtx) + Send>;
 
 /// Callbacks waiting for one grace period (one segment of the per-core list).
 struct Segment {
@@ -30,8 +30,9 @@ machine::global! {
 }
 
 /// Queues `f` on this core, to run after a full grace period, from this core's idle loop (or
-/// its next `rcu_quiescent_state`), in queue order. `f` may allocate, free and call `call_rcu`.
-pub fn call_rcu(f: impl FnOnce() + Send + 'static) {
+/// its next `rcu_quiescent_state`, or inside a blocking wait), in queue order. `f` may allocate,
+/// free and call `call_rcu`; it gets an [`AtomicCtx`], so it may read under RCU but not block.
+pub fn call_rcu(f: impl FnOnce(&AtomicCtx) + Send + 'static) {
     let g = snapshot();
     {
         let _irq = IrqGuard::new();
@@ -68,8 +69,8 @@ machine::percpu! {
 }
 
 /// Runs this core's callbacks whose grace period has completed (outside the list lock, so they
-/// may queue more). Not re-entered from a callback.
-pub fn process_callbacks() {
+/// may queue more). Not re-entered from a callback. Called where RCU watches this core.
+pub(super) fn process_callbacks() {
     if IN_CALLBACKS.get() {
         return;
     }
@@ -102,7 +103,10 @@ fn run_ready_callbacks() {
             // Counted before it runs: when an rcu_barrier marker runs (and its waiter returns),
             // every callback before it, on this core, is already counted.
             CBS_INVOKED.fetch_add(1, Ordering::Relaxed);
-            cb();
+            // SAFETY: callbacks run where RCU watches this core (a quiescent point, or a
+            // blocking wait that left its extended quiescent state for them), and get no
+            // blocking context.
+            cb(unsafe { AtomicCtx::new() });
         }
     }
 }
@@ -118,7 +122,7 @@ pub fn callback_counts() -> (u64, u64) {
 /// waits, running this core's own callbacks meanwhile. Works from any core. Not from an RCU
 /// callback (its own core's marker would queue behind it) or an interrupt handler: both are
 /// named errors.
-pub fn rcu_barrier() {
+pub fn rcu_barrier(ctx: &mut Ctx) {
     might_block("rcu_barrier");
     if IN_CALLBACKS.get() {
         panic!("rcu_barrier called from an RCU callback on core {} (it would wait for itself)", cpu_id());
@@ -128,16 +132,12 @@ pub fn rcu_barrier() {
     remaining.store(cpus.len(), Ordering::Relaxed);
     for &c in &cpus {
         let r = remaining.clone();
-        let entrain = move || {
-            call_rcu(move || {
+        let entrain = move |_: &AtomicCtx| {
+            call_rcu(move |_| {
                 r.fetch_sub(1, Ordering::Release);
             })
         };
-        if c == cpu_id() {
-            entrain();
-        } else {
-            ipi::call_function_single(c, entrain);
-        }
+        ipi::call_function_single(ctx, c, entrain); // runs it here if `c` is this core
     }
     eqs_enter();
     while remaining.load(Ordering::Acquire) != 0 {

@@ -3,7 +3,7 @@
 
 use super::qs::{callbacks_while_waiting, eqs_enter, eqs_exit, might_block, not_in_callback};
 use super::{gp_lock, tree, CPUS, DONE, GP_SEQ, REQUESTED, STARTED};
-use crate::machine::{self, ipi, smp_mb, AtomicBool, AtomicU64, Ordering};
+use crate::machine::{self, ipi, smp_mb, AtomicBool, AtomicU64, Ctx, Ordering};
 
 machine::global! {
     /// Counter value when the current grace period started, and the sum of completed durations.
@@ -152,8 +152,9 @@ pub(super) fn injected_skip_core() -> Option<usize> {
 
 /// Waits for a full grace period: returns once every core that was not idle when it was called
 /// has passed a quiescent state, so every read-side section that began before has ended. The
-/// caller counts as quiescent while it waits; concurrent callers share grace periods.
-pub fn synchronize_rcu() {
+/// caller counts as quiescent while it waits; concurrent callers share grace periods. Takes the
+/// context `&mut`: no reference from a read section of the caller can live across it.
+pub fn synchronize_rcu(_ctx: &mut Ctx) {
     might_block("synchronize_rcu");
     not_in_callback("synchronize_rcu");
     let g = snapshot();

@@ -7,7 +7,7 @@
 //! without waiting for a grace period) panics with `RCU list: reader reached a freed node`.
 
 use super::{rcu_assign_pointer, ReadGuard};
-use crate::machine::{AtomicPtr, Ordering};
+use crate::machine::{AtomicPtr, Ctx, Ordering};
 use alloc::boxed::Box;
 use core::ptr;
 
@@ -61,8 +61,8 @@ impl<T: Send + 'static> Removed<T> {
     }
 
     /// Waits for a grace period, then frees the node (`synchronize_rcu(); kfree()`). Blocking.
-    pub fn free_after_sync(mut self) {
-        super::synchronize_rcu();
+    pub fn free_after_sync(mut self, ctx: &mut Ctx) {
+        super::synchronize_rcu(ctx);
         drop(self.0.take());
     }
 
@@ -80,7 +80,7 @@ impl<T: Send + 'static> Removed<T> {
 impl<T: Send + 'static> Drop for Removed<T> {
     fn drop(&mut self) {
         if let Some(node) = self.0.take() {
-            super::call_rcu(move || drop(node));
+            super::call_rcu(move |_| drop(node));
         }
     }
 }
@@ -182,8 +182,9 @@ impl<T> RcuList<T> {
         }
     }
 
-    /// Iterates under a read-side section (`hlist_for_each_entry_rcu`).
-    pub fn iter<'g>(&'g self, guard: &'g ReadGuard) -> Iter<'g, T> {
+    /// Iterates under a read-side section (`hlist_for_each_entry_rcu`). The items borrow the
+    /// guard, which borrows the context: none can be used after a quiescent point.
+    pub fn iter<'g>(&'g self, guard: &'g ReadGuard<'_>) -> Iter<'g, T> {
         Iter { next: super::rcu_dereference(&self.head, guard), guard }
     }
 
@@ -220,7 +221,7 @@ impl<T> Drop for RcuList<T> {
 /// A lockless traversal; valid for the read-side section `'g`.
 pub struct Iter<'g, T> {
     next: *mut Node<T>,
-    guard: &'g ReadGuard,
+    guard: &'g ReadGuard<'g>,
 }
 
 impl<'g, T: 'g> Iterator for Iter<'g, T> {

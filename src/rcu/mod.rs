@@ -109,29 +109,76 @@
 //! [`synchronize_rcu`], [`rcu_barrier`], `smp::wait_event`) keeps interrupts enabled, and grace
 //! periods do not wait for it. Its interrupt handlers must still be readers (a tick hook or a
 //! `call_function_single` closure doing a lookup or a percpu_ref get/put), so, as Linux's
-//! `ct_irq_enter`/`ct_irq_exit` do, every IRQ runs [`irq_enter`] before its handler and
-//! [`irq_exit`] after (registered with `arch::exception` at boot): if the interrupted core was in
+//! `ct_irq_enter`/`ct_irq_exit` do, every IRQ runs [`platform::irq_enter`] before its handler and
+//! [`platform::irq_exit`] after (registered with `arch::exception` at boot): if the interrupted core was in
 //! an extended quiescent state, `irq_enter` leaves it for the handler (I) and `irq_exit` returns
 //! to it (J). A core that is not in one is a reader already, and nothing changes. Handlers do not
 //! nest (they run with IRQs masked).
 //!
-//! Which operations may run where:
+//! Which operations may run where is a matter of types (see "Contexts" below): a handler gets
+//! an [`AtomicCtx`], so the blocking operations, which take `&mut Ctx`, do not type-check there.
 //!
-//! | | interrupt handler | RCU callback | read-side section |
+//! | | interrupt handler, RCU callback (`&AtomicCtx`) | read-side section (guard alive) | `wait_event` condition (no context) |
 //! |---|---|---|---|
-//! | `rcu_read_lock`/`unlock`, `rcu_dereference`, `RcuList::iter` | yes | yes | yes |
-//! | `call_rcu`, dropping a [`list::Removed`], `start_poll_synchronize_rcu` | yes | yes | yes |
-//! | percpu_ref `get`/`put`/`tryget`/`tryget_live`/`kill` | yes | yes | yes |
-//! | percpu-rwsem `down_read_trylock`, `up_read` | yes | yes | yes |
-//! | `synchronize_rcu`, `wait_quiescent`, `smp::call_on`, lock waits (blocking waits) | no (named error) | no (named error) | no (debug: named error) |
-//! | `rcu_barrier` | no (named error) | no (named error: it would wait for itself) | no (debug: named error) |
-//! | percpu_ref mode changes (`switch_to_*`, `reinit`, `resurrect`, `kill_and_confirm`) | no (named error) | only if no switch is pending (waiting: named error) | no (debug: named error) |
+//! | [`read`], `RcuList::iter`, `rcu_dereference` | yes | yes (nests) | no: needs a context |
+//! | `call_rcu`, dropping a [`list::Removed`], `start_poll_synchronize_rcu` | yes | yes | yes (need none) |
+//! | percpu_ref `get`/`put`/`tryget`/`tryget_live`/`kill` | yes | yes | no: need `&AtomicCtx` |
+//! | percpu-rwsem `down_read_trylock`, `ReadGuard::unlock` | yes | yes | no: need `&AtomicCtx` |
+//! | `rcu_quiescent_state`, `synchronize_rcu`, `rcu_barrier`, `wait_quiescent`, `smp::call_on`, `Completion::wait`, lock waits, percpu_ref mode changes | no: need `&mut Ctx` | no: the guard borrows the context | no: the wait holds it `&mut` |
+//!
+//! The debug builds' run-time checks (`might_block`, the reader nesting count, "not watching")
+//! stay as a second line, for code that forges a context with `unsafe`.
 //!
 //! The grace-period lock, the tree's leaf locks and the callback lists are locked with
 //! interrupts masked, so a handler never spins on a lock the code it interrupted holds (so
 //! `irq_exit` and `cpu_dead` may report from a handler), and a core holding another
 //! IRQ-masked lock (percpu_ref's, around `call_rcu`) never waits for a holder that an interrupt
 //! keeps from releasing it.
+//!
+//! # Contexts: quiescent points the borrow checker can see
+//!
+//! QSBR's read side is no instruction, so no run-time check can stop a reference from living
+//! across a quiescent point in a release build. The types do it instead (`smp::ctx`):
+//!
+//! * Each thread of execution that may block holds a [`Ctx`]: the image's main and each test
+//!   case (from the runtime), each work item (from the idle loop, which passes a quiescent point
+//!   between items, so no item's borrows reach it). Everything that may pass a quiescent point
+//!   takes `&mut Ctx`: [`rcu_quiescent_state`], [`synchronize_rcu`], [`rcu_barrier`],
+//!   [`wait_quiescent`], `Removed::free_after_sync`, `smp::wait_event`, `Completion::wait`,
+//!   `smp::call_on`, `ipi::call_function_single`, the blocking lock acquisitions and percpu_ref's
+//!   waiting mode changes.
+//! * A read guard ([`read`]) borrows the context shared; `RcuList::iter`'s items borrow the guard.
+//!   So `let o = LIST.iter(&g).next(); rcu_quiescent_state(ctx); use(o)` is a borrow error
+//!   (E0502), as is the same across `synchronize_rcu`, and a leaked guard (`Box::leak`) still
+//!   borrows the context. `mem::forget` of a guard whose references are in use is a move out of
+//!   a borrowed value.
+//! * Interrupt handlers (tick hooks, `call_function_single` closures) and RCU callbacks get an
+//!   [`AtomicCtx`]: they may read (and run the fast paths) but hold nothing `&mut` to block with.
+//! * The fast paths that rely on RCU watching this core (percpu_ref's get/put, percpu-rwsem's
+//!   reader) take `&AtomicCtx`, which `&Ctx` and `&ReadGuard` coerce to; a `wait_event` or
+//!   `wait_quiescent` condition runs while RCU does not watch and cannot borrow the context the
+//!   wait holds `&mut`.
+//! * Neither context can be made by safe code or leave its core (both `!Send` and `!Sync`).
+//!
+//! The cost: nothing at run time. Both types are empty, a reference to one is never read, and
+//! after inlining neither appears in the code (`make bench`: a read-side section is still 0
+//! instructions). The price is in the signatures: blocking functions take a `&mut Ctx`
+//! parameter, as Linux code carries `might_sleep()` annotations and Rust-for-Linux relies on a
+//! separate tool (klint) to check them.
+//!
+//! Compared with its peers: liburcu's `rcu_read_lock`/`rcu_quiescent_state` check nothing (a
+//! pointer used after `rcu_quiescent_state` is the caller's bug); crossbeam-epoch's `pin()`
+//! returns a `Guard` and ties `Shared<'g, T>` to it, but a pinned thread cannot be made to pass a
+//! quiescent point against its will because its "quiescent point" is the guard's drop: the
+//! guard alone suffices there, where in QSBR the quiescent points are calls anywhere in the
+//! code, so it is the context, not the guard, that has to be borrowed; Linux Rust's `rcu::Guard`
+//! ties references to the guard but cannot stop a sleeping call inside the section (klint
+//! does, out of tree). Asterinas checks at run time (`might_sleep`-style guards); here the check
+//! is the borrow checker's, and costs nothing.
+//!
+//! The raw `rcu_read_lock`/`rcu_read_unlock` remain, `unsafe`, for code that builds its own
+//! structures; `rcu_dereference` returns a raw pointer (dereferencing it is the `unsafe` step).
+//! `tests/compile-fail/` holds the snippets `make test` checks fail to compile.
 //!
 //! # Where callbacks run
 //!
@@ -152,21 +199,96 @@ mod read;
 mod stall;
 mod tree;
 
-pub use callbacks::{call_rcu, callback_counts, has_ready_callbacks, in_callback, process_callbacks, rcu_barrier};
-pub use gp::{
-    average_gp_ns, completed, gp_try_complete, poll_state_synchronize_rcu, set_gp_timing, start_poll_synchronize_rcu,
-    started, synchronize_rcu,
-};
-pub use qs::{
-    cpu_dead, eqs_enter, eqs_exit, idle_enter, idle_exit, idle_needs_tick, irq_enter, irq_exit, might_block, rcu_qs,
-    rcu_quiescent_state, wait_quiescent,
-};
+// The user API: read sections, publishing and loading pointers, quiescent states, waiting for
+// grace periods, callbacks. Everything that may pass a quiescent point takes `&mut Ctx`.
+pub use crate::machine::{AtomicCtx, Ctx};
+pub use callbacks::{call_rcu, in_callback, rcu_barrier};
+pub use gp::{poll_state_synchronize_rcu, start_poll_synchronize_rcu, synchronize_rcu};
+pub use qs::{might_block, rcu_quiescent_state, wait_quiescent};
 pub use read::{
     assert_not_in_reader, assert_watching, in_read_section, rcu_assign_pointer, rcu_dereference, rcu_is_watching,
     rcu_read_lock, rcu_read_unlock, read, ReadGuard,
 };
-pub use stall::{set_stall_timeout_ms, stalls};
-pub use tree::leaf_size;
+
+use qs::{
+    cpu_dead, eqs_exit, idle_enter, idle_exit, idle_needs_tick, irq_enter, irq_exit, rcu_quiescent_state as qs_hook,
+};
+
+/// Statistics and tuning: grace periods and callbacks counted, stalls reported, the stall
+/// timeout, grace-period timing, and a push for the grace period in progress (for tests). None
+/// of these can make a grace period end early.
+pub mod stats {
+    pub use super::callbacks::{callback_counts, has_ready_callbacks};
+    pub use super::gp::{average_gp_ns, completed, gp_try_complete, set_gp_timing, started};
+    pub use super::stall::{set_stall_timeout_ms, stalls};
+    pub use super::tree::leaf_size;
+}
+
+/// The hooks the platform calls RCU through: the idle loop's and the interrupt entry's (the
+/// firmware registers them in [`init`]; the loom models call them directly). Each
+/// changes whether grace periods wait for this core, so each is `unsafe`: called anywhere else,
+/// it would let a grace period end under a reader.
+pub mod platform {
+    /// Leaves RCU's view of this core (before a blocking wait or a sleep): grace periods stop
+    /// waiting for it.
+    ///
+    /// # Safety
+    /// This core holds no reference obtained under RCU until the matching [`eqs_exit`], and runs
+    /// no reader meanwhile (outside an interrupt handler, which `irq_enter` makes a reader).
+    pub unsafe fn eqs_enter() {
+        super::qs::eqs_enter()
+    }
+
+    /// Makes this core a reader again after [`eqs_enter`].
+    ///
+    /// # Safety
+    /// Pairs with an earlier `eqs_enter` on this core (or brings a core online).
+    pub unsafe fn eqs_exit() {
+        super::qs::eqs_exit()
+    }
+
+    /// The idle loop's sleep: [`eqs_enter`] and a note of the callbacks waiting. Returns whether
+    /// the core may sleep.
+    ///
+    /// # Safety
+    /// As `eqs_enter`, with interrupts masked, paired with [`idle_exit`].
+    pub unsafe fn idle_enter() -> bool {
+        super::qs::idle_enter()
+    }
+
+    /// After the idle sleep.
+    ///
+    /// # Safety
+    /// Pairs with `idle_enter` on this core.
+    pub unsafe fn idle_exit() {
+        super::qs::idle_exit()
+    }
+
+    /// Interrupt entry: makes the handler a reader if the core was in an extended quiescent
+    /// state. Returns the token for [`irq_exit`].
+    ///
+    /// # Safety
+    /// Only at the entry of an interrupt handler, paired with `irq_exit` at its end.
+    pub unsafe fn irq_enter() -> bool {
+        super::qs::irq_enter()
+    }
+
+    /// Interrupt exit.
+    ///
+    /// # Safety
+    /// Only at the end of the handler whose `irq_enter` returned `was_idle`.
+    pub unsafe fn irq_exit(was_idle: bool) {
+        super::qs::irq_exit(was_idle)
+    }
+
+    /// This core stops for good: grace periods stop waiting for it.
+    ///
+    /// # Safety
+    /// The core never runs a reader again (it parks with interrupts masked).
+    pub unsafe fn cpu_dead() {
+        super::qs::cpu_dead()
+    }
+}
 
 use crate::machine::{self, AtomicU64, IrqGuard, Mutex, MutexGuard};
 
@@ -232,22 +354,29 @@ machine::percpu_shared! {
 
 /// What RCU hooks into the idle loop and the blocking waits (see `smp::IdleHooks`).
 static IDLE_HOOKS: machine::IdleHooks = machine::IdleHooks {
-    quiescent_point: rcu_quiescent_state,
+    quiescent_point: qs_hook,
     idle_enter,
     idle_needs_tick,
     idle_exit,
-    blocking_wait: |cond| wait_quiescent(cond),
+    blocking_wait: |cond| qs::wait_quiescent_inner(cond),
     might_block: qs::might_block_here,
     cpu_online: eqs_exit,
     cpu_dead,
 };
 
-/// Registers RCU with the layers below (at boot, on core 0, before interrupts are unmasked and
-/// before the other cores start): the idle loop's hooks, the tick hook (stall detector), and
-/// the interrupt entry/exit hooks.
-pub fn init() {
+/// Registers RCU with the layers below: the idle loop's hooks, the tick hook (stall detector),
+/// and the interrupt entry/exit hooks.
+///
+/// # Safety
+/// Once, at boot, on core 0, before interrupts are unmasked and before the other cores start
+/// (it resets the grace-period tree).
+pub unsafe fn init() {
     tree::init();
-    machine::set_idle_hooks(&IDLE_HOOKS);
+    // SAFETY: at boot, before the other cores start (the caller's contract); these hooks are
+    // RCU's own.
+    unsafe {
+        machine::set_idle_hooks(&IDLE_HOOKS);
+        machine::set_irq_context_hooks(irq_enter, irq_exit);
+    }
     machine::add_tick_hook(stall::tick);
-    machine::set_irq_context_hooks(irq_enter, irq_exit);
 }

@@ -5,7 +5,7 @@
 use super::callbacks::{first_pending_gp, has_ready_callbacks, process_callbacks, IN_CALLBACKS};
 use super::read::assert_not_in_reader;
 use super::{tree, CPUS, DONE, GP_SEQ, STARTED};
-use crate::machine::{self, cpu_id, smp_mb, Ordering};
+use crate::machine::{self, cpu_id, smp_mb, Ctx, Ordering};
 
 machine::percpu! {
     /// `GP_SEQ` as this core's last full pass of [`rcu_quiescent_state`] read it (u64::MAX:
@@ -23,8 +23,10 @@ machine::percpu! {
 /// load, a store and two fences). It reports nothing, so it needs no barrier: every report
 /// happens in the out-of-line slow path, whose barriers (A, C) are `rcu_qs`'s, and across whose
 /// call the compiler moves no access.
+///
+/// Takes the context `&mut`: no reference obtained under an earlier read guard can be live here.
 #[inline(always)]
-pub fn rcu_quiescent_state() {
+pub fn rcu_quiescent_state(_ctx: &mut Ctx) {
     qs_checks();
     if QS_SEQ.get() == GP_SEQ.load(Ordering::Relaxed) {
         return;
@@ -61,7 +63,7 @@ fn qs_checks() {
 /// Reports a quiescent state: this core holds no reference obtained in an earlier read-side
 /// section. The fast path (this core's `ctr` already equals `STARTED`) is two loads.
 #[inline]
-pub fn rcu_qs() {
+pub(super) fn rcu_qs() {
     qs_checks();
     let me = cpu_id();
     let g = STARTED.load(Ordering::Relaxed);
@@ -80,7 +82,7 @@ pub fn rcu_qs() {
 
 /// Enters an extended quiescent state (before sleeping, or around a blocking wait): grace
 /// periods stop waiting for this core.
-pub fn eqs_enter() {
+pub(super) fn eqs_enter() {
     assert_not_in_reader("sleeping or blocking");
     let me = cpu_id();
     let c = CPUS.local();
@@ -103,7 +105,7 @@ fn report_idle(me: usize) {
 }
 
 /// Leaves the extended quiescent state, with the full barrier before any reader can run.
-pub fn eqs_exit() {
+pub(super) fn eqs_exit() {
     let c = CPUS.local();
     c.ctr.store(STARTED.load(Ordering::Relaxed), Ordering::Relaxed);
     smp_mb(); // C: the new ctr is visible before any reader runs; pairs with D in gp_start
@@ -112,7 +114,7 @@ pub fn eqs_exit() {
 /// This core stops for good (parked at shutdown, or by a Stop IPI, possibly inside an interrupt
 /// handler whose `irq_exit` will never run): grace periods stop waiting for it, as Linux's
 /// `rcutree_report_cpu_dead`. No checks: the interrupted code may be anywhere.
-pub fn cpu_dead() {
+pub(super) fn cpu_dead() {
     let me = cpu_id();
     let c = CPUS.local();
     smp_mb(); // A: this core's reads are complete before it reads as idle; pairs with B
@@ -127,8 +129,15 @@ pub fn cpu_dead() {
 /// Runs `cond` until it is false, as an extended quiescent state (a blocking wait must not
 /// hold up grace periods: a writer waiting for a grace period and a core waiting for that
 /// writer would otherwise wait for each other). This core's ready callbacks run meanwhile.
-/// A blocking wait: not in an interrupt handler, not inside a read-side section.
-pub fn wait_quiescent(mut cond: impl FnMut() -> bool) {
+/// A blocking wait: not in an interrupt handler, not inside a read-side section (`ctx` is
+/// borrowed `&mut`). `cond` runs while RCU is not watching this core, with no context.
+pub fn wait_quiescent(_ctx: &mut Ctx, cond: impl FnMut() -> bool) {
+    wait_quiescent_inner(cond)
+}
+
+/// [`wait_quiescent`] for the blocking waits below RCU (the idle hooks' `blocking_wait`, whose
+/// caller holds the context) and for RCU's own.
+pub(super) fn wait_quiescent_inner(mut cond: impl FnMut() -> bool) {
     might_block("a blocking wait");
     not_in_callback("a blocking wait");
     eqs_enter();
@@ -191,7 +200,7 @@ fn blocking_in_interrupt(what: &str) -> ! {
 /// IRQ entry (registered with `arch::exception`): if this core is in an extended quiescent
 /// state, leaves it for the handler, which then runs as a reader that grace periods wait for.
 /// Returns whether it did (the token for [`irq_exit`]). Linux's `ct_irq_enter`.
-pub fn irq_enter() -> bool {
+pub(super) fn irq_enter() -> bool {
     let c = CPUS.local();
     if cfg!(feature = "inject-irq-eqs") || c.ctr.load(Ordering::Relaxed) != 0 {
         // Not in an extended quiescent state: already a reader. But the interrupted code may be
@@ -213,7 +222,7 @@ pub fn irq_enter() -> bool {
 
 /// IRQ exit: returns to the extended quiescent state [`irq_enter`] left, and completes a grace
 /// period that was waiting only for this handler.
-pub fn irq_exit(was_idle: bool) {
+pub(super) fn irq_exit(was_idle: bool) {
     if !was_idle {
         // K': the handler's reads complete before the interrupted code's next ctr store (it
         // may be in eqs_enter, about to store 0); pairs with B, as A does.
@@ -234,7 +243,7 @@ pub fn irq_exit(was_idle: bool) {
 // ---------------------------------------------------------------------------------------------
 
 /// Idle loop: before sleeping. Returns whether the core may sleep (no callback is ready).
-pub fn idle_enter() -> bool {
+pub(super) fn idle_enter() -> bool {
     let pending = first_pending_gp();
     CPUS.local().wake_for_gp.store(pending.unwrap_or(0), Ordering::Relaxed);
     eqs_enter(); // its smp_mbs include E: wake_for_gp is visible before DONE is re-read; pairs with E in gp::after_complete
@@ -245,12 +254,12 @@ pub fn idle_enter() -> bool {
 /// while its callbacks wait for a grace period (Linux's `rcu_needs_cpu`): the tick runs the
 /// stall detector, and the cores still ticking may be only the one stalling that grace period
 /// (whose own tick leaves the report to another core's).
-pub fn idle_needs_tick() -> bool {
+pub(super) fn idle_needs_tick() -> bool {
     CPUS.local().wake_for_gp.load(Ordering::Relaxed) != 0
 }
 
 /// Idle loop: after waking.
-pub fn idle_exit() {
+pub(super) fn idle_exit() {
     CPUS.local().wake_for_gp.store(0, Ordering::Relaxed);
     eqs_exit();
 }

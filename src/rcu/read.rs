@@ -2,22 +2,31 @@
 //! debug builds), the "is RCU watching" checks, and publishing and loading protected pointers.
 
 use super::CPUS;
-use crate::machine::{self, cpu_id, AtomicPtr, Ordering};
+use crate::machine::{self, cpu_id, AtomicCtx, AtomicPtr, Ordering};
+use core::marker::PhantomData;
 
 machine::percpu! {
     /// Read-side nesting depth (maintained in debug builds only).
     static NESTING: u32 = 0;
 }
 
-/// Enters a read-side critical section. Free in release builds: no instruction at all, as in
-/// liburcu's QSBR flavour, because in QSBR every instruction between quiescent points is already
-/// a reader. (No compiler barrier is needed either: a quiescent point is a call into
-/// [`rcu_qs`](super::rcu_qs)/[`eqs_enter`](super::eqs_enter), whose barriers and atomics the
-/// compiler cannot move accesses across.) Debug builds count the nesting to catch misuse, and
-/// name a reader that starts while RCU is not watching this core (in an extended quiescent
-/// state, outside an interrupt).
+/// Enters a read-side critical section, without a guard. Free in release builds: no instruction
+/// at all, as in liburcu's QSBR flavour, because in QSBR every instruction between quiescent
+/// points is already a reader. (No compiler barrier is needed either: a quiescent point is a call
+/// into `rcu_qs`/`eqs_enter`, whose barriers and atomics the compiler cannot move accesses
+/// across.) Debug builds count the nesting to catch misuse, and name a reader that starts while
+/// RCU is not watching this core (in an extended quiescent state, outside an interrupt).
+///
+/// Prefer [`read`]: its guard borrows the context, so the borrow checker ends the section before
+/// the next quiescent point.
+///
+/// # Safety
+/// Nothing checks this section's end in release builds. Whatever the caller reads under it must
+/// not be used after this core's next quiescent point (anything taking its `&mut Ctx`), and the
+/// caller must be where RCU watches this core (it holds a context, and is not inside a
+/// `wait_event` condition). Pair each call with one [`rcu_read_unlock`] on this core.
 #[inline(always)]
-pub fn rcu_read_lock() {
+pub unsafe fn rcu_read_lock() {
     #[cfg(debug_assertions)]
     {
         assert_watching("rcu_read_lock");
@@ -26,8 +35,12 @@ pub fn rcu_read_lock() {
 }
 
 /// Leaves a read-side critical section. Debug builds catch an unlock without a lock.
+///
+/// # Safety
+/// Pairs with an earlier [`rcu_read_lock`] on this core; the caller uses nothing read under it
+/// afterwards.
 #[inline(always)]
-pub fn rcu_read_unlock() {
+pub unsafe fn rcu_read_unlock() {
     #[cfg(debug_assertions)]
     {
         let n = NESTING.get();
@@ -72,53 +85,60 @@ fn not_watching(what: &str) -> ! {
     panic!("{} while RCU is not watching core {} (extended quiescent state)", what, cpu_id())
 }
 
-/// A read-side critical section for its lifetime. Not `Send`: the section belongs to the core
-/// that entered it (a guard dropped on another core would end that core's section instead).
-pub struct ReadGuard(core::marker::PhantomData<*const ()>);
+/// A read-side critical section for its lifetime `'a`, a shared borrow of this core's context
+/// ([`read`]). References obtained under it borrow the guard, and everything that may pass a
+/// quiescent point takes the context `&mut`, so the borrow checker rejects a reference held
+/// across a quiescent point: at no cost, since the guard is empty (a nesting count in debug
+/// builds only). It dereferences to [`AtomicCtx`], so nested sections and the fast paths that
+/// need RCU to watch this core accept it. Not `Send`: it borrows this core's context.
+pub struct ReadGuard<'a> {
+    _ctx: PhantomData<&'a AtomicCtx>,
+}
 
-impl ReadGuard {
-    /// `rcu_read_lock()` now, `rcu_read_unlock()` on drop.
+impl<'a> ReadGuard<'a> {
+    /// Enters a read-side section (`rcu_read_lock()`), left when the guard is dropped.
     #[inline(always)]
-    pub fn new() -> Self {
-        rcu_read_lock();
-        ReadGuard(core::marker::PhantomData)
+    pub fn new(ctx: &'a AtomicCtx) -> Self {
+        let _ = ctx;
+        // SAFETY: the guard's lifetime bounds every reference obtained under it, and the
+        // borrowed context proves RCU watches this core; drop unlocks.
+        unsafe { rcu_read_lock() };
+        ReadGuard { _ctx: PhantomData }
     }
 }
 
-// A check that fails to compile if ReadGuard ever becomes Send (the `assert_not_impl_any`
-// trick): with Send, both impls below apply and the item is ambiguous.
-const _: () = {
-    trait AmbiguousIfSend<A> {
-        fn item() {}
-    }
-    impl<T: ?Sized> AmbiguousIfSend<()> for T {}
-    impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
-    let _ = <ReadGuard as AmbiguousIfSend<_>>::item;
-};
+impl core::ops::Deref for ReadGuard<'_> {
+    type Target = AtomicCtx;
 
-impl Default for ReadGuard {
-    fn default() -> Self {
-        Self::new()
+    #[inline(always)]
+    fn deref(&self) -> &AtomicCtx {
+        // SAFETY: a read-side section is a context in which RCU watches this core and nothing
+        // can block (the guard holds a shared borrow of the context).
+        unsafe { AtomicCtx::new() }
     }
 }
 
-impl Drop for ReadGuard {
+impl Drop for ReadGuard<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        rcu_read_unlock();
+        // SAFETY: pairs with the lock in `new`; the guard's borrow has ended every use.
+        unsafe { rcu_read_unlock() };
     }
 }
 
-/// `rcu_read_lock()` as a guard.
+/// A read-side section for as long as the guard lives: `let g = rcu::read(ctx);` (`ctx` a
+/// `&Ctx`, `&mut Ctx`, `&AtomicCtx` or another guard).
 #[inline(always)]
-pub fn read() -> ReadGuard {
-    ReadGuard::new()
+pub fn read(ctx: &AtomicCtx) -> ReadGuard<'_> {
+    ReadGuard::new(ctx)
 }
 
 /// Loads an RCU-protected pointer (Linux's `rcu_dereference`). A plain load (READ_ONCE): the
-/// address dependency to the pointee orders the reads on ARMv8, so no barrier is needed.
+/// address dependency to the pointee orders the reads on ARMv8, so no barrier is needed. The
+/// result is a raw pointer: dereferencing it is `unsafe`, and the caller must not use it beyond
+/// `guard`'s section. (Safe by itself: loading a pointer cannot go wrong.)
 #[inline(always)]
-pub fn rcu_dereference<T>(p: &AtomicPtr<T>, _guard: &ReadGuard) -> *mut T {
+pub fn rcu_dereference<T>(p: &AtomicPtr<T>, _guard: &ReadGuard<'_>) -> *mut T {
     p.load(Ordering::Relaxed)
 }
 

@@ -36,7 +36,7 @@ machine::global! {
 /// The tick hook, on every core: whichever core's tick first finds a scan due claims it (one
 /// load on the other ticks). Any core may scan, so a core that stalls with interrupts masked
 /// (whose own tick never runs) is still named by the others.
-pub(super) fn tick() {
+pub(super) fn tick(_ctx: &machine::AtomicCtx) {
     let now = machine::counter_relaxed();
     let due = NEXT_SCAN.load(Ordering::Relaxed);
     if now < due {

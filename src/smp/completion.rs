@@ -12,12 +12,15 @@
 //! RCU installs, see [`super::IdleHooks`]): a blocking wait must never hold up a grace period,
 //! or two cores could wait on each other for ever.
 
+use super::Ctx;
 use crate::arch;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Waits with WFE until `done()`, as an extended quiescent state. `done` must read the
-/// condition with Acquire (it pairs with the waker's Release store).
-pub fn wait_event(mut done: impl FnMut() -> bool) {
+/// condition with Acquire (it pairs with the waker's Release store). It runs while RCU is not
+/// watching this core, and gets no context: it can reach nothing that needs one (no read
+/// section, no percpu_ref or percpu-rwsem fast path), and `ctx` is borrowed `&mut` meanwhile.
+pub fn wait_event(_ctx: &mut Ctx, mut done: impl FnMut() -> bool) {
     // Misuse is named whether or not this call would have to wait (Linux's `might_sleep()`
     // before testing the condition), so it does not hide until a rare contended run.
     (super::hooks().might_block)();
@@ -75,8 +78,8 @@ impl Completion {
     }
 
     /// Waits (as an extended quiescent state) until done.
-    pub fn wait(&self) {
-        wait_event(|| self.is_done());
+    pub fn wait(&self, ctx: &mut Ctx) {
+        wait_event(ctx, || self.is_done());
     }
 }
 

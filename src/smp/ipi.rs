@@ -1,7 +1,7 @@
 //! Inter-processor interrupts: SGIs carrying a small typed message, and cross-core function
 //! calls that run in the target's interrupt context (Linux's `smp_call_function_single`).
 
-use super::Completion;
+use super::{AtomicCtx, Completion, Ctx};
 use crate::arch::{self, exception::Frame};
 use crate::drivers::gic::{self, IntId, SgiTarget};
 use crate::percpu::cpu_id;
@@ -40,7 +40,7 @@ impl Ipi {
     }
 }
 
-type Call = Box<dyn FnOnce() + Send>;
+type Call = Box<dyn FnOnce(&AtomicCtx) + Send>;
 
 static CALLS: [spin::Mutex<VecDeque<Call>>; MAX_CPUS] = [const { spin::Mutex::new(VecDeque::new()) }; MAX_CPUS];
 /// Per core: the PC the last ReportState IPI interrupted, and a sequence number.
@@ -85,25 +85,30 @@ pub fn stop_others() {
 }
 
 /// Runs `f` on core `cpu` in its interrupt context and returns the result (Linux's
-/// `smp_call_function_single(cpu, f, wait = 1)`). Runs `f` directly if `cpu` is this core.
+/// `smp_call_function_single(cpu, f, wait = 1)`). Runs `f` directly if `cpu` is this core. `f`
+/// gets an [`AtomicCtx`]: it may read under RCU but not block.
 ///
 /// The caller must have interrupts enabled (the target may be calling it at the same time).
-pub fn call_function_single<R: Send + 'static>(cpu: usize, f: impl FnOnce() -> R + Send + 'static) -> R {
+pub fn call_function_single<R: Send + 'static>(
+    ctx: &mut Ctx,
+    cpu: usize,
+    f: impl FnOnce(&AtomicCtx) -> R + Send + 'static,
+) -> R {
     if cpu == cpu_id() {
-        return f();
+        return f(ctx);
     }
     assert!(!arch::irqs_disabled(), "call_function_single with interrupts masked could deadlock");
     let slot: Arc<(spin::Mutex<Option<R>>, Completion)> = Arc::new((spin::Mutex::new(None), Completion::new()));
     let s2 = slot.clone();
     {
         let _irq = arch::IrqGuard::new();
-        CALLS[cpu].lock().push_back(Box::new(move || {
-            *s2.0.lock() = Some(f());
+        CALLS[cpu].lock().push_back(Box::new(move |actx| {
+            *s2.0.lock() = Some(f(actx));
             s2.1.complete();
         }));
     }
     send(cpu, Ipi::Call);
-    slot.1.wait();
+    slot.1.wait(ctx);
     let r = slot.0.lock().take().expect("call_function_single: result missing");
     r
 }
@@ -137,7 +142,9 @@ fn handle(id: IntId, frame: &Frame) {
         Ipi::Call => loop {
             let call = CALLS[me].lock().pop_front();
             match call {
-                Some(c) => c(),
+                // SAFETY: an interrupt handler, between the IRQ context hooks (RCU watches this
+                // core until it returns); the closure gets no blocking context.
+                Some(c) => c(unsafe { AtomicCtx::new() }),
                 None => break,
             }
         },

@@ -1,9 +1,9 @@
 //! Core bring-up, the per-core idle loop, and cross-core work.
 //!
-//! After bring-up every core but 0 runs [`idle_loop`]: run the work queued for it, one item at a
+//! After bring-up every core but 0 runs `idle_loop`: run the work queued for it, one item at a
 //! time, and sleep with WFI when there is none. Any core queues work for any other with
 //! [`queue_work`], which sends a Wake IPI if the target sleeps; the wake-up cannot be lost (see
-//! [`idle_loop`]). [`call_on`] runs a function on another core and
+//! `idle_loop`). [`call_on`] runs a function on another core and
 //! waits for its result (Linux's `smp_call_function_single`); [`on_each_cpu`] runs one everywhere.
 //!
 //! The loop reaches the layer above (RCU) only through the hooks that layer installs with
@@ -22,10 +22,12 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 mod completion;
+mod ctx;
 pub mod ipi;
 pub mod tick;
 
 pub use completion::{wait_event, wake_up_all, Completion};
+pub use ctx::{AtomicCtx, Ctx};
 
 /// Default rate of the per-core tick.
 pub const DEFAULT_TICK_HZ: u32 = 100;
@@ -140,7 +142,7 @@ pub fn cpu_limit() -> usize {
 /// Decides which of the listed cores this run uses (core 0, on boot, before per-core memory is
 /// allocated): the first `min(listed, MAX_CPUS, maxcpus=, the GIC's reach)`. The others are
 /// named and left off. Returns how many (also [`num_possible`]).
-pub fn plan_cpus(info: &BootInfo) -> usize {
+pub(crate) fn plan_cpus(info: &BootInfo) -> usize {
     LISTED.store(info.listed, Ordering::Relaxed);
     let gic_max = info.gic.max_cores();
     if info.listed > gic_max {
@@ -182,8 +184,10 @@ pub fn plan_cpus(info: &BootInfo) -> usize {
 }
 
 /// Lowers the number of cores this run sets up to `n` (the runtime could give memory to only
-/// that many; it reported why).
-pub fn limit_cpus(n: usize) {
+/// that many; it reported why). Boot only, before the other cores start: afterwards grace
+/// periods and percpu-rwsem's fold would stop looking at cores that are running, hence not
+/// public.
+pub(crate) fn limit_cpus(n: usize) {
     POSSIBLE.fetch_min(n.max(1), Ordering::Relaxed);
 }
 
@@ -199,7 +203,7 @@ const BOOT_BATCH: usize = 16;
 /// (it starts its batch slower than the cores come up) is named too: the batch's cores are
 /// named as late even when every one came online, rather than bring-up going on ever slower
 /// without a word (as at 512 cores when idle cores still took the tick).
-pub fn boot_secondaries() {
+pub(crate) fn boot_secondaries() {
     let entry = arch::secondary_entry_addr();
     let n = num_possible();
     // Past 8 cores each gets a share of the host's time: 20 ms more per core present.
@@ -247,27 +251,27 @@ pub fn boot_secondaries() {
 
 /// Brings up this core's interrupt state (GIC CPU interface, periodic tick); interrupts stay
 /// masked until the caller unmasks them.
-pub fn init_local_interrupts(cpu: usize) {
+pub(crate) fn init_local_interrupts(cpu: usize) {
     crate::drivers::gic::init_cpu(cpu);
     tick::start_tick(TICK_HZ.load(Ordering::Relaxed));
 }
 
 /// Installs this layer's interrupt handlers (the IPIs and the tick) with the GIC; on core 0,
 /// once, after the distributor is up and before any core unmasks interrupts.
-pub fn init() {
+pub(crate) fn init() {
     ipi::init();
     tick::init();
 }
 
 /// Core 0 joins: its interrupt state, then the online hook (RCU starts watching it). Its bit in
 /// `ONLINE` is set from the start. Interrupts stay masked until the caller unmasks them.
-pub fn boot_cpu_online() {
+pub(crate) fn boot_cpu_online() {
     init_local_interrupts(0);
     (hooks().cpu_online)();
 }
 
 /// First Rust code of a secondary core after its per-cpu area is set: report in, then idle.
-pub fn secondary_online(cpu: usize) -> ! {
+pub(crate) fn secondary_online(cpu: usize) -> ! {
     init_local_interrupts(cpu);
     (hooks().cpu_online)();
     // Release: everything this core set up is visible to whoever sees it online.
@@ -291,8 +295,9 @@ pub fn secondary_online(cpu: usize) -> ! {
 /// Linux's equivalents are `rcu_note_context_switch`, `ct_idle_enter`/`exit`, and the
 /// `rcu_cpu_starting`/`rcutree_report_cpu_dead` pair).
 pub struct IdleHooks {
-    /// Between work items and after each wake-up: nothing of the previous item is in use.
-    pub quiescent_point: fn(),
+    /// Between work items and after each wake-up: nothing of the previous item is in use (the
+    /// idle loop lends the hook the context it gives work items).
+    pub quiescent_point: fn(&mut Ctx),
     /// Before the idle sleep, interrupts masked: returns whether the core may sleep.
     pub idle_enter: fn() -> bool,
     /// After `idle_enter`, when the core is about to sleep: whether its tick must keep running
@@ -316,7 +321,7 @@ fn spin_while(cond: &mut dyn FnMut() -> bool) {
 }
 
 static NO_HOOKS: IdleHooks = IdleHooks {
-    quiescent_point: || {},
+    quiescent_point: |_| {},
     idle_enter: || true,
     idle_needs_tick: || false,
     idle_exit: || {},
@@ -328,7 +333,13 @@ static NO_HOOKS: IdleHooks = IdleHooks {
 static HOOKS: AtomicPtr<IdleHooks> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Installs the hooks (once, on core 0, before the other cores start).
-pub fn set_idle_hooks(hooks: &'static IdleHooks) {
+///
+/// # Safety
+/// At boot only, before any core but this one runs and before interrupts are unmasked: the
+/// hooks decide whether grace periods wait for a core, so replacing them while cores run (or
+/// installing some that do not report idle and blocking cores as RCU's do) would let grace
+/// periods end under readers.
+pub unsafe fn set_idle_hooks(hooks: &'static IdleHooks) {
     HOOKS.store(hooks as *const IdleHooks as *mut IdleHooks, Ordering::Relaxed);
 }
 
@@ -355,7 +366,7 @@ pub(crate) fn blocking_wait(cond: &mut dyn FnMut() -> bool) {
 // Work queues and the idle loop.
 // ---------------------------------------------------------------------------------------------
 
-type Work = Box<dyn FnOnce() + Send>;
+type Work = Box<dyn FnOnce(&mut Ctx) + Send>;
 
 struct Queue {
     items: spin::Mutex<VecDeque<Work>>,
@@ -390,8 +401,9 @@ pub fn items_run(cpu: usize) -> u64 {
 }
 
 /// Queues `f` to run on core `cpu`'s idle loop and wakes that core. Core 0 runs the image's
-/// main function, not an idle loop: work for it would never run, so that is refused.
-pub fn queue_work(cpu: usize, f: impl FnOnce() + Send + 'static) {
+/// main function, not an idle loop: work for it would never run, so that is refused. `f` gets
+/// the core's blocking context; the idle loop passes a quiescent point after it returns.
+pub fn queue_work(cpu: usize, f: impl FnOnce(&mut Ctx) + Send + 'static) {
     assert!(is_online(cpu), "queue_work: core {} is not online", cpu);
     assert!(cpu != 0, "queue_work to core 0, which runs the image's main and no idle loop (from core {})", cpu_id());
     let q = &QUEUES[cpu];
@@ -422,10 +434,11 @@ fn pop(cpu: usize) -> Option<Work> {
 }
 
 /// The quiescent point between work items (the installed hook: RCU reports a quiescent state
-/// and runs this core's ready callbacks).
+/// and runs this core's ready callbacks). Takes the context `&mut`: no reference from a read
+/// section can be live across it.
 #[inline]
-pub fn quiescent_point() {
-    (hooks().quiescent_point)()
+pub fn quiescent_point(ctx: &mut Ctx) {
+    (hooks().quiescent_point)(ctx)
 }
 
 /// The per-core loop: run queued work, otherwise sleep until woken.
@@ -436,13 +449,16 @@ pub fn quiescent_point() {
 /// sleeper sets `SLEEPING`, `smp_mb`, re-checks its queue; a producer pushes, `smp_mb`, reads
 /// `SLEEPING` and sends the Wake IPI if set (a store-buffering pair: at least one side sees the
 /// other). (QEMU's TCG treats WFE as a yield, so WFE would not really sleep there.)
-pub fn idle_loop() -> ! {
+pub(crate) fn idle_loop() -> ! {
     let me = cpu_id();
+    // SAFETY: this loop is the core's thread of execution: RCU watches it (the online hook ran,
+    // and idle_exit runs after every sleep), and nothing else on this core holds a context.
+    let ctx = &mut unsafe { Ctx::new() };
     loop {
         if let Some(w) = pop(me) {
-            w();
+            w(ctx);
             ITEMS_RUN[me].fetch_add(1, Ordering::Relaxed);
-            quiescent_point();
+            quiescent_point(ctx);
             continue;
         }
         if SHUTDOWN.load(Ordering::Acquire) {
@@ -468,7 +484,7 @@ pub fn idle_loop() -> ! {
         SLEEPING[me].store(false, Ordering::Relaxed);
         (hooks().idle_exit)();
         arch::local_irq_restore(flags); // a pending tick or IPI is taken here
-        quiescent_point();
+        quiescent_point(ctx);
     }
 }
 
@@ -486,24 +502,27 @@ pub(crate) fn park() -> ! {
 
 /// Runs `f` on core `cpu` and waits for its result (on the calling core if `cpu` is this one),
 /// as a blocking wait.
-pub fn call_on<R: Send + 'static>(cpu: usize, f: impl FnOnce() -> R + Send + 'static) -> R {
+pub fn call_on<R: Send + 'static>(ctx: &mut Ctx, cpu: usize, f: impl FnOnce(&mut Ctx) -> R + Send + 'static) -> R {
     if cpu == cpu_id() {
-        return f();
+        return f(ctx);
     }
     let slot: Arc<(spin::Mutex<Option<R>>, Completion)> = Arc::new((spin::Mutex::new(None), Completion::new()));
     let s2 = slot.clone();
-    queue_work(cpu, move || {
-        *s2.0.lock() = Some(f());
+    queue_work(cpu, move |ctx| {
+        *s2.0.lock() = Some(f(ctx));
         s2.1.complete();
     });
-    slot.1.wait();
+    slot.1.wait(ctx);
     let r = slot.0.lock().take().expect("call_on: result missing");
     r
 }
 
-/// Runs `f(cpu)` on every online core at once (this one included) and returns the results in
-/// core order. Waits for all of them.
-pub fn on_each_cpu<R: Send + 'static>(f: impl Fn(usize) -> R + Send + Sync + 'static) -> Vec<R> {
+/// Runs `f(cpu, ctx)` on every online core at once (this one included) and returns the results
+/// in core order. Waits for all of them.
+pub fn on_each_cpu<R: Send + 'static>(
+    ctx: &mut Ctx,
+    f: impl Fn(usize, &mut Ctx) -> R + Send + Sync + 'static,
+) -> Vec<R> {
     let me = cpu_id();
     let f = Arc::new(f);
     let n = num_possible();
@@ -512,14 +531,14 @@ pub fn on_each_cpu<R: Send + 'static>(f: impl Fn(usize) -> R + Send + Sync + 'st
     let done = Arc::new(Completion::expecting(cpus.len() - 1));
     for &c in cpus.iter().filter(|&&c| c != me) {
         let (f, slots, done) = (f.clone(), slots.clone(), done.clone());
-        queue_work(c, move || {
-            *slots[c].lock() = Some(f(c));
+        queue_work(c, move |ctx| {
+            *slots[c].lock() = Some(f(c, ctx));
             done.complete();
         });
     }
-    let mine = f(me);
+    let mine = f(me, ctx);
     *slots[me].lock() = Some(mine);
-    done.wait();
+    done.wait(ctx);
     cpus.iter().map(|&c| slots[c].lock().take().expect("on_each_cpu: result missing")).collect()
 }
 

@@ -16,13 +16,17 @@
 
 use crate::arch::{self, exception::Frame, timer};
 use crate::drivers::gic::{self, IntId};
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// The tick's interrupt.
 pub const TICK_IRQ: IntId = IntId::ppi(timer::VIRTUAL_TIMER_PPI);
 
+crate::percpu_shared! {
+    /// Ticks this core has taken (other cores read it).
+    static TICKS: AtomicU64 = AtomicU64::new(0);
+}
+
 crate::percpu! {
-    static TICKS: u64 = 0;
     static PERIOD: u64 = 0;
     /// Between [`start_tick`] and [`stop_tick`]: the idle loop restarts the timer after a sleep
     /// only then.
@@ -81,11 +85,12 @@ pub fn hz() -> u32 {
 
 /// Ticks core `cpu` has taken.
 pub fn ticks(cpu: usize) -> u64 {
-    TICKS.remote_get(cpu)
+    TICKS.remote(cpu).load(Ordering::Relaxed)
 }
 
-/// Registers `f` to run on every tick on every core (interrupt context, IRQs masked).
-pub fn add_hook(f: fn()) {
+/// Registers `f` to run on every tick on every core (interrupt context, IRQs masked). It gets an
+/// [`AtomicCtx`](super::AtomicCtx): it may read under RCU but not block.
+pub fn add_hook(f: fn(&super::AtomicCtx)) {
     for h in &HOOKS {
         if h.compare_exchange(0, f as usize, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             return;
@@ -97,13 +102,16 @@ pub fn add_hook(f: fn()) {
 /// The tick interrupt.
 fn handle(_id: IntId, _frame: &Frame) {
     timer::set_compare(timer::compare() + PERIOD.get());
-    TICKS.set(TICKS.get() + 1);
+    let t = TICKS.local();
+    t.store(t.load(Ordering::Relaxed) + 1, Ordering::Relaxed); // only this core writes it
     for h in &HOOKS {
         let f = h.load(Ordering::Acquire);
         if f != 0 {
-            // SAFETY: only `add_hook` stores here, always a `fn()`.
-            let f: fn() = unsafe { core::mem::transmute::<usize, fn()>(f) };
-            f();
+            // SAFETY: only `add_hook` stores here, always a `fn(&AtomicCtx)`.
+            let f = unsafe { core::mem::transmute::<usize, fn(&super::AtomicCtx)>(f) };
+            // SAFETY: an interrupt handler, between the IRQ context hooks (RCU watches this core
+            // until it returns); the hook gets no blocking context.
+            f(unsafe { super::AtomicCtx::new() });
         }
     }
 }

@@ -16,6 +16,8 @@ pub mod rwsem;
 
 pub use rw_semaphore::{ReadGuard, RwSemaphore, WriteGuard};
 
+use crate::smp::{AtomicCtx, Ctx};
+
 /// `spin::RwLock<()>` behind the same interface (a baseline: readers spin on one shared word).
 #[derive(Default)]
 pub struct SpinRw {
@@ -30,25 +32,29 @@ impl SpinRw {
 }
 
 impl RwSemaphore for SpinRw {
-    fn down_read(&self) {
+    fn down_read(&self, _ctx: &mut Ctx) {
         core::mem::forget(self.lock.read());
     }
-    fn down_read_trylock(&self) -> bool {
+    fn down_read_trylock(&self, _ctx: &AtomicCtx) -> bool {
         self.lock.try_read().map(core::mem::forget).is_some()
     }
-    fn up_read(&self) {
-        // SAFETY: pairs with a forgotten read guard from down_read (the trait's contract).
+    unsafe fn up_read(&self, _ctx: &AtomicCtx) {
+        // SAFETY: the caller holds a read lock, whose guard down_read forgot (the contract).
         unsafe { self.lock.force_read_decrement() }
     }
-    fn down_write(&self) {
+    unsafe fn up_read_unwatched(&self) {
+        // SAFETY: as up_read (spin's lock does not rely on RCU).
+        unsafe { self.lock.force_read_decrement() }
+    }
+    fn down_write(&self, _ctx: &mut Ctx) {
         crate::rcu::assert_not_in_reader("spin::RwLock write");
         core::mem::forget(self.lock.write());
     }
     fn down_write_trylock(&self) -> bool {
         self.lock.try_write().map(core::mem::forget).is_some()
     }
-    fn up_write(&self) {
-        // SAFETY: pairs with a forgotten write guard from down_write (the trait's contract).
+    unsafe fn up_write(&self) {
+        // SAFETY: the caller holds the write lock, whose guard down_write forgot (the contract).
         unsafe { self.lock.force_write_unlock() }
     }
     fn is_read_locked(&self) -> bool {

@@ -80,7 +80,7 @@
 
 use super::rcu_sync::RcuSync;
 use super::RwSemaphore;
-use crate::machine::{self, cpu_id, smp_mb, AtomicU32, AtomicUsize, Completion, Mutex, Ordering};
+use crate::machine::{self, cpu_id, smp_mb, AtomicCtx, AtomicU32, AtomicUsize, Completion, Ctx, Mutex, Ordering};
 use crate::machine::{PerCpuAllocError, PerCpuBox};
 use crate::rcu;
 use alloc::collections::VecDeque;
@@ -117,12 +117,6 @@ pub struct PercpuRwSem {
     /// counts: one per `down_write`, however many wake-ups its wait has.
     #[cfg(debug_assertions)]
     walks: machine::AtomicUsize,
-}
-
-impl AsRef<RcuSync> for PercpuRwSem {
-    fn as_ref(&self) -> &RcuSync {
-        &self.rss
-    }
 }
 
 impl PercpuRwSem {
@@ -252,7 +246,7 @@ impl PercpuRwSem {
     }
 
     /// Queue, unless the lock can be taken now, and wait until a waker grants it.
-    fn wait(&self, reader: bool) {
+    fn wait(&self, ctx: &mut Ctx, reader: bool) {
         let w = Arc::new(Waiter { reader, granted: Completion::new() });
         {
             let mut q = self.waiters.lock();
@@ -263,7 +257,7 @@ impl PercpuRwSem {
             }
             q.push_back(w.clone());
         }
-        w.granted.wait();
+        w.granted.wait(ctx);
     }
 
     /// Admit waiters in FIFO order: readers until (and including) the first writer, as long as
@@ -285,15 +279,21 @@ impl PercpuRwSem {
         drop(q);
     }
 
-    fn slow_down_read(&self, try_only: bool) -> bool {
+    fn slow_down_read(&self, ctx: Option<&mut Ctx>) -> bool {
         if self.reader_trylock() {
             return true;
         }
-        if try_only {
-            return false;
-        }
-        self.wait(true);
+        let Some(ctx) = ctx else { return false };
+        self.wait(ctx, true);
         true
+    }
+
+    /// The slow-path `up_read`: correct whichever path took the lock, and whether or not RCU
+    /// watches this core (it touches only the shared count).
+    fn up_read_slow(&self) {
+        // Whichever path took the lock: the total is what the writer waits for.
+        smp_mb(); // B: the critical section before the decrement; pairs with C in down_write
+        self.slow_dec();
     }
 
     /// Debug builds: one more read holder.
@@ -315,27 +315,28 @@ impl PercpuRwSem {
 
 impl RwSemaphore for PercpuRwSem {
     #[inline]
-    fn down_read(&self) {
-        // Fast path: an implicit RCU read-side section (QSBR) covers the test and the add.
-        // TPIDR_EL1 is read unconditionally so that, in a loop, the compiler reads it once.
+    fn down_read(&self, ctx: &mut Ctx) {
+        // Fast path: an implicit RCU read-side section (QSBR) covers the test and the add; the
+        // context proves RCU watches this core. TPIDR_EL1 is read unconditionally so that, in a
+        // loop, the compiler reads it once.
         rcu::assert_watching("percpu_down_read");
         let base = machine::percpu_base();
         if self.rss.is_idle() {
             self.read_count.this_cpu_inc_at(base);
         } else {
-            self.slow_down_read(false);
+            self.slow_down_read(Some(ctx));
         }
         self.debug_hold();
     }
 
     #[inline]
-    fn down_read_trylock(&self) -> bool {
+    fn down_read_trylock(&self, _ctx: &AtomicCtx) -> bool {
         rcu::assert_watching("percpu_down_read_trylock");
         let ok = if self.rss.is_idle() {
             self.read_count.this_cpu_inc();
             true
         } else {
-            self.slow_down_read(true)
+            self.slow_down_read(None)
         };
         if ok {
             self.debug_hold();
@@ -344,25 +345,31 @@ impl RwSemaphore for PercpuRwSem {
     }
 
     #[inline]
-    fn up_read(&self) {
+    unsafe fn up_read(&self, _ctx: &AtomicCtx) {
+        // Fast path: as down_read's, the context proves RCU watches this core.
         rcu::assert_watching("percpu_up_read");
         let base = machine::percpu_base();
         if self.rss.is_idle() {
             self.read_count.this_cpu_dec_at(base);
         } else {
-            // Whichever path took the lock: the total is what the writer waits for.
-            smp_mb(); // B: the critical section before the decrement; pairs with C in down_write
-            self.slow_dec();
+            self.up_read_slow();
         }
         self.debug_release();
     }
 
-    fn down_write(&self) {
+    unsafe fn up_read_unwatched(&self) {
+        // No proof that RCU watches this core, so no fast path: a writer's grace period would
+        // not wait for this core's test-and-decrement, and its fold could miss the decrement.
+        self.up_read_slow();
+        self.debug_release();
+    }
+
+    fn down_write(&self, ctx: &mut Ctx) {
         rcu::might_block("percpu_down_write");
         // Readers switch to the slow path (one grace period, unless a writer was recent).
-        self.rss.enter();
+        self.rss.enter(ctx);
         if !self.writer_trylock() {
-            self.wait(false);
+            self.wait(ctx, false);
         }
         // The per-core counts are frozen now: one walk moves them into slow_count.
         self.fold();
@@ -370,7 +377,9 @@ impl RwSemaphore for PercpuRwSem {
         // wake-up, and the last one out wakes us. Fault injection (`inject-rwsem-no-drain`,
         // never in normal builds) skips this, for the lock torture's self-test.
         // (Relaxed, though wait_event asks for an acquiring condition: C right after orders it.)
-        machine::wait_event(|| cfg!(feature = "inject-rwsem-no-drain") || self.slow_count.load(Ordering::Relaxed) == 0);
+        machine::wait_event(ctx, || {
+            cfg!(feature = "inject-rwsem-no-drain") || self.slow_count.load(Ordering::Relaxed) == 0
+        });
         smp_mb(); // C: the zero count before the critical section; pairs with B in up_read
         self.owner.store(cpu_id() + 1, Ordering::Relaxed);
     }
@@ -380,7 +389,7 @@ impl RwSemaphore for PercpuRwSem {
         false
     }
 
-    fn up_write(&self) {
+    unsafe fn up_write(&self) {
         let owner = self.owner.load(Ordering::Relaxed);
         if cfg!(debug_assertions) && owner != cpu_id() + 1 {
             panic!(
@@ -395,7 +404,7 @@ impl RwSemaphore for PercpuRwSem {
         self.block.store(0, Ordering::Release);
         self.wake();
         let me = self.me.upgrade().expect("a PercpuRwSem is always in its Arc");
-        self.rss.exit(&me);
+        self.rss.exit(&me, |s| &s.rss);
     }
 
     fn is_read_locked(&self) -> bool {

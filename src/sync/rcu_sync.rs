@@ -14,9 +14,12 @@
 //! A reader that sees IDLE is inside an (implicit, QSBR) RCU read-side section, so a writer that
 //! leaves IDLE and waits a grace period knows every reader from then on sees "not idle".
 
-use crate::machine::{self, AtomicU32, AtomicU64, Mutex, Ordering};
+use crate::machine::{self, AtomicU32, AtomicU64, Ctx, Mutex, Ordering};
 use crate::rcu;
 use alloc::sync::Arc;
+
+/// The `Arc` an `RcuSync` lives in, and where in it (see [`RcuSync::exit`]).
+type Owner<'a, O> = (&'a Arc<O>, fn(&O) -> &RcuSync);
 
 const IDLE: u32 = 0;
 const ENTER: u32 = 1;
@@ -49,12 +52,6 @@ impl Default for RcuSync {
     }
 }
 
-impl AsRef<RcuSync> for RcuSync {
-    fn as_ref(&self) -> &RcuSync {
-        self
-    }
-}
-
 impl RcuSync {
     /// An idle `rcu_sync`.
     pub fn new() -> Self {
@@ -70,7 +67,7 @@ impl RcuSync {
 
     /// A writer arrives: readers are switched to their slow path. The first writer waits one
     /// grace period; later ones (or one arriving within the exit grace period) do not.
-    pub fn enter(&self) {
+    pub fn enter(&self, ctx: &mut Ctx) {
         let prev = {
             let mut n = self.count.lock();
             let prev = self.state.load(Ordering::Relaxed);
@@ -84,20 +81,23 @@ impl RcuSync {
             GP_WAITS.fetch_add(1, Ordering::Relaxed);
             // G: every reader that could have seen IDLE has finished its fast path (so
             // percpu-rwsem's per-core counts stay as they are until IDLE): ENTER -> PASSED.
-            rcu::synchronize_rcu();
-            self.gp_passed(None::<&alloc::sync::Arc<RcuSync>>);
+            rcu::synchronize_rcu(ctx);
+            self.gp_passed(None::<Owner<'_, RcuSync>>);
             return;
         }
         // Another writer is waiting for the grace period; PASSED, EXIT and REPLAY all mean it
         // has passed (readers are on the slow path).
-        machine::wait_event(|| self.state.load(Ordering::Acquire) >= PASSED);
+        machine::wait_event(ctx, || self.state.load(Ordering::Acquire) >= PASSED);
     }
 
     /// A writer leaves. When the last one leaves, readers return to their fast path one grace
-    /// period later, from an RCU callback that holds `owner` (the `Arc` this `RcuSync` lives in)
-    /// so the state it updates cannot go away or move under it.
-    pub fn exit<O: AsRef<RcuSync> + Send + Sync + 'static>(&self, owner: &Arc<O>) {
-        debug_assert!(core::ptr::eq((**owner).as_ref(), self), "rcu_sync exit with another owner");
+    /// period later, from an RCU callback that holds `owner` (the `Arc` this `RcuSync` lives in,
+    /// `field` its place there) so the state it updates cannot go away or move under it. An
+    /// `owner` that does not hold this `RcuSync` at `field` is a named panic in every build, as
+    /// is an exit without an enter. (percpu-rwsem does not expose its `RcuSync`: an exit there
+    /// by anyone but its writer would reopen the readers' fast path under that writer.)
+    pub fn exit<O: Send + Sync + 'static>(&self, owner: &Arc<O>, field: fn(&O) -> &RcuSync) {
+        assert!(core::ptr::eq(field(owner), self), "rcu_sync exit with another owner");
         let mut n = self.count.lock();
         assert!(*n > 0, "rcu_sync exit without enter");
         *n -= 1;
@@ -105,7 +105,7 @@ impl RcuSync {
             match self.state.load(Ordering::Relaxed) {
                 PASSED => {
                     self.state.store(EXIT, Ordering::Relaxed);
-                    Self::call(owner);
+                    Self::call(owner, field);
                 }
                 EXIT => self.state.store(REPLAY, Ordering::Relaxed),
                 _ => {}
@@ -113,13 +113,13 @@ impl RcuSync {
         }
     }
 
-    fn call<O: AsRef<RcuSync> + Send + Sync + 'static>(owner: &Arc<O>) {
+    fn call<O: Send + Sync + 'static>(owner: &Arc<O>, field: fn(&O) -> &RcuSync) {
         let me = owner.clone();
-        rcu::call_rcu(move || (*me).as_ref().gp_passed(Some(&me)));
+        rcu::call_rcu(move |_| field(&me).gp_passed(Some((&me, field))));
     }
 
     /// A grace period has passed since the last transition (Linux's `rcu_sync_func`).
-    fn gp_passed<O: AsRef<RcuSync> + Send + Sync + 'static>(&self, owner: Option<&Arc<O>>) {
+    fn gp_passed<O: Send + Sync + 'static>(&self, owner: Option<Owner<'_, O>>) {
         let n = self.count.lock();
         let st = self.state.load(Ordering::Relaxed);
         if *n > 0 {
@@ -130,7 +130,8 @@ impl RcuSync {
             // Another exit happened during the exit grace period: wait one more.
             self.state.store(EXIT, Ordering::Relaxed);
             drop(n);
-            Self::call(owner.expect("REPLAY only after exit, which passes the owner"));
+            let (owner, field) = owner.expect("REPLAY only after exit, which passes the owner");
+            Self::call(owner, field);
         } else {
             // A grace period after the last exit: every reader has seen the writers' critical
             // sections (they went through the slow path). What orders the writers' stores before

@@ -19,6 +19,7 @@
 use super::RwSemaphore;
 use crate::arch;
 use crate::percpu::cpu_id;
+use crate::smp::{AtomicCtx, Ctx};
 use crate::{rcu, smp};
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -78,7 +79,7 @@ impl RwSem {
 
     /// Queues a waiter, tries to grant the head at once (the lock may have been released while
     /// we queued), and waits (as an RCU quiescent state) until granted.
-    fn wait(&self, reader: bool) {
+    fn wait(&self, ctx: &mut Ctx, reader: bool) {
         let w = Arc::new(Waiter { reader, granted: AtomicBool::new(false), since: arch::counter_relaxed() });
         {
             let mut q = self.waiters.lock();
@@ -90,7 +91,7 @@ impl RwSem {
             self.grant_locked(&mut q);
         }
         let mut asked_handoff = false;
-        rcu::wait_quiescent(|| {
+        rcu::wait_quiescent(ctx, || {
             if w.granted.load(Ordering::Acquire) {
                 return false;
             }
@@ -166,7 +167,7 @@ impl RwSem {
 
 impl RwSemaphore for RwSem {
     #[inline]
-    fn down_read(&self) {
+    fn down_read(&self, ctx: &mut Ctx) {
         let c = self.count.fetch_add(READER_BIAS, Ordering::Acquire);
         if c & (WRITER_LOCKED | WAITERS | HANDOFF) == 0 {
             return;
@@ -176,10 +177,10 @@ impl RwSemaphore for RwSem {
         if c & WAITERS != 0 && c & WRITER_LOCKED == 0 && Self::readers(c) == 0 {
             self.wake();
         }
-        self.wait(true);
+        self.wait(ctx, true);
     }
 
-    fn down_read_trylock(&self) -> bool {
+    fn down_read_trylock(&self, _ctx: &AtomicCtx) -> bool {
         let mut c = self.count.load(Ordering::Relaxed);
         while c & (WRITER_LOCKED | WAITERS | HANDOFF) == 0 {
             match self.count.compare_exchange_weak(c, c + READER_BIAS, Ordering::Acquire, Ordering::Relaxed) {
@@ -191,7 +192,13 @@ impl RwSemaphore for RwSem {
     }
 
     #[inline]
-    fn up_read(&self) {
+    unsafe fn up_read(&self, _ctx: &AtomicCtx) {
+        // SAFETY: the caller's contract.
+        unsafe { self.up_read_unwatched() }
+    }
+
+    #[inline]
+    unsafe fn up_read_unwatched(&self) {
         let c = self.count.fetch_sub(READER_BIAS, Ordering::Release);
         if cfg!(debug_assertions) && Self::readers(c) == 0 {
             panic!("rwsem up_read without down_read on core {}", cpu_id());
@@ -202,7 +209,7 @@ impl RwSemaphore for RwSem {
         }
     }
 
-    fn down_write(&self) {
+    fn down_write(&self, ctx: &mut Ctx) {
         rcu::assert_not_in_reader("rwsem down_write");
         let me = cpu_id() + 1;
         if self.count.compare_exchange(0, WRITER_LOCKED, Ordering::Acquire, Ordering::Relaxed).is_ok() {
@@ -220,7 +227,7 @@ impl RwSemaphore for RwSem {
             }
             arch::cpu_relax();
         }
-        self.wait(false);
+        self.wait(ctx, false);
         self.owner.store(me, Ordering::Relaxed);
     }
 
@@ -233,7 +240,7 @@ impl RwSemaphore for RwSem {
         }
     }
 
-    fn up_write(&self) {
+    unsafe fn up_write(&self) {
         let owner = self.owner.load(Ordering::Relaxed);
         if cfg!(debug_assertions) && owner != cpu_id() + 1 {
             panic!("rwsem up_write by core {}, which does not hold it", cpu_id());

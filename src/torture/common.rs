@@ -12,6 +12,7 @@
 
 use alloc::string::String;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use quiescent::smp::{AtomicCtx, Ctx};
 use quiescent::{arch, board, percpu::cpu_id, rcu, smp, MAX_CPUS};
 
 /// Which tortures run (`torture=rcu|lock|ref|all`, comma-separated lists allowed).
@@ -210,12 +211,12 @@ pub trait Torture: Sync {
     fn start(&self);
     /// Total weight of its operations.
     fn weight(&self) -> u64;
-    /// Performs one operation chosen by `pick` (< weight).
-    fn op(&self, rng: &mut Rng, pick: u64);
+    /// Performs one operation chosen by `pick` (< weight), in a slice (a blocking context).
+    fn op(&self, ctx: &mut Ctx, rng: &mut Rng, pick: u64);
     /// Interrupt-context work on the tick (every core; called with IRQs masked).
-    fn irq(&self, rng: &mut Rng);
+    fn irq(&self, ctx: &AtomicCtx, rng: &mut Rng);
     /// After every slice has stopped: drain and check what must hold at the end.
-    fn finish(&self);
+    fn finish(&self, ctx: &mut Ctx);
     /// Prints its statistics; returns false if a check failed (the lines carry `!!!`).
     fn stats(&self) -> bool;
     /// The `--- Start/End of test` parameter list.
@@ -228,13 +229,13 @@ fn tortures() -> &'static [&'static dyn Torture] {
     TORTURES.get().map_or(&[], |v| v.as_slice())
 }
 
-fn one_op(rng: &mut Rng) {
+fn one_op(ctx: &mut Ctx, rng: &mut Rng) {
     let ts = tortures();
     let total: u64 = ts.iter().map(|t| t.weight()).sum();
     let mut pick = rng.below(total);
     for t in ts {
         if pick < t.weight() {
-            t.op(rng, pick);
+            t.op(ctx, rng, pick);
             return;
         }
         pick -= t.weight();
@@ -248,13 +249,13 @@ static OPS: PerCore = PerCore::new();
 
 /// One slice on this core: random operations for `ms`, a quiescent point after each (as a
 /// kthread passes one at cond_resched()).
-fn slice(stream: u64, ms: u64) {
+fn slice(ctx: &mut Ctx, stream: u64, ms: u64) {
     let mut rng = Rng::new(stream);
     let end = now_ms() + ms;
     while !stopping() && now_ms() < end {
-        one_op(&mut rng);
+        one_op(ctx, &mut rng);
         OPS.inc();
-        rcu::rcu_quiescent_state();
+        rcu::rcu_quiescent_state(ctx);
     }
     SLICES.inc();
 }
@@ -262,20 +263,20 @@ fn slice(stream: u64, ms: u64) {
 /// Per-core random streams for the tick hook (an interrupt handler only touches its own core's).
 static IRQ_RNG: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
-fn tick_hook() {
+fn tick_hook(ctx: &AtomicCtx) {
     if IRQ_OFF.load(Ordering::Relaxed) {
         return;
     }
     let me = cpu_id();
     let mut rng = Rng(IRQ_RNG[me].load(Ordering::Relaxed) | 1);
     for t in tortures() {
-        t.irq(&mut rng);
+        t.irq(ctx, &mut rng);
     }
     IRQ_RNG[me].store(rng.0, Ordering::Relaxed);
 }
 
 /// Runs the configured tortures and returns the exit code (0: SUCCESS).
-pub fn run(list: &[&'static dyn Torture]) -> i32 {
+pub fn run(ctx: &mut Ctx, list: &[&'static dyn Torture]) -> i32 {
     let cfg = match parse_config() {
         Ok(c) => c,
         Err(e) => {
@@ -306,7 +307,7 @@ pub fn run(list: &[&'static dyn Torture]) -> i32 {
         "torture: seed={=u64:#x} duration={} s cores={} build={=str} board={=str} tortures={=str} (replay the random choices with SEED={=u64:#x})",
         cfg.seed, cfg.duration_ms / 1000, smp::num_online(), build, board::NAME, names.as_str(), cfg.seed
     );
-    rcu::set_stall_timeout_ms(3000 * slack());
+    rcu::stats::set_stall_timeout_ms(3000 * slack());
     for t in tortures() {
         t.start();
         defmt::println!("{=str}:--- Start of test: {=str}", t.name(), t.params().as_str());
@@ -347,8 +348,8 @@ pub fn run(list: &[&'static dyn Torture]) -> i32 {
                 slice_no[c] += 1;
                 SLICE_DONE[c].store(false, Ordering::Relaxed);
                 let (stream, ms) = ((c as u64) << 32 | slice_no[c], 2 + rng.below(30));
-                smp::queue_work(c, move || {
-                    slice(stream, ms);
+                smp::queue_work(c, move |ctx| {
+                    slice(ctx, stream, ms);
                     // Release: the slice's effects before the orchestrator sees it done.
                     SLICE_DONE[c].store(true, Ordering::Release);
                 });
@@ -356,7 +357,7 @@ pub fn run(list: &[&'static dyn Torture]) -> i32 {
         }
         // Core 0's own share of the work: a short burst of operations.
         slice_no[0] += 1;
-        slice((slice_no[0]) | 1 << 48, 1);
+        slice(ctx, (slice_no[0]) | 1 << 48, 1);
         if now >= next_stat {
             next_stat += cfg.stat_interval_ms;
             defmt::println!("torture: {} s of {} s", (now - t0) / 1000, cfg.duration_ms / 1000);
@@ -370,7 +371,7 @@ pub fn run(list: &[&'static dyn Torture]) -> i32 {
     STOP.store(true, Ordering::Release);
     let t_stop = now_ms();
     let mut hung: alloc::vec::Vec<usize> = alloc::vec::Vec::new();
-    rcu::wait_quiescent(|| {
+    rcu::wait_quiescent(ctx, || {
         let busy = smp::online_cpus().any(|c| !SLICE_DONE[c].load(Ordering::Acquire));
         if busy && now_ms() - t_stop > 10_000 {
             hung = smp::online_cpus().filter(|&c| !SLICE_DONE[c].load(Ordering::Acquire)).collect();
@@ -387,18 +388,18 @@ pub fn run(list: &[&'static dyn Torture]) -> i32 {
     }
     IRQ_OFF.store(true, Ordering::Release);
     for t in tortures() {
-        t.finish();
+        t.finish(ctx);
     }
-    rcu::rcu_barrier();
-    rcu::rcu_barrier();
-    let stalls = rcu::stalls().0;
+    rcu::rcu_barrier(ctx);
+    rcu::rcu_barrier(ctx);
+    let stalls = rcu::stats::stalls().0;
     defmt::println!(
         "torture: {} s, {} slices, {} operations ({} on core 0), {} grace periods, {} RCU stalls, heap {} KiB in use",
         (now_ms() - t0) / 1000,
         SLICES.total(),
         OPS.total(),
         OPS.get(0),
-        rcu::completed(),
+        rcu::stats::completed(),
         stalls,
         quiescent::heap::used() / 1024
     );

@@ -4,24 +4,28 @@
 //!
 //! Every core takes random locks as reader or writer and holds them for random times (mostly
 //! short, sometimes long; long read holds of the sleeping locks pass quiescent points, as a
-//! reader may). Inside, a checker verifies exclusion: a writer finds no other writer and no
-//! reader inside, a reader finds no writer, and the two words every writer sets to one new value
-//! (with a delay between them) read equal to a reader. A failed check counts in `Fail:` with
-//! `!!!`. Acquisitions are counted per core and printed as locktorture does, with `???` when the
-//! busiest core took the lock more than twice as often as the least busy one (starvation).
+//! reader may). Readers release through the guard's fast path (`unlock(ctx)`, `up_read`) mostly,
+//! and now and then by dropping it (`up_read_unwatched`, percpu-rwsem's slow path). Inside, a
+//! checker verifies exclusion: a writer finds no other writer and no reader inside, a reader
+//! finds no writer, and the two words every writer sets to one new value (with a delay between
+//! them) read equal to a reader. A failed check counts in `Fail:` with `!!!`. Acquisitions are
+//! counted per core and printed as locktorture does, with `???` when the busiest core took the
+//! lock more than twice as often as the least busy one (starvation).
 
 use super::common::{self, delay_ns, hold_ns, PerCore, Rng, Torture};
 use alloc::string::String;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 use quiescent::rcu;
+use quiescent::smp::Ctx;
 use quiescent::sync::percpu_rwsem::PercpuRwSem;
 use quiescent::sync::rwsem::RwSem;
 use quiescent::sync::{RwSemaphore, SpinRw};
 
-/// What the torture holds.
+/// What the torture holds. The reader-writer locks behind an `Arc<dyn RwSemaphore>`, which is
+/// itself a (sized) `RwSemaphore`, so its guards apply.
 enum Kind {
-    Rw(alloc::boxed::Box<dyn RwSemaphore>),
+    Rw(Arc<dyn RwSemaphore>),
     Mutex(spin::Mutex<()>),
 }
 
@@ -65,7 +69,7 @@ impl Tortured {
         self.kind.get().expect("lock torture started")
     }
 
-    fn hold(&self, rng: &mut Rng, short: u64, long: u64) {
+    fn hold(&self, ctx: &mut Ctx, rng: &mut Rng, short: u64, long: u64) {
         let ns = hold_ns(rng, short, long);
         if self.may_pass_qs && ns >= long / 4 && rng.pct(50) {
             // A long hold of a sleeping lock, as a reader or writer may do: quiescent points
@@ -73,18 +77,31 @@ impl Tortured {
             let t0 = quiescent::arch::counter_relaxed();
             while quiescent::arch::ticks_to_ns(quiescent::arch::counter_relaxed().wrapping_sub(t0)) < ns {
                 delay_ns(10_000);
-                rcu::rcu_quiescent_state();
+                rcu::rcu_quiescent_state(ctx);
             }
         } else {
             delay_ns(ns);
         }
     }
 
-    fn write(&self, rng: &mut Rng) {
+    fn write(&self, ctx: &mut Ctx, rng: &mut Rng) {
+        // The guard holds the lock across the checked section (its quiescent points included)
+        // and releases it when dropped, at the end of the arm.
         match self.kind() {
-            Kind::Rw(l) => l.down_write(),
-            Kind::Mutex(m) => core::mem::forget(m.lock()),
+            Kind::Rw(l) => {
+                let _g = l.write(ctx);
+                self.write_locked(ctx, rng);
+            }
+            Kind::Mutex(m) => {
+                let _g = m.lock();
+                self.write_locked(ctx, rng);
+            }
         }
+        self.writes.inc();
+    }
+
+    /// The writer's checked section, with the lock held exclusive.
+    fn write_locked(&self, ctx: &mut Ctx, rng: &mut Rng) {
         // The checker word's RMWs are totally ordered among themselves, so two holders inside
         // at once see each other's bits whatever the lock's own ordering.
         let prev = self.inside.fetch_or(WRITER, Ordering::AcqRel);
@@ -94,29 +111,23 @@ impl Tortured {
         }
         let v = self.a.load(Ordering::Relaxed) + 1;
         self.a.store(v, Ordering::Relaxed);
-        self.hold(rng, 20_000, 1_000_000);
+        self.hold(ctx, rng, 20_000, 1_000_000);
         self.b.store(v, Ordering::Relaxed);
         let now = self.inside.fetch_and(!WRITER, Ordering::AcqRel);
         if now != WRITER {
             self.write_fail.inc();
             common::fail();
         }
-        match self.kind() {
-            Kind::Rw(l) => l.up_write(),
-            // SAFETY: this core took the lock above and forgot the guard.
-            Kind::Mutex(m) => unsafe { m.force_unlock() },
-        }
-        self.writes.inc();
     }
 
-    fn read(&self, rng: &mut Rng) {
+    fn read(&self, ctx: &mut Ctx, rng: &mut Rng) {
         let Kind::Rw(l) = self.kind() else {
-            return self.write(rng); // a mutex has no readers
+            return self.write(ctx, rng); // a mutex has no readers
         };
-        l.down_read();
+        let g = l.read(ctx);
         let prev = self.inside.fetch_add(1, Ordering::AcqRel);
         let a = self.a.load(Ordering::Relaxed);
-        self.hold(rng, 10_000, 500_000);
+        self.hold(ctx, rng, 10_000, 500_000);
         let b = self.b.load(Ordering::Relaxed);
         if prev & WRITER != 0 || a != b {
             self.read_fail.inc();
@@ -127,7 +138,11 @@ impl Tortured {
             self.read_fail.inc();
             common::fail();
         }
-        l.up_read();
+        if rng.pct(12) {
+            drop(g); // up_read_unwatched: the slow path a guard dropped anywhere takes
+        } else {
+            g.unlock(ctx); // up_read: the fast path
+        }
         self.reads.inc();
     }
 
@@ -175,9 +190,9 @@ impl Torture for LockTorture {
     fn start(&self) {
         let percpu: Arc<PercpuRwSem> = PercpuRwSem::new().expect("percpu-rwsem: per-cpu space");
         PERCPU.call_once(|| percpu.clone());
-        LOCKS[0].kind.call_once(|| Kind::Rw(alloc::boxed::Box::new(percpu)));
-        LOCKS[1].kind.call_once(|| Kind::Rw(alloc::boxed::Box::new(RwSem::new())));
-        LOCKS[2].kind.call_once(|| Kind::Rw(alloc::boxed::Box::new(SpinRw::new())));
+        LOCKS[0].kind.call_once(|| Kind::Rw(percpu));
+        LOCKS[1].kind.call_once(|| Kind::Rw(Arc::new(RwSem::new())));
+        LOCKS[2].kind.call_once(|| Kind::Rw(Arc::new(SpinRw::new())));
         LOCKS[3].kind.call_once(|| Kind::Mutex(spin::Mutex::new(())));
     }
 
@@ -185,19 +200,19 @@ impl Torture for LockTorture {
         40
     }
 
-    fn op(&self, rng: &mut Rng, pick: u64) {
+    fn op(&self, ctx: &mut Ctx, rng: &mut Rng, pick: u64) {
         let l = &LOCKS[(pick % 4) as usize];
         // locktorture's default mix: writers are a minority.
         if rng.pct(20) {
-            l.write(rng);
+            l.write(ctx, rng);
         } else {
-            l.read(rng);
+            l.read(ctx, rng);
         }
     }
 
-    fn irq(&self, _rng: &mut Rng) {}
+    fn irq(&self, _ctx: &quiescent::smp::AtomicCtx, _rng: &mut Rng) {}
 
-    fn finish(&self) {
+    fn finish(&self, _ctx: &mut Ctx) {
         for l in &LOCKS {
             if l.inside.load(Ordering::Relaxed) != 0 {
                 defmt::println!("{=str}-torture: !!! still held at the end", l.name);

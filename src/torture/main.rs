@@ -18,8 +18,8 @@ mod percpu_ref;
 #[path = "rcu.rs"]
 mod rcu;
 
-fn main() -> i32 {
-    common::run(&[&rcu::RCU_TORTURE, &lock::LOCK_TORTURE, &percpu_ref::REF_TORTURE])
+fn main(ctx: &mut quiescent::smp::Ctx) -> i32 {
+    common::run(ctx, &[&rcu::RCU_TORTURE, &lock::LOCK_TORTURE, &percpu_ref::REF_TORTURE])
 }
 
 quiescent::entry!(main);

@@ -18,6 +18,7 @@ use super::common::{self, delay_ns, hold_ns, PerCore, Rng, Torture};
 use alloc::string::String;
 use alloc::sync::Arc;
 use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
+use quiescent::smp::{AtomicCtx, Ctx};
 use quiescent::sync::percpu_ref::{self as pref, Flags, PercpuRef};
 use quiescent::{rcu, smp};
 
@@ -93,14 +94,14 @@ fn released(i: usize) {
 
 /// Takes and drops references on a random slot: `n` tryget/tryget_live attempts, each followed,
 /// when it succeeds, by a get/put pair and the final put.
-fn user(rng: &mut Rng, n: u64, in_irq: bool) {
+fn user(ctx: &AtomicCtx, rng: &mut Rng, n: u64, in_irq: bool) {
     let s = &SLOTS[rng.below(NSLOTS as u64) as usize];
     let Some(r) = s.r.get() else { return };
     for _ in 0..n {
         let gen0 = s.gen.load(Ordering::Acquire);
         let confirmed = s.confirmed_gen.load(Ordering::Acquire) == gen0;
         let live = rng.pct(50);
-        let ok = if live { r.tryget_live() } else { r.tryget() };
+        let ok = if live { r.tryget_live(ctx) } else { r.tryget(ctx) };
         if !ok {
             continue;
         }
@@ -113,15 +114,15 @@ fn user(rng: &mut Rng, n: u64, in_irq: bool) {
         if live && confirmed && s.gen.load(Ordering::Relaxed) == gen0 {
             bad(&LIVE_AFTER_CONFIRM);
         }
-        r.get();
+        r.get(ctx);
         if !in_irq {
             delay_ns(hold_ns(rng, 2_000, 50_000));
         }
-        r.put();
+        r.put(ctx);
         if !s.alive.load(Ordering::Acquire) {
             bad(&USE_AFTER_RELEASE);
         }
-        r.put(); // may be the last: release runs here (in an interrupt handler, too)
+        r.put(ctx); // may be the last: release runs here (in an interrupt handler, too)
         if in_irq {
             IRQ_GETS.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -141,31 +142,31 @@ fn linger(rng: &mut Rng) {
 
 /// Interrupts another core (busy in its own storm, a blocking wait, or asleep) with users in its
 /// interrupt context, as `call_function_single` closures.
-fn ipi_user(rng: &mut Rng) {
+fn ipi_user(ctx: &mut Ctx, rng: &mut Rng) {
     let cpus: alloc::vec::Vec<usize> = smp::online_cpus().filter(|&c| c != quiescent::percpu::cpu_id()).collect();
     if cpus.is_empty() {
         return;
     }
     let target = cpus[rng.below(cpus.len() as u64) as usize];
     let seed = rng.next();
-    quiescent::smp::ipi::call_function_single(target, move || {
+    quiescent::smp::ipi::call_function_single(ctx, target, move |actx| {
         let mut r = Rng::new(seed);
         let n = 1 + r.below(4);
-        user(&mut r, n, true);
+        user(actx, &mut r, n, true);
         linger(&mut r);
     });
 }
 
 /// Interrupt-context users (the tick, and the RCU torture's IPI readers).
-pub fn irq_user(rng: &mut Rng) {
+pub fn irq_user(ctx: &AtomicCtx, rng: &mut Rng) {
     if common::config().which.pref {
         let n = 1 + rng.below(4);
-        user(rng, n, true);
+        user(ctx, rng, n, true);
     }
 }
 
 /// One step of a random slot's owner.
-fn owner(rng: &mut Rng) {
+fn owner(ctx: &mut Ctx, rng: &mut Rng) {
     let i = rng.below(NSLOTS as u64) as usize;
     let s = &SLOTS[i];
     if s.owner.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
@@ -183,14 +184,14 @@ fn owner(rng: &mut Rng) {
                 s.kill_at_ms.store(now, Ordering::Relaxed);
                 s.state.store(KILLED, Ordering::Relaxed);
                 KILLS.fetch_add(1, Ordering::Relaxed);
-                r.kill();
+                r.kill(ctx);
             }
             30..=49 => {
                 let gen = s.gen.load(Ordering::Relaxed);
                 s.kill_at_ms.store(now, Ordering::Relaxed);
                 s.state.store(KILLED, Ordering::Relaxed);
                 KILLS.fetch_add(1, Ordering::Relaxed);
-                r.kill_and_confirm(move || {
+                r.kill_and_confirm(ctx, move || {
                     let s = &SLOTS[i];
                     if !s.alive.load(Ordering::Acquire) {
                         bad(&CONFIRM_AFTER_RELEASE);
@@ -200,7 +201,7 @@ fn owner(rng: &mut Rng) {
                 });
             }
             50..=64 => {
-                r.switch_to_atomic_sync();
+                r.switch_to_atomic_sync(ctx);
                 TO_ATOMIC.fetch_add(1, Ordering::Relaxed);
                 // Exact now, and at least the initial reference.
                 if r.count().is_none_or(|c| c < 1) {
@@ -212,20 +213,20 @@ fn owner(rng: &mut Rng) {
                 }
             }
             65..=74 => {
-                r.switch_to_atomic(|| {});
+                r.switch_to_atomic(ctx, || {});
                 TO_ATOMIC.fetch_add(1, Ordering::Relaxed);
             }
             75..=89 => {
-                r.switch_to_percpu();
+                r.switch_to_percpu(ctx);
                 TO_PERCPU.fetch_add(1, Ordering::Relaxed);
             }
             _ => {
                 // Kill and bring back while holding a reference of our own (resurrect needs a
                 // ref that has not reached zero).
-                r.get();
-                r.kill();
+                r.get(ctx);
+                r.kill(ctx);
                 delay_ns(rng.below(20_000));
-                match r.resurrect() {
+                match r.resurrect(ctx) {
                     Ok(()) => {
                         RESURRECTS.fetch_add(1, Ordering::Relaxed);
                     }
@@ -234,7 +235,7 @@ fn owner(rng: &mut Rng) {
                         bad(&OWNER_ERRORS);
                     }
                 }
-                r.put();
+                r.put(ctx);
             }
         },
         KILLED => {
@@ -255,7 +256,7 @@ fn owner(rng: &mut Rng) {
             // both).
             s.gen.fetch_add(1, Ordering::Release);
             s.alive.store(true, Ordering::Release);
-            match r.reinit() {
+            match r.reinit(ctx) {
                 Ok(()) => {
                     REINITS.fetch_add(1, Ordering::Relaxed);
                     s.state.store(LIVE, Ordering::Relaxed);
@@ -293,26 +294,26 @@ impl Torture for RefTorture {
         25
     }
 
-    fn op(&self, rng: &mut Rng, pick: u64) {
+    fn op(&self, ctx: &mut Ctx, rng: &mut Rng, pick: u64) {
         match pick {
             0..=17 => {
                 let n = 1 + rng.below(32);
-                user(rng, n, false);
+                user(ctx, rng, n, false);
             }
-            18..=19 => ipi_user(rng),
-            _ => owner(rng),
+            18..=19 => ipi_user(ctx, rng),
+            _ => owner(ctx, rng),
         }
     }
 
-    fn irq(&self, rng: &mut Rng) {
+    fn irq(&self, ctx: &AtomicCtx, rng: &mut Rng) {
         if rng.pct(50) {
             let n = 1 + rng.below(4);
-            user(rng, n, true);
+            user(ctx, rng, n, true);
             linger(rng);
         }
     }
 
-    fn finish(&self) {
+    fn finish(&self, ctx: &mut Ctx) {
         // Every slot ends killed and released.
         for (i, s) in SLOTS.iter().enumerate() {
             let r = s.r.get().expect("set up");
@@ -320,11 +321,13 @@ impl Torture for RefTorture {
                 s.kill_at_ms.store(common::now_ms(), Ordering::Relaxed);
                 s.state.store(KILLED, Ordering::Relaxed);
                 KILLS.fetch_add(1, Ordering::Relaxed);
-                r.kill();
+                r.kill(ctx);
             }
             if s.state.load(Ordering::Relaxed) == KILLED {
                 let t0 = common::now_ms();
-                rcu::wait_quiescent(|| s.alive.load(Ordering::Acquire) && common::now_ms() - t0 < release_timeout_ms());
+                rcu::wait_quiescent(ctx, || {
+                    s.alive.load(Ordering::Acquire) && common::now_ms() - t0 < release_timeout_ms()
+                });
                 if s.alive.load(Ordering::Acquire) {
                     defmt::println!(
                         "percpu_ref-torture: !!! slot {}: release did not run within {} ms of the final kill",

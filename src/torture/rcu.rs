@@ -23,7 +23,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use quiescent::smp::{self, ipi};
+use quiescent::smp::{self, ipi, AtomicCtx, Ctx};
 use quiescent::{arch, percpu::cpu_id, rcu, MAX_CPUS};
 
 /// rcutorture's `RCU_TORTURE_PIPE_LEN`.
@@ -140,7 +140,7 @@ fn pipe_update_removed() {
 /// `rcu_torture_cb`).
 fn deferred_stage(i: usize) {
     if !pipe_update_one(i) {
-        rcu::call_rcu(move || deferred_stage(i));
+        rcu::call_rcu(move |_| deferred_stage(i));
     }
 }
 
@@ -150,17 +150,25 @@ fn deferred_stage(i: usize) {
 
 /// One read-side section (rcutorture's `rcu_torture_one_read`): dereference the current object,
 /// check its publication, hold it for `hold` ns, then record its pipe count and the grace
-/// periods that completed meanwhile. `depth` nests the section.
-fn one_read(depth: u32, hold: u64) {
-    for _ in 0..depth {
-        rcu::rcu_read_lock();
+/// periods that completed meanwhile. `depth` nests the section: that many outer sections, each a
+/// guard the next one is taken under.
+fn one_read(ctx: &AtomicCtx, depth: u32, hold: u64) {
+    if depth > 0 {
+        let outer = rcu::read(ctx);
+        one_read(&outer, depth - 1, hold);
+        drop(outer);
+        return;
     }
-    let g = rcu::read();
-    let started = rcu::completed();
+    let g = rcu::read(ctx);
+    let started = rcu::stats::completed();
     let p = rcu::rcu_dereference(&CURRENT, &g);
     if !p.is_null() {
-        // SAFETY: `p` points into the static pool (never deallocated); a freed object is
-        // poisoned, which is what these checks look for.
+        // SAFETY: `p` points into the static pool (never deallocated), so the reference is
+        // valid whatever RCU does; a freed object is poisoned, which is what these checks look
+        // for. It cannot be a safe form: the torture's point is to read the object through the
+        // very pointer `rcu_dereference` returned, even after a (buggy) grace period has let
+        // the writer free it, and to detect that (pipe count past 1, poison, missing mbtest);
+        // no safe API hands out a reference to an object that may already be freed.
         let o = unsafe { &*p };
         // rtort_mbtest: written before rcu_assign_pointer; the address dependency orders this load.
         if o.mbtest.load(Ordering::Relaxed) == 0 {
@@ -176,29 +184,26 @@ fn one_read(depth: u32, hold: u64) {
         if pipe > 1 {
             common::fail();
         }
-        let batch = (rcu::completed() - started).min(PIPE_LEN as u64) as usize;
+        let batch = (rcu::stats::completed() - started).min(PIPE_LEN as u64) as usize;
         PIPE[cpu_id()][pipe].fetch_add(1, Ordering::Relaxed);
         BATCH[cpu_id()][batch].fetch_add(1, Ordering::Relaxed);
         READS.inc();
     }
     drop(g);
-    for _ in 0..depth {
-        rcu::rcu_read_unlock();
-    }
 }
 
 /// A read from an interrupt handler: short mostly, now and then long enough to span a grace
 /// period if the handler were not a reader.
-fn irq_read(rng: &mut Rng) {
+fn irq_read(ctx: &AtomicCtx, rng: &mut Rng) {
     let hold = if rng.pct(10) { 100_000 + rng.below(400_000) } else { rng.below(20_000) };
-    one_read(0, hold);
+    one_read(ctx, 0, hold);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Writers.
 // ---------------------------------------------------------------------------------------------
 
-fn write(rng: &mut Rng) {
+fn write(ctx: &mut Ctx, rng: &mut Rng) {
     if WRITER.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
         return; // someone else is the writer now
     }
@@ -218,14 +223,14 @@ fn write(rng: &mut Rng) {
             match rng.below(10) {
                 0..=3 => {
                     REMOVED.lock().push(oi);
-                    rcu::synchronize_rcu();
+                    rcu::synchronize_rcu(ctx);
                     pipe_update_removed();
                 }
-                4..=7 => rcu::call_rcu(move || deferred_stage(oi)),
+                4..=7 => rcu::call_rcu(move |_| deferred_stage(oi)),
                 _ => {
                     REMOVED.lock().push(oi);
                     let cookie = rcu::start_poll_synchronize_rcu();
-                    rcu::wait_quiescent(|| !rcu::poll_state_synchronize_rcu(cookie));
+                    rcu::wait_quiescent(ctx, || !rcu::poll_state_synchronize_rcu(cookie));
                     pipe_update_removed();
                 }
             }
@@ -235,57 +240,57 @@ fn write(rng: &mut Rng) {
 }
 
 /// rcutorture's fake writers: grace periods requested from several cores at once.
-fn fake_write(rng: &mut Rng) {
+fn fake_write(ctx: &mut Ctx, rng: &mut Rng) {
     FAKE_WRITES.fetch_add(1, Ordering::Relaxed);
     match rng.below(3) {
-        0 => rcu::synchronize_rcu(),
+        0 => rcu::synchronize_rcu(ctx),
         1 => {
             let cookie = rcu::start_poll_synchronize_rcu();
-            rcu::wait_quiescent(|| !rcu::poll_state_synchronize_rcu(cookie));
+            rcu::wait_quiescent(ctx, || !rcu::poll_state_synchronize_rcu(cookie));
         }
-        _ => rcu::call_rcu(|| {}),
+        _ => rcu::call_rcu(|_| {}),
     }
 }
 
 /// Sits in a blocking wait (an extended quiescent state with interrupts enabled) for a while:
 /// the tick's readers then run on a core that grace periods do not otherwise wait for.
-fn dwell(rng: &mut Rng) {
+fn dwell(ctx: &mut Ctx, rng: &mut Rng) {
     DWELLS.fetch_add(1, Ordering::Relaxed);
     let ns = 50_000 + rng.below(2_000_000);
     let t0 = arch::counter_relaxed();
-    rcu::wait_quiescent(|| arch::ticks_to_ns(arch::counter_relaxed().wrapping_sub(t0)) < ns);
+    rcu::wait_quiescent(ctx, || arch::ticks_to_ns(arch::counter_relaxed().wrapping_sub(t0)) < ns);
 }
 
 /// Sends a reader to another core, which runs it in interrupt context (the target may be in a
 /// blocking wait, a read section, or asleep in its idle loop).
-fn ipi_read(rng: &mut Rng) {
+fn ipi_read(ctx: &mut Ctx, rng: &mut Rng) {
     let cpus: Vec<usize> = smp::online_cpus().filter(|&c| c != cpu_id()).collect();
     if cpus.is_empty() {
         return;
     }
     let target = cpus[rng.below(cpus.len() as u64) as usize];
     let seed = rng.next();
-    ipi::call_function_single(target, move || {
+    ipi::call_function_single(ctx, target, move |actx| {
         let mut r = Rng::new(seed);
-        irq_read(&mut r);
-        super::percpu_ref::irq_user(&mut r);
+        irq_read(actx, &mut r);
+        super::percpu_ref::irq_user(actx, &mut r);
         IPI_READS.fetch_add(1, Ordering::Relaxed);
     });
 }
 
 /// rcutorture's barrier test: callbacks queued here before `rcu_barrier` have all run when it
 /// returns.
-fn barrier(rng: &mut Rng) {
+fn barrier(ctx: &mut Ctx, rng: &mut Rng) {
     BARRIER_ATTEMPTS.fetch_add(1, Ordering::Relaxed);
     let n = 1 + rng.below(8) as usize;
     let ran = Arc::new(AtomicUsize::new(0));
     for _ in 0..n {
         let r = ran.clone();
-        rcu::call_rcu(move || {
+        rcu::call_rcu(move |_| {
             r.fetch_add(1, Ordering::Relaxed);
         });
     }
-    rcu::rcu_barrier();
+    rcu::rcu_barrier(ctx);
     if ran.load(Ordering::Relaxed) == n {
         BARRIER_OK.fetch_add(1, Ordering::Relaxed);
     } else {
@@ -297,7 +302,7 @@ fn barrier(rng: &mut Rng) {
 /// Forward progress (rcutorture's `rcu_torture_fwd_prog_cr`): one core queues callbacks as fast
 /// as it can for a while, passing quiescent points between batches as a busy kthread would.
 /// Grace periods must keep up: the callbacks outstanding and the heap they use stay bounded.
-fn flood(rng: &mut Rng) {
+fn flood(ctx: &mut Ctx, rng: &mut Rng) {
     let now = common::now_ms();
     if now < NEXT_FLOOD_MS.load(Ordering::Relaxed) || FLOODING.swap(true, Ordering::Acquire) {
         return;
@@ -307,17 +312,17 @@ fn flood(rng: &mut Rng) {
     let heap0 = quiescent::heap::used();
     let (mut queued, mut max_pending, mut max_heap) = (0u64, 0u64, 0usize);
     let invoked0 = INVOKED.load(Ordering::Relaxed);
-    let gp0 = rcu::completed();
+    let gp0 = rcu::stats::completed();
     let end = now + 20 + rng.below(30);
     let mut bounded = true;
     while common::now_ms() < end && !common::stopping() {
         for _ in 0..64 {
-            rcu::call_rcu(|| {
+            rcu::call_rcu(|_| {
                 INVOKED.fetch_add(1, Ordering::Relaxed);
             });
         }
         queued += 64;
-        rcu::rcu_quiescent_state();
+        rcu::rcu_quiescent_state(ctx);
         let pending = queued - (INVOKED.load(Ordering::Relaxed) - invoked0);
         max_pending = max_pending.max(pending);
         max_heap = max_heap.max(quiescent::heap::used().saturating_sub(heap0));
@@ -332,11 +337,11 @@ fn flood(rng: &mut Rng) {
     // one flood), so wait up to FLOOD_GP_WAIT_MS more, queueing nothing, before calling it a
     // failure: a grace period that still does not end is a real forward-progress problem.
     let wait_end = common::now_ms() + FLOOD_GP_WAIT_MS * common::slack();
-    while bounded && rcu::completed() == gp0 && common::now_ms() < wait_end && !common::stopping() {
-        rcu::rcu_quiescent_state();
+    while bounded && rcu::stats::completed() == gp0 && common::now_ms() < wait_end && !common::stopping() {
+        rcu::rcu_quiescent_state(ctx);
         core::hint::spin_loop();
     }
-    let gps = rcu::completed() - gp0;
+    let gps = rcu::stats::completed() - gp0;
     if !bounded || gps == 0 {
         defmt::println!(
             "rcu-torture: !!! callback flood: {} queued, {} outstanding at most, {} KiB of heap, {} grace periods: grace periods did not keep up",
@@ -394,36 +399,36 @@ impl Torture for RcuTorture {
         100
     }
 
-    fn op(&self, rng: &mut Rng, pick: u64) {
+    fn op(&self, ctx: &mut Ctx, rng: &mut Rng, pick: u64) {
         match pick {
             0..=49 => {
                 let depth = rng.below(3) as u32;
                 let hold = hold_ns(rng, 5_000, 400_000);
-                one_read(depth, hold);
+                one_read(ctx, depth, hold);
             }
             50..=59 => {
                 // Several short sections back to back, no quiescent point between them.
                 for _ in 0..1 + rng.below(16) {
-                    one_read(0, 0);
+                    one_read(ctx, 0, 0);
                 }
             }
-            60..=71 => write(rng),
-            72..=79 => fake_write(rng),
-            80..=87 => ipi_read(rng),
-            88..=95 => dwell(rng),
-            96..=97 => barrier(rng),
-            _ => flood(rng),
+            60..=71 => write(ctx, rng),
+            72..=79 => fake_write(ctx, rng),
+            80..=87 => ipi_read(ctx, rng),
+            88..=95 => dwell(ctx, rng),
+            96..=97 => barrier(ctx, rng),
+            _ => flood(ctx, rng),
         }
     }
 
-    fn irq(&self, rng: &mut Rng) {
+    fn irq(&self, ctx: &AtomicCtx, rng: &mut Rng) {
         if rng.pct(50) {
-            irq_read(rng);
+            irq_read(ctx, rng);
             TIMER_READS.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    fn finish(&self) {
+    fn finish(&self, ctx: &mut Ctx) {
         // Retire the last object and let every removed one reach the end of the pipe.
         let old = CURRENT.swap(core::ptr::null_mut(), Ordering::AcqRel);
         if !old.is_null() {
@@ -432,11 +437,11 @@ impl Torture for RcuTorture {
             REMOVED.lock().push(oi);
         }
         for _ in 0..PIPE_LEN {
-            rcu::synchronize_rcu();
+            rcu::synchronize_rcu(ctx);
             pipe_update_removed();
         }
-        rcu::rcu_barrier();
-        rcu::rcu_barrier();
+        rcu::rcu_barrier(ctx);
+        rcu::rcu_barrier(ctx);
         let free = FREELIST.lock().len();
         if free != NOBJ {
             defmt::println!("rcu-torture: !!! {} of {} objects never came back to the free list", NOBJ - free, NOBJ);
@@ -464,7 +469,7 @@ impl Torture for RcuTorture {
             BARRIER_OK.load(Ordering::Relaxed), BARRIER_ATTEMPTS.load(Ordering::Relaxed), berr,
             FLOODS.load(Ordering::Relaxed), FLOOD_CBS.load(Ordering::Relaxed),
             FLOOD_MAX_PENDING.load(Ordering::Relaxed), FLOOD_MAX_HEAP.load(Ordering::Relaxed) / 1024,
-            FAKE_WRITES.load(Ordering::Relaxed), DWELLS.load(Ordering::Relaxed), rcu::completed()
+            FAKE_WRITES.load(Ordering::Relaxed), DWELLS.load(Ordering::Relaxed), rcu::stats::completed()
         );
         let bang = if bad { "!!! " } else { "" };
         defmt::println!("rcu-torture: {=str}Reader Pipe: {=str}", bang, row(&pipe).as_str());

@@ -123,7 +123,7 @@ mod mode;
 
 pub use misuse::{misuse_reports, Misuse, PercpuRefError};
 
-use crate::machine::{self, AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Mutex, Ordering, PerCpuBox};
+use crate::machine::{self, AtomicBool, AtomicCtx, AtomicI64, AtomicU32, AtomicUsize, Mutex, Ordering, PerCpuBox};
 use crate::rcu;
 use alloc::boxed::Box;
 use alloc::sync::{Arc, Weak};
@@ -242,22 +242,25 @@ impl PercpuRef {
     // Fast paths. Each loads the word once (Relaxed) and, in percpu mode, adds to this core's
     // counter with the restartable ldr/add/str: no barrier, no shared write. Correct because
     // the whole operation is one implicit RCU read-side section (QSBR: no quiescent point
-    // inside), which the mode switch waits out (G). The rcu_read_lock/unlock pair only counts
-    // nesting in debug builds and is free in release builds.
+    // inside), which the mode switch waits out (G). The context argument proves this core is
+    // watched (no code has one where it is not); the read guard only counts nesting in debug
+    // builds and is free in release builds.
     // -----------------------------------------------------------------------------------------
 
     /// Takes a reference (Linux's `percpu_ref_get`). The caller must already hold one (or the
-    /// ref must be live with the initial reference not yet dropped).
+    /// ref must be live with the initial reference not yet dropped). `ctx` proves RCU watches
+    /// this core (a context or a read guard), which the fast path relies on: a `wait_event`
+    /// condition, which runs while RCU does not watch, has none to pass.
     #[inline(always)]
-    pub fn get(&self) {
-        self.get_many(1);
+    pub fn get(&self, ctx: &AtomicCtx) {
+        self.get_many(ctx, 1);
     }
 
     /// Takes `n` references (`n` < 2^31).
     #[inline(always)]
-    pub fn get_many(&self, n: u32) {
+    pub fn get_many(&self, ctx: &AtomicCtx, n: u32) {
         rcu::assert_watching("percpu_ref_get");
-        rcu::rcu_read_lock();
+        let _section = rcu::read(ctx);
         // This core's per-cpu base (`mrs tpidr_el1`, pure), read before the mode test so the
         // read dominates both paths: this_cpu_add_u32's own read folds into it, and consecutive
         // operations (a get and a put in one loop body) share one `mrs`. Being the operation's
@@ -278,21 +281,20 @@ impl PercpuRef {
         } else {
             self.get_slow(n, b);
         }
-        rcu::rcu_read_unlock();
     }
 
     /// Drops a reference (Linux's `percpu_ref_put`); in atomic mode the put that reaches zero
-    /// runs `release`.
+    /// runs `release`. `ctx` as in [`get`](Self::get).
     #[inline(always)]
-    pub fn put(&self) {
-        self.put_many(1);
+    pub fn put(&self, ctx: &AtomicCtx) {
+        self.put_many(ctx, 1);
     }
 
     /// Drops `n` references (`n` < 2^31).
     #[inline(always)]
-    pub fn put_many(&self, n: u32) {
+    pub fn put_many(&self, ctx: &AtomicCtx, n: u32) {
         rcu::assert_watching("percpu_ref_put");
-        rcu::rcu_read_lock();
+        let _section = rcu::read(ctx);
         let b = machine::percpu_base(); // as in get_many
         let w = self.word.load(Ordering::Relaxed);
         if w & ATOMIC == 0 {
@@ -304,42 +306,40 @@ impl PercpuRef {
         } else {
             self.put_slow(n, b);
         }
-        rcu::rcu_read_unlock();
     }
 
     /// Takes a reference unless the count is zero (Linux's `percpu_ref_tryget`). Always succeeds
-    /// in percpu mode (the count cannot be zero there).
+    /// in percpu mode (the count cannot be zero there). `ctx` as in [`get`](Self::get).
     #[inline(always)]
-    pub fn tryget(&self) -> bool {
-        self.tryget_many(1)
+    pub fn tryget(&self, ctx: &AtomicCtx) -> bool {
+        self.tryget_many(ctx, 1)
     }
 
     /// Takes `n` references unless the count is zero.
     #[inline(always)]
-    pub fn tryget_many(&self, n: u32) -> bool {
+    pub fn tryget_many(&self, ctx: &AtomicCtx, n: u32) -> bool {
         rcu::assert_watching("percpu_ref_tryget");
-        rcu::rcu_read_lock();
+        let _section = rcu::read(ctx);
         let w = self.word.load(Ordering::Relaxed);
-        let ok = if w & ATOMIC == 0 {
+        if w & ATOMIC == 0 {
             // SAFETY: as in get_many.
             unsafe { machine::this_cpu_add_u32(w as *mut u32, n) };
             true
         } else {
             self.tryget_slow(n)
-        };
-        rcu::rcu_read_unlock();
-        ok
+        }
     }
 
     /// Takes a reference unless the ref is dying or dead (Linux's `percpu_ref_tryget_live`).
     /// After `kill` it may still succeed for a while; once the `confirm` of
-    /// [`kill_and_confirm`](Self::kill_and_confirm) has run it fails on every core.
+    /// [`kill_and_confirm`](Self::kill_and_confirm) has run it fails on every core. `ctx` as in
+    /// [`get`](Self::get).
     #[inline(always)]
-    pub fn tryget_live(&self) -> bool {
+    pub fn tryget_live(&self, ctx: &AtomicCtx) -> bool {
         rcu::assert_watching("percpu_ref_tryget_live");
-        rcu::rcu_read_lock();
+        let _section = rcu::read(ctx);
         let w = self.word.load(Ordering::Relaxed);
-        let ok = if w & ATOMIC == 0 {
+        if w & ATOMIC == 0 {
             // SAFETY: as in get_many.
             unsafe { machine::this_cpu_add_u32(w as *mut u32, 1) };
             true
@@ -347,9 +347,7 @@ impl PercpuRef {
             false
         } else {
             self.tryget_slow(1)
-        };
-        rcu::rcu_read_unlock();
-        ok
+        }
     }
 
     /// Whether the count is zero (false in percpu mode, where it cannot be).

@@ -6,7 +6,7 @@
 #[cfg(doc)]
 use super::Flags;
 use super::{Confirm, Misuse, PercpuRef, PercpuRefError, ATOMIC, DEAD, PERCPU_COUNT_BIAS};
-use crate::machine::{self, MutexGuard, Ordering, PerCpuBox};
+use crate::machine::{self, AtomicCtx, Ctx, MutexGuard, Ordering, PerCpuBox};
 use crate::rcu;
 use alloc::boxed::Box;
 
@@ -56,7 +56,7 @@ impl PercpuRef {
     /// section (debug builds), checked even when nothing is pending so a misplaced call is named
     /// without waiting for the rare run in which a switch is pending; waiting from an RCU
     /// callback is named in [`wait_switch`](Self::wait_switch).
-    fn locked_when_idle(&self, what: &str) -> Locked<'_> {
+    fn locked_when_idle(&self, ctx: &mut Ctx, what: &str) -> Locked<'_> {
         rcu::might_block(what);
         loop {
             let s = self.lock();
@@ -64,7 +64,7 @@ impl PercpuRef {
                 return s;
             }
             drop(s);
-            self.wait_switch();
+            self.wait_switch(ctx);
         }
     }
 
@@ -73,7 +73,7 @@ impl PercpuRef {
     /// RCU callbacks (the switch's callback may be queued on this core). Not inside a read-side
     /// section or an interrupt handler (checked by `might_block` in locked_when_idle or the
     /// caller), nor from an RCU callback (a named error).
-    fn wait_switch(&self) {
+    fn wait_switch(&self, ctx: &mut Ctx) {
         // S: Acquire pairs with the Release clear in switch_rcu.
         if !self.switching.load(Ordering::Acquire) {
             return;
@@ -87,7 +87,7 @@ impl PercpuRef {
         }
         // As a quiescent waiter that runs this core's ready callbacks (the switch's own callback
         // may be queued here).
-        rcu::wait_quiescent(|| self.switching.load(Ordering::Acquire));
+        rcu::wait_quiescent(ctx, || self.switching.load(Ordering::Acquire));
     }
 
     /// Starts the switch's grace period (lock held, the switch's reference already taken).
@@ -107,7 +107,7 @@ impl PercpuRef {
         };
         // G: call_rcu's snapshot (RCU barrier D) orders the ATOMIC/DEAD store before the grace
         // period it waits for.
-        rcu::call_rcu(move || me.switch_rcu(fold_after_gp));
+        rcu::call_rcu(move |ctx| me.switch_rcu(ctx, fold_after_gp));
     }
 
     /// Adds the per-core counters into the atomic count and removes the bias (lock held).
@@ -134,7 +134,7 @@ impl PercpuRef {
     /// `percpu_ref_call_confirm_rcu`). A grace period has passed since ATOMIC (and DEAD) were
     /// stored: every get/put that loaded the percpu word has completed its add, and no core
     /// will start another (G). No barrier is needed here beyond the grace period's own.
-    fn switch_rcu(&self, fold: bool) {
+    fn switch_rcu(&self, ctx: &AtomicCtx, fold: bool) {
         let mut below_zero = false;
         let (confirm, freed) = {
             let mut s = self.lock();
@@ -164,14 +164,15 @@ impl PercpuRef {
         // S: the fold and the confirmation happen before a waiter sees the switch done.
         self.switching.store(false, Ordering::Release);
         // The switch's reference: taken when it started, so release cannot run before confirm.
-        self.put();
+        self.put(ctx);
     }
 
     /// Drops the initial reference and switches the ref to atomic mode, dying (Linux's
     /// `percpu_ref_kill`): `tryget_live` fails from the moment a core sees it, `release` runs
     /// when the last reference is put. Killing twice is reported and the second call ignored.
-    pub fn kill(&self) {
-        self.kill_inner(None);
+    /// Never blocks; `ctx` is for the put of the initial reference (see [`get`](Self::get)).
+    pub fn kill(&self, ctx: &AtomicCtx) {
+        self.kill_locked(ctx, self.lock(), None);
     }
 
     /// [`kill`](Self::kill), then `confirm` once every core is guaranteed to see the ref as
@@ -179,26 +180,30 @@ impl PercpuRef {
     /// before `release` can run. `confirm` runs in RCU callback context and must not block.
     /// May block (as a quiescent waiter) if a switch to atomic mode is already pending, so then
     /// it must not be called inside a read-side section or from an RCU callback.
-    pub fn kill_and_confirm(&self, confirm: impl FnOnce() + Send + 'static) {
+    pub fn kill_and_confirm(&self, ctx: &mut Ctx, confirm: impl FnOnce() + Send + 'static) {
         // Named even when it will not wait, as locked_when_idle does for the other mode changes.
         rcu::might_block("percpu_ref_kill_and_confirm");
-        self.kill_inner(Some(Box::new(confirm)));
+        self.kill_blocking(ctx, Some(Box::new(confirm)));
     }
 
-    fn kill_inner(&self, confirm: Option<Confirm>) {
+    /// `kill_and_confirm`: may wait for a pending switch before it kills.
+    fn kill_blocking(&self, ctx: &mut Ctx, confirm: Option<Confirm>) {
+        let mut s = self.lock();
+        if confirm.is_some() && self.word.load(Ordering::Relaxed) & DEAD == 0 && self.switching.load(Ordering::Relaxed)
+        {
+            // The pending switch's grace period began before DEAD: wait for it, then start one
+            // of our own (Linux waits in __percpu_ref_switch_mode too). A second kill is
+            // reported below without waiting; a plain kill never waits.
+            drop(s);
+            s = self.locked_when_idle(ctx, "percpu_ref_kill_and_confirm");
+        }
+        self.kill_locked(ctx, s, confirm);
+    }
+
+    /// The kill itself, with the lock held (released before the put of the initial reference).
+    fn kill_locked(&self, ctx: &AtomicCtx, mut s: Locked<'_>, confirm: Option<Confirm>) {
         let mut confirm_now = None;
         {
-            let mut s = self.lock();
-            if confirm.is_some()
-                && self.word.load(Ordering::Relaxed) & DEAD == 0
-                && self.switching.load(Ordering::Relaxed)
-            {
-                // The pending switch's grace period began before DEAD: wait for it, then
-                // start one of our own (Linux waits in __percpu_ref_switch_mode too). A second
-                // kill is reported below without waiting; a plain kill never waits.
-                drop(s);
-                s = self.locked_when_idle("percpu_ref_kill_and_confirm");
-            }
             let w = self.word.load(Ordering::Relaxed);
             if w & DEAD != 0 {
                 drop(s);
@@ -224,32 +229,33 @@ impl PercpuRef {
                     }
                 }
             }
+            drop(s);
         }
         if let Some(c) = confirm_now {
             c();
         }
         // The initial reference. ATOMIC is set, so this goes to the atomic count (biased if a
         // fold is pending); outside the lock, since it may run release.
-        self.put();
+        self.put(ctx);
     }
 
     /// Switches to atomic mode and keeps the ref there (across kill/resurrect) until
     /// [`switch_to_percpu`](Self::switch_to_percpu) (Linux's `percpu_ref_switch_to_atomic`).
     /// `confirm` runs once every core uses the atomic count: after a grace period, or at once
     /// if the ref is already atomic. May block if a switch is already pending.
-    pub fn switch_to_atomic(&self, confirm: impl FnOnce() + Send + 'static) {
-        self.switch_to_atomic_inner("percpu_ref_switch_to_atomic", Some(Box::new(confirm)));
+    pub fn switch_to_atomic(&self, ctx: &mut Ctx, confirm: impl FnOnce() + Send + 'static) {
+        self.switch_to_atomic_inner(ctx, "percpu_ref_switch_to_atomic", Some(Box::new(confirm)));
     }
 
     /// Switches to atomic mode and waits until the switch is complete (the count is then exact:
     /// see [`count`](Self::count)). A blocking wait: not inside a read-side section.
-    pub fn switch_to_atomic_sync(&self) {
-        self.switch_to_atomic_inner("percpu_ref_switch_to_atomic_sync", None);
-        self.wait_switch();
+    pub fn switch_to_atomic_sync(&self, ctx: &mut Ctx) {
+        self.switch_to_atomic_inner(ctx, "percpu_ref_switch_to_atomic_sync", None);
+        self.wait_switch(ctx);
     }
 
-    fn switch_to_atomic_inner(&self, what: &str, confirm: Option<Confirm>) {
-        let mut s = self.locked_when_idle(what);
+    fn switch_to_atomic_inner(&self, ctx: &mut Ctx, what: &str, confirm: Option<Confirm>) {
+        let mut s = self.locked_when_idle(ctx, what);
         s.force_atomic = true;
         let w = self.word.load(Ordering::Relaxed);
         if w & ATOMIC != 0 {
@@ -266,8 +272,8 @@ impl PercpuRef {
 
     /// Switches back to percpu mode (Linux's `percpu_ref_switch_to_percpu`); waits for a pending
     /// switch to atomic mode first. Ignored with a warning on a dying or released ref.
-    pub fn switch_to_percpu(&self) {
-        let mut s = self.locked_when_idle("percpu_ref_switch_to_percpu");
+    pub fn switch_to_percpu(&self, ctx: &mut Ctx) {
+        let mut s = self.locked_when_idle(ctx, "percpu_ref_switch_to_percpu");
         let w = self.word.load(Ordering::Relaxed);
         if w & DEAD != 0 || (w & ATOMIC != 0 && self.count.load(Ordering::Relaxed) <= 0) {
             drop(s);
@@ -309,20 +315,20 @@ impl PercpuRef {
     /// the kill (Linux's `percpu_ref_resurrect`). Needs [`Flags::ALLOW_REINIT`]. If `release`
     /// frees the object, the caller must make sure it cannot run during this call. Waits for a
     /// pending switch first. `tryget`/`tryget_live` may run concurrently.
-    pub fn resurrect(&self) -> Result<(), PercpuRefError> {
-        self.revive("percpu_ref_resurrect", false)
+    pub fn resurrect(&self, ctx: &mut Ctx) -> Result<(), PercpuRefError> {
+        self.revive(ctx, "percpu_ref_resurrect", false)
     }
 
     /// Makes a ref whose count reached zero live again, as after `init` (Linux's
     /// `percpu_ref_reinit`). Needs [`Flags::ALLOW_REINIT`] and a zero count; otherwise returns
     /// a named error (also reported) and changes nothing.
-    pub fn reinit(&self) -> Result<(), PercpuRefError> {
-        self.revive("percpu_ref_reinit", true)
+    pub fn reinit(&self, ctx: &mut Ctx) -> Result<(), PercpuRefError> {
+        self.revive(ctx, "percpu_ref_reinit", true)
     }
 
-    fn revive(&self, what: &str, need_zero: bool) -> Result<(), PercpuRefError> {
+    fn revive(&self, ctx: &mut Ctx, what: &str, need_zero: bool) -> Result<(), PercpuRefError> {
         let r = {
-            let mut s = self.locked_when_idle(what);
+            let mut s = self.locked_when_idle(ctx, what);
             self.revive_locked(&mut s, need_zero)
         };
         if let Err(e) = r {
@@ -363,10 +369,14 @@ impl PercpuRef {
         Ok(())
     }
 
-    /// Frees the per-cpu counters (Linux's `percpu_ref_exit`); the ref is left atomic and dead.
-    /// The caller guarantees the ref is no longer in use (typically from `release`, or after
-    /// `init` when the rest of an object's set-up failed). Never blocks: during a pending switch
-    /// it is reported and the switch frees the counters when it has folded them.
+    /// Frees the per-cpu counters (Linux's `percpu_ref_exit`) one grace period from now; the
+    /// ref is left atomic and dead. The caller should no longer use the ref (typically from
+    /// `release`, or after `init` when the rest of an object's set-up failed). Safe code may
+    /// still have a get or put in flight on another core that loaded the percpu word before this
+    /// call: the counters stay allocated until a grace period has passed, so its add lands in
+    /// this ref's own (abandoned) counter, never in memory the allocator has handed to someone
+    /// else (Linux frees them at once and makes that the caller's problem). Never blocks: during
+    /// a pending switch it is reported and the switch frees the counters when it has folded them.
     pub fn exit(&self) {
         let (freed, deferred) = {
             let mut s = self.lock();
@@ -377,10 +387,12 @@ impl PercpuRef {
                 let w = self.word.load(Ordering::Relaxed);
                 if w & ATOMIC == 0 {
                     // Still percpu (e.g. right after init): fold the counters so the count stays
-                    // meaningful. Nobody uses the ref (caller's contract), so none is in flight.
+                    // meaningful (exact if nobody uses the ref, as the caller should ensure).
                     let sum = p.sum(0..machine::nr_areas());
                     self.count.fetch_add(sum as i32 as i64 - PERCPU_COUNT_BIAS, Ordering::AcqRel);
                 }
+                // Before call_rcu: its snapshot's full barrier (RCU's D) orders this store before
+                // the grace period that ends the last fast path that loaded the old word (G).
                 self.word.store(ATOMIC | DEAD, Ordering::Relaxed);
                 (Some(p), false)
             } else {
@@ -390,6 +402,15 @@ impl PercpuRef {
         if deferred {
             self.report(Misuse::ExitWhileSwitching);
         }
-        drop(freed);
+        if let Some(p) = freed {
+            free_after_grace_period(p);
+        }
     }
+}
+
+/// Frees per-cpu counters once every fast path that may still add to them has finished: the
+/// word no longer points at them (stored before this call), and a grace period covers the
+/// fast paths that loaded it before (each is one implicit read-side section).
+fn free_after_grace_period(p: PerCpuBox<u32>) {
+    rcu::call_rcu(move |_| drop(p));
 }
