@@ -4,10 +4,12 @@
 //! * `table`: which images run, in which configurations, expecting what;
 //! * `checks`: the host-side checks of an image's output and matching results to expectations;
 //! * `select`: what a libtest selection (`cargo test -- NAME`, `--list`) boots;
-//! * `cargo`: building the images, and the host crate's unit tests.
+//! * `cargo`: building the images, and the host crate's unit tests;
+//! * `compile_fail`: the snippets that must not compile against the firmware crate.
 
 mod cargo;
 mod checks;
+mod compile_fail;
 mod select;
 mod table;
 
@@ -104,12 +106,14 @@ fn run_selected(elf: &Path, board: Board, runs: &[Run], sel: &Selection, verbose
 }
 
 /// `qrun suite`: every image in every configuration for each of `boards`, then the host's unit
-/// tests and the loom models. `only` keeps the runs of one image (or `host`: only the unit
-/// tests; `model`: only the loom models; `many`: the runs on more than 8 cores; `gicv3`: every
-/// GICv3 run).
+/// tests, the loom models and the compile-fail snippets. `only` keeps the runs of one image (or
+/// `host`: only the unit tests; `model`: only the loom models; `compile-fail`: only the
+/// snippets; `many`: the runs on more than 8 cores; `gicv3`: every GICv3 run).
 pub fn run(boards: &[Board], only: Option<&str>, verbose: bool) -> ExitCode {
     let root = cargo::repo_root();
     let mut total = Tally::default();
+    // The host-only parts need no firmware images.
+    let boards = if matches!(only, Some("host" | "model" | "compile-fail")) { &[][..] } else { boards };
     for &b in boards {
         let images = match cargo::build_tests(&root, b) {
             Ok(m) => m,
@@ -167,6 +171,15 @@ pub fn run(boards: &[Board], only: Option<&str>, verbose: bool) -> ExitCode {
         total.failed += f;
         if f > 0 {
             total.failures.push("loom models".into());
+        }
+    }
+    if only.is_none() || only == Some("compile-fail") {
+        println!("== compile-fail snippets (tests/compile-fail/)");
+        let (p, f) = compile_fail::run(&root);
+        total.passed += p;
+        total.failed += f;
+        if f > 0 {
+            total.failures.push("compile-fail snippets".into());
         }
     }
     if !total.failures.is_empty() {

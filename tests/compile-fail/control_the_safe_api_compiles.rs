@@ -1,0 +1,56 @@
+//! Control: the safe API used as intended compiles (so a broken harness, or a crate that fails
+//! to build for another reason, cannot make every other snippet "pass").
+// expect: compiles
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use quiescent::percpu::PerCpu;
+use quiescent::rcu::{self, list::RcuList};
+use quiescent::smp::{self, AtomicCtx, Ctx};
+use quiescent::sync::percpu_ref::{Flags, PercpuRef};
+use quiescent::sync::{percpu_rwsem::PercpuRwSem, RwSemaphore};
+
+static LIST: RcuList<u64> = RcuList::new();
+
+quiescent::percpu! {
+    static COUNT: u64 = 0;
+}
+
+fn tick(ctx: &AtomicCtx) {
+    let g = rcu::read(ctx);
+    let _ = LIST.iter(&g).count();
+    COUNT.set(COUNT.get() + 1);
+}
+
+fn main(ctx: &mut Ctx) -> i32 {
+    smp::tick::add_hook(tick);
+    LIST.add_head(1);
+    let first = {
+        let g = rcu::read(ctx);
+        LIST.iter(&g).next().copied()
+    };
+    rcu::rcu_quiescent_state(ctx);
+    if let Some(old) = LIST.remove(|&v| v == 1) {
+        old.free_after_sync(ctx);
+    }
+    rcu::call_rcu(|ctx| {
+        let _g = rcu::read(ctx);
+    });
+    rcu::rcu_barrier(ctx);
+    let r = PercpuRef::init(|_| {}, Flags::NONE).unwrap();
+    r.get(ctx);
+    r.put(ctx);
+    r.kill(ctx);
+    let sem = PercpuRwSem::new().unwrap();
+    let g = sem.read(ctx);
+    g.unlock(ctx);
+    drop(sem.write(ctx));
+    let v = COUNT.with(|c| *c);
+    let _ = PerCpu::<u64>::local_ptr(&COUNT);
+    smp::call_on(ctx, 1, |ctx| rcu::synchronize_rcu(ctx));
+    (first.unwrap_or(0) + v) as i32
+}
+
+quiescent::entry!(main);
