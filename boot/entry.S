@@ -8,7 +8,8 @@
 //            boot_secondary(core, el)
 //
 // Constants come from Rust (global_asm! const operands):
-//   {STACK_SLOT}  bytes per core in .stacks: guard page, stack (SP_EL0), exception stack (SP_EL1)
+//   {STACK_SLOT}  bytes per core in .stacks: guard page, stack (SP_EL0), guard page, exception
+//                 stack (SP_EL1)
 //   {STACK_TOP}   offset of the normal stack's top in a slot (guard + stack)
 //   {MAX_CPUS}    the most cores; QUIESCENT_SLOTS (runtime.rs) holds each secondary's slot
 //   {MAIR}, {TCR} MMU settings from src/arch/mmu.rs

@@ -42,7 +42,7 @@ pub mod smp;
 pub mod sync;
 pub mod test;
 
-pub use runtime::{entry_el, guard_page_owner, stack_slot, PER_CORE_BYTES};
+pub use runtime::{entry_el, exc_guard_page_owner, guard_page_owner, stack_slot, PER_CORE_BYTES};
 
 /// The most cores this build supports; cores beyond it are reported and left off. Per-core
 /// memory (stacks, per-cpu areas, RCU's per-core state) is allocated at boot for the cores
@@ -54,7 +54,9 @@ pub const MAX_CPUS: usize = 512;
 pub const STACK_SIZE: usize = 64 * 1024;
 /// One page below each stack, unmapped: a stack overflow faults instead of corrupting.
 pub const GUARD_SIZE: usize = 4096;
-/// Bytes of exception stack per core (SP_EL1), above the normal stack.
+/// Bytes of exception stack per core (SP_EL1), above the normal stack and its own guard page
+/// (an interrupt handler that overflows it faults instead of overwriting the frames of the code
+/// it interrupted).
 pub const EXC_STACK_SIZE: usize = 16 * 1024;
-/// Bytes per core slot: `[guard | stack (SP_EL0) | exception stack (SP_EL1)]`.
-pub const STACK_SLOT: usize = GUARD_SIZE + STACK_SIZE + EXC_STACK_SIZE;
+/// Bytes per core slot: `[guard | stack (SP_EL0) | guard | exception stack (SP_EL1)]`.
+pub const STACK_SLOT: usize = GUARD_SIZE + STACK_SIZE + GUARD_SIZE + EXC_STACK_SIZE;

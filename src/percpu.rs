@@ -224,9 +224,11 @@ pub struct PerCpu<T> {
 }
 
 // SAFETY: a core reaches only its own copy (`get`/`set`/`with`/`this_cpu_add`); nothing safe
-// reaches another core's, and no reference to a copy is handed out. So no value crosses cores
-// and no two cores access one copy.
-unsafe impl<T> Sync for PerCpu<T> {}
+// reaches another core's, and no reference to a copy is handed out. So no two cores access one
+// copy. `T: Send` because an interrupt handler on the same core is, for the copy, another
+// thread: a `!Send` value (a `&Cell`) shared by the interrupted code and the handler could be
+// torn between them.
+unsafe impl<T: Send> Sync for PerCpu<T> {}
 
 impl<T> PerCpu<T> {
     /// A template value (for [`percpu!`](crate::percpu!) only).
@@ -236,6 +238,7 @@ impl<T> PerCpu<T> {
     /// `&self + TPIDR_EL1`, which is this core's copy only for the template.
     #[doc(hidden)]
     pub const unsafe fn new(v: T) -> Self {
+        const { assert!(core::mem::align_of::<T>() <= AREA_ALIGN, "per-cpu variables are at most cache-line aligned") };
         PerCpu { template: UnsafeCell::new(v) }
     }
 
@@ -315,6 +318,8 @@ impl<T: Sync> PerCpuShared<T> {
     /// As [`PerCpu::new`]: a `static` in the `.percpu` section.
     #[doc(hidden)]
     pub const unsafe fn new(v: T) -> Self {
+        // Each core's copy is only AREA_ALIGN-aligned (core 0's area, the template's section).
+        const { assert!(core::mem::align_of::<T>() <= AREA_ALIGN, "per-cpu variables are at most cache-line aligned") };
         PerCpuShared { template: UnsafeCell::new(v) }
     }
 

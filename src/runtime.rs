@@ -11,7 +11,10 @@ use crate::{board, drivers, heap, rcu, smp};
 use crate::{EXC_STACK_SIZE, GUARD_SIZE, MAX_CPUS, STACK_SIZE, STACK_SLOT};
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 
-const _: () = assert!(STACK_SLOT == GUARD_SIZE + STACK_SIZE + EXC_STACK_SIZE);
+const _: () = assert!(STACK_SLOT == GUARD_SIZE + STACK_SIZE + GUARD_SIZE + EXC_STACK_SIZE);
+
+/// Offset of the exception stack's guard page in a slot (the normal stack's top).
+const EXC_GUARD: usize = GUARD_SIZE + STACK_SIZE;
 
 /// Exit code of an image whose test case failed or that panicked.
 pub const EXIT_FAILED: i32 = 101;
@@ -43,7 +46,7 @@ core::arch::global_asm!(
     TCR = const arch::mmu::TCR,
 );
 
-/// Start of core `cpu`'s stack slot (`[guard | stack | exception stack]`), if it has one.
+/// Start of core `cpu`'s stack slot (`[guard | stack | guard | exception stack]`), if it has one.
 pub fn stack_slot(cpu: usize) -> Option<usize> {
     if cpu == 0 {
         return Some(core::ptr::addr_of!(STACK0) as usize);
@@ -52,13 +55,19 @@ pub fn stack_slot(cpu: usize) -> Option<usize> {
     (s != 0).then_some(s)
 }
 
-/// The core whose stack guard page contains `addr`, if any.
+/// The core whose stack guard page (below its normal stack) contains `addr`, if any.
 pub fn guard_page_owner(addr: usize) -> Option<usize> {
     (0..MAX_CPUS).map_while(stack_slot).position(|s| (s..s + GUARD_SIZE).contains(&addr))
 }
 
+/// The core whose exception stack's guard page (between its normal stack and its exception
+/// stack) contains `addr`, if any.
+pub fn exc_guard_page_owner(addr: usize) -> Option<usize> {
+    (0..MAX_CPUS).map_while(stack_slot).position(|s| (s + EXC_GUARD..s + EXC_GUARD + GUARD_SIZE).contains(&addr))
+}
+
 fn is_guard_page(addr: usize) -> bool {
-    guard_page_owner(addr).is_some()
+    guard_page_owner(addr).is_some() || exc_guard_page_owner(addr).is_some()
 }
 
 /// The exception level each core was entered at (before the boot code dropped to EL1); one
@@ -121,17 +130,20 @@ fn alloc_per_core(n: usize) -> usize {
             tables += 1;
             region.take(4096, 4096).expect("per-core region: no room for a page table")
         };
-        // SAFETY: core 0 at boot, before any other core starts; the guard page is this core's
-        // and nothing uses it.
-        unsafe { arch::mmu::unmap_page(slot, &mut new_table) };
+        // SAFETY: core 0 at boot, before any other core starts; the guard pages are this core's
+        // and nothing uses them.
+        unsafe {
+            arch::mmu::unmap_page(slot, &mut new_table);
+            arch::mmu::unmap_page(slot + EXC_GUARD, &mut new_table);
+        }
     }
     let used = region.next - start;
     defmt::println!(
-        "per-core memory: {} KiB per core (stack {} KiB, exception stack {} KiB, guard page {} KiB, per-cpu area {} KiB); {} cores: {} KiB ({} KiB of it page tables for guard pages), core 0's static",
+        "per-core memory: {} KiB per core (stack {} KiB, exception stack {} KiB, guard pages {} KiB, per-cpu area {} KiB); {} cores: {} KiB ({} KiB of it page tables for guard pages), core 0's static",
         PER_CORE_BYTES / 1024,
         STACK_SIZE / 1024,
         EXC_STACK_SIZE / 1024,
-        GUARD_SIZE / 1024,
+        2 * GUARD_SIZE / 1024,
         percpu::AREA_SIZE / 1024,
         n,
         (used + PER_CORE_BYTES) / 1024,
@@ -268,6 +280,14 @@ fn fatal(fault: &exception::Fault) -> ! {
             owner,
             fault.far,
             fault.frame.sp_el0
+        );
+    }
+    if let Some(owner) = exc_guard_page_owner(fault.far as usize) {
+        defmt::println!(
+            "exception stack overflow on core {} (FAR {=u64:#x} is in its guard page): an interrupt handler used more than {} KiB of stack",
+            owner,
+            fault.far,
+            EXC_STACK_SIZE / 1024
         );
     }
     if let (Some(bin), Some(case)) = (load(&BIN), load(&CASE)) {

@@ -81,10 +81,12 @@ fn start_errors_are_named(_ctx: &mut Ctx) {
     // exist with INVALID_PARAMETERS (PSCI's names; the spin-table board uses the same), both
     // reported, nothing hangs.
     if smp::num_online() > 1 {
-        let e = board::start_cpu(1, smp::mpidr_of(1), arch::secondary_entry_addr());
+        // SAFETY: core 1 is on, so the call fails (and would start it at secondary_entry).
+        let e = unsafe { board::start_cpu(1, smp::mpidr_of(1), arch::secondary_entry_addr()) };
         assert_eq!(e, Err(board::StartError::AlreadyOn), "starting a running core");
     }
-    let e = board::start_cpu(7, 0xff_ff, arch::secondary_entry_addr());
+    // SAFETY: no core has this MPIDR, so the call fails.
+    let e = unsafe { board::start_cpu(7, 0xff_ff, arch::secondary_entry_addr()) };
     assert_eq!(e, Err(board::StartError::InvalidParameters), "starting a core that does not exist");
 }
 

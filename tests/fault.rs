@@ -3,8 +3,10 @@
 //!
 //! kinds: `unmapped` (data abort), `undefined` (undefined instruction), `write-text` (write to
 //! code: permission fault), `exec-data` (execute data: permission fault), `stack-overflow`
-//! (on core 1 when present: runs into its guard page), `percpu-no-area` (another core's per-cpu
-//! copy, for a core that has no area).
+//! (on core 1 when present: runs into its guard page), `irq-stack-overflow` (an interrupt handler
+//! on core 1 that overflows the exception stack: safe code in a `call_function_single` closure
+//! must run into that stack's own guard page, not overwrite the stack of the code it
+//! interrupted), `percpu-no-area` (another core's per-cpu copy, for a core that has no area).
 #![no_std]
 #![no_main]
 
@@ -50,6 +52,10 @@ fn trigger(ctx: &mut Ctx) {
                     black_box(recurse(0));
                 }
             });
+        }
+        "irq-stack-overflow" => {
+            let target = if smp::num_online() > 1 { 1 } else { 0 };
+            smp::ipi::call_function_single(ctx, target, |_| black_box(recurse(0)));
         }
         "percpu-no-area" => {
             let v = quiescent::percpu::offset(black_box(smp::num_possible()));

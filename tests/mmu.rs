@@ -64,6 +64,24 @@ fn stack_guard_pages_are_unmapped(_ctx: &mut Ctx) {
             assert_eq!(quiescent::guard_page_owner(a), Some(cpu));
         }
         assert_eq!(mmu::probe(guard + GUARD_SIZE, true), Ok(NORMAL_WB), "stack of core {} not writable", cpu);
+        // The exception stack's own guard page, between the normal stack's top and it.
+        let exc_guard = guard + GUARD_SIZE + quiescent::STACK_SIZE;
+        for a in [exc_guard, exc_guard + GUARD_SIZE - 8] {
+            assert_eq!(
+                mmu::probe(a, false).map_err(|f| f & 0x3c),
+                Err(TRANSLATION),
+                "exception stack guard page of core {} mapped",
+                cpu
+            );
+            assert_eq!(quiescent::exc_guard_page_owner(a), Some(cpu));
+        }
+        assert_eq!(mmu::probe(exc_guard - 8, true), Ok(NORMAL_WB), "top of core {}'s stack not writable", cpu);
+        assert_eq!(
+            mmu::probe(exc_guard + GUARD_SIZE, true),
+            Ok(NORMAL_WB),
+            "exception stack of core {} not writable",
+            cpu
+        );
     }
 }
 

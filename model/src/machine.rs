@@ -1048,7 +1048,7 @@ std::thread_local! {
 /// [`restore_barriers`]: the RCU stand-in queues that callback to run without one (percpu_ref's
 /// G: the firmware's `inject-ref-fold-no-gp` fault, per run), or returns at once (rcu_sync's G).
 /// `"G@name"` names the one such call inside `fn name` instead, labelled or not (percpu_ref's
-/// `free_after_grace_period`: exit's grace period, which its comments call G).
+/// `start_switch`: the grace period of every switch, exit's in percpu mode included).
 /// Returns the line; panics unless it is one of those calls.
 pub fn omit_grace_period(file: &'static str, label: &str) -> u32 {
     let (_, text) = SOURCES.iter().find(|(f, _)| *f == file).expect("a file the model compiles");

@@ -178,6 +178,12 @@ pub fn barrier(ctx: &mut Ctx) {
 /// Debug check of the firmware (a no-op in the model).
 pub fn assert_watching(_what: &str) {}
 
+/// Whether RCU watches this core (the firmware's `rcu_is_watching`): it is not in an extended
+/// quiescent state. Only this core changes its own flag.
+pub fn rcu_is_watching() -> bool {
+    !RCU.eqs[cpu_id()].load(Ordering::Relaxed)
+}
+
 /// Debug check of the firmware (a no-op in the model).
 pub fn might_block(_what: &str) {}
 

@@ -352,3 +352,38 @@ fn fast_and_slow_readers_both_waited_for() {
 fn reader_released_on_the_other_path_than_it_took() {
     check(2, reader_released_on_the_other_path); // preemption bound 2
 }
+
+/// The reader on core 1 takes the lock (on the fast path, unless the writer is ahead) and drops
+/// its guard inside a quiescent wait's condition, where RCU does not watch its core: the
+/// release must take the slow path there (the writer's grace period does not wait for a core in
+/// an extended quiescent state, so a fast-path decrement could land after the writer's fold),
+/// and the writer must still wait for it.
+fn read_guard_dropped_unwatched() {
+    let ctx = &mut boot();
+    let sem = ForgetOnPanic::new(PercpuRwSem::new().unwrap());
+    let data = Rc::new(UnsafeCell::new(0u32));
+    let (s, d) = (ForgetOnPanic::new((*sem).clone()), data.clone());
+    let reader = spawn_cpu(1, move || {
+        let ctx = &mut core_ctx();
+        let g = s.read(ctx);
+        // SAFETY: loom checks this access against the writer's.
+        let v = d.with(|p| unsafe { *p });
+        assert!(v == 0 || v == 1);
+        let mut g = Some(g);
+        rcu::wait_quiescent(ctx, || {
+            drop(g.take());
+            false
+        });
+    });
+    let g = sem.write(ctx);
+    // SAFETY: as the reader's.
+    data.with_mut(|p| unsafe { *p = 1 });
+    drop(g);
+    join(ctx, reader);
+    assert!(!sem.is_read_locked(), "the dropped guard's hold was released");
+}
+
+#[test]
+fn read_guard_dropped_where_rcu_does_not_watch() {
+    check(2, read_guard_dropped_unwatched);
+}

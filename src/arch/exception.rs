@@ -179,7 +179,7 @@ static FATAL: AtomicUsize = AtomicUsize::new(0);
 
 /// Registers the IRQ handler (the interrupt controller's acknowledge-and-dispatch loop). Called
 /// once, at boot, before interrupts are unmasked.
-pub fn set_irq_handler(handler: fn(&Frame)) {
+pub(crate) fn set_irq_handler(handler: fn(&Frame)) {
     // Release: the handler's own set-up is visible to a core that loads it.
     IRQ_HANDLER.store(handler as usize, Ordering::Release);
 }

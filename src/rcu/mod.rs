@@ -124,6 +124,7 @@
 //! | `call_rcu`, dropping a [`list::Removed`], `start_poll_synchronize_rcu` | yes | yes | yes (need none) |
 //! | percpu_ref `get`/`put`/`tryget`/`tryget_live`/`kill` | yes | yes | no: need `&AtomicCtx` |
 //! | percpu-rwsem `down_read_trylock`, `ReadGuard::unlock` | yes | yes | no: need `&AtomicCtx` |
+//! | dropping a lock's read guard (percpu-rwsem: the slow path where RCU does not watch) | yes | yes | yes |
 //! | `rcu_quiescent_state`, `synchronize_rcu`, `rcu_barrier`, `wait_quiescent`, `smp::call_on`, `Completion::wait`, lock waits, percpu_ref mode changes | no: need `&mut Ctx` | no: the guard borrows the context | no: the wait holds it `&mut` |
 //!
 //! The debug builds' run-time checks (`might_block`, the reader nesting count, "not watching")

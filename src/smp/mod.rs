@@ -219,7 +219,9 @@ pub(crate) fn boot_secondaries() {
             // synchronisation point; this dsb pairs with the secondary's first loads after it
             // enters.
             arch::dsb_ish();
-            match board::start_cpu(cpu, mpidr, entry) {
+            // SAFETY: `entry` is secondary_entry, and `cpu` got its stack slot and per-cpu area
+            // from the runtime (plan_cpus and the per-core region come first).
+            match unsafe { board::start_cpu(cpu, mpidr, entry) } {
                 Ok(()) => started.push(cpu),
                 Err(e) => defmt::error!(
                     "core {} (MPIDR {=u64:#x}) not started: start error {}",

@@ -10,14 +10,20 @@
 //! IDLE and waits a grace period, after which no reader can still be on the fast path without
 //! the writer seeing its count.
 //!
+//! The fast paths need RCU to watch this core, so they take the proof, `&AtomicCtx`
+//! (`down_read` its `&mut Ctx`). A read guard dropped without one (`RwSemaphore::ReadGuard`'s
+//! drop, which may run anywhere, even in a `wait_event` condition) checks `rcu_is_watching`
+//! itself: the fast path where RCU watches, the slow path (which needs no RCU) where it does not.
+//!
 //! # Two counts: per-core (fast path) and `slow_count` (slow paths)
 //!
 //! The number of read holders is always `sum(per-core counts) + slow_count` (wrapping `u32`s;
 //! only the total means anything: a reader may take the lock on one path and release it on the
 //! other, or on another core). The per-core counts are touched only on the fast path (and by a
 //! writer's fold, below); every slow path uses the one shared atomic `slow_count`: the slow
-//! `reader_trylock`'s increment and its decrement when it fails, the slow `up_read`'s decrement,
-//! and the waker's increment when it takes the lock on a queued reader's behalf.
+//! `reader_trylock`'s increment and its decrement when it fails, the slow `up_read`'s decrement
+//! (also a guard's release where RCU does not watch), and the waker's increment when it takes
+//! the lock on a queued reader's behalf.
 //!
 //! While a writer is between `rss.enter()` and `rss.exit()` the per-core counts are **frozen**:
 //! `enter` returns only once no core can still be on the fast path (its grace period, or an
@@ -357,9 +363,22 @@ impl RwSemaphore for PercpuRwSem {
         self.debug_release();
     }
 
+    #[inline]
     unsafe fn up_read_unwatched(&self) {
-        // No proof that RCU watches this core, so no fast path: a writer's grace period would
-        // not wait for this core's test-and-decrement, and its fold could miss the decrement.
+        // A guard dropped without a proof that RCU watches this core. Where it does (its `ctr`
+        // is not 0: nothing between this check and the decrement can be a quiescent point, and
+        // an interrupt cannot put the interrupted code into an extended quiescent state), the
+        // fast path is as sound as with a proof. Where it does not (a `wait_event` condition),
+        // a writer's grace period would not wait for this core's test-and-decrement and its
+        // fold could miss the decrement: the slow path, correct everywhere.
+        if rcu::rcu_is_watching() {
+            let base = machine::percpu_base();
+            if self.rss.is_idle() {
+                self.read_count.this_cpu_dec_at(base);
+                self.debug_release();
+                return;
+            }
+        }
         self.up_read_slow();
         self.debug_release();
     }
@@ -380,7 +399,7 @@ impl RwSemaphore for PercpuRwSem {
         machine::wait_event(ctx, || {
             cfg!(feature = "inject-rwsem-no-drain") || self.slow_count.load(Ordering::Relaxed) == 0
         });
-        smp_mb(); // C: the zero count before the critical section; pairs with B in up_read
+        smp_mb(); // C: the zero count before the critical section; pairs with B in up_read_slow
         self.owner.store(cpu_id() + 1, Ordering::Relaxed);
     }
 

@@ -269,6 +269,7 @@ fn virt_runs() -> Vec<Run> {
         fault("write-text", "EXCEPTION on core 0: data abort (write) permission fault"),
         fault("exec-data", "EXCEPTION on core 0: instruction abort permission fault"),
         fault("stack-overflow", "stack overflow on core 1"),
+        fault("irq-stack-overflow", "exception stack overflow on core 1"),
         fault("percpu-no-area", "per-cpu area of core 2 asked for: only cores 0..2 have one"),
         // The short torture in the build users run and in the debug build, then each injected
         // bug, which it must catch.
@@ -314,6 +315,7 @@ fn rpi4_runs() -> Vec<Run> {
         on4(fault("write-text", "EXCEPTION on core 0: data abort (write) permission fault")),
         on4(fault("exec-data", "EXCEPTION on core 0: instruction abort permission fault")),
         on4(fault("stack-overflow", "stack overflow on core 1")),
+        on4(fault("irq-stack-overflow", "exception stack overflow on core 1")),
         torture(Build::Release, 4),
     ]
     .into_iter()

@@ -51,7 +51,7 @@ pub enum Conduit {
 static CONDUIT: spin::Once<Conduit> = spin::Once::new();
 
 /// Reads the cores, the PSCI conduit and the command line from the DTB at `dtb`.
-pub fn discover(dtb: usize) -> BootInfo {
+pub(crate) fn discover(dtb: usize) -> BootInfo {
     let me = crate::arch::mpidr();
     let gic = GicConfig::V2 { gicd: GICD_BASE, gicc: GICC_BASE };
     let mut info = BootInfo { mpidr: vec![me], listed: 1, gic, bootargs: "" };
@@ -130,7 +130,13 @@ fn gic_of(fdt: &fdt::Fdt) -> Option<GicConfig> {
 pub type StartError = smccc::psci::Error;
 
 /// Starts core `cpu` (MPIDR `mpidr`) at `entry` with `x0 = cpu`, through PSCI CPU_ON.
-pub fn start_cpu(cpu: usize, mpidr: u64, entry: usize) -> Result<(), StartError> {
+///
+/// # Safety
+/// `entry` is code a core may start at with `x0 = cpu` and nothing else set up
+/// ([`secondary_entry_addr`](crate::arch::secondary_entry_addr), for a core `cpu` the runtime
+/// gave a stack slot and a per-cpu area), or the call must fail (a core already on, or one that
+/// does not exist).
+pub unsafe fn start_cpu(cpu: usize, mpidr: u64, entry: usize) -> Result<(), StartError> {
     match CONDUIT.get() {
         Some(Conduit::Smc) => smccc::psci::cpu_on::<smccc::Smc>(mpidr, entry as u64, cpu as u64),
         _ => smccc::psci::cpu_on::<smccc::Hvc>(mpidr, entry as u64, cpu as u64),

@@ -134,7 +134,7 @@ fn held(cpu: usize) -> bool {
 
 /// The four cores (fixed: the BCM2711 has no others), and the command line from the DTB in x0
 /// if the firmware passed one (`cmdline.txt` on the Pi, `-append` with `-dtb` on QEMU).
-pub fn discover(dtb: usize) -> BootInfo {
+pub(crate) fn discover(dtb: usize) -> BootInfo {
     let me = crate::arch::mpidr();
     if me & 0xff != 0 {
         defmt::warn!("booted on MPIDR {=u64:#x}, not core 0", me);
@@ -191,7 +191,13 @@ fn slot(cpu: usize) -> *mut u64 {
 /// The stub enters with x0 = 0, not the core number, so the core is sent to
 /// `spin_table_entry` (boot/entry.S), which takes x0 from MPIDR_EL1.Aff0 and continues at
 /// `entry` (`secondary_entry`, the only entry point the generic code uses).
-pub fn start_cpu(cpu: usize, mpidr: u64, entry: usize) -> Result<(), StartError> {
+///
+/// # Safety
+/// `entry` is code a core may start at with `x0 = cpu` and nothing else set up
+/// ([`secondary_entry_addr`](crate::arch::secondary_entry_addr), for a core `cpu` the runtime
+/// gave a stack slot and a per-cpu area), or the call must fail (a core already on, or one that
+/// does not exist).
+pub unsafe fn start_cpu(cpu: usize, mpidr: u64, entry: usize) -> Result<(), StartError> {
     let me = crate::arch::mpidr();
     if cpu >= NCPUS || mpidr != (me & !0xff) | cpu as u64 {
         return Err(StartError::InvalidParameters);

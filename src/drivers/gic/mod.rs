@@ -112,7 +112,7 @@ fn version() -> u8 {
 
 /// Distributor set-up, on core 0 once, before any core's [`init_cpu`]: every SPI disabled,
 /// pending cleared, given a priority and routed to core 0; then the distributor is enabled.
-pub fn init_distributor(cfg: GicConfig) {
+pub(crate) fn init_distributor(cfg: GicConfig) {
     match cfg {
         GicConfig::V2 { gicd, gicc } => {
             VERSION.store(V2, Ordering::Relaxed);
@@ -129,7 +129,7 @@ pub fn init_distributor(cfg: GicConfig) {
 /// This core's set-up (its GICv2 banked registers / its GICv3 redistributor and system-register
 /// CPU interface): SGIs and PPIs get a priority, SGIs are enabled, every priority is accepted.
 /// Records how SGIs reach logical core `cpu`.
-pub fn init_cpu(cpu: usize) {
+pub(crate) fn init_cpu(cpu: usize) {
     match version() {
         V2 => v2::init_cpu(cpu),
         V3 => v3::init_cpu(cpu),
@@ -199,8 +199,10 @@ pub fn send_sgi_many(id: IntId, cpus: &[usize]) {
 }
 
 /// The IRQ entry (registered with `arch::exception` at boot): acknowledge, dispatch, end of
-/// interrupt, until none is pending.
-pub fn handle_irq(frame: &Frame) {
+/// interrupt, until none is pending. Not public: called from anywhere but the IRQ vector, it
+/// would run the handlers without RCU's interrupt entry (they would read where RCU does not
+/// watch the core).
+pub(crate) fn handle_irq(frame: &Frame) {
     let v3 = version() == V3;
     loop {
         // The acknowledge orders the SGI sender's message before the handler's reads: GICv2 with

@@ -161,8 +161,22 @@ impl PercpuRef {
         if let Some(c) = confirm {
             c();
         }
-        // S: the fold and the confirmation happen before a waiter sees the switch done.
-        self.switching.store(false, Ordering::Release);
+        let late_exit = {
+            let mut s = self.lock();
+            // S: the fold and the confirmation happen before a waiter sees the switch done.
+            // Under the lock, so an `exit` that found the switch pending (and left its freeing to
+            // the switch) is seen here, however late during the confirmation it came.
+            self.switching.store(false, Ordering::Release);
+            if s.exit_pending {
+                // ATOMIC since this switch's grace period: nothing can be adding to the counters.
+                s.exit_pending = false;
+                self.word.store(ATOMIC | DEAD, Ordering::Relaxed);
+                s.pcpu.take()
+            } else {
+                None
+            }
+        };
+        drop(late_exit);
         // The switch's reference: taken when it started, so release cannot run before confirm.
         self.put(ctx);
     }
@@ -369,48 +383,45 @@ impl PercpuRef {
         Ok(())
     }
 
-    /// Frees the per-cpu counters (Linux's `percpu_ref_exit`) one grace period from now; the
-    /// ref is left atomic and dead. The caller should no longer use the ref (typically from
-    /// `release`, or after `init` when the rest of an object's set-up failed). Safe code may
-    /// still have a get or put in flight on another core that loaded the percpu word before this
-    /// call: the counters stay allocated until a grace period has passed, so its add lands in
-    /// this ref's own (abandoned) counter, never in memory the allocator has handed to someone
-    /// else (Linux frees them at once and makes that the caller's problem). Never blocks: during
-    /// a pending switch it is reported and the switch frees the counters when it has folded them.
+    /// Frees the per-cpu counters (Linux's `percpu_ref_exit`); the ref is left atomic and dead.
+    /// The caller should no longer use the ref (typically from `release`, or after `init` when
+    /// the rest of an object's set-up failed). Never blocks.
+    ///
+    /// Safe code may still have a get or put in flight on another core, one that loaded the
+    /// percpu word before this call: in percpu mode `exit` therefore switches the ref to atomic
+    /// mode as `kill` does and leaves the fold and the freeing to the switch's RCU callback, a
+    /// grace period later (G), so a late add lands in this ref's own counter and is folded into
+    /// the count, never in memory the allocator has handed to someone else (Linux frees at once
+    /// and makes that the caller's problem). In atomic mode with no switch pending the counters
+    /// have been unused since a completed grace period and are freed at once. During a pending
+    /// switch `exit` is reported and the switch frees the counters when it is done.
     pub fn exit(&self) {
-        let (freed, deferred) = {
-            let mut s = self.lock();
-            if self.switching.load(Ordering::Relaxed) {
-                s.exit_pending = true;
-                (None, true)
-            } else if let Some(p) = s.pcpu.take() {
-                let w = self.word.load(Ordering::Relaxed);
-                if w & ATOMIC == 0 {
-                    // Still percpu (e.g. right after init): fold the counters so the count stays
-                    // meaningful (exact if nobody uses the ref, as the caller should ensure).
-                    let sum = p.sum(0..machine::nr_areas());
-                    self.count.fetch_add(sum as i32 as i64 - PERCPU_COUNT_BIAS, Ordering::AcqRel);
-                }
-                // Before call_rcu: its snapshot's full barrier (RCU's D) orders this store before
-                // the grace period that ends the last fast path that loaded the old word (G).
-                self.word.store(ATOMIC | DEAD, Ordering::Relaxed);
-                (Some(p), false)
-            } else {
-                (None, false)
-            }
-        };
-        if deferred {
+        let mut s = self.lock();
+        if self.switching.load(Ordering::Relaxed) {
+            s.exit_pending = true;
+            drop(s);
             self.report(Misuse::ExitWhileSwitching);
+            return;
         }
-        if let Some(p) = freed {
-            free_after_grace_period(p);
+        if s.pcpu.is_none() {
+            return;
         }
+        let w = self.word.load(Ordering::Relaxed);
+        if w & ATOMIC == 0 {
+            // Percpu -> atomic and dead in one store (no core sees DEAD without ATOMIC), then the
+            // switch: its reference (the count is biased, so this cannot revive a zero), its
+            // grace period, the fold and, since exit is pending, the freeing.
+            self.word.store(w | ATOMIC | DEAD, Ordering::Relaxed);
+            self.count.fetch_add(1, Ordering::Relaxed);
+            s.exit_pending = true;
+            self.start_switch(&mut s, None, true);
+            return;
+        }
+        // ATOMIC since a completed grace period (no switch is pending, checked under this lock,
+        // and only a switch under it can clear ATOMIC): no core adds to the counters.
+        let freed = s.pcpu.take();
+        self.word.store(ATOMIC | DEAD, Ordering::Relaxed);
+        drop(s);
+        drop(freed);
     }
-}
-
-/// Frees per-cpu counters once every fast path that may still add to them has finished: the
-/// word no longer points at them (stored before this call), and a grace period covers the
-/// fast paths that loaded it before (each is one implicit read-side section).
-fn free_after_grace_period(p: PerCpuBox<u32>) {
-    rcu::call_rcu(move |_| drop(p));
 }
