@@ -109,6 +109,28 @@ fn updater_vs(reader: fn(&Shared, &mut Ctx)) {
     r.join().unwrap();
 }
 
+/// As [`updater_vs`], with Linux's polling API: core 0 takes a cookie that starts no grace
+/// period (`get_state_synchronize_rcu`), waits for it with `cond_synchronize_rcu` (which must
+/// start it), checks it with `poll_state_synchronize_rcu`, and retires.
+fn updater_with_cookie_vs(reader: fn(&Shared, &mut Ctx)) {
+    let (mut ctx, s) = boot();
+    let s1 = s.clone();
+    let r = spawn_cpu(1, move || {
+        // SAFETY: as in updater_vs.
+        let ctx = &mut unsafe { Ctx::new() };
+        reader(&s1, ctx)
+    });
+    s.replace();
+    let cookie = rcu::get_state_synchronize_rcu();
+    rcu::cond_synchronize_rcu(&mut ctx, cookie);
+    assert!(rcu::poll_state_synchronize_rcu(cookie), "cond_synchronize_rcu returned early");
+    // An old cookie (and the always-completed one) waits for nothing.
+    rcu::cond_synchronize_rcu(&mut ctx, cookie);
+    rcu::cond_synchronize_rcu(&mut ctx, rcu::get_completed_synchronize_rcu());
+    s.retire();
+    r.join().unwrap();
+}
+
 /// A reader, a quiescent point (`rcu_quiescent_state`, as between two work items), a reader.
 fn reader_passing_a_quiescent_point(s: &Shared, ctx: &mut Ctx) {
     s.read(ctx);
@@ -332,6 +354,18 @@ fn negative_without_d_in_gp_start() {
 #[test]
 fn negative_without_d_in_snapshot() {
     assert!(check_fails_without(GP, "D@snapshot", 3, || updater_vs(reader_passing_a_quiescent_point)));
+}
+
+#[test]
+fn cookie_from_get_state_waited_for_by_cond_synchronize_rcu() {
+    check(3, || updater_with_cookie_vs(reader_passing_a_quiescent_point)); // preemption bound 3
+}
+
+/// The cookie is the snapshot: without D the removal is not ordered before it, and loom finds
+/// a reader that sees the retired object.
+#[test]
+fn negative_without_d_in_snapshot_for_a_cookie() {
+    assert!(check_fails_without(GP, "D@snapshot", 3, || updater_with_cookie_vs(reader_passing_a_quiescent_point)));
 }
 
 #[test]

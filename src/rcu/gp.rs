@@ -154,10 +154,14 @@ pub(super) fn injected_skip_core() -> Option<usize> {
 /// has passed a quiescent state, so every read-side section that began before has ended. The
 /// caller counts as quiescent while it waits; concurrent callers share grace periods. Takes the
 /// context `&mut`: no reference from a read section of the caller can live across it.
-pub fn synchronize_rcu(_ctx: &mut Ctx) {
+pub fn synchronize_rcu(ctx: &mut Ctx) {
     might_block("synchronize_rcu");
     not_in_callback("synchronize_rcu");
-    let g = snapshot();
+    wait_for(ctx, snapshot());
+}
+
+/// Requests grace period `g` and waits, as an extended quiescent state, until it has completed.
+fn wait_for(_ctx: &mut Ctx, g: u64) {
     request(g);
     eqs_enter();
     // The last report completes the grace period: the waiter only watches DONE.
@@ -176,9 +180,38 @@ pub fn start_poll_synchronize_rcu() -> u64 {
     g
 }
 
-/// Whether the grace period behind `cookie` has completed.
+/// Whether the grace period behind `cookie` has completed. Acquire (pairs with the Release store
+/// of `DONE`, after B): a caller that sees `true` is ordered after every reader that cookie's
+/// grace period waited for, so it may free what it removed before taking the cookie.
 pub fn poll_state_synchronize_rcu(cookie: u64) -> bool {
     DONE.load(Ordering::Acquire) >= cookie
+}
+
+/// A cookie for the grace period that covers the readers running now, without starting one
+/// (Linux's `get_state_synchronize_rcu`): `poll_state_synchronize_rcu` says when it has
+/// completed (someone else's request, or [`cond_synchronize_rcu`], starts it). The snapshot's
+/// full barrier (D) orders the caller's removal before it, as in `synchronize_rcu`.
+pub fn get_state_synchronize_rcu() -> u64 {
+    snapshot()
+}
+
+/// A cookie that always reads as completed (Linux's `get_completed_synchronize_rcu`): for a
+/// structure's "nothing to wait for" state. Grace periods are numbered from 1 and `DONE` starts
+/// there, so 0 is behind every completed one.
+pub const fn get_completed_synchronize_rcu() -> u64 {
+    0
+}
+
+/// Waits for the grace period behind `cookie` only if it has not completed yet (Linux's
+/// `cond_synchronize_rcu`): an updater that took the cookie long ago pays nothing. Waiting is a
+/// quiescent point, so it takes the context `&mut`. Not from an RCU callback.
+pub fn cond_synchronize_rcu(ctx: &mut Ctx, cookie: u64) {
+    might_block("cond_synchronize_rcu");
+    not_in_callback("cond_synchronize_rcu");
+    if poll_state_synchronize_rcu(cookie) {
+        return;
+    }
+    wait_for(ctx, cookie);
 }
 
 /// Grace periods completed so far.

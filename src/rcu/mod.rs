@@ -204,7 +204,10 @@ mod tree;
 // grace periods, callbacks. Everything that may pass a quiescent point takes `&mut Ctx`.
 pub use crate::machine::{AtomicCtx, Ctx};
 pub use callbacks::{call_rcu, in_callback, rcu_barrier};
-pub use gp::{poll_state_synchronize_rcu, start_poll_synchronize_rcu, synchronize_rcu};
+pub use gp::{
+    cond_synchronize_rcu, get_completed_synchronize_rcu, get_state_synchronize_rcu, poll_state_synchronize_rcu,
+    start_poll_synchronize_rcu, synchronize_rcu,
+};
 pub use qs::{might_block, rcu_quiescent_state, wait_quiescent};
 pub use read::{
     assert_not_in_reader, assert_watching, in_read_section, rcu_assign_pointer, rcu_dereference, rcu_is_watching,
