@@ -191,6 +191,112 @@ fn polling_cookies_across_many_grace_periods(ctx: &mut Ctx) {
     assert!(rcu::poll_state_synchronize_rcu(newest));
 }
 
+/// An object in an `RcuCell`: both halves always equal while live; poisoned when dropped, so a
+/// reader that reaches a freed object (or one freed and reused) sees it.
+struct Versioned {
+    a: u64,
+    b: u64,
+    magic: u64,
+    drops: Arc<AtomicUsize>,
+}
+
+impl Versioned {
+    fn new(v: u64, drops: &Arc<AtomicUsize>) -> Self {
+        Versioned { a: v, b: v, magic: LIVE, drops: drops.clone() }
+    }
+}
+
+impl Drop for Versioned {
+    fn drop(&mut self) {
+        // SAFETY: fields of the object being dropped; volatile so the poison is not elided.
+        unsafe { core::ptr::write_volatile(&mut self.magic, 0xdead) };
+        self.drops.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `RcuCell`: readers on every other core read the object (through the safe API only) while
+/// core 0 replaces it, retiring each old one by dropping it (freed after a grace period), by
+/// `free_after_sync`, or by a lock-free compare-and-replace. No reader may see a freed or torn
+/// object, every retired object is freed exactly once, and a compare-and-replace against a
+/// stale object fails and hands the new value back.
+fn rcu_cell_readers_never_see_a_retired_object_freed(ctx: &mut Ctx) {
+    use quiescent::rcu::cell::RcuCell;
+    let drops = Arc::new(AtomicUsize::new(0));
+    let cell = Arc::new(RcuCell::with(Versioned::new(0, &drops)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicU64::new(0));
+    let others = others();
+    let running = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    for &c in &others {
+        let (cell, stop, reads, running) = (cell.clone(), stop.clone(), reads.clone(), running.clone());
+        let started = started.clone();
+        smp::queue_work(c, move |ctx| {
+            started.fetch_add(1, Ordering::Release);
+            let mut last = 0;
+            while !stop.load(Ordering::Acquire) {
+                {
+                    let g = rcu::read(ctx);
+                    let o = cell.read(&g).expect("the cell is never empty here");
+                    assert_eq!(o.magic, LIVE, "a reader reached a freed object");
+                    assert_eq!(o.a, o.b, "a torn object");
+                    assert!(o.a >= last, "versions went backwards: {} after {}", o.a, last);
+                    last = o.a;
+                }
+                reads.fetch_add(1, Ordering::Relaxed);
+                rcu::rcu_quiescent_state(ctx);
+            }
+            running.fetch_add(1, Ordering::Release);
+        });
+    }
+    test::wait_until(ctx, 5000, "the readers starting", || started.load(Ordering::Acquire) == others.len());
+    const N: u64 = 300;
+    for v in 1..=N {
+        let old = cell.replace(Versioned::new(v, &drops)).expect("the cell held an object");
+        assert_eq!(old.a, v - 1, "replace returned another object");
+        if v % 16 == 0 {
+            old.free_after_sync(ctx);
+        } else {
+            drop(old);
+        }
+        if v % 64 == 0 {
+            rcu::rcu_quiescent_state(ctx);
+        }
+    }
+    // Lock-free update: against the current object it succeeds, against a stale one it fails
+    // and hands the new value back (which is dropped here: one more drop).
+    {
+        let g = rcu::read(ctx);
+        let cur = cell.read(&g);
+        let old = cell.compare_and_replace(cur, Versioned::new(N + 1, &drops));
+        let old = old.ok().flatten().expect("compare_and_replace against the current object");
+        assert_eq!(old.a, N);
+        drop(old);
+        // `cur` is stale now, and still readable: the guard keeps its object from being freed.
+        assert_eq!(cur.map(|o| o.magic), Some(LIVE));
+        match cell.compare_and_replace(cur, Versioned::new(N + 2, &drops)) {
+            Err(back) => assert_eq!(back.a, N + 2, "the new value handed back"),
+            Ok(_) => panic!("compare_and_replace succeeded against a stale object"),
+        }
+        assert_eq!(cell.read(&g).map(|o| o.a), Some(N + 1));
+    }
+    stop.store(true, Ordering::Release);
+    test::wait_until(ctx, 10_000, "the readers stopping", || running.load(Ordering::Acquire) == others.len());
+    rcu::rcu_barrier(ctx);
+    // N replaced, one by compare_and_replace, one handed back: each freed exactly once.
+    assert_eq!(drops.load(Ordering::Relaxed), N as usize + 2, "every retired object freed exactly once");
+    let last = cell.take().expect("the cell held the last object");
+    assert_eq!(last.a, N + 1);
+    last.free_after_sync(ctx);
+    assert!(cell.take().is_none());
+    defmt::println!(
+        "rcu cell: {} reads on {} cores during {} replacements",
+        reads.load(Ordering::Relaxed),
+        others.len(),
+        N + 1
+    );
+}
+
 fn grace_period_completes_while_others_sleep_and_wakes_none(ctx: &mut Ctx) {
     // Stop the ticks on the other cores so only a real wake-up source (SEV, IPI) could wake them.
     let o = others();
@@ -635,6 +741,7 @@ quiescent::tests!(
     grace_period_does_not_wait_for_later_readers,
     polling_cookies_complete_only_after_their_readers,
     polling_cookies_across_many_grace_periods,
+    rcu_cell_readers_never_see_a_retired_object_freed,
     grace_period_completes_while_others_sleep_and_wakes_none,
     concurrent_callers_share_grace_periods,
     callers_during_one_grace_period_share_the_next,

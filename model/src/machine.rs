@@ -579,6 +579,13 @@ impl<T> AtomicPtr<T> {
     pub fn swap(&self, v: *mut T, o: Ordering) -> *mut T {
         self.get().swap(v, order(o, Location::caller()))
     }
+
+    /// Compare and exchange.
+    #[track_caller]
+    pub fn compare_exchange(&self, c: *mut T, n: *mut T, s: Ordering, f: Ordering) -> Result<*mut T, *mut T> {
+        let at = Location::caller();
+        self.get().compare_exchange(c, n, order(s, at), order(f, at))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

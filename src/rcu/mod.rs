@@ -191,6 +191,7 @@
 //! must not block itself (a blocking wait in a callback is a named error: it could wait for
 //! the code it runs inside, or for a core whose idle loop it holds up).
 
+pub mod cell;
 pub mod list;
 
 mod callbacks;

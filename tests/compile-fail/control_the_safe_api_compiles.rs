@@ -7,12 +7,13 @@
 extern crate alloc;
 
 use quiescent::percpu::PerCpu;
-use quiescent::rcu::{self, list::RcuList};
+use quiescent::rcu::{self, cell::RcuCell, list::RcuList};
 use quiescent::smp::{self, AtomicCtx, Ctx};
 use quiescent::sync::percpu_ref::{Flags, PercpuRef};
 use quiescent::sync::{percpu_rwsem::PercpuRwSem, RwSemaphore};
 
 static LIST: RcuList<u64> = RcuList::new();
+static CELL: RcuCell<u64> = RcuCell::new();
 
 quiescent::percpu! {
     static COUNT: u64 = 0;
@@ -35,6 +36,16 @@ fn main(ctx: &mut Ctx) -> i32 {
     if let Some(old) = LIST.remove(|&v| v == 1) {
         old.free_after_sync(ctx);
     }
+    drop(CELL.replace(7));
+    let seven = {
+        let g = rcu::read(ctx);
+        CELL.read(&g).copied()
+    };
+    if let Some(old) = CELL.take() {
+        old.free_after_sync(ctx);
+    }
+    let cookie = rcu::get_state_synchronize_rcu();
+    rcu::cond_synchronize_rcu(ctx, cookie);
     rcu::call_rcu(|ctx| {
         let _g = rcu::read(ctx);
     });
@@ -50,7 +61,7 @@ fn main(ctx: &mut Ctx) -> i32 {
     let v = COUNT.with(|c| *c);
     let _ = PerCpu::<u64>::local_ptr(&COUNT);
     smp::call_on(ctx, 1, |ctx| rcu::synchronize_rcu(ctx));
-    (first.unwrap_or(0) + v) as i32
+    (first.unwrap_or(0) + v + seven.unwrap_or(0)) as i32
 }
 
 quiescent::entry!(main);
