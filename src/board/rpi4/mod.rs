@@ -110,14 +110,26 @@ fn uart_pins() {
     gpio_rmw(GPIO_PUP_PDN_CNTRL_REG0, (0b11 << 28) | (0b11 << 30), (PULL_NONE << 28) | (PULL_UP << 30));
 }
 
+/// How long the console's set-up waits for the firmware's last bytes to leave UART0: a full
+/// 32-byte FIFO drains in 3 ms at 115200 baud.
+pub const PRE_CONSOLE_FLUSH_NS: u64 = 50_000_000;
+
 /// Brings up the console: pins, then 8N1 at 115200 from the 48 MHz UART clock.
 pub fn init_console() {
     // The firmware (enable_uart=1) may still be sending its last bytes: let them out before the
-    // UART is disabled for reprogramming.
-    UART.flush();
+    // UART is disabled for reprogramming. Bounded: with its clock stopped, UART0 stays BUSY for
+    // ever, and an unbounded wait would look exactly like a board whose firmware never loaded
+    // the image.
+    let drained = UART.flush_within(PRE_CONSOLE_FLUSH_NS);
     uart_pins();
     UART.init(UART_CLOCK_HZ, UART_BAUD);
     crate::console::set_uart(&UART);
+    if !drained {
+        defmt::warn!(
+            "UART0 was still busy {} ms after entry; reprogrammed it anyway (the firmware's last bytes may be lost)",
+            PRE_CONSOLE_FLUSH_NS / 1_000_000
+        );
+    }
 }
 
 /// Why a core could not be started. The spin table has no error reporting of its own; the
