@@ -12,6 +12,8 @@ mod card;
 mod cargo;
 mod checks;
 mod compile_fail;
+#[cfg(test)]
+mod link;
 mod select;
 mod table;
 
