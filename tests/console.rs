@@ -30,9 +30,7 @@ fn every_level_reaches_the_host(_ctx: &mut Ctx) {
 /// boards use before the console exists gives up after its bound instead of hanging, and
 /// returns at once when the UART is idle. The "UART" is a register block in RAM.
 fn a_stuck_uart_does_not_hang_the_flush(_ctx: &mut Ctx) {
-    #[repr(align(4096))]
-    struct Block([u32; 1024]);
-    static mut FAKE: Block = Block([0; 1024]);
+    static mut FAKE: [u32; 1024] = [0; 1024];
     const FR: usize = 0x18 / 4;
     const BUSY: u32 = 1 << 3;
     let base = core::ptr::addr_of_mut!(FAKE) as usize;
