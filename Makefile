@@ -4,6 +4,9 @@
 #   make test   set up if needed, run every on-target test image (on both boards) and host test;
 #               the last line is "N passed, M failed"
 #   make image BOARD=rpi4   image/rpi4/ with kernel8.img and config.txt for the SD card
+#   make sdcard BOARD=rpi4  image/rpi4/quiescent-rpi4-sdcard.img: a whole card (MBR, FAT32 with the
+#               firmware, DTBs, kernel8.img, config.txt) to write with dd (docs/rpi4.md);
+#               CMDLINE="..." adds a cmdline.txt
 #   make lint   layering check, rustfmt and clippy (warnings are errors), firmware and host tool
 #   make bench  the benchmark image on QEMU virt, in -icount and multi-threaded modes; writes
 #               bench/results.md and the charts bench/*.png
@@ -43,7 +46,7 @@ SUITE_BOARD := $(if $(filter command line environment,$(origin BOARD)),$(BOARD),
 
 RUN_FLAGS := --board $(BOARD) --smp $(SMP) $(if $(GIC),--gic $(GIC),) $(if $(EL2),--el2,)
 
-.PHONY: setup run test lint bench torture image gdb clean
+.PHONY: setup run test lint bench torture image sdcard gdb clean
 
 setup:
 	@bash scripts/setup.sh
@@ -73,6 +76,21 @@ image: setup
 	$(IMAGE_ENV) cargo build --release $(CARGO_BOARD) --bin quiescent
 	scripts/mkimage $(BOARD) $(IMAGE_DIR)/aarch64-unknown-none/release/quiescent image/$(BOARD)
 	@echo "console decoding ELF: $(IMAGE_DIR)/aarch64-unknown-none/release/quiescent"
+
+# The whole SD card for a Raspberry Pi 4 (docs/rpi4.md): `make image`'s two files plus the GPU
+# firmware and device trees scripts/setup.sh fetched from Debian (target/rpi4-boot/).
+CARD    := image/rpi4/quiescent-rpi4-sdcard.img
+CMDLINE ?=
+ifeq ($(BOARD),rpi4)
+sdcard: image
+	scripts/mkcard image/rpi4 target/rpi4-boot $(CARD) "$(CMDLINE)"
+	@echo "card image: $(CARD), $$(stat -c %s $(CARD)) bytes (64 MiB); firmware: $$(head -1 target/rpi4-boot/SOURCES)"
+	@echo "write it to the whole card (not a partition; check the device with lsblk first, everything on it is lost):"
+	@echo "  sudo dd if=$(CARD) of=/dev/sdX bs=4M conv=fsync status=progress"
+else
+sdcard:
+	$(error make sdcard is for the Raspberry Pi 4: make sdcard BOARD=rpi4)
+endif
 
 # Boot the demo and wait for GDB on localhost:1234 (see README, "Debugging with GDB").
 gdb: setup

@@ -20,8 +20,12 @@ _start:
     // code0/code1: the header's first 8 bytes are executable.
     b       primary_entry
     .word   0
-    .quad   0x80000                 // text_offset: load 512 KiB above a 2 MiB boundary
-    .quad   __image_size            // image_size: everything up to _end (BSS, stacks, heap)
+    // Both from linker.ld: text_offset = the link address minus the board's RAM base (board.ld
+    // names the link address once; linker.ld checks it sits text_offset above a 2 MiB-aligned
+    // RAM base); image_size = everything up to the board's image limit, since the runtime
+    // carves the other cores' stacks and per-cpu areas out of the memory past _end.
+    .quad   __text_offset           // text_offset (0x80000 on both boards)
+    .quad   __image_size            // image_size
     // flags: bit 0 = 0 little-endian; bits 2:1 = 1, 4K pages; bit 3 = 0: the 2 MiB-aligned base
     // must be as close as possible to the start of RAM. The image is linked at a fixed address
     // (RAM base + text_offset) and does not relocate itself, so a loader that honours bit 3 = 1

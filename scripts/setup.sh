@@ -9,7 +9,12 @@
 #     here), so that plain `cargo build` works afterwards with no environment variables.
 #  3. qemu-system-arm 10.x from bookworm-backports (bookworm's 7.2 has no raspi4b machine).
 #  4. fonts-dejavu-core: the TTF font `qrun bench` draws its charts' text with.
-#  5. The host runner (host/), which decodes the defmt stream with the `defmt-decoder` crate.
+#  5. The Raspberry Pi 4 card image's tools and boot files: mtools and dosfstools (a FAT32 image
+#     without root or loop devices), and start4.elf/fixup4.dat (raspi-firmware, bookworm's
+#     non-free-firmware component) and the Pi 4/400 device trees (Debian's arm64 kernel package),
+#     downloaded, not installed, into target/rpi4-boot/ by scripts/rpi4-firmware. That needs
+#     arm64 as a foreign architecture and a non-free-firmware sources line.
+#  6. The host runner (host/), which decodes the defmt stream with the `defmt-decoder` crate.
 #
 # Each step checks whether it is already done, so re-running is a no-op.
 set -euo pipefail
@@ -103,7 +108,29 @@ if ! dpkg-query -W -f='${db:Status-Status}\n' fonts-dejavu-core 2>/dev/null | gr
     $SUDO apt-get install -y -qq fonts-dejavu-core >/dev/null
 fi
 
-# --- 5. the host runner (QEMU launcher + defmt decoder) ---------------------------------------
+# --- 5. the Raspberry Pi 4 card image: mtools, dosfstools, and the boot files --------------------
+if [ "$(dpkg-query -W -f='${db:Status-Status}\n' mtools dosfstools 2>/dev/null | grep -c '^installed$')" != 2 ]; then
+    say "installing mtools and dosfstools (for the Raspberry Pi 4 card image)"
+    apt_update
+    $SUDO apt-get install -y -qq mtools dosfstools >/dev/null
+fi
+if ! scripts/rpi4-firmware --check; then
+    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+        say "adding arm64 as a foreign architecture (to download the arm64 kernel's device trees)"
+        $SUDO dpkg --add-architecture arm64
+        apt_updated=0
+    fi
+    if ! grep -rqs 'non-free-firmware' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        say "adding bookworm's non-free-firmware component to apt's sources (for raspi-firmware)"
+        echo 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm non-free-firmware' \
+            | $SUDO tee /etc/apt/sources.list.d/quiescent-rpi4.list >/dev/null
+        apt_updated=0
+    fi
+    apt_update
+    scripts/rpi4-firmware
+fi
+
+# --- 6. the host runner (QEMU launcher + defmt decoder) ---------------------------------------
 # scripts/qrun builds it for the host (the repository's .cargo/config.toml defaults to the
 # firmware's target); cargo makes this a no-op when nothing changed.
 scripts/qrun --help >/dev/null

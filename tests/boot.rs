@@ -99,7 +99,7 @@ fn image_header_describes_a_fixed_placement(_ctx: &mut Ctx) {
     // SAFETY: the 64-byte header is the first thing in .text (linker.ld KEEPs .text.head first),
     // mapped read-only for the whole run.
     let word = |off: usize| unsafe { core::ptr::read_volatile((start + off) as *const u64) };
-    let (text_offset, flags, magic) = (word(8), word(24), word(56) as u32);
+    let (text_offset, image_size, flags, magic) = (word(8), word(16), word(24), word(56) as u32);
     assert_eq!(magic, u32::from_le_bytes(*b"ARM\x64"), "Image header magic");
     assert_eq!(flags & 1, 0, "flags bit 0: little-endian");
     assert_eq!((flags >> 1) & 3, 1, "flags bits 2:1: 4 KiB pages");
@@ -118,6 +118,24 @@ fn image_header_describes_a_fixed_placement(_ctx: &mut Ctx) {
         base,
         text_offset
     );
+    // image_size must cover what the runtime uses past _end: the other cores' stacks and
+    // per-cpu areas, carved up to the board's image limit.
+    unsafe extern "C" {
+        static __board_image_limit: u8;
+    }
+    let limit = core::ptr::addr_of!(__board_image_limit) as u64;
+    assert_eq!(
+        start as u64 + image_size,
+        limit,
+        "header image_size {:#x} ends at {:#x}, but the runtime uses memory up to the image limit {:#x}",
+        image_size,
+        start as u64 + image_size,
+        limit
+    );
+    for cpu in smp::online_cpus() {
+        let slot = quiescent::stack_slot(cpu).unwrap_or(0) as u64;
+        assert!(slot < limit, "core {}'s stack slot {:#x} lies past image_size", cpu, slot);
+    }
 }
 
 quiescent::tests!(

@@ -1,4 +1,6 @@
-//! The minimal device tree the runner hands QEMU's `raspi4b` so that `-append` reaches the image.
+//! The minimal device tree the runner hands QEMU's `raspi4b` so that `-append` reaches the image,
+//! and a reader of the little the card checks need from a real one (the root's `compatible`,
+//! whether there is a `/memory` node).
 
 /// A flattened device tree with only what QEMU's loader needs to fill in (`#address-cells`,
 /// `#size-cells`, `/chosen`, `/memory`): the root's `compatible` (NUL-separated list), an empty
@@ -75,9 +77,81 @@ pub fn minimal_dtb(compatible: &str) -> Vec<u8> {
     out
 }
 
+/// What the card checks read from a flattened device tree.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outline {
+    /// The root node's `compatible` strings.
+    pub compatible: Vec<String>,
+    /// The names of the root's child nodes (`memory@0`, `chosen`, ...).
+    pub children: Vec<String>,
+}
+
+/// Reads the root's `compatible` and child node names of a flattened device tree, or says why
+/// `dtb` is not one (Devicetree Specification v0.4, chapter 5).
+pub fn outline(dtb: &[u8]) -> Result<Outline, String> {
+    let be32 = |off: usize| -> Result<u32, String> {
+        dtb.get(off..off + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| format!("truncated at byte {off}"))
+    };
+    if be32(0)? != 0xd00d_feed {
+        return Err("no device-tree magic (0xd00dfeed)".into());
+    }
+    if be32(4)? as usize != dtb.len() {
+        return Err(format!("header says {} bytes, the file has {}", be32(4)?, dtb.len()));
+    }
+    let (off_st, off_str) = (be32(8)? as usize, be32(12)? as usize);
+    let cstr = |off: usize| -> Result<(String, usize), String> {
+        let rest = dtb.get(off..).ok_or("string past the end")?;
+        let n = rest.iter().position(|&b| b == 0).ok_or("unterminated string")?;
+        Ok((String::from_utf8_lossy(&rest[..n]).into_owned(), n))
+    };
+    let mut out = Outline::default();
+    let mut pos = off_st;
+    let mut depth = 0usize;
+    loop {
+        let token = be32(pos)?;
+        pos += 4;
+        match token {
+            1 => {
+                let (name, n) = cstr(pos)?;
+                pos += (n + 1).next_multiple_of(4);
+                depth += 1;
+                if depth == 2 {
+                    out.children.push(name);
+                }
+            }
+            2 => depth = depth.checked_sub(1).ok_or("FDT_END_NODE outside any node")?,
+            3 => {
+                let (len, nameoff) = (be32(pos)? as usize, be32(pos + 4)? as usize);
+                let val = dtb.get(pos + 8..pos + 8 + len).ok_or("property past the end")?;
+                pos += 8 + len.next_multiple_of(4);
+                if depth == 1 && cstr(off_str + nameoff)?.0 == "compatible" {
+                    out.compatible = val
+                        .split(|&b| b == 0)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| String::from_utf8_lossy(s).into())
+                        .collect();
+                }
+            }
+            4 => {}
+            9 => return Ok(out),
+            t => return Err(format!("unknown token {t} at byte {}", pos - 4)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::minimal_dtb;
+    use super::{minimal_dtb, outline};
+
+    #[test]
+    fn outline_reads_the_root_compatible_and_children() {
+        let o = outline(&minimal_dtb("raspberrypi,4-model-b\0brcm,bcm2711\0")).unwrap();
+        assert_eq!(o.compatible, ["raspberrypi,4-model-b", "brcm,bcm2711"]);
+        assert_eq!(o.children, ["chosen", "memory@0"]);
+        assert!(outline(b"not a device tree at all").unwrap_err().contains("magic"));
+    }
 
     fn be32(b: &[u8], off: usize) -> u32 {
         u32::from_be_bytes(b[off..off + 4].try_into().unwrap())

@@ -7,7 +7,7 @@ use crate::dtb::minimal_dtb;
 use crate::protocol::{classify, cores_of, Line};
 use crate::toolchain::raw_image;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -103,6 +103,14 @@ pub struct RunConfig {
     pub precise_irq: bool,
     /// Also print the `@` marker lines.
     pub verbose: bool,
+    /// Boot this raw image instead of the one made from the ELF (which still decodes the
+    /// output): the SD card's own `kernel8.img`.
+    pub kernel: Option<PathBuf>,
+    /// rpi4: pass this device tree with `-dtb` (the card's real one) instead of the minimal one.
+    pub dtb: Option<PathBuf>,
+    /// End the run (kill QEMU, exit code 0) once a shown line contains this: for an image that
+    /// parks instead of exiting through semihosting, as the board's own build does.
+    pub until: Option<String>,
 }
 
 impl Default for RunConfig {
@@ -118,6 +126,9 @@ impl Default for RunConfig {
             gdb: false,
             precise_irq: false,
             verbose: false,
+            kernel: None,
+            dtb: None,
+            until: None,
         }
     }
 }
@@ -174,7 +185,13 @@ pub fn qemu_command(cfg: &RunConfig, img: &Path) -> Result<Command, String> {
             // --el2 change nothing here. The PL011 (UART0) is serial 0, so `-serial stdio` below
             // is the console; the mini UART would be serial 1.
             c.args(["-machine", "raspi4b"]);
-            if !cfg.append.is_empty() {
+            if let Some(dtb) = &cfg.dtb {
+                // A real device tree: QEMU fills in its /memory and /chosen/bootargs.
+                c.arg("-dtb").arg(dtb);
+                if !cfg.append.is_empty() {
+                    c.args(["-append", &cfg.append]);
+                }
+            } else if !cfg.append.is_empty() {
                 // QEMU passes a DTB in x0 only with -dtb, and writes -append into its
                 // /chosen/bootargs: give it a minimal one (the board reads nothing else).
                 let dtb = img.with_extension("dtb");
@@ -204,7 +221,10 @@ pub fn qemu_command(cfg: &RunConfig, img: &Path) -> Result<Command, String> {
 /// Boots `elf` on QEMU and reports what happened; decoded lines go to `out`.
 pub fn run(elf: &Path, cfg: &RunConfig, out: &mut dyn Write) -> Result<RunResult, String> {
     let table = read_table(elf)?;
-    let img = raw_image(elf)?;
+    let img = match &cfg.kernel {
+        Some(k) => k.clone(),
+        None => raw_image(elf)?,
+    };
     let mut cmd = qemu_command(cfg, &img)?;
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
     if !cfg.gdb {
@@ -238,8 +258,9 @@ pub fn run(elf: &Path, cfg: &RunConfig, out: &mut dyn Write) -> Result<RunResult
     let deadline = Instant::now() + Duration::from_secs(cfg.timeout_secs);
     let mut lines = Lines::new(table.as_ref());
     let mut timed_out = false;
+    let mut ended = false;
 
-    loop {
+    while !ended {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() && !cfg.gdb {
             timed_out = true;
@@ -252,7 +273,13 @@ pub fn run(elf: &Path, cfg: &RunConfig, out: &mut dyn Write) -> Result<RunResult
         };
         for line in lines.feed(&chunk) {
             state.handle(&line, cfg.verbose, &mut res, out);
+            if cfg.until.as_deref().is_some_and(|u| line.contains(u)) {
+                ended = true;
+            }
         }
+    }
+    if ended {
+        let _ = child.kill();
     }
 
     if timed_out {
@@ -272,7 +299,13 @@ pub fn run(elf: &Path, cfg: &RunConfig, out: &mut dyn Write) -> Result<RunResult
     }
     let status = child.wait().map_err(|e| format!("waiting for QEMU: {e}"))?;
     let _ = reader.join();
-    res.exit_code = if timed_out { EXIT_TIMEOUT } else { status.code().unwrap_or(128) };
+    res.exit_code = if timed_out {
+        EXIT_TIMEOUT
+    } else if ended {
+        0
+    } else {
+        status.code().unwrap_or(128)
+    };
     if !timed_out && res.exit_code != 0 && res.failures.is_empty() {
         let case = state.case.clone().unwrap_or_else(|| "(before the first test case)".into());
         let msg = format!("image exited with code {} during {case}", res.exit_code);
@@ -389,5 +422,17 @@ mod tests {
         let a = args(&cfg);
         assert_eq!(&a[..2], ["-machine", "raspi4b"]);
         assert!(!a.iter().any(|x| x == "-smp"));
+    }
+
+    #[test]
+    fn rpi4_passes_a_given_device_tree_and_kernel_as_they_are() {
+        let cfg = RunConfig {
+            board: Board::Rpi4,
+            dtb: Some("/card/bcm2711-rpi-4-b.dtb".into()),
+            append: "hold-core=3".into(),
+            ..RunConfig::default()
+        };
+        let a = args(&cfg).join(" ");
+        assert!(a.contains("-dtb /card/bcm2711-rpi-4-b.dtb -append hold-core=3"), "{a}");
     }
 }

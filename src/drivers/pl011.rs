@@ -99,4 +99,26 @@ impl Pl011 {
             core::hint::spin_loop();
         }
     }
+
+    /// Waits until every queued byte has left the UART, but no longer than `max_ns` of the
+    /// generic counter; returns whether it drained. For a UART someone else set up (the Pi's
+    /// firmware): if its clock is stopped, BUSY never clears, and an unbounded wait would hang
+    /// the boot before there is a console to say so.
+    pub fn flush_within(&self, max_ns: u64) -> bool {
+        // A counter frequency of 0 (firmware that did not set CNTFRQ) still gets a bound: the
+        // Pi's 54 MHz.
+        let freq = match crate::arch::counter_freq() {
+            0 => 54_000_000,
+            f => f,
+        };
+        let max_ticks = (max_ns as u128 * freq as u128 / 1_000_000_000) as u64;
+        let start = crate::arch::counter();
+        while self.regs().fr.is_set(FR::BUSY) {
+            if crate::arch::counter().wrapping_sub(start) > max_ticks {
+                return false;
+            }
+            core::hint::spin_loop();
+        }
+        true
+    }
 }

@@ -5,11 +5,15 @@
 //! * `checks`: the host-side checks of an image's output and matching results to expectations;
 //! * `select`: what a libtest selection (`cargo test -- NAME`, `--list`) boots;
 //! * `cargo`: building the images, and the host crate's unit tests;
-//! * `compile_fail`: the snippets that must not compile against the firmware crate.
+//! * `compile_fail`: the snippets that must not compile against the firmware crate;
+//! * `card`: the Raspberry Pi 4 SD-card image, built and read back, its kernel booted.
 
+mod card;
 mod cargo;
 mod checks;
 mod compile_fail;
+#[cfg(test)]
+mod link;
 mod select;
 mod table;
 
@@ -113,7 +117,8 @@ pub fn run(boards: &[Board], only: Option<&str>, verbose: bool) -> ExitCode {
     let root = cargo::repo_root();
     let mut total = Tally::default();
     // The host-only parts need no firmware images.
-    let boards = if matches!(only, Some("host" | "model" | "compile-fail")) { &[][..] } else { boards };
+    let card = (only.is_none() && boards.contains(&Board::Rpi4)) || only == Some("card");
+    let boards = if matches!(only, Some("host" | "model" | "compile-fail" | "card")) { &[][..] } else { boards };
     for &b in boards {
         let images = match cargo::build_tests(&root, b) {
             Ok(m) => m,
@@ -154,6 +159,9 @@ pub fn run(boards: &[Board], only: Option<&str>, verbose: bool) -> ExitCode {
             execute(&r, &elf, b, Plan::WHOLE, &Selection::default(), verbose, &mut t);
             total.add(t);
         }
+    }
+    if card {
+        total.add(card::run(&root, verbose));
     }
     if only.is_none() || only == Some("host") {
         println!("== host unit tests (host/)");

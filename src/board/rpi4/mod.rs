@@ -88,7 +88,10 @@ const fn parse_u32(s: &str) -> u32 {
 static UART: Pl011 = unsafe { Pl011::new(UART_BASE) };
 
 // GPIO registers (BCM2711 ARM Peripherals 5.2).
-const GPFSEL1: usize = 0x04;
+/// Function select for GPIO10..19 (three bits per pin).
+pub const GPFSEL1: usize = 0x04;
+/// Function select for GPIO30..39.
+pub const GPFSEL3: usize = 0x0c;
 const GPIO_PUP_PDN_CNTRL_REG0: usize = 0xe4;
 const FSEL_ALT0: u32 = 0b100;
 const PULL_NONE: u32 = 0b00;
@@ -101,23 +104,39 @@ fn gpio_rmw(off: usize, mask: u32, val: u32) {
     unsafe { write_volatile(p, (read_volatile(p) & !mask) | val) };
 }
 
-/// GPIO14 = TXD0 and GPIO15 = RXD0 (ALT0); TX without pull, RX pulled up (the line idles
+/// GPIO14 = TXD0 and GPIO15 = RXD0 (ALT0), GPIO30..33 (UART0's Bluetooth pins) inputs; TX without pull, RX pulled up (the line idles
 /// high, so a disconnected adapter reads as idle rather than noise).
-fn uart_pins() {
+pub fn uart_pins() {
     // GPFSEL1: three bits per pin, GPIO10 at bit 0: GPIO14 at 12, GPIO15 at 15.
     gpio_rmw(GPFSEL1, (0b111 << 12) | (0b111 << 15), (FSEL_ALT0 << 12) | (FSEL_ALT0 << 15));
+    // GPIO30..33 are UART0's CTS/RTS/TXD/RXD in ALT3, its Bluetooth wiring: set them to inputs,
+    // so that UART0 is on GPIO14/15 alone even when the firmware routed it to Bluetooth (no
+    // disable-bt overlay: its RXD would otherwise be selected on two pins at once).
+    gpio_rmw(GPFSEL3, 0o7777, 0);
     // GPIO_PUP_PDN_CNTRL_REG0 (BCM2711 only; replaces GPPUD/GPPUDCLK): two bits per pin.
     gpio_rmw(GPIO_PUP_PDN_CNTRL_REG0, (0b11 << 28) | (0b11 << 30), (PULL_NONE << 28) | (PULL_UP << 30));
 }
 
+/// How long the console's set-up waits for the firmware's last bytes to leave UART0: a full
+/// 32-byte FIFO drains in 3 ms at 115200 baud.
+pub const PRE_CONSOLE_FLUSH_NS: u64 = 50_000_000;
+
 /// Brings up the console: pins, then 8N1 at 115200 from the 48 MHz UART clock.
 pub fn init_console() {
     // The firmware (enable_uart=1) may still be sending its last bytes: let them out before the
-    // UART is disabled for reprogramming.
-    UART.flush();
+    // UART is disabled for reprogramming. Bounded: with its clock stopped, UART0 stays BUSY for
+    // ever, and an unbounded wait would look exactly like a board whose firmware never loaded
+    // the image.
+    let drained = UART.flush_within(PRE_CONSOLE_FLUSH_NS);
     uart_pins();
     UART.init(UART_CLOCK_HZ, UART_BAUD);
     crate::console::set_uart(&UART);
+    if !drained {
+        defmt::warn!(
+            "UART0 was still busy {} ms after entry; reprogrammed it anyway (the firmware's last bytes may be lost)",
+            PRE_CONSOLE_FLUSH_NS / 1_000_000
+        );
+    }
 }
 
 /// Why a core could not be started. The spin table has no error reporting of its own; the
