@@ -113,4 +113,5 @@ quiescent::tests!(
     init_fails_cleanly_when_percpu_space_runs_out,
     exit_frees_the_percpu_counters,
     exit_keeps_the_counter_until_a_grace_period,
+    percpu_obj_lives_until_its_last_counted_reference,
 );

@@ -93,9 +93,9 @@ fn boot() -> (Ctx, Rc<Shared>) {
     (unsafe { Ctx::new() }, Shared::new())
 }
 
-/// Core 1 runs `reader`; core 0 replaces the object, waits in `synchronize_rcu` and retires it.
-fn updater_vs(reader: fn(&Shared, &mut Ctx)) {
-    let (mut ctx, s) = boot();
+/// Core 1 runs `reader` on the shared object; returns core 0's context, the object and core 1.
+fn boot_with_reader(reader: fn(&Shared, &mut Ctx)) -> (Ctx, Rc<Shared>, loom::thread::JoinHandle<()>) {
+    let (ctx, s) = boot();
     let s1 = s.clone();
     let r = spawn_cpu(1, move || {
         // SAFETY: the model's core thread is that core's thread of execution (spawn_cpu brought
@@ -103,6 +103,12 @@ fn updater_vs(reader: fn(&Shared, &mut Ctx)) {
         let ctx = &mut unsafe { Ctx::new() };
         reader(&s1, ctx)
     });
+    (ctx, s, r)
+}
+
+/// Core 1 runs `reader`; core 0 replaces the object, waits in `synchronize_rcu` and retires it.
+fn updater_vs(reader: fn(&Shared, &mut Ctx)) {
+    let (mut ctx, s, r) = boot_with_reader(reader);
     s.replace();
     rcu::synchronize_rcu(&mut ctx);
     s.retire();
@@ -113,13 +119,7 @@ fn updater_vs(reader: fn(&Shared, &mut Ctx)) {
 /// period (`get_state_synchronize_rcu`), waits for it with `cond_synchronize_rcu` (which must
 /// start it), checks it with `poll_state_synchronize_rcu`, and retires.
 fn updater_with_cookie_vs(reader: fn(&Shared, &mut Ctx)) {
-    let (mut ctx, s) = boot();
-    let s1 = s.clone();
-    let r = spawn_cpu(1, move || {
-        // SAFETY: as in updater_vs.
-        let ctx = &mut unsafe { Ctx::new() };
-        reader(&s1, ctx)
-    });
+    let (mut ctx, s, r) = boot_with_reader(reader);
     s.replace();
     let cookie = rcu::get_state_synchronize_rcu();
     rcu::cond_synchronize_rcu(&mut ctx, cookie);

@@ -12,13 +12,12 @@
 //! The same workload runs twice: with a percpu_ref, and with the pre-percpu_ref scheme, a shared
 //! atomic count plus a `dead` flag (aio's old `atomic_t users` / `ctx->dead`).
 
-use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use quiescent::rcu::{self, list::RcuList};
 use quiescent::smp::{self, AtomicCtx, Ctx};
-use quiescent::sync::percpu_ref::{Flags, PercpuRef};
+use quiescent::sync::percpu_ref::{Mode, PercpuObj};
 use quiescent::{arch, MAX_CPUS};
 
 /// Context slots in the table.
@@ -30,92 +29,32 @@ const DESTROY_EVERY_US: u64 = 500;
 /// Every this many requests, the request "blocks" while holding its reference.
 const BLOCK_EVERY: u64 = 16;
 
-/// A context's reference count: what a request takes and drops.
-trait Users: Send + Sync + Sized + 'static {
-    const NAME: &'static str;
-    /// A live count holding the initial reference; `release` runs when it reaches zero after kill.
-    fn new(release: impl Fn() + Send + Sync + 'static) -> Self;
-    fn tryget_live(&self, ctx: &AtomicCtx) -> bool;
-    fn put(&self, ctx: &AtomicCtx);
-    fn kill(&self, ctx: &AtomicCtx);
-}
-
-impl Users for Arc<PercpuRef> {
-    const NAME: &'static str = "percpu_ref";
-    fn new(release: impl Fn() + Send + Sync + 'static) -> Self {
-        PercpuRef::init(move |_| release(), Flags::NONE).expect("percpu_ref for an I/O context")
-    }
-    #[inline(always)]
-    fn tryget_live(&self, ctx: &AtomicCtx) -> bool {
-        PercpuRef::tryget_live(self, ctx)
-    }
-    #[inline(always)]
-    fn put(&self, ctx: &AtomicCtx) {
-        PercpuRef::put(self, ctx)
-    }
-    fn kill(&self, ctx: &AtomicCtx) {
-        PercpuRef::kill(self, ctx)
+/// The variant's name in the figures.
+fn name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Percpu => "percpu_ref",
+        Mode::Atomic => "shared atomic",
     }
 }
 
-/// aio before percpu_ref: one shared atomic count and a `dead` flag.
-struct AtomicUsers {
-    count: AtomicU64,
-    dead: AtomicBool,
-    release: Box<dyn Fn() + Send + Sync>,
-}
-
-impl Users for AtomicUsers {
-    const NAME: &'static str = "shared atomic";
-    fn new(release: impl Fn() + Send + Sync + 'static) -> Self {
-        AtomicUsers { count: AtomicU64::new(1), dead: AtomicBool::new(false), release: Box::new(release) }
-    }
-    #[inline(always)]
-    fn tryget_live(&self, _ctx: &AtomicCtx) -> bool {
-        if self.dead.load(Ordering::Relaxed) {
-            return false;
-        }
-        let mut v = self.count.load(Ordering::Relaxed);
-        while v != 0 {
-            // Acquire on success, as atomic_inc_not_zero.
-            match self.count.compare_exchange_weak(v, v + 1, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return true,
-                Err(x) => v = x,
-            }
-        }
-        false
-    }
-    #[inline(always)]
-    fn put(&self, _ctx: &AtomicCtx) {
-        // Release: this holder's accesses before the decrement; Acquire: release() after all.
-        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            (self.release)();
-        }
-    }
-    fn kill(&self, ctx: &AtomicCtx) {
-        self.dead.store(true, Ordering::Relaxed);
-        self.put(ctx);
-    }
-}
-
-/// An I/O context (aio's `kioctx`).
-struct IoCtx<U> {
-    users: U,
+/// An I/O context (aio's `kioctx`), owned by its reference count (`PercpuObj`).
+struct IoCtx {
     /// Set by the release callback; a request holding a reference must never see it set.
     released: AtomicBool,
+    stats: Arc<Stats>,
 }
 
-/// A context pointer in the table.
-struct Entry<U> {
+impl Drop for IoCtx {
+    fn drop(&mut self) {
+        self.stats.freed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A context in the table.
+struct Entry {
     slot: u64,
-    ctx: *const IoCtx<U>,
+    io: PercpuObj<IoCtx>,
 }
-
-// SAFETY: the pointee is shared by design (its fields are atomics or Sync counts); it is freed
-// only by the release path after a grace period, never through the entry.
-unsafe impl<U: Send + Sync> Send for Entry<U> {}
-// SAFETY: as above.
-unsafe impl<U: Send + Sync> Sync for Entry<U> {}
 
 /// Counters of one run.
 #[derive(Default)]
@@ -128,38 +67,24 @@ struct Stats {
     not_found: AtomicU64,
 }
 
-/// Creates a context whose release marks it released and frees it after a grace
-/// period (lookups that found it in the list before it was unlinked may still read it).
-fn create<U: Users>(stats: &Arc<Stats>) -> *const IoCtx<U> {
-    let cell = Arc::new(AtomicUsize::new(0));
-    let (c2, s2) = (cell.clone(), stats.clone());
-    let users = U::new(move || {
-        // Acquire pairs with the Release store below: the context's address is published
-        // before the context is in the list, hence before anyone can kill it.
-        let p = c2.load(Ordering::Acquire) as *mut IoCtx<U>;
-        // SAFETY: `p` is the live context this count belongs to: it is freed only below,
-        // after this release (which runs once).
-        unsafe { (*p).released.store(true, Ordering::Release) };
+/// Creates a context whose release marks it released; `PercpuObj` frees it a grace period
+/// later (lookups that found it in the list before it was unlinked may still look at it).
+fn create(mode: Mode, stats: &Arc<Stats>) -> PercpuObj<IoCtx> {
+    let s2 = stats.clone();
+    let io = IoCtx { released: AtomicBool::new(false), stats: stats.clone() };
+    let io = PercpuObj::with_release(io, mode, move |io: &IoCtx| {
+        io.released.store(true, Ordering::Release);
         s2.released.fetch_add(1, Ordering::Relaxed);
-        let (addr, s3) = (p as usize, s2.clone());
-        rcu::call_rcu(move |_| {
-            // SAFETY: released, so no request holds a reference, and a grace period has
-            // passed since, so no lookup or put still looks at it; allocated by Box in create.
-            drop(unsafe { Box::from_raw(addr as *mut IoCtx<U>) });
-            s3.freed.fetch_add(1, Ordering::Relaxed);
-        });
-    });
-    let p = Box::into_raw(Box::new(IoCtx { users, released: AtomicBool::new(false) }));
-    cell.store(p as usize, Ordering::Release);
+    })
+    .expect("a reference count for an I/O context");
     stats.created.fetch_add(1, Ordering::Relaxed);
-    p
+    io
 }
 
 /// Unlinks the context of `slot` (other than `keep`) and kills its count (aio's `kill_ioctx`).
-fn destroy<U: Users>(ctx: &AtomicCtx, table: &RcuList<Entry<U>>, stats: &Stats, slot: u64, keep: *const IoCtx<U>) {
-    if let Some(e) = table.remove(|e| e.slot == slot && e.ctx != keep) {
-        // SAFETY: the context lives until its release, which cannot run before this kill.
-        unsafe { (*e.val().ctx).users.kill(ctx) };
+fn destroy(ctx: &AtomicCtx, table: &RcuList<Entry>, stats: &Stats, slot: u64, keep: Option<&PercpuObj<IoCtx>>) {
+    if let Some(e) = table.remove(|e| e.slot == slot && !keep.is_some_and(|k| PercpuObj::ptr_eq(k, &e.io))) {
+        e.val().io.kill(ctx);
         e.free_rcu();
         stats.destroyed.fetch_add(1, Ordering::Relaxed);
     }
@@ -174,21 +99,10 @@ fn next(x: &mut u64) -> u64 {
 
 /// One request: look up, take a reference, (maybe) block, check, drop the reference.
 #[inline(always)]
-fn request<U: Users>(ctx: &mut Ctx, table: &RcuList<Entry<U>>, stats: &Stats, slot: u64, block: bool) -> bool {
+fn request(ctx: &mut Ctx, table: &RcuList<Entry>, stats: &Stats, slot: u64, block: bool) -> bool {
     let found = {
         let g = rcu::read(ctx);
-        let mut found = None;
-        for e in table.iter(&g) {
-            if e.slot == slot {
-                // SAFETY: reached through the list inside a read-side section: the context is
-                // freed only a grace period after its release, which comes after its unlink.
-                if unsafe { (*e.ctx).users.tryget_live(&g) } {
-                    found = Some(e.ctx);
-                }
-                break;
-            }
-        }
-        found
+        table.iter(&g).find(|e| e.slot == slot).and_then(|e| e.io.tryget_live(&g))
     };
     let Some(io) = found else {
         stats.not_found.fetch_add(1, Ordering::Relaxed);
@@ -199,12 +113,10 @@ fn request<U: Users>(ctx: &mut Ctx, table: &RcuList<Entry<U>>, stats: &Stats, sl
         // the context alive.
         rcu::rcu_quiescent_state(ctx);
     }
-    // SAFETY: this request holds a reference: the context is not released, so not freed.
-    let c = unsafe { &*io };
-    if c.released.load(Ordering::Acquire) {
+    if io.released.load(Ordering::Acquire) {
         stats.violations.fetch_add(1, Ordering::Relaxed);
     }
-    c.users.put(ctx);
+    io.put(ctx);
     true
 }
 
@@ -214,11 +126,11 @@ struct Run {
     stats: Arc<Stats>,
 }
 
-fn workload<U: Users>(ctx: &mut Ctx) -> Run {
+fn workload(ctx: &mut Ctx, mode: Mode) -> Run {
     let stats = Arc::new(Stats::default());
-    let table: Arc<RcuList<Entry<U>>> = Arc::new(RcuList::new());
+    let table: Arc<RcuList<Entry>> = Arc::new(RcuList::new());
     for slot in 0..SLOTS {
-        table.add_head(Entry { slot, ctx: create::<U>(&stats) });
+        table.add_head(Entry { slot, io: create(mode, &stats) });
     }
     let start = Arc::new(AtomicU64::new(0));
     let (t2, s2, st2) = (table.clone(), stats.clone(), start.clone());
@@ -247,9 +159,9 @@ fn workload<U: Users>(ctx: &mut Ctx) -> Run {
                     let victim = next(&mut x) % SLOTS;
                     // The new context goes in first (lookups find the head-most match), so the
                     // slot is never empty.
-                    let fresh = create::<U>(s2);
-                    table.add_head(Entry { slot: victim, ctx: fresh });
-                    destroy(ctx, table, stats, victim, fresh);
+                    let fresh = create(mode, s2);
+                    table.add_head(Entry { slot: victim, io: fresh.clone() });
+                    destroy(ctx, table, stats, victim, Some(&fresh));
                 }
             }
             // Between batches, like an idle loop between work items (runs core 0's callbacks).
@@ -260,7 +172,7 @@ fn workload<U: Users>(ctx: &mut Ctx) -> Run {
     let secs = arch::ticks_to_ns(arch::counter() - t0) as f64 / 1e9;
     // Tear down: destroy every context, then wait for all releases and frees.
     for slot in 0..SLOTS {
-        destroy(ctx, &table, &stats, slot, core::ptr::null());
+        destroy(ctx, &table, &stats, slot, None);
     }
     let t1 = arch::counter();
     while stats.freed.load(Ordering::Relaxed) < stats.created.load(Ordering::Relaxed)
@@ -290,8 +202,8 @@ pub fn run(ctx: &mut Ctx) {
         "percpu_ref: I/O-context table ({} contexts in an RcuList), every request takes a reference (tryget_live), core 0 destroys and replaces one every {} us, {} ms per variant on {} cores (mode={=str})",
         SLOTS, DESTROY_EVERY_US, RUN_MS, smp::num_online(), m
     );
-    let p = workload::<Arc<PercpuRef>>(ctx);
-    let a = workload::<AtomicUsers>(ctx);
+    let p = workload(ctx, Mode::Percpu);
+    let a = workload(ctx, Mode::Atomic);
     for c in 0..p.per_core.len().min(MAX_CPUS) {
         defmt::println!(
             "  core {}: {} requests with percpu_ref, {} with a shared atomic",
@@ -300,7 +212,7 @@ pub fn run(ctx: &mut Ctx) {
             a.per_core[c]
         );
     }
-    for (name, r) in [(<Arc<PercpuRef> as Users>::NAME, &p), (AtomicUsers::NAME, &a)] {
+    for (name, r) in [(name(Mode::Percpu), &p), (name(Mode::Atomic), &a)] {
         let s = &r.stats;
         defmt::println!(
             "  {=str}: contexts created {}, destroyed {}, released {}, freed {}; requests on a released context: {}; lookups that found no live context: {}",

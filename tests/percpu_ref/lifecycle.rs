@@ -312,3 +312,83 @@ pub(super) fn exit_keeps_the_counter_until_a_grace_period(ctx: &mut Ctx) {
     assert_eq!(r.count(), Some(1), "exit folded core c's get, its put went to the atomic count");
     assert_eq!((p.releases(), r.misuses()), (0, 0));
 }
+
+/// An object owned by its percpu_ref, for the `PercpuObj` case: poisoned and counted when freed.
+struct Io {
+    id: u64,
+    live: core::sync::atomic::AtomicU64,
+    frees: Arc<core::sync::atomic::AtomicUsize>,
+}
+
+const IO_LIVE: u64 = 0x10_11fe;
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        self.live.store(0xdead, Ordering::Relaxed);
+        self.frees.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `PercpuObj` (aio's kioctx): lookups under RCU on every other core turn into counted
+/// references (`tryget_live`) that outlive their read section and cross quiescent states; after
+/// the unlink and the kill, lookups fail, a reference taken before still keeps the object, and
+/// the object is freed exactly once, after the last put, never while a reference is held.
+pub(super) fn percpu_obj_lives_until_its_last_counted_reference(ctx: &mut Ctx) {
+    use core::sync::atomic::{AtomicU64, AtomicUsize};
+    use quiescent::rcu::list::RcuList;
+    use quiescent::sync::percpu_ref::PercpuObj;
+    let frees = Arc::new(AtomicUsize::new(0));
+    let table: Arc<RcuList<PercpuObj<Io>>> = Arc::new(RcuList::new());
+    let io = PercpuObj::new(Io { id: 7, live: AtomicU64::new(IO_LIVE), frees: frees.clone() }).expect("PercpuObj");
+    table.add_head(io.clone());
+    let held = io.tryget_live(ctx).expect("a live object");
+    drop(io); // only the table and the references keep it now
+    let (stop, found, running) =
+        (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicUsize::new(0)));
+    let others = test::others();
+    for &c in &others {
+        let (table, stop, found, running) = (table.clone(), stop.clone(), found.clone(), running.clone());
+        smp::queue_work(c, move |ctx| {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Acquire) {
+                let r = {
+                    let g = rcu::read(ctx);
+                    table.iter(&g).find(|o| o.id == 7).and_then(|o| o.tryget_live(&g))
+                };
+                // The reference crosses a quiescent state: only its count keeps the object.
+                rcu::rcu_quiescent_state(ctx);
+                if let Some(r) = r {
+                    assert_eq!(r.live.load(Ordering::Relaxed), IO_LIVE, "a counted reference to a freed object");
+                    n += 1;
+                    found.fetch_add(1, Ordering::Relaxed);
+                    if n.is_multiple_of(2) {
+                        r.put(ctx);
+                    } else {
+                        drop(r);
+                    }
+                }
+            }
+            running.fetch_add(1, Ordering::Release);
+        });
+    }
+    // Let the lookups run, then io_destroy: unlink, kill.
+    let want = 100 * others.len() as u64;
+    super::wait_until(ctx, "the lookups finding the object", || found.load(Ordering::Relaxed) >= want);
+    let gone = table.remove(|o| o.id == 7).expect("the object in the table");
+    gone.val().kill(ctx);
+    assert!(gone.val().tryget_live(ctx).is_none(), "tryget_live after the kill");
+    drop(gone);
+    stop.store(true, Ordering::Release);
+    super::wait_until(ctx, "the lookups stopping", || running.load(Ordering::Acquire) == others.len());
+    // Every reference but `held` is put: the object must still be there.
+    rcu::rcu_barrier(ctx);
+    rcu::rcu_barrier(ctx);
+    assert_eq!(frees.load(Ordering::Relaxed), 0, "freed while a counted reference was held");
+    assert_eq!(held.live.load(Ordering::Relaxed), IO_LIVE);
+    // The last put: released, then freed after a grace period (once).
+    held.put(ctx);
+    rcu::rcu_barrier(ctx);
+    rcu::rcu_barrier(ctx);
+    assert_eq!(frees.load(Ordering::Relaxed), 1, "the object freed exactly once after its last put");
+    assert!(others.is_empty() || found.load(Ordering::Relaxed) > 0, "no lookup found the object");
+}

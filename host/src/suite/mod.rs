@@ -109,6 +109,9 @@ fn run_selected(elf: &Path, board: Board, runs: &[Run], sel: &Selection, verbose
     Ok(if t.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
+/// A host-side part of the suite: runs from the repository's root, returns (passed, failed).
+type HostPart = fn(&Path) -> (u32, u32);
+
 /// `qrun suite`: every image in every configuration for each of `boards`, then the host's unit
 /// tests, the loom models and the compile-fail snippets. `only` keeps the runs of one image (or
 /// `host`: only the unit tests; `model`: only the loom models; `compile-fail`: only the
@@ -163,31 +166,21 @@ pub fn run(boards: &[Board], only: Option<&str>, verbose: bool) -> ExitCode {
     if card {
         total.add(card::run(&root, verbose));
     }
-    if only.is_none() || only == Some("host") {
-        println!("== host unit tests (host/)");
-        let (p, f) = cargo::host_tests(&root);
-        total.passed += p;
-        total.failed += f;
-        if f > 0 {
-            total.failures.push("host unit tests".into());
-        }
-    }
-    if only.is_none() || only == Some("model") {
-        println!("== loom models (model/)");
-        let (p, f) = cargo::model_tests(&root);
-        total.passed += p;
-        total.failed += f;
-        if f > 0 {
-            total.failures.push("loom models".into());
-        }
-    }
-    if only.is_none() || only == Some("compile-fail") {
-        println!("== compile-fail snippets (tests/compile-fail/)");
-        let (p, f) = compile_fail::run(&root);
-        total.passed += p;
-        total.failed += f;
-        if f > 0 {
-            total.failures.push("compile-fail snippets".into());
+    // The host-side parts: (`--only` name, heading, what a failure is called, the run).
+    let host_parts: [(&str, &str, &str, HostPart); 3] = [
+        ("host", "host unit tests (host/)", "host unit tests", cargo::host_tests),
+        ("model", "loom models (model/)", "loom models", cargo::model_tests),
+        ("compile-fail", "compile-fail snippets (tests/compile-fail/)", "compile-fail snippets", compile_fail::run),
+    ];
+    for (name, heading, what, run) in host_parts {
+        if only.is_none() || only == Some(name) {
+            println!("== {heading}");
+            let (p, f) = run(&root);
+            total.passed += p;
+            total.failed += f;
+            if f > 0 {
+                total.failures.push(what.into());
+            }
         }
     }
     if !total.failures.is_empty() {

@@ -120,8 +120,10 @@
 
 mod misuse;
 mod mode;
+mod owned;
 
 pub use misuse::{misuse_reports, Misuse, PercpuRefError};
+pub use owned::{Counted, Mode, PercpuObj};
 
 use crate::machine::{self, AtomicBool, AtomicCtx, AtomicI64, AtomicU32, AtomicUsize, Mutex, Ordering, PerCpuBox};
 use crate::rcu;
