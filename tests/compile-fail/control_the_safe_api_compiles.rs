@@ -9,11 +9,22 @@ extern crate alloc;
 use quiescent::percpu::PerCpu;
 use quiescent::rcu::{self, cell::RcuCell, list::RcuList};
 use quiescent::smp::{self, AtomicCtx, Ctx};
-use quiescent::sync::percpu_ref::{Flags, PercpuRef};
+use quiescent::sync::percpu_ref::{Counted, Flags, PercpuObj, PercpuRef};
 use quiescent::sync::{percpu_rwsem::PercpuRwSem, RwSemaphore};
 
 static LIST: RcuList<u64> = RcuList::new();
 static CELL: RcuCell<u64> = RcuCell::new();
+
+struct IoCtx {
+    id: u64,
+}
+static TABLE: RcuList<PercpuObj<IoCtx>> = RcuList::new();
+
+/// PercpuObj's doc example: a lookup turned into a counted reference that outlives the section.
+fn lookup(ctx: &Ctx, id: u64) -> Option<Counted<IoCtx>> {
+    let g = rcu::read(ctx);
+    TABLE.iter(&g).find(|o| o.id == id)?.tryget_live(&g)
+}
 
 quiescent::percpu! {
     static COUNT: u64 = 0;
@@ -43,6 +54,15 @@ fn main(ctx: &mut Ctx) -> i32 {
     };
     if let Some(old) = CELL.take() {
         old.free_after_sync(ctx);
+    }
+    TABLE.add_head(PercpuObj::new(IoCtx { id: 3 }).unwrap());
+    if let Some(io) = lookup(ctx, 3) {
+        rcu::rcu_quiescent_state(ctx);
+        let _ = io.id;
+        io.put(ctx);
+    }
+    if let Some(entry) = TABLE.remove(|o| o.id == 3) {
+        entry.val().kill(ctx);
     }
     let cookie = rcu::get_state_synchronize_rcu();
     rcu::cond_synchronize_rcu(ctx, cookie);
