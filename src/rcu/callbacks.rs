@@ -21,7 +21,7 @@
 use super::gp::{request, snapshot};
 use super::qs::{callbacks_while_waiting, eqs_enter, eqs_exit, might_block};
 use super::{CPUS, DONE};
-use crate::machine::{self, cpu_id, ipi, AtomicCtx, AtomicU64, AtomicUsize, Ctx, IrqGuard, Mutex, Ordering};
+use crate::machine::{self, cpu_id, ipi, AtomicCtx, AtomicU64, AtomicUsize, Ctx, IrqGuard, Ordering};
 use alloc::boxed::Box;
 use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
@@ -168,7 +168,7 @@ struct CbList {
 
 // SAFETY: the list owns the objects whose heads it links (their ownership passed to it when
 // queued; they are Send: `RcuHeaded: Send`, `call_rcu`'s `F: Send`), and it is only touched by
-// its own core under its lock.
+// its own core with interrupts masked.
 unsafe impl Send for CbList {}
 
 const EMPTY: Segment = Segment { gp: 0, head: ptr::null_mut(), tail: ptr::null_mut() };
@@ -199,7 +199,7 @@ impl CbList {
                 // join the last segment, which waits for the later of the two.
                 b.gp = b.gp.max(g);
                 // SAFETY: `b.tail` is a queued head (a segment is never empty), valid until its
-                // callback runs, which needs the list's lock we hold.
+                // callback runs, which needs the list, which we hold.
                 unsafe { *(*b.tail).next.get() = h };
                 b.tail = h;
                 return;
@@ -212,23 +212,44 @@ impl CbList {
 
     /// Unlinks the oldest segment if its grace period is `<= done`; returns its chain.
     fn pop_ready(&mut self, done: u64) -> *mut RcuHead {
-        if self.len == 0 || self.segs[self.first].gp > done {
+        let f = self.first % NSEG;
+        if self.len == 0 || self.segs[f].gp > done {
             return ptr::null_mut();
         }
-        let s = self.segs[self.first];
-        self.segs[self.first] = EMPTY;
+        let s = self.segs[f];
+        self.segs[f] = EMPTY;
         self.first = (self.first + 1) % NSEG;
         self.len -= 1;
         s.head
     }
 }
 
+/// A core's [`CbList`], reached only through [`with_list`].
+struct LocalCbList(UnsafeCell<CbList>);
+
+// SAFETY: only its own core reaches it (`CBLISTS.local()` in `with_list`, the one accessor),
+// with interrupts masked, so no two `&mut` to it exist at once: no other core, no interrupt
+// handler on this core, and `with_list`'s callers (in this file) call nothing that reaches it
+// again inside.
+unsafe impl Sync for LocalCbList {}
+
 machine::percpu_shared! {
     /// A core's callbacks, segmented by the grace period each needs, in queue order: one grace
     /// period serves a whole segment. Grace periods are non-decreasing along the list except
     /// through `push`'s merging, which only delays. Only its own core touches it, with
-    /// interrupts masked: the lock, never contended, is what hands out the `&mut`.
-    static CBLISTS: Mutex<CbList> = Mutex::new(CbList::new());
+    /// interrupts masked (no lock: nobody else can reach it).
+    static CBLISTS: LocalCbList = LocalCbList(UnsafeCell::new(CbList::new()));
+}
+
+/// Runs `f` on this core's callback list, with interrupts masked. `f` must not queue or run
+/// callbacks (it would reach the list again).
+#[inline(always)]
+fn with_list<R>(f: impl FnOnce(&mut CbList) -> R) -> R {
+    let _irq = IrqGuard::new();
+    // SAFETY: this core's list; interrupts are masked, so no handler on this core reaches it
+    // meanwhile, other cores never do, and `f` does not (this function's contract, kept by its
+    // callers in this file): the `&mut` is the only reference for its lifetime.
+    f(unsafe { &mut *CBLISTS.local().0.get() })
 }
 machine::global! {
     static CBS_QUEUED: AtomicU64 = AtomicU64::new(0);
@@ -254,13 +275,14 @@ pub unsafe fn call_rcu_head(head: NonNull<RcuHead>, func: RcuCallback) {
         *(*h).next.get() = ptr::null_mut();
     }
     let g = snapshot();
-    {
-        let _irq = IrqGuard::new();
-        let mut l = CBLISTS.local().lock();
+    with_list(|l| {
         // SAFETY: the caller's contract.
         unsafe { l.push(h, g) };
-        CPUS.local().first_cb_gp.store(l.front_gp(), Ordering::Relaxed);
-    }
+        if l.len == 1 {
+            // The front segment is new or its grace period moved: the idle loop's one load.
+            CPUS.local().first_cb_gp.store(l.front_gp(), Ordering::Relaxed);
+        }
+    });
     CBS_QUEUED.fetch_add(1, Ordering::Relaxed);
     request(g);
 }
@@ -282,7 +304,7 @@ machine::percpu! {
     pub(super) static IN_CALLBACKS: bool = false;
 }
 
-/// Runs this core's callbacks whose grace period has completed (outside the list lock, so they
+/// Runs this core's callbacks whose grace period has completed (off the list, so they
 /// may queue more). Not re-entered from a callback. Called where RCU watches this core.
 pub(super) fn process_callbacks() {
     if IN_CALLBACKS.get() {
@@ -302,18 +324,16 @@ fn run_ready_callbacks() {
         if first_pending_gp().is_none_or(|g| g > done) {
             return; // the common case: one load each, no lock
         }
-        let mut h = {
-            let _irq = IrqGuard::new();
-            let mut l = CBLISTS.local().lock();
+        let mut h = with_list(|l| {
             let chain = l.pop_ready(done);
             CPUS.local().first_cb_gp.store(l.front_gp(), Ordering::Relaxed);
             chain
-        };
+        });
         if h.is_null() {
             return;
         }
         // The segment's objects, freed together: the whole chain is ours now (unlinked from the
-        // list under its lock), in queue order.
+        // list), in queue order.
         while let Some(head) = NonNull::new(h) {
             // SAFETY: a head in an unlinked chain is valid until its callback runs; its fields
             // were set by `call_rcu_head` and are read before the callback may free it.
