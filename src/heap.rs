@@ -5,6 +5,7 @@
 use crate::arch::IrqGuard;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Bytes of heap.
 pub const HEAP_SIZE: usize = 32 * 1024 * 1024;
@@ -30,6 +31,15 @@ pub unsafe fn init() {
     unsafe { HEAP.0.lock().init(core::ptr::addr_of_mut!(REGION.0) as *mut u8, HEAP_SIZE) };
 }
 
+/// Allocations made so far (all cores): bumped under the heap lock, so a Relaxed load and store
+/// (no atomic read-modify-write) suffice. For tests and the bench's allocations per operation.
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+/// Allocations made so far, on all cores (`alloc` calls that returned memory or failed).
+pub fn allocations() -> u64 {
+    ALLOCS.load(Ordering::Relaxed)
+}
+
 /// Bytes currently allocated.
 pub fn used() -> usize {
     let _irq = IrqGuard::new();
@@ -47,6 +57,8 @@ unsafe impl GlobalAlloc for Heap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let _irq = IrqGuard::new();
         let mut heap = self.0.lock();
+        // Under the lock: the only writer now.
+        ALLOCS.store(ALLOCS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         heap.allocate_first_fit(layout).map_or(core::ptr::null_mut(), |p| p.as_ptr())
     }
 

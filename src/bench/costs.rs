@@ -2,8 +2,9 @@
 //! counter can cost and its alternatives, then every read side. Under icount the figures are
 //! exact instruction counts; under mttcg, nanoseconds of real time.
 
-use super::common::{consume, f, icount, launder, line, per_op, target, Table};
+use super::common::{consume, f, icount, launder, line, ns, per_op, target, Table};
 use super::subjects::{ReadSide, Subjects};
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 use quiescent::smp::{AtomicCtx, Ctx};
 use quiescent::sync::percpu_ref::PercpuRef;
@@ -55,6 +56,76 @@ fn bench_cost_quiescent_point(ctx: &mut Ctx, n: u64) -> f64 {
     per_op(n, || smp::quiescent_point(ctx))
 }
 
+/// Objects retired per run of the retire rows.
+const RETIRES: usize = 20_000;
+
+/// The cost of `retire` on each of a run's objects (for `Retired`/`Removed`, dropping it: the
+/// object is queued for freeing after a grace period), and the heap allocations it made per
+/// object. The best of three runs, each followed by an `rcu_barrier` that frees the objects
+/// (untimed). `make` builds a run's objects (untimed). The loop over the vector adds about 2
+/// instructions per object.
+fn retire_cost<R>(ctx: &mut Ctx, mut make: impl FnMut() -> Vec<R>, mut retire: impl FnMut(R)) -> (f64, f64) {
+    let (mut best, mut allocs) = (f64::MAX, 0u64);
+    for _ in 0..3 {
+        let mut objs = make();
+        let n = objs.len();
+        let a0 = quiescent::heap::allocations();
+        let t0 = arch::counter();
+        for r in objs.drain(..) {
+            retire(r);
+        }
+        let t1 = arch::counter();
+        allocs = allocs.max(quiescent::heap::allocations() - a0);
+        best = best.min(ns(t1 - t0) / n as f64);
+        rcu::rcu_barrier(ctx);
+    }
+    (best, allocs as f64 / RETIRES as f64)
+}
+
+/// The retire rows: through `RcuCell` (dropping a `Retired`), through `RcuList` (dropping a
+/// `Removed`), and the closure form of `call_rcu` for comparison (which allocates its box).
+/// Returns (cell instructions, cell allocations per retire, list allocations per retire).
+fn retire_rows(ctx: &mut Ctx, rows: &mut Rows) -> (f64, f64, f64) {
+    use quiescent::rcu::cell::RcuCell;
+    use quiescent::rcu::list::RcuList;
+    rcu::rcu_barrier(ctx);
+    let cell: RcuCell<u64> = RcuCell::with(0);
+    let (cell_v, cell_allocs) =
+        retire_cost(ctx, || (0..RETIRES as u64).filter_map(|i| cell.replace(i)).collect(), drop);
+    rows.add("retire", "retire_cell", "retire through RcuCell (drop Retired, queueing included)", cell_v);
+    rows.note("  heap allocations per RcuCell retire", cell_allocs, "allocs");
+    let list: RcuList<u64> = RcuList::new();
+    let (v, list_allocs) = retire_cost(
+        ctx,
+        || {
+            (0..RETIRES as u64)
+                .filter_map(|i| {
+                    list.add_head(i);
+                    list.remove(|_| true)
+                })
+                .collect()
+        },
+        drop,
+    );
+    rows.add("retire", "retire_list", "retire through RcuList (drop Removed, queueing included)", v);
+    rows.note("  heap allocations per RcuList retire", list_allocs, "allocs");
+    let (v, closure_allocs) =
+        retire_cost(ctx, || (0..RETIRES as u64).collect(), |i| rcu::call_rcu(move |_: &AtomicCtx| consume(i)));
+    rows.add("retire", "call_rcu_closure", "call_rcu(closure), queueing (allocates its box)", v);
+    rows.note("  heap allocations per call_rcu(closure)", closure_allocs, "allocs");
+    if icount() {
+        target(
+            "call_rcu_closure_allocs",
+            "heap allocations per call_rcu(closure) (allocates)",
+            closure_allocs,
+            "<=",
+            1.0,
+            "allocs",
+        );
+    }
+    (cell_v, cell_allocs, list_allocs)
+}
+
 struct Rows {
     table: Table,
     unit: &'static str,
@@ -64,6 +135,11 @@ impl Rows {
     fn add(&mut self, group: &str, op: &str, label: &str, v: f64) {
         self.table.row(alloc::vec![label.into(), f(v, 1)]);
         line("cost", &alloc::format!("group={group} op={op} value={v:.2} unit={} label=\"{label}\"", self.unit));
+    }
+
+    /// A row in the table only, in its own unit (not a cost line: the chart's bars are time).
+    fn note(&mut self, label: &str, v: f64, unit: &str) {
+        self.table.row(alloc::vec![alloc::format!("{label} ({unit})"), f(v, 2)]);
     }
 }
 
@@ -123,6 +199,7 @@ pub fn run(ctx: &mut Ctx, s: &Subjects) {
     rows.add("qs", "quiescent_state", "rcu_quiescent_state, no grace period pending", qs);
     let qp = bench_cost_quiescent_point(ctx, N);
     rows.add("qs", "quiescent_point", "idle loop's quiescent point (hook call)", qp);
+    let (retire, cell_allocs, list_allocs) = retire_rows(ctx, &mut rows);
     let v = per_op(N, arch::smp_mb);
     rows.add("other", "dmb", "smp_mb (dmb ish)", v);
     let v = per_op(N, || consume(arch::counter()));
@@ -142,6 +219,9 @@ pub fn run(ctx: &mut Ctx, s: &Subjects) {
         );
         target("percpu_ref_pair", "percpu_ref get + put, instructions", at(ReadSide::PercpuRef), "<=", 10.0, "insn");
         target("quiescent_state", "rcu_quiescent_state, no grace period pending, instructions", qs, "<=", 10.0, "insn");
+        target("retire_cell", "retire through RcuCell, queueing included, instructions", retire, "<=", 60.0, "insn");
+        target("retire_cell_allocs", "heap allocations per RcuCell retire", cell_allocs, "<=", 0.0, "allocs");
+        target("retire_list_allocs", "heap allocations per RcuList retire", list_allocs, "<=", 0.0, "allocs");
     }
     consume(local as u64);
 }

@@ -154,6 +154,38 @@ pub fn run(ctx: &mut Ctx) {
         &alloc::format!("op=call_rcu_e2e busy=0 value={per_s:.0} unit=per_s label=\"call_rcu, queue to invoke\""),
     );
 
+    // Retiring through RcuCell (an intrusive head: no allocation), likewise: queueing, and
+    // end to end. The objects are made untimed before (their boxes are the publish's cost).
+    let cell = quiescent::rcu::cell::RcuCell::with(0u64);
+    let retired: Vec<_> = (0..n).filter_map(|i| cell.replace(i)).collect();
+    let m = retired.len() as f64;
+    let t0 = arch::counter();
+    for r in retired {
+        drop(r);
+    }
+    let t1 = arch::counter();
+    rcu::rcu_barrier(ctx);
+    let t2 = arch::counter();
+    let queue = ns(t1 - t0) / m;
+    let per_s = m * 1e9 / ns(t2 - t0);
+    out.table.row(alloc::vec!["retire via RcuCell, queueing (per object)".into(), "0".into(), f(queue, 0), "-".into()]);
+    out.table.row(alloc::vec![
+        alloc::format!("retire via RcuCell, end to end: {} callbacks/s", f(per_s, 0)),
+        "0".into(),
+        "-".into(),
+        "-".into()
+    ]);
+    line(
+        "update",
+        &alloc::format!("op=retire_queue busy=0 value={queue:.1} unit=ns label=\"retire via RcuCell, queueing\""),
+    );
+    line(
+        "update",
+        &alloc::format!(
+            "op=retire_e2e busy=0 value={per_s:.0} unit=per_s label=\"retire via RcuCell, queue to invoke\""
+        ),
+    );
+
     // percpu_down_write: from idle (rcu_sync must leave IDLE: one grace period) and back to back.
     let p = PercpuRwSem::new().expect("per-cpu read counts");
     // The write guard: down_write, and up_write when dropped.

@@ -38,8 +38,15 @@ pub(super) fn snapshot() -> u64 {
 /// Records that grace period `g` is needed, starting it if none is in progress. Safe in an
 /// interrupt handler (GP_LOCK's holders run with interrupts masked).
 pub(super) fn request(g: u64) {
-    if REQUESTED.load(Ordering::Relaxed) >= g && STARTED.load(Ordering::Relaxed) >= g {
-        return; // already requested and started: the completer's chain covers it
+    if REQUESTED.load(Ordering::Relaxed) >= g {
+        // Already requested (Linux's `rcu_start_this_gp` returns likewise when `gp_seq_needed`
+        // covers it). A REQUESTED >= g was stored under GP_LOCK by a requester whose
+        // `start_if_requested`, in the same critical section, started g, found it started, or
+        // found a grace period in progress; the completion of that one takes GP_LOCK after it
+        // and reads REQUESTED there, so it starts the next. Before, this path also required
+        // STARTED >= g, which a fresh snapshot (STARTED + 1) never meets: every `call_rcu` took
+        // GP_LOCK.
+        return;
     }
     let l = gp_lock();
     if REQUESTED.load(Ordering::Relaxed) < g {

@@ -6,10 +6,11 @@
 //! readers check it at each step: a reader that reaches a freed node (an updater that freed
 //! without waiting for a grace period) panics with `RCU list: reader reached a freed node`.
 
-use super::{rcu_assign_pointer, ReadGuard};
+use super::callbacks::kfree_rcu_raw;
+use super::{rcu_assign_pointer, RcuHead, RcuHeaded, ReadGuard};
 use crate::machine::{AtomicPtr, Ctx, Ordering};
 use alloc::boxed::Box;
-use core::ptr;
+use core::ptr::{self, NonNull};
 
 const LIVE: u64 = 0x5243_555f_4c49_5645; // "RCU_LIVE"
 const POISON: u64 = 0x6b6b_6b6b_6b6b_6b6b; // Linux's POISON_FREE pattern
@@ -18,8 +19,19 @@ const POISON: u64 = 0x6b6b_6b6b_6b6b_6b6b; // Linux's POISON_FREE pattern
 pub struct Node<T> {
     next: AtomicPtr<Node<T>>,
     magic: u64,
+    /// Queues the node for freeing after a grace period, without allocating.
+    head: RcuHead,
     /// The payload.
     pub val: T,
+}
+
+// SAFETY: HEAD_OFFSET is `head`'s offset, and only `kfree_rcu` uses that field.
+unsafe impl<T: Send + 'static> RcuHeaded for Node<T> {
+    const HEAD_OFFSET: usize = core::mem::offset_of!(Node<T>, head);
+}
+
+fn new_node<T>(next: *mut Node<T>, val: T) -> *mut Node<T> {
+    Box::into_raw(Box::new(Node { next: AtomicPtr::new(next), magic: LIVE, head: RcuHead::new(), val }))
 }
 
 impl<T> Drop for Node<T> {
@@ -34,11 +46,13 @@ impl<T> Drop for Node<T> {
 }
 
 /// A node unlinked from a list. Readers may still stand on it, so it is freed only after a grace
-/// period: dropping it (`let _ = list.remove(..)` included) hands it to [`call_rcu`](super::call_rcu)
-/// (Linux's `kfree_rcu`), as does [`free_rcu`](Self::free_rcu); [`free_after_sync`](Self::free_after_sync)
-/// waits for the grace period instead. Only the `unsafe` [`free_now`](Self::free_now) skips it.
+/// period: dropping it (`let _ = list.remove(..)` included) links the [`RcuHead`] inside the node
+/// into this core's callback list ([`kfree_rcu`](super::kfree_rcu): no allocation, no heap lock;
+/// freed with the other nodes of its grace period), as does [`free_rcu`](Self::free_rcu);
+/// [`free_after_sync`](Self::free_after_sync) waits for the grace period instead. Only the
+/// `unsafe` [`free_now`](Self::free_now) skips it.
 #[must_use = "the node is freed after a grace period when dropped; bind it to use its value"]
-pub struct Removed<T: Send + 'static>(Option<Box<Node<T>>>);
+pub struct Removed<T: Send + 'static>(NonNull<Node<T>>);
 
 // SAFETY: a removed node is owned exclusively by whoever holds it (readers only keep raw
 // references until the grace period ends); sending it to another core is sending a Box<Node<T>>.
@@ -47,11 +61,18 @@ unsafe impl<T: Send + 'static> Send for Removed<T> {}
 impl<T: Send + 'static> Removed<T> {
     /// The payload (for the updater, which owns the node now).
     pub fn val(&self) -> &T {
-        &self.node().val
+        // SAFETY: the node is live until this value is consumed or dropped.
+        unsafe { &self.0.as_ref().val }
     }
 
-    fn node(&self) -> &Node<T> {
-        self.0.as_ref().expect("a Removed holds its node until dropped")
+    /// The box back, for freeing (a raw pointer until then: readers may still stand on the
+    /// node, so it is not held as a `Box`, which would claim it unaliased).
+    fn into_box(self) -> Box<Node<T>> {
+        let p = self.0;
+        core::mem::forget(self);
+        // SAFETY: the pointer came from Box::into_raw (`new_node`), and the unlink that removed it
+        // handed it to this value alone, now consumed.
+        unsafe { Box::from_raw(p.as_ptr()) }
     }
 
     /// Frees the node after a grace period, from an RCU callback (Linux's `kfree_rcu`); the
@@ -61,9 +82,9 @@ impl<T: Send + 'static> Removed<T> {
     }
 
     /// Waits for a grace period, then frees the node (`synchronize_rcu(); kfree()`). Blocking.
-    pub fn free_after_sync(mut self, ctx: &mut Ctx) {
+    pub fn free_after_sync(self, ctx: &mut Ctx) {
         super::synchronize_rcu(ctx);
-        drop(self.0.take());
+        drop(self.into_box());
     }
 
     /// Frees the node now, without a grace period (debug builds poison it first, which is how
@@ -72,16 +93,16 @@ impl<T: Send + 'static> Removed<T> {
     /// # Safety
     /// No reader may still hold a reference to the node: a grace period has passed since it
     /// was unlinked, or no reader can have reached it.
-    pub unsafe fn free_now(mut self) {
-        drop(self.0.take());
+    pub unsafe fn free_now(self) {
+        drop(self.into_box());
     }
 }
 
 impl<T: Send + 'static> Drop for Removed<T> {
     fn drop(&mut self) {
-        if let Some(node) = self.0.take() {
-            super::call_rcu(move |_| drop(node));
-        }
+        // SAFETY: the pointer came from Box::into_raw and this value, gone after this, owns it
+        // alone.
+        unsafe { kfree_rcu_raw(self.0) };
     }
 }
 
@@ -120,7 +141,7 @@ impl<T> RcuList<T> {
 
     /// Adds `val` at the head (`hlist_add_head_rcu`).
     pub fn add_head(&self, val: T) {
-        let n = Box::into_raw(Box::new(Node { next: AtomicPtr::new(ptr::null_mut()), magic: LIVE, val }));
+        let n = new_node(ptr::null_mut(), val);
         let _l = self.lock.lock();
         // SAFETY: `n` is ours until published.
         unsafe { (*n).next.store(self.head.load(Ordering::Relaxed), Ordering::Relaxed) };
@@ -148,9 +169,10 @@ impl<T> RcuList<T> {
                 // WRITE_ONCE is enough: readers that see the old link reach `node`, whose next
                 // still points into the list.
                 link.store(node.next.load(Ordering::Relaxed), Ordering::Relaxed);
-                // SAFETY: `cur` came from Box::into_raw and is now unlinked; only RCU readers
-                // may still look at it, and `Removed` frees it only after a grace period.
-                return Some(Removed(Some(unsafe { Box::from_raw(cur) })));
+                // SAFETY: `cur` is not null (checked above); it came from Box::into_raw and is
+                // now unlinked: only RCU readers may still look at it, and `Removed` frees it
+                // only after a grace period.
+                return Some(Removed(unsafe { NonNull::new_unchecked(cur) }));
             }
             link = &node.next;
         }
@@ -172,11 +194,9 @@ impl<T> RcuList<T> {
             // SAFETY: as in `remove`.
             let node = unsafe { &*cur };
             if pred(&node.val) {
-                let n =
-                    Box::new(Node { next: AtomicPtr::new(node.next.load(Ordering::Relaxed)), magic: LIVE, val: new });
-                rcu_assign_pointer(link, Box::into_raw(n));
+                rcu_assign_pointer(link, new_node(node.next.load(Ordering::Relaxed), new));
                 // SAFETY: as in `remove`.
-                return Ok(Removed(Some(unsafe { Box::from_raw(cur) })));
+                return Ok(Removed(unsafe { NonNull::new_unchecked(cur) }));
             }
             link = &node.next;
         }

@@ -204,7 +204,7 @@ mod tree;
 // The user API: read sections, publishing and loading pointers, quiescent states, waiting for
 // grace periods, callbacks. Everything that may pass a quiescent point takes `&mut Ctx`.
 pub use crate::machine::{AtomicCtx, Ctx};
-pub use callbacks::{call_rcu, in_callback, rcu_barrier};
+pub use callbacks::{call_rcu, call_rcu_head, in_callback, kfree_rcu, rcu_barrier, RcuCallback, RcuHead, RcuHeaded};
 pub use gp::{
     cond_synchronize_rcu, get_completed_synchronize_rcu, get_state_synchronize_rcu, poll_state_synchronize_rcu,
     start_poll_synchronize_rcu, synchronize_rcu,

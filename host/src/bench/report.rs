@@ -206,7 +206,7 @@ fn update(s: &mut String, d: &Data) {
         );
         seen.push(key);
     }
-    for op in ["call_rcu_queue", "call_rcu_e2e"] {
+    for op in ["call_rcu_queue", "call_rcu_e2e", "retire_queue", "retire_e2e"] {
         let (i, m) = (d.find("update", "icount", "op", op), d.find("update", "mttcg", "op", op));
         let unit = i.or(m).map_or("", |r| r.s("unit"));
         let label = i.or(m).map_or("", |r| r.s("label"));
