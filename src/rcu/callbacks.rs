@@ -65,7 +65,10 @@ impl Default for RcuHead {
 ///
 /// # Safety
 /// `HEAD_OFFSET` is `core::mem::offset_of!(Self, <field>)` of a field of type `RcuHead` that
-/// nothing but [`kfree_rcu`] uses.
+/// nothing but [`kfree_rcu`] uses, in a type that is not `repr(packed)` (the head is written with
+/// aligned accesses; `kfree_rcu` also checks at compile time that the offset is aligned and the
+/// head inside the type). `Self`'s drop then runs as an RCU callback: it must not block, nor take
+/// a lock that code on the same core holds across a blocking wait.
 pub unsafe trait RcuHeaded: Send + Sized + 'static {
     /// The byte offset of the head in `Self`.
     const HEAD_OFFSET: usize;
@@ -100,6 +103,16 @@ pub fn kfree_rcu<T: RcuHeaded>(b: Box<T>) {
 /// # Safety
 /// `p` came from `Box::into_raw` of a `Box<T>`, and the caller gives up every use of it.
 pub(super) unsafe fn kfree_rcu_raw<T: RcuHeaded>(p: NonNull<T>) {
+    // The head is written through aligned accesses: it must be aligned and inside `T` (a
+    // `repr(packed)` type could name an unaligned field's offset).
+    const {
+        assert!(
+            core::mem::align_of::<T>() >= core::mem::align_of::<RcuHead>()
+                && T::HEAD_OFFSET % core::mem::align_of::<RcuHead>() == 0
+                && T::HEAD_OFFSET + core::mem::size_of::<RcuHead>() <= core::mem::size_of::<T>(),
+            "RcuHeaded: HEAD_OFFSET must name an aligned RcuHead inside the type"
+        )
+    };
     // SAFETY: `p` is a live allocation of `T` and HEAD_OFFSET is the offset of its RcuHead
     // (RcuHeaded's contract), so `h` points to that head, inside the allocation.
     let h = unsafe { NonNull::new_unchecked(p.as_ptr().cast::<u8>().add(T::HEAD_OFFSET).cast::<RcuHead>()) };

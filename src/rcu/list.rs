@@ -54,9 +54,12 @@ impl<T> Drop for Node<T> {
 #[must_use = "the node is freed after a grace period when dropped; bind it to use its value"]
 pub struct Removed<T: Send + 'static>(NonNull<Node<T>>);
 
-// SAFETY: a removed node is owned exclusively by whoever holds it (readers only keep raw
-// references until the grace period ends); sending it to another core is sending a Box<Node<T>>.
-unsafe impl<T: Send + 'static> Send for Removed<T> {}
+// SAFETY: whoever holds a removed node owns it (frees it), but readers on any core may still
+// hold `&T` into it until the grace period ends, and `val()` hands out another `&T`: so sending
+// it to another core shares `&T` between cores (T: Sync) as well as moving the node (T: Send).
+unsafe impl<T: Send + Sync + 'static> Send for Removed<T> {}
+// SAFETY: a shared `&Removed` only hands out `&T` (T: Sync).
+unsafe impl<T: Send + Sync + 'static> Sync for Removed<T> {}
 
 impl<T: Send + 'static> Removed<T> {
     /// The payload (for the updater, which owns the node now).

@@ -8,7 +8,10 @@
 //! // expect: E0502 cannot borrow `*ctx` as mutable
 //! ```
 //!
-//! (an error code, then text the error's first line must contain), or `// expect: compiles`. The
+//! (an error code, then text the error's first line must contain), or `// expect: compiles`. A
+//! snippet whose error only comes with code generation (a `const` assertion in a generic
+//! function is evaluated when it is instantiated) adds `// needs: build` and is built, not only
+//! checked. The
 //! harness writes one crate with a `[[bin]]` per snippet under `target/compile-fail/` (depending
 //! on the firmware by path, so the repository's toolchain and `.cargo/config.toml` apply) and runs
 //! `cargo check` on each: a snippet passes if it fails with the expected error (or compiles, for
@@ -106,8 +109,9 @@ pub fn run(root: &Path) -> (u32, u32) {
             failed += 1;
             continue;
         };
+        let verb = if src.lines().any(|l| l.trim() == "// needs: build") { "build" } else { "check" };
         let out = Command::new("cargo")
-            .args(["check", "--quiet", "--message-format=short", "--bin", name])
+            .args([verb, "--quiet", "--message-format=short", "--bin", name])
             .env("CARGO_TARGET_DIR", dir.join("target"))
             .current_dir(&dir)
             .stdin(Stdio::null())
