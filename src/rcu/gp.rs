@@ -218,6 +218,10 @@ pub fn cond_synchronize_rcu(ctx: &mut Ctx, cookie: u64) {
     if poll_state_synchronize_rcu(cookie) {
         return;
     }
+    // STARTED only grows and a cookie is at most STARTED + 1 when handed out, so a larger one
+    // was never handed out: waiting for it would run grace periods back to back for ever.
+    let limit = STARTED.load(Ordering::Relaxed) + 1;
+    assert!(cookie <= limit, "cond_synchronize_rcu: cookie {} was never handed out (at most {})", cookie, limit);
     wait_for(ctx, cookie);
 }
 
