@@ -5,12 +5,15 @@
 //! long-running work item must; core 0 sets up and destroys contexts (the update path, under the
 //! list's spinlock, freeing through `call_rcu`). Each context is marked dead before it is freed,
 //! and readers check the mark: a lookup that saw a freed context is counted as a violation.
+//! The table's limits (which IDs a lookup may ask for) sit in an [`RcuCell`]: every lookup reads
+//! them (one load), and core 0 replaces them every few updates, the old limits freed through
+//! the cell's allocation-free `kfree_rcu` path.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use quiescent::arch;
-use quiescent::rcu::{self, list::RcuList};
+use quiescent::rcu::{self, cell::RcuCell, list::RcuList};
 use quiescent::smp::{self, Ctx};
 
 const IDS: u64 = 64;
@@ -23,6 +26,24 @@ pub struct IoCtx {
 }
 
 impl Drop for IoCtx {
+    fn drop(&mut self) {
+        self.live.store(false, Ordering::Relaxed);
+    }
+}
+
+/// The lookups' limits: IDs below `ids` exist. `live` is cleared when they are freed.
+struct Limits {
+    ids: u64,
+    live: AtomicBool,
+}
+
+impl Limits {
+    fn new(ids: u64) -> Self {
+        Limits { ids, live: AtomicBool::new(true) }
+    }
+}
+
+impl Drop for Limits {
     fn drop(&mut self) {
         self.live.store(false, Ordering::Relaxed);
     }
@@ -102,18 +123,29 @@ pub fn run(ctx: &mut Ctx) {
     for id in 0..IDS / 2 {
         table.add_head(IoCtx { id: id * 2, live: AtomicBool::new(true) });
     }
+    let limits: Arc<RcuCell<Limits>> = Arc::new(RcuCell::with(Limits::new(IDS)));
     let (gp0, (_, cb0)) = (rcu::stats::completed(), rcu::stats::callback_counts());
     rcu::stats::set_gp_timing(true);
-    let t2 = table.clone();
+    let (t2, l2) = (table.clone(), limits.clone());
     let created = AtomicU64::new(0);
     let destroyed = AtomicU64::new(0);
+    let limit_changes = AtomicU64::new(0);
     let r = workload(
         ctx,
         move |cpu, stop, ctx| {
             let (mut n, mut bad, mut x) = (0u64, 0u64, 0x1234_5678 + cpu as u64);
             while !stop.load(Ordering::Relaxed) {
-                let id = next(&mut x) % IDS;
                 let g = rcu::read(ctx);
+                let ids = match l2.read(&g) {
+                    Some(l) => {
+                        if !l.live.load(Ordering::Relaxed) {
+                            bad += 1;
+                        }
+                        l.ids
+                    }
+                    None => IDS,
+                };
+                let id = next(&mut x) % ids;
                 if let Some(io) = t2.iter(&g).find(|c| c.id == id) {
                     if !io.live.load(Ordering::Relaxed) {
                         bad += 1;
@@ -139,6 +171,12 @@ pub fn run(ctx: &mut Ctx) {
                     created.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            if id % 16 == 0 {
+                // New limits: all IDs, or the lower half. Dropping the old ones queues them for
+                // freeing after a grace period (lookups may still hold them).
+                let n = limit_changes.fetch_add(1, Ordering::Relaxed);
+                drop(limits.replace(Limits::new(if n % 2 == 0 { IDS / 2 } else { IDS })));
+            }
             rcu::rcu_quiescent_state(ctx);
         },
     );
@@ -152,9 +190,9 @@ pub fn run(ctx: &mut Ctx) {
     }
     let (_, cb1) = rcu::stats::callback_counts();
     defmt::println!(
-        "  RCU       {} lookups/s, {} updates ({} created, {} destroyed), {} callbacks run, {} grace periods (avg {} us), lookups that saw a freed context: {}",
+        "  RCU       {} lookups/s, {} updates ({} created, {} destroyed, limits replaced {} times), {} callbacks run, {} grace periods (avg {} us), lookups that saw a freed context or freed limits: {}",
         rcu_rate as u64, r.updates, created.load(Ordering::Relaxed), destroyed.load(Ordering::Relaxed),
-        cb1 - cb0, rcu::stats::completed() - gp0, avg_gp / 1000, r.violations
+        limit_changes.load(Ordering::Relaxed), cb1 - cb0, rcu::stats::completed() - gp0, avg_gp / 1000, r.violations
     );
 
     // --- spin::RwLock baseline: the same table as a Vec behind a reader-writer spinlock ---
@@ -211,7 +249,7 @@ pub fn run(ctx: &mut Ctx) {
         "  RCU / spin::RwLock lookup throughput: {=f64}x (same run)",
         ((rcu_rate / rw_rate.max(1.0)) * 100.0) as u64 as f64 / 100.0
     );
-    assert_eq!(r.violations + w.violations, 0, "a lookup saw a freed context");
+    assert_eq!(r.violations + w.violations, 0, "a lookup saw a freed context or freed limits");
     sync_latency(ctx);
 }
 

@@ -1,11 +1,17 @@
 //! RCU torture, after Linux's `kernel/rcu/rcutorture.c`.
 //!
-//! A writer replaces the RCU-protected current object (`rcu_assign_pointer`) and retires the old
-//! one by one of three means, chosen at random: `synchronize_rcu` (the retired objects wait on a
-//! "removed" list), `call_rcu` (a callback that re-queues itself), or
-//! `start_poll_synchronize_rcu`/`poll_state_synchronize_rcu`. Every retired object's *pipe
-//! count* is 1 when it is replaced and grows by one at each later grace period; at
-//! [`PIPE_LEN`] it is freed (poisoned, back on the free list) and may be reused. Readers on every
+//! A writer replaces the current object, an [`RcuCell`] (the typed pointer users write with;
+//! `replace` or, for a writer that holds no lock, `compare_and_replace`), and retires the old
+//! one by one of three means, chosen at random: `Retired::free_after_sync` (`synchronize_rcu`,
+//! then the drop), dropping the `Retired` (`kfree_rcu` through the box's `RcuHead`: no
+//! allocation), or a polled grace period (`start_poll_synchronize_rcu` with
+//! `poll_state_synchronize_rcu` or `cond_synchronize_rcu`) and then the `unsafe` `free_now`.
+//! The cell holds a [`Cur`], a handle on an object of a static pool; the handle's drop, when its
+//! box is freed, is the first grace period's stage, and the later stages follow as before (a
+//! "removed" list advanced by later writers' grace periods, or a `call_rcu` callback that
+//! re-queues itself). Every retired object's *pipe count* is 1 when it is replaced and grows by
+//! one at each later grace period; at [`PIPE_LEN`] it is freed (poisoned, back on the free
+//! list) and may be reused. Readers on every
 //! core, in task context and in interrupt handlers (the tick, and `call_function_single` closures
 //! sent to cores that may sit in blocking waits), record the pipe count they see after their
 //! read-side delay: a reader can only see 0 (current) or 1 (replaced, grace period not over).
@@ -22,7 +28,8 @@ use super::common::{self, delay_ns, hold_ns, PerCore, Rng, Torture};
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use quiescent::rcu::cell::{RcuCell, Retired};
 use quiescent::smp::{self, ipi, AtomicCtx, Ctx};
 use quiescent::{arch, percpu::cpu_id, rcu, MAX_CPUS};
 
@@ -45,7 +52,13 @@ static POOL: [Obj; NOBJ] =
 static FREELIST: spin::Mutex<Vec<usize>> = spin::Mutex::new(Vec::new());
 /// Retired by synchronize_rcu/polling writers, waiting for their next grace periods.
 static REMOVED: spin::Mutex<Vec<usize>> = spin::Mutex::new(Vec::new());
-static CURRENT: AtomicPtr<Obj> = AtomicPtr::new(core::ptr::null_mut());
+/// The current object (rcutorture's `rcu_torture_current`).
+static CURRENT: RcuCell<Cur> = RcuCell::new();
+/// The current object's pool index, for the statistics line (`rtc`).
+static CURRENT_INDEX: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// Compare-and-replace calls with a stale expected value that wrongly succeeded.
+static CAS_ERRORS: AtomicU64 = AtomicU64::new(0);
+static CAS_WRITES: AtomicU64 = AtomicU64::new(0);
 /// The writer role (one writer at a time, as in rcutorture): try-locked, never waited for.
 static WRITER: AtomicBool = AtomicBool::new(false);
 /// One callback flood at a time.
@@ -90,8 +103,37 @@ fn obj(i: usize) -> &'static Obj {
     &POOL[i]
 }
 
-fn index_of(p: *const Obj) -> usize {
-    (p as usize - POOL.as_ptr() as usize) / core::mem::size_of::<Obj>()
+/// What the cell holds: which pool object is current, and where it goes when the box that
+/// held it is freed (a grace period after it left the cell).
+struct Cur {
+    idx: usize,
+    then: Then,
+}
+
+enum Then {
+    /// Onto the removed list, advanced by later writers' grace periods (the writer retired it
+    /// synchronously: `free_after_sync` or a polled grace period).
+    Removed,
+    /// A `call_rcu` chain, one stage per grace period (retired by dropping it: `kfree_rcu`).
+    Chain,
+}
+
+impl Drop for Cur {
+    /// Runs when the cell's box is freed: one grace period has passed since the object was
+    /// replaced (`kfree_rcu`'s callback or the writer after its grace period). A too-early free
+    /// shows as a pipe count past 1 in a reader still holding the object.
+    fn drop(&mut self) {
+        if pipe_update_one(self.idx) {
+            return;
+        }
+        match self.then {
+            Then::Removed => REMOVED.lock().push(self.idx),
+            Then::Chain => {
+                let i = self.idx;
+                rcu::call_rcu(move |_| deferred_stage(i));
+            }
+        }
+    }
 }
 
 fn alloc_obj() -> Option<usize> {
@@ -161,15 +203,11 @@ fn one_read(ctx: &AtomicCtx, depth: u32, hold: u64) {
     }
     let g = rcu::read(ctx);
     let started = rcu::stats::completed();
-    let p = rcu::rcu_dereference(&CURRENT, &g);
-    if !p.is_null() {
-        // SAFETY: `p` points into the static pool (never deallocated), so the reference is
-        // valid whatever RCU does; a freed object is poisoned, which is what these checks look
-        // for. It cannot be a safe form: the torture's point is to read the object through the
-        // very pointer `rcu_dereference` returned, even after a (buggy) grace period has let
-        // the writer free it, and to detect that (pipe count past 1, poison, missing mbtest);
-        // no safe API hands out a reference to an object that may already be freed.
-        let o = unsafe { &*p };
+    // The handle is read once, at once: the pool object outlives any grace period (a freed one
+    // is poisoned, which is what the checks below look for), so a too-short grace period shows
+    // there rather than as a read of the freed box.
+    if let Some(idx) = CURRENT.read(&g).map(|c| c.idx) {
+        let o = obj(idx);
         // rtort_mbtest: written before rcu_assign_pointer; the address dependency orders this load.
         if o.mbtest.load(Ordering::Relaxed) == 0 {
             MBERRORS.fetch_add(1, Ordering::Relaxed);
@@ -212,31 +250,86 @@ fn write(ctx: &mut Ctx, rng: &mut Rng) {
         o.pipe_count.store(0, Ordering::Relaxed);
         o.magic.store(LIVE, Ordering::Relaxed);
         o.mbtest.store(1, Ordering::Relaxed);
-        let old = CURRENT.load(Ordering::Relaxed);
-        // STLR: the fields above are visible to a reader that sees the new pointer.
-        rcu::rcu_assign_pointer(&CURRENT, o as *const Obj as *mut Obj);
+        // Where this object goes once replaced and a grace period has passed (its handle
+        // carries it); independent of how it will be retired.
+        let then = if rng.pct(50) { Then::Chain } else { Then::Removed };
+        // Publication (STLR inside the cell): the fields above are visible to a reader that
+        // sees the new handle.
+        let old = if rng.pct(50) {
+            CURRENT.replace(Cur { idx: i, then })
+        } else {
+            cas_replace(ctx, Cur { idx: i, then })
+        };
+        CURRENT_INDEX.store(i, Ordering::Relaxed);
         VERSION.fetch_add(1, Ordering::Relaxed);
-        if !old.is_null() {
-            let oi = index_of(old);
+        if let Some(old) = old {
             // Replaced: stage 1 at once (readers that found it may still see it; that is fine).
-            pipe_update_one(oi);
-            match rng.below(10) {
-                0..=3 => {
-                    REMOVED.lock().push(oi);
-                    rcu::synchronize_rcu(ctx);
-                    pipe_update_removed();
-                }
-                4..=7 => rcu::call_rcu(move |_| deferred_stage(oi)),
-                _ => {
-                    REMOVED.lock().push(oi);
-                    let cookie = rcu::start_poll_synchronize_rcu();
-                    rcu::wait_quiescent(ctx, || !rcu::poll_state_synchronize_rcu(cookie));
-                    pipe_update_removed();
-                }
-            }
+            pipe_update_one(old.idx);
+            retire(ctx, rng, old);
         }
     }
     WRITER.store(false, Ordering::Release);
+}
+
+/// The lock-free update: read the current handle under a guard and replace exactly it. The
+/// writer role is exclusive, so the exchange must succeed; before it, an exchange that expects
+/// the cell empty when it is not must fail and give the new value back.
+fn cas_replace(ctx: &Ctx, new: Cur) -> Option<Retired<Cur>> {
+    CAS_WRITES.fetch_add(1, Ordering::Relaxed);
+    let g = rcu::read(ctx);
+    let cur = CURRENT.read(&g);
+    let new = match cur {
+        Some(_) => match CURRENT.compare_and_replace(None, new) {
+            Err(back) => back,
+            Ok(old) => {
+                CAS_ERRORS.fetch_add(1, Ordering::Relaxed);
+                common::fail();
+                return old;
+            }
+        },
+        None => new,
+    };
+    match CURRENT.compare_and_replace(cur, new) {
+        Ok(old) => old,
+        Err(_) => {
+            CAS_ERRORS.fetch_add(1, Ordering::Relaxed);
+            common::fail();
+            None
+        }
+    }
+}
+
+/// Retires the replaced handle by one of three means, at random: its drop (stage 2) comes a
+/// grace period later in each.
+fn retire(ctx: &mut Ctx, rng: &mut Rng, old: Retired<Cur>) {
+    let how = rng.below(10);
+    // The removed objects present before this grace period starts: they, and only they, may
+    // move one stage on when it ends (an object dropped onto the list by this retire already
+    // counts its grace period in its drop).
+    let waiting = core::mem::take(&mut *REMOVED.lock());
+    match how {
+        0..=3 => old.free_after_sync(ctx),
+        4..=7 => drop(old), // kfree_rcu: the box's head on this core's callback list
+        _ => {
+            let cookie = rcu::start_poll_synchronize_rcu();
+            if rng.pct(50) {
+                rcu::wait_quiescent(ctx, || !rcu::poll_state_synchronize_rcu(cookie));
+            } else {
+                rcu::cond_synchronize_rcu(ctx, cookie);
+            }
+            assert!(rcu::poll_state_synchronize_rcu(cookie), "rcu-torture: the polled grace period has not completed");
+            // SAFETY: the grace period the cookie names began after the handle left the cell
+            // and has completed (checked just above), so no reader still holds the box.
+            unsafe { old.free_now() };
+        }
+    }
+    let waited = !(4..=7).contains(&how);
+    let mut r = REMOVED.lock();
+    for i in waiting {
+        if !waited || !pipe_update_one(i) {
+            r.push(i);
+        }
+    }
 }
 
 /// rcutorture's fake writers: grace periods requested from several cores at once.
@@ -392,7 +485,8 @@ impl Torture for RcuTorture {
         let o = obj(i);
         o.magic.store(LIVE, Ordering::Relaxed);
         o.mbtest.store(1, Ordering::Relaxed);
-        rcu::rcu_assign_pointer(&CURRENT, o as *const Obj as *mut Obj);
+        assert!(CURRENT.replace(Cur { idx: i, then: Then::Removed }).is_none());
+        CURRENT_INDEX.store(i, Ordering::Relaxed);
     }
 
     fn weight(&self) -> u64 {
@@ -430,21 +524,21 @@ impl Torture for RcuTorture {
 
     fn finish(&self, ctx: &mut Ctx) {
         // Retire the last object and let every removed one reach the end of the pipe.
-        let old = CURRENT.swap(core::ptr::null_mut(), Ordering::AcqRel);
-        if !old.is_null() {
-            let oi = index_of(old);
-            pipe_update_one(oi);
-            REMOVED.lock().push(oi);
+        if let Some(old) = CURRENT.take() {
+            pipe_update_one(old.idx);
+            old.free_after_sync(ctx); // stage 2, onto the removed list
         }
+        CURRENT_INDEX.store(usize::MAX, Ordering::Relaxed);
         for _ in 0..PIPE_LEN {
             rcu::synchronize_rcu(ctx);
             pipe_update_removed();
         }
-        // The deferred-free chains (deferred_stage re-queues itself, one stage per grace period)
-        // run on the cores that queued them, at their own pace: the grace periods above need
-        // not have moved them on. Each rcu_barrier runs every callback queued before it, so it
-        // moves every chain on by at least one stage; PIPE_LEN of them finish any chain. An
-        // object still missing after that was lost, not late.
+        // The deferred-free chains (the kfree_rcu'd box, then deferred_stage re-queueing itself,
+        // one stage per grace period) run on the cores that queued them, at their own pace: the
+        // grace periods above need not have moved them on. Each rcu_barrier runs every callback
+        // queued before it, kfree_rcu's included, so it moves every chain on by at least one
+        // stage; PIPE_LEN of them finish any chain. An object still missing after that was
+        // lost, not late.
         for _ in 0..PIPE_LEN {
             if FREELIST.lock().len() == NOBJ {
                 break;
@@ -462,23 +556,25 @@ impl Torture for RcuTorture {
         let pipe = sum(&PIPE);
         let batch = sum(&BATCH);
         let too_short: u64 = pipe[2..].iter().sum();
-        let (mbe, uaf, berr, ferr) = (
+        let (mbe, uaf, berr, ferr, caserr) = (
             MBERRORS.load(Ordering::Relaxed),
             UAF.load(Ordering::Relaxed),
             BARRIER_ERRORS.load(Ordering::Relaxed),
             FLOOD_ERRORS.load(Ordering::Relaxed),
+            CAS_ERRORS.load(Ordering::Relaxed),
         );
-        let bad = too_short != 0 || mbe != 0 || uaf != 0 || berr != 0 || ferr != 0;
+        let bad = too_short != 0 || mbe != 0 || uaf != 0 || berr != 0 || ferr != 0 || caserr != 0;
         defmt::println!(
-            "rcu-torture: rtc: {=usize:#x} ver: {} tfle: {} rta: {} rtaf: {} rtf: {} rtmbe: {} rtuaf: {} nt: {} ni: {} barrier: {}/{}:{} cbflood: {} ({} callbacks, max pending {}, max heap {} KiB) fakewrites: {} dwells: {} gps: {}",
-            CURRENT.load(Ordering::Relaxed) as usize, VERSION.load(Ordering::Relaxed),
+            "rcu-torture: rtc: {} ver: {} tfle: {} rta: {} rtaf: {} rtf: {} rtmbe: {} rtuaf: {} nt: {} ni: {} barrier: {}/{}:{} cbflood: {} ({} callbacks, max pending {}, max heap {} KiB) fakewrites: {} dwells: {} cmpxchg: {}:{} gps: {}",
+            CURRENT_INDEX.load(Ordering::Relaxed) as isize, VERSION.load(Ordering::Relaxed),
             common::flag(FREELIST.lock().is_empty()), ALLOCS.load(Ordering::Relaxed),
             ALLOC_FAILS.load(Ordering::Relaxed), FREES.load(Ordering::Relaxed), mbe, uaf,
             TIMER_READS.load(Ordering::Relaxed), IPI_READS.load(Ordering::Relaxed),
             BARRIER_OK.load(Ordering::Relaxed), BARRIER_ATTEMPTS.load(Ordering::Relaxed), berr,
             FLOODS.load(Ordering::Relaxed), FLOOD_CBS.load(Ordering::Relaxed),
             FLOOD_MAX_PENDING.load(Ordering::Relaxed), FLOOD_MAX_HEAP.load(Ordering::Relaxed) / 1024,
-            FAKE_WRITES.load(Ordering::Relaxed), DWELLS.load(Ordering::Relaxed), rcu::stats::completed()
+            FAKE_WRITES.load(Ordering::Relaxed), DWELLS.load(Ordering::Relaxed),
+            CAS_WRITES.load(Ordering::Relaxed), caserr, rcu::stats::completed()
         );
         let bang = if bad { "!!! " } else { "" };
         defmt::println!("rcu-torture: {=str}Reader Pipe: {=str}", bang, row(&pipe).as_str());
@@ -498,6 +594,9 @@ impl Torture for RcuTorture {
         }
         if berr != 0 {
             defmt::println!("rcu-torture: !!! rcu_barrier returned before {} of its callbacks", berr);
+        }
+        if caserr != 0 {
+            defmt::println!("rcu-torture: !!! compare_and_replace failed {} times against the handle the sole writer read", caserr);
         }
         !bad
     }
