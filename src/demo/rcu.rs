@@ -171,11 +171,11 @@ pub fn run(ctx: &mut Ctx) {
                     created.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            if id % 16 == 0 {
+            if id.is_multiple_of(16) {
                 // New limits: all IDs, or the lower half. Dropping the old ones queues them for
                 // freeing after a grace period (lookups may still hold them).
                 let n = limit_changes.fetch_add(1, Ordering::Relaxed);
-                drop(limits.replace(Limits::new(if n % 2 == 0 { IDS / 2 } else { IDS })));
+                drop(limits.replace(Limits::new(if n.is_multiple_of(2) { IDS / 2 } else { IDS })));
             }
             rcu::rcu_quiescent_state(ctx);
         },

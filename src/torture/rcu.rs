@@ -255,11 +255,8 @@ fn write(ctx: &mut Ctx, rng: &mut Rng) {
         let then = if rng.pct(50) { Then::Chain } else { Then::Removed };
         // Publication (STLR inside the cell): the fields above are visible to a reader that
         // sees the new handle.
-        let old = if rng.pct(50) {
-            CURRENT.replace(Cur { idx: i, then })
-        } else {
-            cas_replace(ctx, Cur { idx: i, then })
-        };
+        let old =
+            if rng.pct(50) { CURRENT.replace(Cur { idx: i, then }) } else { cas_replace(ctx, Cur { idx: i, then }) };
         CURRENT_INDEX.store(i, Ordering::Relaxed);
         VERSION.fetch_add(1, Ordering::Relaxed);
         if let Some(old) = old {
@@ -596,7 +593,10 @@ impl Torture for RcuTorture {
             defmt::println!("rcu-torture: !!! rcu_barrier returned before {} of its callbacks", berr);
         }
         if caserr != 0 {
-            defmt::println!("rcu-torture: !!! compare_and_replace failed {} times against the handle the sole writer read", caserr);
+            defmt::println!(
+                "rcu-torture: !!! compare_and_replace failed {} times against the handle the sole writer read",
+                caserr
+            );
         }
         !bad
     }
