@@ -6,6 +6,7 @@ use super::common::{consume, f, icount, launder, line, ns, per_op, target, Table
 use super::subjects::{ReadSide, Subjects};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
+use quiescent::rcu::cell::RcuCell;
 use quiescent::smp::{AtomicCtx, Ctx};
 use quiescent::sync::percpu_ref::PercpuRef;
 use quiescent::sync::percpu_rwsem::PercpuRwSem;
@@ -193,6 +194,21 @@ pub fn run(ctx: &mut Ctx, s: &Subjects) {
         values[i] = v;
         rows.add("read", side.id(), side.label(), v);
     }
+    // The typed pointer's read: one load, as `rcu_dereference` (the `&u64` is the box's address).
+    let cell = RcuCell::with(0u64);
+    // Opaque to the compiler (as the shared subjects are), which would otherwise know the
+    // local cell's pointer and fold the load away.
+    let cell = core::hint::black_box(&cell);
+    let cell_read = per_op(N, || {
+        let g = rcu::read(ctx);
+        consume(cell.read(&g).map_or(0, |v| v as *const u64 as u64));
+        drop(g);
+    });
+    rows.add("read", "rcu_cell_read", "RcuCell read (lock + read + unlock)", cell_read);
+    // percpu-rwsem's guard dropped instead of `unlock(ctx)`: the drop has no context, so it
+    // checks that RCU watches this core before taking the fast path.
+    let dropped = per_op(N, || drop(s.prw.read(ctx)));
+    rows.add("read", "percpu_rwsem_drop", "percpu-rwsem down_read + guard dropped (no context)", dropped);
 
     // The quiescent point and what it is made of.
     let qs = bench_cost_quiescent_state(ctx, N);
@@ -218,6 +234,7 @@ pub fn run(ctx: &mut Ctx, s: &Subjects) {
             "insn",
         );
         target("percpu_ref_pair", "percpu_ref get + put, instructions", at(ReadSide::PercpuRef), "<=", 10.0, "insn");
+        target("rcu_cell_read", "RcuCell read under a guard, instructions", cell_read, "<=", 1.0, "insn");
         target("quiescent_state", "rcu_quiescent_state, no grace period pending, instructions", qs, "<=", 10.0, "insn");
         target("retire_cell", "retire through RcuCell, queueing included, instructions", retire, "<=", 60.0, "insn");
         target("retire_cell_allocs", "heap allocations per RcuCell retire", cell_allocs, "<=", 0.0, "allocs");
