@@ -451,3 +451,129 @@ fn barrier_e_not_detectable_with_two_cores() {
 fn barrier_q_not_detectable_liveness_only() {
     assert!(!check_fails_without(QS, "Q", 3, || updater_vs(reader_passing_a_quiescent_point)));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The per-core callback ring (`src/rcu/callbacks.rs`) and the request fast path (`gp.rs`).
+// ---------------------------------------------------------------------------------------------
+
+/// An object freed through `kfree_rcu`: its drop logs (index, the grace period it needed, the
+/// grace periods completed when it ran).
+struct Logged {
+    idx: usize,
+    needs: u64,
+    log: SendPtr<core::cell::RefCell<Vec<(usize, u64, u64)>>>,
+    head: rcu::RcuHead,
+}
+
+// SAFETY: HEAD_OFFSET is the offset of `head`, an RcuHead nothing else uses.
+unsafe impl rcu::RcuHeaded for Logged {
+    const HEAD_OFFSET: usize = core::mem::offset_of!(Logged, head);
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        // SAFETY: the log outlives every callback (the model ends with rcu_barrier-like passes
+        // before it drops it), and loom's threads run on one OS thread.
+        unsafe { &*self.log.0 }.borrow_mut().push((self.idx, self.needs, rcu::stats::completed()));
+    }
+}
+
+/// Core 0 queues an object for each of five successive grace periods, and each one completes
+/// while core 0 sits in an extended quiescent state, so none of its callbacks runs in between:
+/// the fifth needs a segment the four-segment ring does not have and joins the last one (grace
+/// period 4), which must then wait for grace period 5. Core 1 comes online (which may run a grace
+/// period of its own) and holds the next one open; the sixth object joins the last segment too,
+/// which now waits for that one. A
+/// quiescent point on core 0 then runs the first three segments only; once core 1 is gone, the
+/// rest. Each object exactly once, in queue order, none before the grace period it needed.
+fn callback_ring_overflow() {
+    let (mut ctx, _s) = boot();
+    let log = Rc::new(core::cell::RefCell::new(Vec::new()));
+    let queue = |idx: usize| {
+        let needs = rcu::stats::started() + 1;
+        rcu::kfree_rcu(Box::new(Logged { idx, needs, log: SendPtr(Rc::as_ptr(&log)), head: rcu::RcuHead::new() }));
+        assert_eq!(rcu::stats::started(), needs, "kfree_rcu did not start the grace period it needs");
+        needs
+    };
+    for idx in 0..5 {
+        let needs = queue(idx);
+        // SAFETY: core 0 holds nothing read under RCU and runs no reader until eqs_exit.
+        unsafe { rcu::platform::eqs_enter() };
+        rcu::stats::gp_try_complete();
+        assert!(rcu::stats::completed() >= needs, "grace period {needs} did not complete with every core idle");
+        // SAFETY: pairs with the eqs_enter above.
+        unsafe { rcu::platform::eqs_exit() };
+        assert!(log.borrow().is_empty(), "a callback ran outside a quiescent point");
+    }
+    let (online_tx, online_rx) = loom::sync::mpsc::channel();
+    let (done_tx, done_rx) = loom::sync::mpsc::channel::<()>();
+    let r = spawn_cpu(1, move || {
+        online_tx.send(()).unwrap();
+        done_rx.recv().unwrap(); // online, passing no quiescent state: the last grace period waits
+    });
+    online_rx.recv().unwrap();
+    let last = queue(5);
+    rcu::rcu_quiescent_state(&mut ctx);
+    assert!(rcu::stats::completed() < last, "grace period {last} completed with core 1 online and not passing");
+    let ran: Vec<usize> = log.borrow().iter().map(|&(idx, _, _)| idx).collect();
+    assert_eq!(ran, [0, 1, 2], "with the last grace period open, only the first three segments may run");
+    done_tx.send(()).unwrap();
+    r.join().unwrap(); // core 1 goes offline: the last grace period no longer waits for it
+    rcu::rcu_quiescent_state(&mut ctx);
+    let l = log.borrow();
+    assert_eq!(l.len(), 6, "{} of 6 objects freed", l.len());
+    for (k, &(idx, needs, done)) in l.iter().enumerate() {
+        assert_eq!(idx, k, "callbacks out of queue order");
+        assert!(done >= needs, "object {idx} freed before its grace period ({done} < {needs})");
+    }
+}
+
+#[test]
+fn callback_ring_overflow_joins_the_last_segment() {
+    check(1, callback_ring_overflow); // preemption bound 1
+}
+
+/// Cores 0 and 1 queue a callback each at once, both usually for the same grace period: one
+/// requester takes GP_LOCK and starts it; the other may find REQUESTED already covering it and
+/// return without the lock (`request`'s fast path), or request the next one while the first is
+/// in progress (its completion must start that one). Each core then drives grace periods as its
+/// idle loop would until its own callback has run: a request the fast path lost would leave a
+/// callback waiting for a grace period nobody starts, and the loop would not end (loom stops it
+/// at its branch limit and fails the model).
+fn concurrent_requests() {
+    let (mut ctx, _s) = boot();
+    fn queue_and_drive(ctx: &mut Ctx) {
+        let ran = Rc::new(core::cell::Cell::new(false));
+        let r2 = SendPtr(Rc::into_raw(ran.clone()));
+        rcu::call_rcu(move |_| {
+            let r2 = r2;
+            // SAFETY: leaked into the pointer above, released here once.
+            unsafe { Rc::from_raw(r2.0) }.set(true);
+        });
+        while !ran.get() {
+            rcu::rcu_quiescent_state(ctx);
+            if !ran.get() {
+                rcu::stats::gp_try_complete();
+                machine::cpu_relax();
+            }
+        }
+    }
+    let r = spawn_cpu(1, || {
+        // SAFETY: as in updater_vs.
+        let ctx = &mut unsafe { Ctx::new() };
+        queue_and_drive(ctx);
+    });
+    queue_and_drive(&mut ctx);
+    // Core 0 then waits for core 1 as a blocking wait does, in an extended quiescent state
+    // (core 1's callback may need a grace period that began after core 0's ran).
+    // SAFETY: core 0 holds nothing read under RCU and runs no reader until eqs_exit.
+    unsafe { rcu::platform::eqs_enter() };
+    r.join().unwrap();
+    // SAFETY: pairs with the eqs_enter above.
+    unsafe { rcu::platform::eqs_exit() };
+}
+
+#[test]
+fn concurrent_grace_period_requests_each_complete() {
+    check(2, concurrent_requests); // preemption bound 2
+}
