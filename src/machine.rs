@@ -64,7 +64,6 @@ pub use crate::arch::{
     counter_freq, counter_relaxed, cpu_relax, in_interrupt, percpu_base, smp_mb, smp_rmb, smp_wmb, this_cpu_add_u32,
     ticks_to_ns, tpidr, IrqGuard, PercpuBase,
 };
-pub use crate::board::bootarg;
 pub use crate::percpu::{cpu_id, nr_areas, PerCpuAllocError, PerCpuBox};
 pub use crate::smp::tick::{add_hook as add_tick_hook, hz as tick_hz};
 pub use crate::smp::{

@@ -196,8 +196,14 @@ extern "C" fn boot_primary(dtb: usize, el: usize) -> ! {
     exception::set_irq_handler(drivers::gic::handle_irq);
     smp::init();
     // RCU installs its idle-loop, blocking-wait and interrupt-context hooks.
+    let leaf_size = board::bootarg("rcu_leaf").and_then(|v| v.parse::<usize>().ok());
     // SAFETY: once, at boot, on core 0, interrupts masked, no other core started.
-    unsafe { rcu::init() };
+    unsafe { rcu::init(rcu::Config { leaf_size }) };
+    if leaf_size.is_some() {
+        // Only when asked: the default says nothing (an image's first line stays its own).
+        let (leaf, cores) = (rcu::stats::leaf_size(), smp::num_possible());
+        defmt::println!("rcu: {} core(s) per leaf, {} leaves for {} cores", leaf, cores.div_ceil(leaf), cores);
+    }
     smp::boot_cpu_online();
     arch::local_irq_enable();
     smp::boot_secondaries();

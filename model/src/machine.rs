@@ -62,26 +62,6 @@ pub fn nr_areas() -> usize {
     NR_CPUS
 }
 
-std::thread_local! {
-    // The model's command line (loom runs every model thread on the test's own thread).
-    static BOOTARGS: RefCell<Vec<(&'static str, &'static str)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Sets `key=value` on the model's command line (e.g. `rcu_leaf=1`: one core per leaf of RCU's
-/// tree, so a model reaches the root's combining step) for the models run on this thread.
-pub fn set_bootarg(key: &'static str, value: &'static str) {
-    BOOTARGS.with(|b| {
-        let mut b = b.borrow_mut();
-        b.retain(|(k, _)| *k != key);
-        b.push((key, value));
-    });
-}
-
-/// The value of `key` on the model's command line (the firmware's `board::bootarg`).
-pub fn bootarg(key: &str) -> Option<&'static str> {
-    BOOTARGS.with(|b| b.borrow().iter().find(|(k, _)| *k == key).map(|(_, v)| *v))
-}
-
 /// What the idle loop and the blocking waits call (the firmware's `smp::IdleHooks`).
 pub struct IdleHooks {
     /// Between work items (given the core's context, as the idle loop lends it).

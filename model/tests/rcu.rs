@@ -81,12 +81,19 @@ impl Drop for Shared {
     }
 }
 
+std::thread_local! {
+    /// The RCU tree's leaf size the models on this test's thread boot with (`None`: the
+    /// default). Set outside the models (loom runs every model thread on the test's own thread):
+    /// not part of the state loom explores.
+    static LEAF_SIZE: core::cell::Cell<Option<usize>> = const { core::cell::Cell::new(None) };
+}
+
 /// Every model starts here: RCU registers its hooks, core 0 comes online; returns core 0's
 /// context (the model's main thread is core 0's thread of execution) and the shared object.
 fn boot() -> (Ctx, Rc<Shared>) {
     // SAFETY: at the start of the model, on core 0, before any other core starts or any
     // interrupt is taken.
-    unsafe { rcu::init() };
+    unsafe { rcu::init(rcu::Config { leaf_size: LEAF_SIZE.get() }) };
     machine::boot_cpu_online();
     // SAFETY: the model's main thread is core 0's thread of execution: RCU watches it (it just
     // came online), no other context exists on it, and it may block.
@@ -204,11 +211,11 @@ fn grace_period_waits_for_reader_going_idle_and_back() {
     check(3, || updater_vs(reader_going_idle)); // preemption bound 3
 }
 
-/// `rcu_leaf=1`: each core is a leaf of its own, so the last report goes on to the root's mask
+/// A leaf size of 1: each core is a leaf of its own, so the last report goes on to the root's mask
 /// under GP_LOCK (with the default 16-core leaves the model's cores share one leaf).
 #[test]
 fn grace_period_with_one_core_per_leaf() {
-    machine::set_bootarg("rcu_leaf", "1");
+    LEAF_SIZE.set(Some(1));
     check(3, || updater_vs(reader_passing_a_quiescent_point)); // preemption bound 3
     check(3, || updater_vs(reader_going_idle)); // preemption bound 3
 }

@@ -369,14 +369,23 @@ static IDLE_HOOKS: machine::IdleHooks = machine::IdleHooks {
     cpu_dead,
 };
 
+/// RCU's settings at boot.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Config {
+    /// Cores per leaf of the combining tree (Linux's `rcu_fanout_leaf`): `None` for 16. Clamped
+    /// to 1..=64, and raised to fit the cores present in 64 leaves; [`stats::leaf_size`] says
+    /// what was chosen.
+    pub leaf_size: Option<usize>,
+}
+
 /// Registers RCU with the layers below: the idle loop's hooks, the tick hook (stall detector),
 /// and the interrupt entry/exit hooks.
 ///
 /// # Safety
 /// Once, at boot, on core 0, before interrupts are unmasked and before the other cores start
 /// (it resets the grace-period tree).
-pub unsafe fn init() {
-    tree::init();
+pub unsafe fn init(config: Config) {
+    tree::init(config.leaf_size);
     // SAFETY: at boot, before the other cores start (the caller's contract); these hooks are
     // RCU's own.
     unsafe {

@@ -105,20 +105,15 @@ machine::global! {
     static ROOT_QSMASK: AtomicU64 = AtomicU64::new(0);
 }
 
-/// Sets the leaf size: `rcu_leaf=N` (clamped to 1..=64, and to at least the size that fits
-/// this run's cores in 64 leaves), else 16. Sized from the cores this run set up (final before
+/// Sets the leaf size: `asked` (clamped to 1..=64, and to at least the size that fits this
+/// run's cores in 64 leaves), else 16. Sized from the cores this run set up (final before
 /// `rcu::init`), not the compile-time limit: a 4-core boot has one leaf, not 32 empty ones.
-pub(super) fn init() {
+pub(super) fn init(asked: Option<usize>) {
     let cores = machine::num_possible();
     let min = cores.div_ceil(MAX_LEAVES).max(1);
-    let asked = machine::bootarg("rcu_leaf").and_then(|v| v.parse::<usize>().ok());
     let leaf = asked.unwrap_or(DEFAULT_LEAF).clamp(min, 64);
     LEAF.store(leaf, Ordering::Relaxed);
     NR_LEAVES.store(cores.div_ceil(leaf), Ordering::Relaxed);
-    if asked.is_some() {
-        // Only when asked: the default says nothing (the demo's first line stays its own).
-        machine::println!("rcu: {} core(s) per leaf, {} leaves for {} cores", leaf, cores.div_ceil(leaf), cores);
-    }
 }
 
 /// Leaves in use.
