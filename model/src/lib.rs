@@ -1,26 +1,33 @@
-//! loom models of the firmware's primitives, compiled from the firmware's own source files.
+//! loom models of quiescent's primitives: a second consumer of the crates, built on the
+//! platform's loom machine (`quiescent-platform` with `--cfg loom`, set by `.cargo/config.toml`
+//! here), as a kernel builds on its own machine. The models are the tests in `tests/`.
 //!
-//! `sync` below is `src/sync/percpu_rwsem.rs`, `src/sync/rcu_sync.rs`,
-//! `src/sync/rw_semaphore.rs` and `src/sync/percpu_ref/` themselves (by `#[path]`), and [`firmware_rcu`] is `src/rcu/`
-//! itself; their `crate::machine` is this crate's [`machine`] (loom). The models are the tests
-//! in `tests/`. The execution contexts are the firmware's own (`src/smp/ctx.rs`, as
-//! `machine::{Ctx, AtomicCtx}`): each modelled core's thread makes its `Ctx` at its start, and
-//! interrupt handlers and RCU callbacks get an `&AtomicCtx`.
-//!
-//! `sync`'s `crate::rcu` is [`rcu`], an idealised stand-in, not the firmware's RCU: the
-//! percpu-rwsem, rcu_sync and percpu_ref models check `sync`'s own barriers, and the stand-in keeps their
-//! state space small (one read-modify-write per RCU event instead of the grace-period machine's
-//! per-core loads, lock and fences) and free of SeqCst fences, which loom synchronises in the
-//! order it runs them (with the firmware's RCU under them, its fences would order the sync
-//! models' threads and hide barrier B of percpu_rwsem). The firmware's RCU is checked by its
-//! own models (`tests/rcu.rs`).
-extern crate alloc;
+//! Each modelled core's thread makes its context (`Ctx`) at its start; interrupt handlers and
+//! RCU callbacks get an `&AtomicCtx`. `quiescent-sync` is built against an idealised RCU
+//! (`--cfg quiescent_ideal_rcu`: [`rcu`], `quiescent_platform::ideal_rcu`), not the real one:
+//! the percpu-rwsem, rcu_sync and percpu_ref models check `sync`'s own barriers, and the stand-in
+//! keeps their state space small (one read-modify-write per RCU event instead of the
+//! grace-period machine's per-core loads, lock and fences) and free of SeqCst fences, which loom
+//! synchronises in the order it runs them (with the real RCU under them, its fences would order
+//! the sync models' threads and hide barrier B of percpu_rwsem). The real RCU
+//! (`quiescent-rcu`) is checked by its own models (`tests/rcu.rs`).
+pub use quiescent_platform as machine;
+pub use quiescent_platform::ideal_rcu as rcu;
+pub use quiescent_sync as sync;
 
-#[path = "../../src/rcu/mod.rs"]
-pub mod firmware_rcu;
-pub mod machine;
-pub mod rcu;
-pub mod sync;
+/// The files whose barriers the negative controls name, by their path from the repository root.
+/// The labels are the `// A: ...` comments on the barriers (see `machine::omit_barrier`).
+const SOURCES: &[(&str, &str)] = &[
+    ("crates/sync/src/percpu_rwsem.rs", include_str!("../../crates/sync/src/percpu_rwsem.rs")),
+    ("crates/sync/src/rcu_sync.rs", include_str!("../../crates/sync/src/rcu_sync.rs")),
+    ("crates/rcu/src/qs.rs", include_str!("../../crates/rcu/src/qs.rs")),
+    ("crates/rcu/src/gp.rs", include_str!("../../crates/rcu/src/gp.rs")),
+    ("crates/rcu/src/callbacks.rs", include_str!("../../crates/rcu/src/callbacks.rs")),
+    ("crates/rcu/src/read.rs", include_str!("../../crates/rcu/src/read.rs")),
+    ("crates/rcu/src/tree.rs", include_str!("../../crates/rcu/src/tree.rs")),
+    ("crates/sync/src/percpu_ref/mod.rs", include_str!("../../crates/sync/src/percpu_ref/mod.rs")),
+    ("crates/sync/src/percpu_ref/mode.rs", include_str!("../../crates/sync/src/percpu_ref/mode.rs")),
+];
 
 /// Runs `f` under loom with `bound` preemptions per execution; returns the executions explored.
 pub fn check(bound: usize, f: impl Fn() + Sync + Send + 'static) -> usize {
@@ -28,6 +35,7 @@ pub fn check(bound: usize, f: impl Fn() + Sync + Send + 'static) -> usize {
     use std::sync::Arc;
     let runs = Arc::new(AtomicUsize::new(0));
     let r = runs.clone();
+    machine::set_sources(SOURCES);
     let mut b = loom::model::Builder::new();
     b.preemption_bound = Some(bound);
     b.check(move || {
@@ -47,8 +55,9 @@ pub fn check_fails_without(
     bound: usize,
     f: impl Fn() + Sync + Send + 'static,
 ) -> bool {
+    machine::set_sources(SOURCES);
     let grace_period = label == "G" || label.starts_with("G@");
-    if grace_period && (file.starts_with("src/sync/percpu_ref/") || file == "src/sync/rcu_sync.rs") {
+    if grace_period && (file.starts_with("crates/sync/src/percpu_ref/") || file == "crates/sync/src/rcu_sync.rs") {
         machine::omit_grace_period(file, label); // a call_rcu or synchronize_rcu, not a barrier
     } else {
         machine::omit_barrier(file, label);

@@ -19,8 +19,8 @@ use quiescent_model::sync::percpu_ref::{Flags, PercpuRef};
 use quiescent_model::{check, check_fails_without, rcu};
 use std::sync::Arc;
 
-const MOD: &str = "src/sync/percpu_ref/mod.rs";
-const MODE: &str = "src/sync/percpu_ref/mode.rs";
+const MOD: &str = "crates/sync/src/percpu_ref/mod.rs";
+const MODE: &str = "crates/sync/src/percpu_ref/mode.rs";
 const FREED: u32 = u32::MAX;
 
 /// The protected object and what its `release` did.

@@ -18,14 +18,14 @@
 //!
 //! Each model names its preemption bound; `--nocapture` prints the executions explored.
 use loom::cell::UnsafeCell;
-use quiescent_model::firmware_rcu as rcu;
+use quiescent_rcu as rcu;
 use quiescent_model::machine::{self, ipi, raise_irq, spawn_cpu, AtomicCtx, AtomicPtr, Ctx, IrqAt, Ordering};
 use quiescent_model::{check, check_fails_without};
 use std::rc::Rc;
 
-const QS: &str = "src/rcu/qs.rs";
-const GP: &str = "src/rcu/gp.rs";
-const TREE: &str = "src/rcu/tree.rs";
+const QS: &str = "crates/rcu/src/qs.rs";
+const GP: &str = "crates/rcu/src/gp.rs";
+const TREE: &str = "crates/rcu/src/tree.rs";
 
 /// An RCU-protected object: 1 while live, 0 once retired.
 struct Obj {

@@ -16,7 +16,7 @@
 
 use crate::arch::{self, exception::Frame, timer};
 use crate::drivers::gic::{self, IntId};
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The tick's interrupt.
 pub const TICK_IRQ: IntId = IntId::ppi(timer::VIRTUAL_TIMER_PPI);
@@ -33,9 +33,6 @@ crate::percpu! {
     static RUNNING: bool = false;
 }
 
-static HZ: AtomicU32 = AtomicU32::new(0);
-const MAX_HOOKS: usize = 4;
-static HOOKS: [AtomicUsize; MAX_HOOKS] = [const { AtomicUsize::new(0) }; MAX_HOOKS];
 
 /// Installs the tick's interrupt handler (once, on core 0, before any core starts its tick).
 pub(crate) fn init() {
@@ -45,7 +42,7 @@ pub(crate) fn init() {
 /// Starts (or restarts at a new rate) this core's tick at `hz` ticks per second.
 pub fn start_tick(hz: u32) {
     let period = arch::counter_freq() / hz.max(1) as u64;
-    HZ.store(hz, Ordering::Relaxed);
+    quiescent_platform::set_tick_hz(hz);
     PERIOD.set(period);
     RUNNING.set(true);
     timer::set_compare(arch::counter() + period);
@@ -80,7 +77,7 @@ pub(crate) fn idle_restart() {
 
 /// The configured tick rate.
 pub fn hz() -> u32 {
-    HZ.load(Ordering::Relaxed)
+    quiescent_platform::tick_hz()
 }
 
 /// Ticks core `cpu` has taken.
@@ -90,28 +87,14 @@ pub fn ticks(cpu: usize) -> u64 {
 
 /// Registers `f` to run on every tick on every core (interrupt context, IRQs masked). It gets an
 /// [`AtomicCtx`](super::AtomicCtx): it may read under RCU but not block.
-pub fn add_hook(f: fn(&super::AtomicCtx)) {
-    for h in &HOOKS {
-        if h.compare_exchange(0, f as usize, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-            return;
-        }
-    }
-    panic!("tick: more than {} tick hooks", MAX_HOOKS);
-}
+pub use quiescent_platform::add_tick_hook as add_hook;
 
 /// The tick interrupt.
 fn handle(_id: IntId, _frame: &Frame) {
     timer::set_compare(timer::compare() + PERIOD.get());
     let t = TICKS.local();
     t.store(t.load(Ordering::Relaxed) + 1, Ordering::Relaxed); // only this core writes it
-    for h in &HOOKS {
-        let f = h.load(Ordering::Acquire);
-        if f != 0 {
-            // SAFETY: only `add_hook` stores here, always a `fn(&AtomicCtx)`.
-            let f = unsafe { core::mem::transmute::<usize, fn(&super::AtomicCtx)>(f) };
-            // SAFETY: an interrupt handler, between the IRQ context hooks (RCU watches this core
-            // until it returns); the hook gets no blocking context.
-            f(unsafe { super::AtomicCtx::new() });
-        }
-    }
+    // SAFETY: an interrupt handler, between the IRQ context hooks (RCU watches this core until
+    // it returns); the hooks get no blocking context.
+    quiescent_platform::run_tick_hooks(unsafe { super::AtomicCtx::new() });
 }

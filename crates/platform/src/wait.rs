@@ -9,11 +9,12 @@
 //! once: no wake-up is lost between the waiter's check and its sleep.
 //!
 //! A waiting core is in an RCU extended quiescent state (through the blocking-wait hook that
-//! RCU installs, see [`super::IdleHooks`]): a blocking wait must never hold up a grace period,
-//! or two cores could wait on each other for ever.
+//! RCU installs, see [`IdleHooks`](crate::IdleHooks)): a blocking wait must never hold up a
+//! grace period, or two cores could wait on each other for ever.
 
-use super::Ctx;
 use crate::arch;
+use crate::ctx::Ctx;
+use crate::hooks;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Waits with WFE until `done()`, as an extended quiescent state. `done` must read the
@@ -23,11 +24,11 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 pub fn wait_event(_ctx: &mut Ctx, mut done: impl FnMut() -> bool) {
     // Misuse is named whether or not this call would have to wait (Linux's `might_sleep()`
     // before testing the condition), so it does not hide until a rare contended run.
-    (super::hooks().might_block)();
+    (hooks::idle_hooks().might_block)();
     if done() {
         return;
     }
-    super::blocking_wait(&mut || {
+    hooks::blocking_wait(&mut || {
         let waiting = !done();
         if waiting {
             arch::wfe();

@@ -22,7 +22,7 @@
 //! Grace period `g` is complete once every core's `ctr` is `0` or `g`: each core has either been
 //! idle or passed a quiescent point after `g` started. Nobody scans for that on every report:
 //! a two-level combining tree (`tree.rs`, after Linux's Tree RCU) collects the reports. Leaves
-//! of 16 cores (`rcu_leaf=N` on the command line changes it, for tests), each with a lock and a
+//! of 16 cores ([`Config::leaf_size`] changes it), each with a lock and a
 //! mask of its cores that still owe `g`, under a root whose mask holds the leaves that still
 //! owe. The core that starts `g` sets the masks up, reading every core's `ctr` once and leaving
 //! out those idle or already at `g` (O(N) per grace period); every other report is the core's
@@ -191,6 +191,18 @@
 //! must not block itself (a blocking wait in a callback is a named error: it could wait for
 //! the code it runs inside, or for a core whose idle loop it holds up).
 
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(missing_docs)]
+
+extern crate alloc;
+// The loom model (`--cfg loom`) runs on the host: its per-core statics are loom thread-locals.
+#[cfg(loom)]
+extern crate std;
+
+/// The machine, through the platform interface (the name the algorithms use for it).
+use quiescent_platform as machine;
+
 pub mod cell;
 pub mod list;
 
@@ -295,7 +307,7 @@ pub mod platform {
     }
 }
 
-use crate::machine::{self, AtomicU64, IrqGuard, Mutex, MutexGuard};
+use crate::machine::{AtomicU64, IrqGuard, Mutex, MutexGuard};
 
 machine::global! {
     // Grace-period numbers start at 1: a core's `ctr` of 0 means "idle", so no grace period may

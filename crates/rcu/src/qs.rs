@@ -202,7 +202,7 @@ fn blocking_in_interrupt(what: &str) -> ! {
 /// Returns whether it did (the token for [`irq_exit`]). Linux's `ct_irq_enter`.
 pub(super) fn irq_enter() -> bool {
     let c = CPUS.local();
-    if cfg!(feature = "inject-irq-eqs") || c.ctr.load(Ordering::Relaxed) != 0 {
+    if cfg!(quiescent_inject = "irq-eqs") || c.ctr.load(Ordering::Relaxed) != 0 {
         // Not in an extended quiescent state: already a reader. But the interrupted code may be
         // in eqs_exit between its ctr store and barrier C (or in eqs_enter between A and its
         // ctr = 0): exception entry is no memory barrier, so order that store (and its load of

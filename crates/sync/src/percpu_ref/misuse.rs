@@ -7,7 +7,7 @@ use super::PercpuRef;
 use crate::machine::{self, AtomicU64, Ordering, PerCpuAllocError};
 
 /// Errors returned by [`PercpuRef`] operations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PercpuRefError {
     /// `init`: the per-cpu counter could not be allocated.
     Alloc(PerCpuAllocError),
@@ -41,7 +41,7 @@ impl core::fmt::Display for PercpuRefError {
 }
 
 /// The kinds of misuse that are reported (by name) and counted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Misuse {
     /// `kill` on a ref that is already dying or dead: warning, the call is ignored (its
     /// `confirm`, if any, is dropped without being called).
@@ -106,9 +106,9 @@ impl PercpuRef {
         let at = self as *const PercpuRef as usize;
         match m {
             Misuse::PutBelowZero | Misuse::GetAfterRelease => {
-                defmt::error!("{=str} (percpu_ref {=usize:#x})", m.text(), at)
+                crate::machine::error!("{} (percpu_ref {:#x})", m.text(), at)
             }
-            _ => defmt::warn!("{=str} (percpu_ref {=usize:#x})", m.text(), at),
+            _ => crate::machine::warn!("{} (percpu_ref {:#x})", m.text(), at),
         }
     }
 

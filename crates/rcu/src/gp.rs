@@ -150,7 +150,7 @@ pub(super) fn after_complete(g: u64) {
 /// torture's reader pipe must catch it.
 #[inline(always)]
 pub(super) fn injected_skip_core() -> Option<usize> {
-    if cfg!(feature = "inject-gp-skip-core") && machine::num_online() > 1 {
+    if cfg!(quiescent_inject = "gp-skip-core") && machine::num_online() > 1 {
         machine::online_cpus().last()
     } else {
         None

@@ -9,6 +9,9 @@
 //! (`#[track_caller]`), and [`omit_barrier`] names one by its file and label (the `// A: ...`
 //! comment the project puts on every barrier) to be left out of the following model runs: a
 //! fence is skipped, an Acquire/Release access becomes Relaxed.
+use std::boxed::Box;
+use std::format;
+use std::vec::Vec;
 use core::cell::{Cell, RefCell};
 use core::marker::PhantomData;
 use core::panic::Location;
@@ -16,12 +19,10 @@ use loom::sync::atomic::fence;
 
 pub use core::sync::atomic::Ordering;
 
-// The firmware's execution contexts, from its own file: a model's core thread makes its `Ctx`
+// The execution contexts are the platform's own: a model's core thread makes its `Ctx`
 // (`unsafe { Ctx::new() }` at the start of the thread), interrupt handlers and RCU callbacks get
 // an `&AtomicCtx`.
-#[path = "../../src/smp/ctx.rs"]
-mod ctx;
-pub use ctx::{AtomicCtx, Ctx};
+pub use crate::ctx::{AtomicCtx, Ctx};
 
 /// Cores in the model (the per-core slots; a core with no thread keeps its initial state).
 pub const NR_CPUS: usize = 3;
@@ -239,7 +240,7 @@ pub mod ipi {
         Wake,
     }
 
-    crate::machine::global! {
+    crate::global! {
         static WOKEN: [super::AtomicBool; super::NR_CPUS] = core::array::from_fn(|_| super::AtomicBool::new(false));
     }
 
@@ -274,18 +275,18 @@ pub mod ipi {
 // Barriers, and leaving one out.
 // ---------------------------------------------------------------------------------------------
 
-// The files whose barriers a negative control can name, as compiled into this crate.
-const SOURCES: &[(&str, &str)] = &[
-    ("src/sync/percpu_rwsem.rs", include_str!("../../src/sync/percpu_rwsem.rs")),
-    ("src/sync/rcu_sync.rs", include_str!("../../src/sync/rcu_sync.rs")),
-    ("src/rcu/qs.rs", include_str!("../../src/rcu/qs.rs")),
-    ("src/rcu/gp.rs", include_str!("../../src/rcu/gp.rs")),
-    ("src/rcu/callbacks.rs", include_str!("../../src/rcu/callbacks.rs")),
-    ("src/rcu/read.rs", include_str!("../../src/rcu/read.rs")),
-    ("src/rcu/tree.rs", include_str!("../../src/rcu/tree.rs")),
-    ("src/sync/percpu_ref/mod.rs", include_str!("../../src/sync/percpu_ref/mod.rs")),
-    ("src/sync/percpu_ref/mode.rs", include_str!("../../src/sync/percpu_ref/mode.rs")),
-];
+std::thread_local! {
+    // The source text of the files whose barriers a negative control can name (path as the
+    // compiler gives it, from the workspace root, and text), registered by the model crate.
+    static SOURCES: Cell<&'static [(&'static str, &'static str)]> = const { Cell::new(&[]) };
+}
+
+/// Registers the source files whose barriers negative controls name ([`omit_barrier`]): each
+/// path (a suffix of the path the compiler records for it, `crates/rcu/src/qs.rs`) with its
+/// text, for the models run on this thread.
+pub fn set_sources(sources: &'static [(&'static str, &'static str)]) {
+    SOURCES.with(|s| s.set(sources));
+}
 
 std::thread_local! {
     // (file, line) of the barrier left out; loom runs all its threads on the test's own thread.
@@ -371,7 +372,8 @@ fn barrier_lines(text: &str, selector: &str) -> Vec<u32> {
 /// `file` out of the model runs on this thread until [`restore_barriers`]: a fence is skipped, an
 /// Acquire/Release access on that line becomes Relaxed. Panics unless it names exactly one line.
 pub fn omit_barrier(file: &'static str, selector: &str) {
-    let (_, text) = SOURCES.iter().find(|(f, _)| *f == file).expect("a file the model compiles");
+    let sources = SOURCES.with(|s| s.get());
+    let (_, text) = sources.iter().find(|(f, _)| *f == file).expect("a file the model registered (set_sources)");
     let lines = barrier_lines(text, selector);
     assert_eq!(lines.len(), 1, "barrier {selector} in {file}: lines {lines:?}");
     OMITTED.with(|o| *o.borrow_mut() = Some((file, lines[0])));
@@ -387,7 +389,7 @@ fn omitted(at: &Location<'_>) -> bool {
     OMITTED.with(|o| matches!(*o.borrow(), Some((f, l)) if l == at.line() && at.file().ends_with(f)))
 }
 
-global! {
+crate::global! {
     // Written (Relaxed) by every full barrier and never read: see smp_mb.
     static BARRIER_POINT: loom::sync::atomic::AtomicUsize = loom::sync::atomic::AtomicUsize::new(0);
 }
@@ -577,7 +579,7 @@ pub fn cpu_relax() {
     loom::thread::yield_now();
 }
 
-global! {
+crate::global! {
     // WFE's event register, machine-wide: a count of `sev`s, and the waiters sleeping on it.
     static EVENTS: loom::sync::Mutex<u64> = loom::sync::Mutex::new(0);
     static SEV: loom::sync::Condvar = loom::sync::Condvar::new();
@@ -804,18 +806,18 @@ impl<T: Copy + 'static> PerCpu<T> {
 }
 
 /// The firmware's `percpu!`: each static becomes a [`PerCpu`] over a loom thread-local.
+#[macro_export]
 macro_rules! percpu {
     ($($(#[$m:meta])* $vis:vis static $name:ident : $ty:ty = $init:expr;)+) => {$(
         $(#[$m])*
-        $vis static $name: $crate::machine::PerCpu<$ty> = {
-            loom::thread_local! {
+        $vis static $name: $crate::PerCpu<$ty> = {
+            $crate::__private::loom::thread_local! {
                 static SLOT: core::cell::Cell<$ty> = core::cell::Cell::new($init);
             }
-            $crate::machine::PerCpu(&SLOT)
+            $crate::PerCpu(&SLOT)
         };
     )+};
 }
-pub(crate) use percpu;
 
 /// The firmware's per-core statics that other cores read (`percpu_shared!`): one element per
 /// modelled core, built afresh for each execution.
@@ -838,31 +840,33 @@ impl<T> PerCpuShared<T> {
     }
 }
 
+/// Per-core statics other cores read: one element per modelled core, built afresh for each
+/// execution.
+#[macro_export]
 macro_rules! percpu_shared {
     ($($(#[$m:meta])* static $name:ident : $ty:ty = $init:expr;)+) => {
-        loom::lazy_static! {
-            $($(#[$m])* static ref $name: $crate::machine::PerCpuShared<$ty> =
-                $crate::machine::PerCpuShared::new(|| $init);)+
+        $crate::__private::loom::lazy_static! {
+            $($(#[$m])* static ref $name: $crate::PerCpuShared<$ty> =
+                $crate::PerCpuShared::new(|| $init);)+
         }
     };
 }
-pub(crate) use percpu_shared;
 
 /// The firmware's `static`, as a per-execution lazy value (loom atomics have no `const` new).
+#[macro_export]
 macro_rules! global {
     ($($(#[$m:meta])* static $name:ident: $t:ty = $init:expr;)+) => {
-        loom::lazy_static! { $($(#[$m])* static ref $name: $t = $init;)+ }
+        $crate::__private::loom::lazy_static! { $($(#[$m])* static ref $name: $t = $init;)+ }
     };
 }
-pub(crate) use global;
 
 /// The firmware's per-core `static` array: a per-execution lazy array of `$init` per core.
+#[macro_export]
 macro_rules! global_array {
     ($(#[$m:meta])* static $name:ident: [$t:ty; $n:expr] = $init:expr;) => {
-        loom::lazy_static! { $(#[$m])* static ref $name: [$t; $n] = core::array::from_fn(|_| $init); }
+        $crate::__private::loom::lazy_static! { $(#[$m])* static ref $name: [$t; $n] = core::array::from_fn(|_| $init); }
     };
 }
-pub(crate) use global_array;
 
 /// The counter is not modelled: it stands still.
 pub fn counter_relaxed() -> u64 {
@@ -879,14 +883,11 @@ pub fn ticks_to_ns(ticks: u64) -> u64 {
     ticks
 }
 
-/// The firmware's defmt `println!`: the model prints the format string and the arguments (the
-/// stall report, which no model reaches).
-macro_rules! println {
-    ($fmt:literal $(, $a:expr)* $(,)?) => {
-        std::println!("{} {:?}", $fmt, ($(&$a,)*))
-    };
+/// A diagnostic line: the model prints it (the stall report, which no model reaches; the
+/// misuse reports, which the models count instead).
+pub fn log(_level: crate::Level, args: core::fmt::Arguments<'_>) {
+    std::println!("{args}");
 }
-pub(crate) use println;
 
 // ---------------------------------------------------------------------------------------------
 // percpu_ref (`src/sync/percpu_ref/`): the per-core counter reached through the word's template
@@ -985,34 +986,16 @@ impl PartialEq for PerCpuAllocError {
 
 impl Eq for PerCpuAllocError {}
 
-impl defmt::Format for PerCpuAllocError {
-    fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "PerCpuAllocError")
-    }
-}
 
-// defmt on the host: percpu_ref's misuse reports go nowhere (the models read its counts).
-#[defmt::global_logger]
-struct NoLogger;
-
-// SAFETY: writes nothing, so there is no frame to keep whole and nothing to lock.
-unsafe impl defmt::Logger for NoLogger {
-    fn acquire() {}
-    unsafe fn flush() {}
-    unsafe fn release() {}
-    unsafe fn write(_: &[u8]) {}
-}
-
-defmt::timestamp!("");
 
 /// The firmware's array of atomics (`[const { T::new(v) }; N]` there): built at run time,
 /// since loom's atomics have no `const` constructor.
+#[macro_export]
 macro_rules! atomic_array {
     ($t:ident::new($v:expr); $n:expr) => {
         core::array::from_fn(|_| $t::new($v))
     };
 }
-pub(crate) use atomic_array;
 
 atomic_int!(AtomicI64, i64);
 
@@ -1038,7 +1021,8 @@ std::thread_local! {
 /// `start_switch`: the grace period of every switch, exit's in percpu mode included).
 /// Returns the line; panics unless it is one of those calls.
 pub fn omit_grace_period(file: &'static str, label: &str) -> u32 {
-    let (_, text) = SOURCES.iter().find(|(f, _)| *f == file).expect("a file the model compiles");
+    let sources = SOURCES.with(|s| s.get());
+    let (_, text) = sources.iter().find(|(f, _)| *f == file).expect("a file the model registered (set_sources)");
     let lines: Vec<&str> = text.lines().collect();
     let is_gp = |l: &str| {
         let code = l.split("//").next().unwrap_or("");

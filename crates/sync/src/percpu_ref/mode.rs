@@ -95,7 +95,7 @@ impl PercpuRef {
         s.confirm = confirm;
         self.switching.store(true, Ordering::Relaxed); // read under the lock, or with S
         let me = self.me.upgrade().expect("percpu_ref: used outside its Arc");
-        let fold_after_gp = if cfg!(feature = "inject-ref-fold-no-gp") && fold {
+        let fold_after_gp = if cfg!(quiescent_inject = "ref-fold-no-gp") && fold {
             // Fault injection (never in normal builds): fold now, without the grace period (G)
             // that lets in-flight percpu-mode gets and puts finish. The torture must catch it.
             if self.fold(s) {

@@ -397,7 +397,7 @@ impl RwSemaphore for PercpuRwSem {
         // never in normal builds) skips this, for the lock torture's self-test.
         // (Relaxed, though wait_event asks for an acquiring condition: C right after orders it.)
         machine::wait_event(ctx, || {
-            cfg!(feature = "inject-rwsem-no-drain") || self.slow_count.load(Ordering::Relaxed) == 0
+            cfg!(quiescent_inject = "rwsem-no-drain") || self.slow_count.load(Ordering::Relaxed) == 0
         });
         smp_mb(); // C: the zero count before the critical section; pairs with B in up_read_slow
         self.owner.store(cpu_id() + 1, Ordering::Relaxed);

@@ -454,7 +454,7 @@ impl PercpuRef {
 /// nothing otherwise.
 #[inline(always)]
 fn injected_race_window() {
-    if cfg!(feature = "inject-ref-fold-no-gp") {
+    if cfg!(quiescent_inject = "ref-fold-no-gp") {
         for i in 0..2000u32 {
             core::hint::black_box(i);
         }

@@ -355,12 +355,21 @@ pub fn cpu_id() -> usize {
 // ---------------------------------------------------------------------------------------------
 
 /// Why a per-cpu allocation failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, defmt::Format)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PerCpuAllocError {
     /// No free run of slots of the requested size and alignment is left.
     OutOfSpace,
     /// The alignment exceeds a cache line, or the type has size 0.
     BadLayout,
+}
+
+impl core::fmt::Display for PerCpuAllocError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            PerCpuAllocError::OutOfSpace => "per-cpu space exhausted",
+            PerCpuAllocError::BadLayout => "per-cpu allocation of a zero-sized or over-aligned type",
+        })
+    }
 }
 
 struct Bitmap([u64; DYN_BITS / 64]);

@@ -1,18 +1,21 @@
-//! A stand-in for the firmware's RCU, which the `sync` files call (`synchronize_rcu`,
+//! A stand-in for RCU under loom, which `quiescent-sync` calls when built with
+//! `--cfg quiescent_ideal_rcu` (`synchronize_rcu`,
 //! `call_rcu`, the debug checks). It is an idealised QSBR, not a copy of `src/rcu/`: every
 //! state change and every check is an AcqRel read-modify-write of one word (`seq`), so all of
 //! them are totally ordered and each happens after the ones before it: correct by construction,
 //! and the models of `sync` check `sync`'s own barriers, not RCU's. (Not SeqCst fences: loom
 //! makes each SeqCst fence synchronise with every earlier one in the order it happens to run
 //! them, and does not explore other orders of fences, so fences here would order the models'
-//! threads more than the hardware does.) Modelling `src/rcu/` itself needs the
-//! firmware's `rcu/` routed through the seam as `sync` is (see the README's loom section).
+//! threads more than the hardware does.) The real RCU (`quiescent-rcu`) has models of its own.
 //!
 //! Per core: a count of quiescent points and an "in an extended quiescent state" flag (a core
 //! that waits, or has no thread). A grace period ends once every other core has passed a
 //! quiescent point or been in an extended quiescent state after it began.
-use crate::machine::{self, cpu_id, AtomicBool, AtomicU32, Mutex, Ordering, NR_CPUS};
-pub use crate::machine::{AtomicCtx, Ctx};
+use std::boxed::Box;
+use std::vec::Vec;
+use crate as machine;
+use crate::{cpu_id, AtomicBool, AtomicU32, Mutex, Ordering, NR_CPUS};
+pub use crate::{AtomicCtx, Ctx};
 use core::marker::PhantomData;
 
 /// A queued callback: run with the `&AtomicCtx` of the core that runs it, as the firmware's.

@@ -101,8 +101,8 @@ fn scan(now: u64) {
         // The scanning core may be the stalled one (alone, or the only one ticking): no PC
         // then (0).
         let pc = if cpu == me { 0 } else { ipi::report_pc(cpu, 20).unwrap_or(0) };
-        machine::println!(
-            "RCU stall: core {}, grace period {}, last quiescent state {} ms ago, PC={=u64:#x}",
+        machine::error!(
+            "RCU stall: core {}, grace period {}, last quiescent state {} ms ago, PC={:#x}",
             cpu,
             g,
             machine::ticks_to_ns(since) / 1_000_000,
