@@ -178,6 +178,7 @@ extern "C" fn boot_primary(dtb: usize, el: usize) -> ! {
     // caches on before any atomic or shared access (exclusives need the MMU on real hardware).
     unsafe { arch::mmu::init_and_enable(board::MEMORY_MAP, is_guard_page) };
     ENTRY_EL[0].store(el as u8, Ordering::Relaxed);
+    arch::timer::enable_event_stream();
     // SAFETY: core 0 runs alone here, before any per-cpu access or allocation.
     unsafe {
         percpu::init_areas();
@@ -215,6 +216,7 @@ extern "C" fn boot_primary(dtb: usize, el: usize) -> ! {
 #[unsafe(no_mangle)]
 extern "C" fn boot_secondary(cpu: usize, el: usize) -> ! {
     ENTRY_EL[cpu].store(el as u8, Ordering::Relaxed);
+    arch::timer::enable_event_stream();
     // SAFETY: the area of `cpu` was initialised by core 0 before it started this core, and no
     // per-cpu access happened on this core before this point.
     unsafe { percpu::set_local_area(cpu) };
