@@ -174,9 +174,11 @@ macro_rules! entry {
 /// Rust entry of core 0, from `boot/entry.S` with the MMU off, BSS zeroed and a stack.
 #[unsafe(no_mangle)]
 extern "C" fn boot_primary(dtb: usize, el: usize) -> ! {
+    board::boot_stage(board::Stage::ReachedRust);
     // SAFETY: first thing on core 0, alone, MMU off: builds the tables and turns the MMU and
     // caches on before any atomic or shared access (exclusives need the MMU on real hardware).
     unsafe { arch::mmu::init_and_enable(board::MEMORY_MAP, is_guard_page) };
+    board::boot_stage(board::Stage::MmuOn);
     ENTRY_EL[0].store(el as u8, Ordering::Relaxed);
     arch::timer::enable_event_stream();
     // SAFETY: core 0 runs alone here, before any per-cpu access or allocation.
@@ -187,7 +189,8 @@ extern "C" fn boot_primary(dtb: usize, el: usize) -> ! {
     }
     exception::set_fatal_handler(fatal);
     board::init_console();
-    let info = board::discover(dtb);
+    board::boot_stage(board::Stage::ConsoleUp);
+    let info = board::discover(dtb, el);
     let n = smp::plan_cpus(&info);
     let got = alloc_per_core(n);
     if got < n {

@@ -1,0 +1,145 @@
+//! The Raspberry Pi 4 board's own signals and checks, on QEMU raspi4b: the ACT LED through the
+//! GPIO registers, the armstub checks' verdicts, where ARM RAM ends and what stays mapped.
+//! (Built for virt too, with no cases: the suite boots it on rpi4 only.)
+#![no_std]
+#![no_main]
+
+#[cfg(feature = "board-rpi4")]
+mod pi {
+    extern crate alloc;
+
+    use alloc::sync::Arc;
+    use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use quiescent::board::{self, checks, led, RamSource};
+    use quiescent::smp::{self, Ctx};
+    use quiescent::{arch, test};
+
+    /// Runs `f` on this core while core 1 samples GPIO 42's level (GPLEV1) as fast as it can;
+    /// returns the rising edges it saw and the longest high stretch in counter ticks.
+    fn watch_led(ctx: &mut Ctx, f: impl FnOnce()) -> (u32, u64) {
+        let (started, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let (edges, longest, done) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)), Arc::new(AtomicBool::new(false)));
+        let (s2, st2, e2, l2, d2) = (started.clone(), stop.clone(), edges.clone(), longest.clone(), done.clone());
+        smp::queue_work(1, move |_| {
+            let (mut n, mut was, mut since, mut max) = (0, led::is_on(), arch::counter(), 0u64);
+            s2.store(true, Ordering::Release);
+            while !st2.load(Ordering::Acquire) {
+                let on = led::is_on();
+                let now = arch::counter();
+                if on && !was {
+                    n += 1;
+                    since = now;
+                } else if !on && was {
+                    max = max.max(now - since);
+                }
+                was = on;
+            }
+            e2.store(n, Ordering::Relaxed);
+            l2.store(max.min(u32::MAX as u64) as u32, Ordering::Relaxed);
+            d2.store(true, Ordering::Release);
+        });
+        test::wait_flag(ctx, &started, "the LED sampler on core 1");
+        f();
+        stop.store(true, Ordering::Release);
+        test::wait_flag(ctx, &done, "the LED sampler's count");
+        (edges.load(Ordering::Relaxed), longest.load(Ordering::Relaxed) as u64)
+    }
+
+    /// The boot left GPIO 42 an output and the LED dark (after "console up"); each progress code
+    /// is its number of flashes and the failure flicker its cycles, as core 1 reads them back
+    /// from GPLEV1 (QEMU models the BCM2711's GPIO block: what the image writes to GPSET1/GPCLR1
+    /// is what GPLEV1 says). Flashes of 20 ms here, so that a sampler on another vCPU cannot
+    /// miss them; the boot's own are microseconds long under QEMU.
+    pub fn act_led_codes_reach_gpio_42(ctx: &mut Ctx) {
+        // SAFETY: a read of GPFSEL4 (no side effects), mapped as Device memory.
+        let fsel = unsafe { core::ptr::read_volatile((board::GPIO_BASE + led::GPFSEL4) as *const u32) };
+        assert_eq!((fsel >> 6) & 0b111, 0b001, "GPFSEL4 {:#x}: GPIO 42 is not an output", fsel);
+        assert!(!led::is_on(), "the LED is lit after the boot's last code (console up)");
+        let ms = |n: u64| arch::counter_freq() * n / 1000;
+        for code in [led::Code::ReachedRust, led::Code::MmuOn, led::Code::ConsoleUp] {
+            let (edges, _) = watch_led(ctx, || led::show_with(code, ms(20), ms(20)));
+            assert_eq!(edges, code as u32, "{:?}: flashes seen on GPLEV1", code);
+            assert!(!led::is_on(), "{:?} left the LED lit", code);
+        }
+        let (edges, longest) = watch_led(ctx, || led::flicker(4, ms(40)));
+        assert_eq!(edges, 4, "failure flicker: cycles seen on GPLEV1");
+        assert!(longest >= ms(30), "failure flicker: on for {} ticks, wanted about {}", longest, ms(40));
+    }
+
+    /// Each thing the default armstub guarantees, when missing, is named with the config.txt
+    /// setting to blame; this boot (QEMU: entered at EL2, CNTFRQ set, GIC in group 1) has none.
+    pub fn armstub_checks_name_the_config_setting(_ctx: &mut Ctx) {
+        let good = checks::Found { entry_el: 2, cntfrq: 54_000_000, gic_group1: true };
+        assert_eq!(checks::problems(&good).count(), 0, "a stock boot has problems");
+        let one = |f: checks::Found| {
+            let p: alloc::vec::Vec<&str> = checks::problems(&f).collect();
+            assert_eq!(p.len(), 1, "{:?}: {:?}", f, p);
+            p[0]
+        };
+        let el3 = one(checks::Found { entry_el: 3, ..good });
+        assert!(el3.contains("EL3") && el3.contains("kernel_old=1") && el3.contains("armstub="), "{}", el3);
+        let el1 = one(checks::Found { entry_el: 1, ..good });
+        assert!(el1.contains("EL1") && el1.contains("armstub="), "{}", el1);
+        let frq = one(checks::Found { cntfrq: 0, ..good });
+        assert!(frq.contains("CNTFRQ_EL0 is 0") && frq.contains("armstub="), "{}", frq);
+        let gic = one(checks::Found { gic_group1: false, ..good });
+        assert!(gic.contains("group 0") && gic.contains("enable_gic=0"), "{}", gic);
+        let all: alloc::vec::Vec<&str> =
+            checks::problems(&checks::Found { entry_el: 3, cntfrq: 0, gic_group1: false }).collect();
+        assert_eq!(all, [checks::AT_EL3, checks::NO_CNTFRQ, checks::GIC_GROUP0], "every finding, in boot order");
+        // This boot, read again: the probe writes and restores a priority byte, so it can run
+        // after the GIC driver's set-up.
+        let live = checks::Found {
+            entry_el: quiescent::entry_el(0),
+            cntfrq: arch::counter_freq(),
+            gic_group1: checks::gic_group1(),
+        };
+        assert_eq!(live, checks::Found { entry_el: 2, cntfrq: live.cntfrq, gic_group1: true }, "this boot");
+        assert!(live.cntfrq != 0, "CNTFRQ_EL0 is 0 on QEMU");
+    }
+
+    /// ARM RAM ends where the DTB's `/memory` says (QEMU writes 0x3C00_0000 into any `-dtb`),
+    /// or `mem=` lower, or at the firmware's default split without a DTB
+    /// (`expect-ram-end=`/`expect-ram-source=` on the command line say which); the last page
+    /// below the end is mapped, the first past it (the VideoCore's memory) is not.
+    pub fn arm_ram_ends_where_the_firmware_says(_ctx: &mut Ctx) {
+        let (end, source) = board::ram_end();
+        match board::bootarg("expect-ram-end") {
+            Some(want) => {
+                assert_eq!(Some(end), board::parse_size(want), "end of ARM RAM ({})", source.describe());
+                let src = board::bootarg("expect-ram-source").unwrap_or("");
+                let want_src = match src {
+                    "memory" => RamSource::MemoryNode,
+                    "mem" => RamSource::MemOption,
+                    _ => panic!("expect-ram-source={} (memory or mem)", src),
+                };
+                assert_eq!(source, want_src, "what said where RAM ends");
+            }
+            None => assert_eq!((end, source), (board::DEFAULT_RAM_END, RamSource::DefaultSplit), "without a DTB"),
+        }
+        assert!(arch::mmu::probe(end - 4096, true).is_ok(), "the last page of ARM RAM ({:#x}) is not mapped", end - 4096);
+        if end < board::BOOT_RAM_END {
+            assert!(arch::mmu::probe(end, false).is_err(), "{:#x}, past the end of ARM RAM, is still mapped", end);
+            assert!(
+                arch::mmu::probe(board::BOOT_RAM_END - 4096, false).is_err(),
+                "the top of the first GiB (VideoCore memory) is still mapped"
+            );
+        }
+        for (s, v) in [("64M", Some(64 << 20)), ("0x3b400000", Some(0x3b40_0000)), ("1G", Some(1 << 30)), ("12k", Some(12 << 10))]
+        {
+            assert_eq!(board::parse_size(s), v, "mem={}", s);
+        }
+        for bad in ["", "M", "0x", "64X", "-1"] {
+            assert_eq!(board::parse_size(bad), None, "mem={} is not a size", bad);
+        }
+    }
+}
+
+#[cfg(feature = "board-rpi4")]
+use pi::*;
+
+#[cfg(feature = "board-rpi4")]
+quiescent::tests!(act_led_codes_reach_gpio_42, armstub_checks_name_the_config_setting, arm_ram_ends_where_the_firmware_says,);
+
+#[cfg(not(feature = "board-rpi4"))]
+quiescent::tests!();
