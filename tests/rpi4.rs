@@ -10,7 +10,8 @@ mod pi {
 
     use alloc::sync::Arc;
     use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-    use quiescent::board::{self, checks, led, RamSource};
+    use quiescent::board::{self, checks, led, mailbox, ClockSource, RamSource};
+    use quiescent::drivers::pl011::Pl011;
     use quiescent::smp::{self, Ctx};
     use quiescent::{arch, test};
 
@@ -133,13 +134,42 @@ mod pi {
             assert_eq!(board::parse_size(bad), None, "mem={} is not a size", bad);
         }
     }
+
+    /// The console's divisor comes from the UART clock the firmware reports over the mailbox
+    /// (QEMU answers 3 MHz; a Pi 4 with config.txt's init_uart_clock 48 MHz): the answer is
+    /// asked again and must be what the boot used, and UART0's IBRD/FBRD hold the divisor for
+    /// it. Without an answer (or a zero rate) the clock is 48 MHz.
+    pub fn uart_divisor_follows_the_firmwares_clock(_ctx: &mut Ctx) {
+        let answer = mailbox::clock_rate(mailbox::CLOCK_UART);
+        assert!(answer.is_some(), "the firmware did not answer GET_CLOCK_RATE for the UART");
+        let (hz, source) = board::uart_clock();
+        assert_eq!((Some(hz), source), (answer, ClockSource::Firmware), "the UART clock the boot used");
+        let (want_i, want_f) = Pl011::divisor(hz, board::UART_BAUD);
+        // SAFETY: reads of UART0's IBRD and FBRD (no side effects), mapped as Device memory.
+        let (ibrd, fbrd) = unsafe {
+            (
+                core::ptr::read_volatile((board::UART_BASE + 0x24) as *const u32),
+                core::ptr::read_volatile((board::UART_BASE + 0x28) as *const u32),
+            )
+        };
+        assert_eq!((ibrd, fbrd), (want_i, want_f), "UART0 divisor for {} Hz at {} baud", hz, board::UART_BAUD);
+        assert_eq!(Pl011::divisor(48_000_000, 115_200), (26, 3), "48 MHz at 115200 baud");
+        assert_eq!(board::choose_uart_clock(None), (48_000_000, ClockSource::Fallback), "no answer");
+        assert_eq!(board::choose_uart_clock(Some(0)), (48_000_000, ClockSource::Fallback), "a zero rate");
+        assert_eq!(board::choose_uart_clock(Some(3_000_000)), (3_000_000, ClockSource::Firmware));
+    }
 }
 
 #[cfg(feature = "board-rpi4")]
 use pi::*;
 
 #[cfg(feature = "board-rpi4")]
-quiescent::tests!(act_led_codes_reach_gpio_42, armstub_checks_name_the_config_setting, arm_ram_ends_where_the_firmware_says,);
+quiescent::tests!(
+    act_led_codes_reach_gpio_42,
+    armstub_checks_name_the_config_setting,
+    arm_ram_ends_where_the_firmware_says,
+    uart_divisor_follows_the_firmwares_clock,
+);
 
 #[cfg(not(feature = "board-rpi4"))]
 quiescent::tests!();

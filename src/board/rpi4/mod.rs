@@ -40,6 +40,7 @@
 
 pub mod checks;
 pub mod led;
+pub mod mailbox;
 
 use super::{BootInfo, GicConfig, MemKind, Region, Stage, EXIT_BOOT_CHECK};
 use crate::drivers::pl011::Pl011;
@@ -74,8 +75,9 @@ pub const GICD_BASE: usize = 0xFF84_1000;
 /// GIC-400 CPU interface.
 pub const GICC_BASE: usize = 0xFF84_2000;
 
-/// The PL011's reference clock: 48 MHz, the firmware's default `init_uart_clock` on the Pi 4.
-/// Build with `QUIESCENT_UART_CLOCK_HZ=<hz>` if config.txt sets another `init_uart_clock`.
+/// The PL011's reference clock if the firmware does not answer the mailbox: 48 MHz, the
+/// firmware's default `init_uart_clock` on the Pi 4 (config.txt pins it). Build with
+/// `QUIESCENT_UART_CLOCK_HZ=<hz>` if config.txt sets another `init_uart_clock`.
 pub const UART_CLOCK_HZ: u32 = match option_env!("QUIESCENT_UART_CLOCK_HZ") {
     Some(s) => parse_u32(s),
     None => 48_000_000,
@@ -140,16 +142,50 @@ pub fn uart_pins() {
 /// 32-byte FIFO drains in 3 ms at 115200 baud.
 pub const PRE_CONSOLE_FLUSH_NS: u64 = 50_000_000;
 
-/// Brings up the console: pins, then 8N1 at 115200 from the 48 MHz UART clock.
+/// Where the UART clock's rate came from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ClockSource {
+    /// The firmware's answer over the mailbox.
+    Firmware,
+    /// No answer (or a zero rate): [`UART_CLOCK_HZ`].
+    Fallback,
+}
+
+static UART_CLOCK: spin::Once<(u32, ClockSource)> = spin::Once::new();
+
+/// The rate the console's divisor was computed from, and where it came from.
+pub fn uart_clock() -> (u32, ClockSource) {
+    UART_CLOCK.get().copied().unwrap_or((UART_CLOCK_HZ, ClockSource::Fallback))
+}
+
+/// The UART clock from the firmware's answer, or [`UART_CLOCK_HZ`] without one.
+pub fn choose_uart_clock(answer: Option<u32>) -> (u32, ClockSource) {
+    match answer {
+        Some(hz) if hz > 0 => (hz, ClockSource::Firmware),
+        _ => (UART_CLOCK_HZ, ClockSource::Fallback),
+    }
+}
+
+/// Brings up the console: pins, then 8N1 at 115200 from the UART clock the firmware reports
+/// (mailbox.rs), 48 MHz if it does not.
 pub fn init_console() {
     // The firmware (enable_uart=1) may still be sending its last bytes: let them out before the
     // UART is disabled for reprogramming. Bounded: with its clock stopped, UART0 stays BUSY for
     // ever, and an unbounded wait would look exactly like a board whose firmware never loaded
     // the image.
     let drained = UART.flush_within(PRE_CONSOLE_FLUSH_NS);
+    let (hz, source) = *UART_CLOCK.call_once(|| choose_uart_clock(mailbox::clock_rate(mailbox::CLOCK_UART)));
     uart_pins();
-    UART.init(UART_CLOCK_HZ, UART_BAUD);
+    UART.init(hz, UART_BAUD);
     crate::console::set_uart(&UART);
+    match source {
+        ClockSource::Firmware => defmt::info!("UART0 clock {} Hz (the firmware's answer)", hz),
+        ClockSource::Fallback => defmt::warn!(
+            "the firmware did not report the UART clock within {} ms; assumed {} Hz (init_uart_clock in config.txt)",
+            mailbox::TIMEOUT_NS / 1_000_000,
+            hz
+        ),
+    }
     if !drained {
         defmt::warn!(
             "UART0 was still busy {} ms after entry; reprogrammed it anyway (the firmware's last bytes may be lost)",
