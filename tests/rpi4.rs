@@ -19,7 +19,8 @@ mod pi {
     /// returns the rising edges it saw and the longest high stretch in counter ticks.
     fn watch_led(ctx: &mut Ctx, f: impl FnOnce()) -> (u32, u64) {
         let (started, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-        let (edges, longest, done) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)), Arc::new(AtomicBool::new(false)));
+        let (edges, longest, done) =
+            (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)), Arc::new(AtomicBool::new(false)));
         let (s2, st2, e2, l2, d2) = (started.clone(), stop.clone(), edges.clone(), longest.clone(), done.clone());
         smp::queue_work(1, move |_| {
             let (mut n, mut was, mut since, mut max) = (0, led::is_on(), arch::counter(), 0u64);
@@ -118,7 +119,11 @@ mod pi {
             }
             None => assert_eq!((end, source), (board::DEFAULT_RAM_END, RamSource::DefaultSplit), "without a DTB"),
         }
-        assert!(arch::mmu::probe(end - 4096, true).is_ok(), "the last page of ARM RAM ({:#x}) is not mapped", end - 4096);
+        assert!(
+            arch::mmu::probe(end - 4096, true).is_ok(),
+            "the last page of ARM RAM ({:#x}) is not mapped",
+            end - 4096
+        );
         if end < board::BOOT_RAM_END {
             assert!(arch::mmu::probe(end, false).is_err(), "{:#x}, past the end of ARM RAM, is still mapped", end);
             assert!(
@@ -126,7 +131,8 @@ mod pi {
                 "the top of the first GiB (VideoCore memory) is still mapped"
             );
         }
-        for (s, v) in [("64M", Some(64 << 20)), ("0x3b400000", Some(0x3b40_0000)), ("1G", Some(1 << 30)), ("12k", Some(12 << 10))]
+        for (s, v) in
+            [("64M", Some(64 << 20)), ("0x3b400000", Some(0x3b40_0000)), ("1G", Some(1 << 30)), ("12k", Some(12 << 10))]
         {
             assert_eq!(board::parse_size(s), v, "mem={}", s);
         }

@@ -447,10 +447,7 @@ mod tests {
     #[test]
     fn rpi4_enters_at_el1_on_cores_without_el2_and_el3() {
         let a = args(&RunConfig { board: Board::Rpi4, el1: true, ..RunConfig::default() }).join(" ");
-        assert!(
-            a.contains("-global cortex-a72-arm-cpu.has_el2=off -global cortex-a72-arm-cpu.has_el3=off"),
-            "{a}"
-        );
+        assert!(a.contains("-global cortex-a72-arm-cpu.has_el2=off -global cortex-a72-arm-cpu.has_el3=off"), "{a}");
         assert!(!args(&RunConfig { board: Board::Rpi4, ..RunConfig::default() }).join(" ").contains("has_el2"));
     }
 }

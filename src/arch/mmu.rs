@@ -252,7 +252,12 @@ pub unsafe fn unmap_page(addr: usize, new_table: &mut dyn FnMut() -> usize) {
 /// for this run).
 pub unsafe fn unmap_range(start: usize, end: usize) {
     assert!(BUILT.load(Ordering::Relaxed), "mmu: unmap_range before the tables are built");
-    assert!(start.is_multiple_of(PAGE) && end.is_multiple_of(PAGE) && start <= end, "mmu: unmap_range({:#x}, {:#x})", start, end);
+    assert!(
+        start.is_multiple_of(PAGE) && end.is_multiple_of(PAGE) && start <= end,
+        "mmu: unmap_range({:#x}, {:#x})",
+        start,
+        end
+    );
     if start == end {
         return;
     }

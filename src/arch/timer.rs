@@ -2,7 +2,7 @@
 //! rate, hooks and the GIC line) is `smp::tick`: this layer knows no interrupt controller.
 
 use aarch64_cpu::registers::{CNTKCTL_EL1, CNTV_CTL_EL0, CNTV_CVAL_EL0};
-use tock_registers::interfaces::{Readable, ReadWriteable, Writeable};
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 
 /// The interrupt id of the EL1 virtual timer: PPI 27 on every GIC-based Arm system (the Arm
 /// Base System Architecture fixes it; both boards follow it).

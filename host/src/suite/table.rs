@@ -312,7 +312,9 @@ fn rpi4_runs() -> Vec<Run> {
         // (`mem=`: QEMU rewrites every /memory node of a -dtb to its own 0x3C00_0000).
         Run {
             el1: true,
-            expect: Expect::Refused("entered at EL1, not EL2: a stub other than the firmware's started the image (armstub= in config.txt?)"),
+            expect: Expect::Refused(
+                "entered at EL1, not EL2: a stub other than the firmware's started the image (armstub= in config.txt?)",
+            ),
             ..pass("boot", 4)
         },
         Run {

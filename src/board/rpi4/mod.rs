@@ -332,7 +332,11 @@ pub(crate) fn discover(dtb: usize, entry_el: usize) -> BootInfo {
         match unsafe { fdt::Fdt::from_ptr(dtb as *const u8) } {
             Ok(fdt) => Some(fdt),
             Err(e) => {
-                defmt::warn!("x0 = {=usize:#x} is not a device tree ({}); no command line", dtb, defmt::Debug2Format(&e));
+                defmt::warn!(
+                    "x0 = {=usize:#x} is not a device tree ({}); no command line",
+                    dtb,
+                    defmt::Debug2Format(&e)
+                );
                 None
             }
         }
@@ -345,11 +349,7 @@ pub(crate) fn discover(dtb: usize, entry_el: usize) -> BootInfo {
         super::set_bootargs(args);
     }
 
-    let found = checks::Found {
-        entry_el,
-        cntfrq: crate::arch::counter_freq(),
-        gic_group1: checks::gic_group1(),
-    };
+    let found = checks::Found { entry_el, cntfrq: crate::arch::counter_freq(), gic_group1: checks::gic_group1() };
     let mut failed = None;
     for p in checks::problems(&found) {
         defmt::error!("{=str}", p);
@@ -364,7 +364,12 @@ pub(crate) fn discover(dtb: usize, entry_el: usize) -> BootInfo {
         static __board_image_limit: u8;
     }
     let limit = core::ptr::addr_of!(__board_image_limit) as usize;
-    defmt::info!("ARM RAM ends at {=usize:#x} ({}); the image and its per-core memory end at {=usize:#x}", end, source, limit);
+    defmt::info!(
+        "ARM RAM ends at {=usize:#x} ({}); the image and its per-core memory end at {=usize:#x}",
+        end,
+        source,
+        limit
+    );
     if end < limit {
         defmt::error!(
             "RAM ends at {=usize:#x} ({}), below the image limit {=usize:#x}: the other cores' stacks and per-cpu areas would lie in the VideoCore's memory (gpu_mem too large in config.txt?)",
@@ -448,10 +453,7 @@ pub fn exit(code: i32) -> ! {
         qemu_exit::AArch64::new().exit(code as u32)
     }
     if code != 0 {
-        defmt::println!(
-            "quiescent: finished with exit code {}; the ACT LED flickers (power-cycle to run again)",
-            code
-        );
+        defmt::println!("quiescent: finished with exit code {}; the ACT LED flickers (power-cycle to run again)", code);
         crate::console::flush();
         led::flicker_forever()
     }
