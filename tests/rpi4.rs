@@ -8,64 +8,46 @@
 mod pi {
     extern crate alloc;
 
-    use alloc::sync::Arc;
-    use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use alloc::vec::Vec;
+    use quiescent::arch;
     use quiescent::board::{self, checks, led, mailbox, ClockSource, RamSource};
     use quiescent::drivers::pl011::Pl011;
-    use quiescent::smp::{self, Ctx};
-    use quiescent::{arch, test};
+    use quiescent::smp::Ctx;
 
-    /// Runs `f` on this core while core 1 samples GPIO 42's level (GPLEV1) as fast as it can;
-    /// returns the rising edges it saw and the longest high stretch in counter ticks.
-    fn watch_led(ctx: &mut Ctx, f: impl FnOnce()) -> (u32, u64) {
-        let (started, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-        let (edges, longest, done) =
-            (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)), Arc::new(AtomicBool::new(false)));
-        let (s2, st2, e2, l2, d2) = (started.clone(), stop.clone(), edges.clone(), longest.clone(), done.clone());
-        smp::queue_work(1, move |_| {
-            let (mut n, mut was, mut since, mut max) = (0, led::is_on(), arch::counter(), 0u64);
-            s2.store(true, Ordering::Release);
-            while !st2.load(Ordering::Acquire) {
-                let on = led::is_on();
-                let now = arch::counter();
-                if on && !was {
-                    n += 1;
-                    since = now;
-                } else if !on && was {
-                    max = max.max(now - since);
-                }
-                was = on;
-            }
-            e2.store(n, Ordering::Relaxed);
-            l2.store(max.min(u32::MAX as u64) as u32, Ordering::Relaxed);
-            d2.store(true, Ordering::Release);
-        });
-        test::wait_flag(ctx, &started, "the LED sampler on core 1");
-        f();
-        stop.store(true, Ordering::Release);
-        test::wait_flag(ctx, &done, "the LED sampler's count");
-        (edges.load(Ordering::Relaxed), longest.load(Ordering::Relaxed) as u64)
-    }
-
-    /// The boot left GPIO 42 an output and the LED dark (after "console up"); each progress code
-    /// is its number of flashes and the failure flicker its cycles, as core 1 reads them back
-    /// from GPLEV1 (QEMU models the BCM2711's GPIO block: what the image writes to GPSET1/GPCLR1
-    /// is what GPLEV1 says). Flashes of 20 ms here, so that a sampler on another vCPU cannot
-    /// miss them; the boot's own are microseconds long under QEMU.
-    pub fn act_led_codes_reach_gpio_42(ctx: &mut Ctx) {
+    /// The boot left GPIO 42 an output and the LED dark (after "console up"). Each progress code
+    /// is its number of flashes and the failure flicker its cycles, read back from GPLEV1 after
+    /// every change the code makes (QEMU models the BCM2711's GPIO block: what the image writes
+    /// to GPSET1/GPCLR1 is what GPLEV1 says). A code, with its waits, takes the counter ticks
+    /// CNTFRQ gives for its flashes and pause (microseconds in the QEMU build).
+    pub fn act_led_codes_reach_gpio_42(_ctx: &mut Ctx) {
         // SAFETY: a read of GPFSEL4 (no side effects), mapped as Device memory.
-        let fsel = unsafe { core::ptr::read_volatile((board::GPIO_BASE + led::GPFSEL4) as *const u32) };
-        assert_eq!((fsel >> 6) & 0b111, 0b001, "GPFSEL4 {:#x}: GPIO 42 is not an output", fsel);
+        let fsel = || unsafe { core::ptr::read_volatile((board::GPIO_BASE + led::GPFSEL4) as *const u32) };
+        assert_eq!((fsel() >> 6) & 0b111, 0b001, "GPFSEL4 {:#x}: GPIO 42 is not an output", fsel());
         assert!(!led::is_on(), "the LED is lit after the boot's last code (console up)");
-        let ms = |n: u64| arch::counter_freq() * n / 1000;
+        let flashes = |n: usize| (0..2 * n).map(|i| i % 2 == 0).collect::<Vec<bool>>();
         for code in [led::Code::ReachedRust, led::Code::MmuOn, led::Code::ConsoleUp] {
-            let (edges, _) = watch_led(ctx, || led::show_with(code, ms(20), ms(20)));
-            assert_eq!(edges, code as u32, "{:?}: flashes seen on GPLEV1", code);
+            let mut seen = Vec::new();
+            led::show_with(code, || seen.push(led::is_on()));
+            assert_eq!(seen, flashes(code as usize), "{:?}: GPLEV1 bit 10 after each change", code);
+            let t0 = arch::counter();
+            led::show(code);
+            let took = arch::counter() - t0;
+            assert!(
+                took >= led::code_ticks(code),
+                "{:?} took {} ticks, less than its {}",
+                code,
+                took,
+                led::code_ticks(code)
+            );
             assert!(!led::is_on(), "{:?} left the LED lit", code);
         }
-        let (edges, longest) = watch_led(ctx, || led::flicker(4, ms(40)));
-        assert_eq!(edges, 4, "failure flicker: cycles seen on GPLEV1");
-        assert!(longest >= ms(30), "failure flicker: on for {} ticks, wanted about {}", longest, ms(40));
+        let mut seen = Vec::new();
+        led::flicker_with(4, || seen.push(led::is_on()));
+        assert_eq!(seen, flashes(4), "failure flicker: GPLEV1 bit 10 after each change");
+        // The other pins of GPFSEL4 are left as they were.
+        let before = fsel();
+        led::show_with(led::Code::ReachedRust, || {});
+        assert_eq!(fsel(), before, "GPFSEL4 changed beyond GPIO 42");
     }
 
     /// Each thing the default armstub guarantees, when missing, is named with the config.txt
@@ -74,7 +56,7 @@ mod pi {
         let good = checks::Found { entry_el: 2, cntfrq: 54_000_000, gic_group1: true };
         assert_eq!(checks::problems(&good).count(), 0, "a stock boot has problems");
         let one = |f: checks::Found| {
-            let p: alloc::vec::Vec<&str> = checks::problems(&f).collect();
+            let p: Vec<&str> = checks::problems(&f).collect();
             assert_eq!(p.len(), 1, "{:?}: {:?}", f, p);
             p[0]
         };
@@ -86,8 +68,7 @@ mod pi {
         assert!(frq.contains("CNTFRQ_EL0 is 0") && frq.contains("armstub="), "{}", frq);
         let gic = one(checks::Found { gic_group1: false, ..good });
         assert!(gic.contains("group 0") && gic.contains("enable_gic=0"), "{}", gic);
-        let all: alloc::vec::Vec<&str> =
-            checks::problems(&checks::Found { entry_el: 3, cntfrq: 0, gic_group1: false }).collect();
+        let all: Vec<&str> = checks::problems(&checks::Found { entry_el: 3, cntfrq: 0, gic_group1: false }).collect();
         assert_eq!(all, [checks::AT_EL3, checks::NO_CNTFRQ, checks::GIC_GROUP0], "every finding, in boot order");
         // This boot, read again: the probe writes and restores a priority byte, so it can run
         // after the GIC driver's set-up.

@@ -92,15 +92,15 @@ fn wait_ticks(t: u64) {
     }
 }
 
-/// `n` flashes of `flash` ticks on and `flash` off, then `pause` ticks dark.
-pub fn flashes(n: u32, flash: u64, pause: u64) {
+/// `n` flashes: LED on, `step()`, LED off, `step()`. `step` waits (the tests record the LED's
+/// level there instead).
+pub fn flashes_with(n: u32, mut step: impl FnMut()) {
     for _ in 0..n {
         set(true);
-        wait_ticks(flash);
+        step();
         set(false);
-        wait_ticks(flash);
+        step();
     }
-    wait_ticks(pause);
 }
 
 /// Milliseconds of a flash on the board, microseconds in the QEMU build (see the module doc).
@@ -108,29 +108,36 @@ fn scaled(ms: u64) -> u64 {
     ticks(if SEMIHOSTING { ms } else { ms * 1000 })
 }
 
+/// Counter ticks [`show`] takes for `code`: its flashes and the closing pause.
+pub fn code_ticks(code: Code) -> u64 {
+    2 * code as u64 * scaled(FLASH_MS) + scaled(PAUSE_MS)
+}
+
 /// Shows `code` (see the table above). Safe with the MMU off: no atomics, no memory but the
 /// stack.
 pub fn show(code: Code) {
-    show_with(code, scaled(FLASH_MS), scaled(PAUSE_MS));
+    let flash = scaled(FLASH_MS);
+    show_with(code, || wait_ticks(flash));
+    wait_ticks(scaled(PAUSE_MS));
 }
 
-/// Shows `code` with flashes of `flash` ticks and a closing pause of `pause` ticks (the tests
-/// slow it down to watch it from another core).
-pub fn show_with(code: Code, flash: u64, pause: u64) {
+/// Shows `code`'s flashes with `step` between each change of the LED (see [`flashes_with`]).
+pub fn show_with(code: Code, step: impl FnMut()) {
     as_output();
-    flashes(code as u32, flash, pause);
+    flashes_with(code as u32, step);
 }
 
-/// `cycles` periods of the failure flicker, `half` ticks on and `half` off.
-pub fn flicker(cycles: u32, half: u64) {
+/// `cycles` periods of the failure flicker, `step` between each change of the LED.
+pub fn flicker_with(cycles: u32, step: impl FnMut()) {
     as_output();
-    flashes(cycles, half, 0);
+    flashes_with(cycles, step);
 }
 
 /// The failure signal for ever: the board build's last act after a failing run (the UART says
 /// what failed, if it is up).
 pub fn flicker_forever() -> ! {
+    let half = scaled(FLICKER_MS);
     loop {
-        flicker(u32::MAX, scaled(FLICKER_MS));
+        flicker_with(u32::MAX, || wait_ticks(half));
     }
 }
