@@ -248,7 +248,7 @@ impl defmt::Format for RamSource {
 static RAM_END: spin::Once<(usize, RamSource)> = spin::Once::new();
 
 /// Where ARM RAM ends (what the image may use lies below; the MMU maps nothing of the first GiB
-/// past it), and what said so. [`DEFAULT_RAM_END`] before [`discover`].
+/// past it, except a DTB that `mem=` cut off), and what said so. [`DEFAULT_RAM_END`] before [`discover`].
 pub fn ram_end() -> (usize, RamSource) {
     RAM_END.get().copied().unwrap_or((DEFAULT_RAM_END, RamSource::DefaultSplit))
 }
@@ -380,9 +380,12 @@ pub(crate) fn discover(dtb: usize, entry_el: usize) -> BootInfo {
         fail_boot("the end of RAM");
     }
     RAM_END.call_once(|| (end, source));
-    // SAFETY: core 0 at boot, no other core started; nothing of this run lies past the end of
-    // ARM RAM (the image ends below `limit`, the DTB below the end it names).
-    unsafe { crate::arch::mmu::unmap_range(end.next_multiple_of(4096), BOOT_RAM_END) };
+    // The command line stays in the DTB for the whole run: a `mem=` below the firmware's DTB
+    // (placed near the top of RAM) must not unmap it.
+    let keep = fdt.as_ref().map_or(0, |f| dtb + f.total_size()).max(end).min(BOOT_RAM_END);
+    // SAFETY: core 0 at boot, no other core started; nothing of this run lies past `keep` (the
+    // image ends below `limit`, the DTB below `keep`).
+    unsafe { crate::arch::mmu::unmap_range(keep.next_multiple_of(4096), BOOT_RAM_END) };
     info
 }
 
