@@ -174,10 +174,13 @@ macro_rules! entry {
 /// Rust entry of core 0, from `boot/entry.S` with the MMU off, BSS zeroed and a stack.
 #[unsafe(no_mangle)]
 extern "C" fn boot_primary(dtb: usize, el: usize) -> ! {
+    board::boot_stage(board::Stage::ReachedRust);
     // SAFETY: first thing on core 0, alone, MMU off: builds the tables and turns the MMU and
     // caches on before any atomic or shared access (exclusives need the MMU on real hardware).
     unsafe { arch::mmu::init_and_enable(board::MEMORY_MAP, is_guard_page) };
+    board::boot_stage(board::Stage::MmuOn);
     ENTRY_EL[0].store(el as u8, Ordering::Relaxed);
+    arch::timer::enable_event_stream();
     // SAFETY: core 0 runs alone here, before any per-cpu access or allocation.
     unsafe {
         percpu::init_areas();
@@ -186,7 +189,8 @@ extern "C" fn boot_primary(dtb: usize, el: usize) -> ! {
     }
     exception::set_fatal_handler(fatal);
     board::init_console();
-    let info = board::discover(dtb);
+    board::boot_stage(board::Stage::ConsoleUp);
+    let info = board::discover(dtb, el);
     let n = smp::plan_cpus(&info);
     let got = alloc_per_core(n);
     if got < n {
@@ -221,6 +225,7 @@ extern "C" fn boot_primary(dtb: usize, el: usize) -> ! {
 #[unsafe(no_mangle)]
 extern "C" fn boot_secondary(cpu: usize, el: usize) -> ! {
     ENTRY_EL[cpu].store(el as u8, Ordering::Relaxed);
+    arch::timer::enable_event_stream();
     // SAFETY: the area of `cpu` was initialised by core 0 before it started this core, and no
     // per-cpu access happened on this core before this point.
     unsafe { percpu::set_local_area(cpu) };

@@ -138,8 +138,28 @@ fn image_header_describes_a_fixed_placement(_ctx: &mut Ctx) {
     }
 }
 
+/// The timer event stream (arch::timer::enable_event_stream) is on on every core, triggered by
+/// the counter bit that gives about 10 kHz at this board's CNTFRQ (Linux's choice).
+fn every_core_has_the_timer_event_stream(ctx: &mut Ctx) {
+    // Linux's rounding at the two boards' rates and the field's clamp: 54 MHz (Pi 4) is bit 11
+    // (13.2 kHz), 62.5 MHz (QEMU virt) bit 12 (7.6 kHz), 1 GHz (-cpu max) bit 15 (15.3 kHz).
+    for (hz, bit) in [(54_000_000, 11), (62_500_000, 12), (1_000_000_000, 15), (19_200_000, 10), (10_000, 0)] {
+        assert_eq!(arch::timer::event_stream_bit(hz), bit, "event-stream bit for a {} Hz counter", hz);
+    }
+    let freq = arch::counter_freq();
+    let bit = arch::timer::event_stream_bit(freq) as u64;
+    let rate = freq >> (bit + 1);
+    assert!((5_000..=20_000).contains(&rate), "event stream at {} Hz from a {} Hz counter (bit {})", rate, freq, bit);
+    for (cpu, k) in test::on_all_cores(ctx, |_, _| arch::timer::kernel_control()).into_iter().enumerate() {
+        assert!(k & (1 << 2) != 0, "core {}: CNTKCTL_EL1 {:#x} has EVNTEN clear", cpu, k);
+        assert_eq!((k >> 4) & 0xf, bit, "core {}: CNTKCTL_EL1 {:#x} EVNTI", cpu, k);
+        assert_eq!(k & (1 << 3), 0, "core {}: CNTKCTL_EL1 {:#x} EVNTDIR (events on 0->1)", cpu, k);
+    }
+}
+
 quiescent::tests!(
     image_header_describes_a_fixed_placement,
+    every_core_has_the_timer_event_stream,
     every_listed_core_comes_online,
     the_gic_is_the_one_the_machine_has,
     every_core_runs_at_el1,

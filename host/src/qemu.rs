@@ -88,6 +88,9 @@ pub struct RunConfig {
     pub smp: u32,
     /// Enter at EL2 (`virtualization=on`), so the boot code's EL2 -> EL1 drop runs.
     pub el2: bool,
+    /// rpi4: enter at EL1, as after a stub that already dropped there (`armstub=`): the cores
+    /// get no EL2 and no EL3 (`has_el2=off`, `has_el3=off`), so QEMU starts the image at EL1.
+    pub el1: bool,
     /// The interrupt controller (virt only: the Pi 4 has its GIC-400).
     pub gic: Gic,
     /// Seconds before the image is killed and counted as a failure.
@@ -119,6 +122,7 @@ impl Default for RunConfig {
             board: Board::Virt,
             smp: 4,
             el2: false,
+            el1: false,
             gic: Gic::Auto,
             timeout_secs: 120,
             append: String::new(),
@@ -185,6 +189,10 @@ pub fn qemu_command(cfg: &RunConfig, img: &Path) -> Result<Command, String> {
             // --el2 change nothing here. The PL011 (UART0) is serial 0, so `-serial stdio` below
             // is the console; the mini UART would be serial 1.
             c.args(["-machine", "raspi4b"]);
+            if cfg.el1 {
+                // raspi4b's Cortex-A72s without EL2 and EL3: QEMU's loader then enters at EL1.
+                c.args(["-global", "cortex-a72-arm-cpu.has_el2=off", "-global", "cortex-a72-arm-cpu.has_el3=off"]);
+            }
             if let Some(dtb) = &cfg.dtb {
                 // A real device tree: QEMU fills in its /memory and /chosen/bootargs.
                 c.arg("-dtb").arg(dtb);
@@ -434,5 +442,12 @@ mod tests {
         };
         let a = args(&cfg).join(" ");
         assert!(a.contains("-dtb /card/bcm2711-rpi-4-b.dtb -append hold-core=3"), "{a}");
+    }
+
+    #[test]
+    fn rpi4_enters_at_el1_on_cores_without_el2_and_el3() {
+        let a = args(&RunConfig { board: Board::Rpi4, el1: true, ..RunConfig::default() }).join(" ");
+        assert!(a.contains("-global cortex-a72-arm-cpu.has_el2=off -global cortex-a72-arm-cpu.has_el3=off"), "{a}");
+        assert!(!args(&RunConfig { board: Board::Rpi4, ..RunConfig::default() }).join(" ").contains("has_el2"));
     }
 }

@@ -17,7 +17,7 @@
 //!
 //! SCTLR_EL1.WXN is also set, so the hardware itself refuses to execute any writable page.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// What a range of physical memory is, for the page tables.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -78,6 +78,8 @@ static mut L2: [Table; L2_POOL] = [const { Table([0; ENTRIES]) }; L2_POOL];
 static mut L3: [Table; L3_POOL] = [const { Table([0; ENTRIES]) }; L3_POOL];
 
 static BUILT: AtomicBool = AtomicBool::new(false);
+/// Level-3 tables of the pool `init_and_enable` used; [`unmap_range`] takes the next ones.
+static L3_USED: AtomicUsize = AtomicUsize::new(0);
 
 unsafe extern "C" {
     static __image_start: u8;
@@ -180,6 +182,7 @@ pub unsafe fn init_and_enable(map: &[Region], unmapped: fn(usize) -> bool) {
         }
         l1.0[i] = t2 as *const Table as u64 | VALID | TABLE;
     }
+    L3_USED.store(n3, Ordering::Relaxed);
     BUILT.store(true, Ordering::Relaxed);
     // SAFETY: the tables map this code, its stack and data with the same addresses (identity),
     // so execution continues seamlessly once translation is on.
@@ -235,6 +238,72 @@ pub unsafe fn unmap_page(addr: usize, new_table: &mut dyn FnMut() -> usize) {
         let l3 = &mut *((l2.0[j] & 0x0000_ffff_ffff_f000) as *mut Table);
         l3.0[(addr % L2_SPAN) / PAGE] = 0;
         tlb_flush_page(addr);
+    }
+}
+
+/// Unmaps `start..end` (4 KiB aligned, inside one GiB whose level-1 entry points to a level-2
+/// table, as the image's GiB always does): 2 MiB blocks wholly inside become invalid; a block
+/// the range cuts is split into a level-3 table from the pool (break-before-make, as in
+/// [`unmap_page`]) and its pages in the range become invalid. For a board that learns the end
+/// of its RAM only after the MMU is on (the Pi 4's `/memory`).
+///
+/// # Safety
+/// Core 0 at boot, before other cores start; nothing uses the range (its contents are gone
+/// for this run).
+pub unsafe fn unmap_range(start: usize, end: usize) {
+    assert!(BUILT.load(Ordering::Relaxed), "mmu: unmap_range before the tables are built");
+    assert!(
+        start.is_multiple_of(PAGE) && end.is_multiple_of(PAGE) && start <= end,
+        "mmu: unmap_range({:#x}, {:#x})",
+        start,
+        end
+    );
+    if start == end {
+        return;
+    }
+    assert_eq!(start / L1_SPAN, (end - 1) / L1_SPAN, "mmu: unmap_range({:#x}, {:#x}) spans two GiB", start, end);
+    // SAFETY: only core 0 runs (caller's contract); the entries are read and written through
+    // their identity-mapped, Normal cacheable addresses, which the walker sees coherently.
+    unsafe {
+        let l1 = &mut *core::ptr::addr_of_mut!(QUIESCENT_L1_TABLE);
+        let e1 = l1.0[start / L1_SPAN];
+        assert!(e1 & (VALID | TABLE) == VALID | TABLE, "mmu: unmap_range({:#x}) outside a split GiB", start);
+        let l2 = &mut *((e1 & 0x0000_ffff_ffff_f000) as *mut Table);
+        let mut a = start;
+        while a < end {
+            let j = (a % L1_SPAN) / L2_SPAN;
+            let block = a & !(L2_SPAN - 1);
+            if a == block && a + L2_SPAN <= end && l2.0[j] & TABLE == 0 {
+                l2.0[j] = 0;
+                a += L2_SPAN;
+                continue;
+            }
+            if l2.0[j] & (VALID | TABLE) == VALID {
+                let n = L3_USED.fetch_add(1, Ordering::Relaxed);
+                assert!(n < L3_POOL, "mmu: out of level-3 tables");
+                let t3 = &mut *core::ptr::addr_of_mut!(L3[n]);
+                let attr = l2.0[j] & !0x0000_ffff_ffe0_0000 & !TABLE;
+                for (k, e) in t3.0.iter_mut().enumerate() {
+                    *e = (block + k * PAGE) as u64 | attr | TABLE;
+                }
+                l2.0[j] = 0;
+                tlb_flush_page(block);
+                l2.0[j] = t3 as *const Table as u64 | VALID | TABLE;
+            }
+            if l2.0[j] & VALID != 0 {
+                let l3 = &mut *((l2.0[j] & 0x0000_ffff_ffff_f000) as *mut Table);
+                while a < end && a < block + L2_SPAN {
+                    l3.0[(a % L2_SPAN) / PAGE] = 0;
+                    a += PAGE;
+                }
+            } else {
+                a = block + L2_SPAN;
+            }
+        }
+        // Every entry cleared above is invalid before any later access: the dsb publishes the
+        // stores to the walker, the TLBI drops cached translations, the second dsb waits for
+        // that, the isb makes later instructions use the new tables.
+        core::arch::asm!("dsb ishst", "tlbi vmalle1is", "dsb ish", "isb", options(nostack));
     }
 }
 

@@ -19,6 +19,23 @@ use alloc::vec::Vec;
 pub use crate::arch::mmu::{MemKind, Region};
 pub use crate::drivers::gic::GicConfig;
 
+/// Exit code of a run the board refused to go on with: the machine is not set up as the image
+/// needs (a boot check; the error on the UART names what and the likely cause).
+pub const EXIT_BOOT_CHECK: i32 = 103;
+
+/// How far the boot got, for a board that can show it before the console exists (the Pi 4's
+/// ACT LED).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Stage {
+    /// Rust runs on core 0 (the MMU is still off: the board may use no atomics and no memory
+    /// but the stack).
+    ReachedRust,
+    /// The MMU and caches are on.
+    MmuOn,
+    /// The console is up.
+    ConsoleUp,
+}
+
 /// What the board found at boot.
 pub struct BootInfo {
     /// MPIDR affinity of each core the hardware description lists, in its order (index =

@@ -70,15 +70,21 @@ impl Pl011 {
         unsafe { &*self.regs }
     }
 
+    /// The baud-rate divisor (IBRD, FBRD) for `baud` from a reference clock of `clock_hz`:
+    /// clock / (16 * baud) as 16.6 fixed point, rounded.
+    pub const fn divisor(clock_hz: u32, baud: u32) -> (u32, u32) {
+        let div64 = ((clock_hz as u64) * 4 + baud as u64 / 2) / baud as u64;
+        ((div64 >> 6) as u32, (div64 & 0x3f) as u32)
+    }
+
     /// 8N1 at `baud` from a UART reference clock of `clock_hz`, FIFOs on, TX and RX enabled.
     pub fn init(&self, clock_hz: u32, baud: u32) {
         let r = self.regs();
         r.cr.set(0);
         r.icr.set(0x7ff);
-        // Divisor = clock / (16 * baud) as 16.6 fixed point, rounded.
-        let div64 = ((clock_hz as u64) * 4 + baud as u64 / 2) / baud as u64;
-        r.ibrd.set((div64 >> 6) as u32);
-        r.fbrd.set((div64 & 0x3f) as u32);
+        let (ibrd, fbrd) = Self::divisor(clock_hz, baud);
+        r.ibrd.set(ibrd);
+        r.fbrd.set(fbrd);
         r.lcr_h.write(LCR_H::WLEN::EightBit + LCR_H::FEN::SET);
         r.cr.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
     }

@@ -8,7 +8,7 @@ use quiescent::board;
 use quiescent::smp::Ctx;
 
 fn main(_ctx: &mut Ctx) -> i32 {
-    let info = board::discover(0x1000);
+    let info = board::discover(0x1000, 2);
     info.listed as i32
 }
 

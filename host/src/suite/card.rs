@@ -40,6 +40,9 @@ const PINNED_SETTINGS: [(&str, &str); 6] = [
 ];
 /// Settings that break the image without a word (a different entry, stub or peripheral map).
 const BREAKING_SETTINGS: [&str; 4] = ["armstub", "kernel_old", "arm_peri_high", "enable_gic=0"];
+/// What the board reports from the card's DTB's `/memory` (QEMU writes its own figure there;
+/// on the board the firmware writes the real split).
+const RAM_LINE: &str = "ARM RAM ends at 0x3c000000 (the DTB's /memory)";
 /// The demo's last line on the board build: it parks instead of exiting.
 const CLOSING_LINE: &str = "quiescent: finished with exit code";
 
@@ -273,6 +276,8 @@ fn check_boot(dir: &Path, root: &Path, verbose: bool) -> Result<(), String> {
         Some("no \"cores online: 4/4\"".into())
     } else if !text.contains("entered at EL2") {
         Some("no core reports \"entered at EL2\"".into())
+    } else if !text.contains(RAM_LINE) {
+        Some(format!("no \"{RAM_LINE}\": the end of RAM did not come from the card's DTB"))
     } else if !text.contains(&format!("{CLOSING_LINE} 0; parking")) {
         Some("the run did not finish with exit code 0 and park (is it the build without semihosting?)".into())
     } else {

@@ -5,6 +5,9 @@ use super::table::{Build, Expect, Run};
 use crate::board::Board;
 use crate::qemu::{RunResult, EXIT_TIMEOUT};
 
+/// The firmware's exit code for a boot its board refused (`board::EXIT_BOOT_CHECK`).
+pub const EXIT_BOOT_CHECK: i32 = 103;
+
 /// Counts of one or more runs.
 #[derive(Default)]
 pub struct Tally {
@@ -103,6 +106,20 @@ pub fn judge(r: &Run, res: &RunResult, b: Board, label: &str, run_check: bool, t
                     r.bin, res.exit_code
                 );
                 t.failures.push(format!("{label}: expected timeout not seen"));
+                t.failed += 1;
+            }
+        }
+        Expect::Refused(text) => {
+            let name = format!("{}::boot_refused{}", r.bin, suffix(if r.el1 { "entered at EL1" } else { r.append }));
+            if res.exit_code == EXIT_BOOT_CHECK && res.text.contains(text) {
+                println!("test {name} ... ok (exit {EXIT_BOOT_CHECK}, named: {text})");
+                t.passed += 1;
+            } else {
+                println!(
+                    "test {name} ... FAILED: wanted exit {EXIT_BOOT_CHECK} (the board's boot check) and `{text}`, got exit {}",
+                    res.exit_code
+                );
+                t.failures.push(format!("{label}: boot check not seen"));
                 t.failed += 1;
             }
         }

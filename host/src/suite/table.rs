@@ -11,6 +11,9 @@ pub enum Expect {
     Pass,
     /// The image must exit non-zero and print this text (a deliberate failure or fault).
     Fail(&'static str),
+    /// The board must refuse the boot: exit with its boot-check code (103, `EXIT_BOOT_CHECK`)
+    /// and print this text.
+    Refused(&'static str),
     /// The runner must kill the image after `secs` and say this (a deliberate hang).
     Timeout(u64, &'static str),
     /// Every case passes, and the output passes this host-side check (given the core count).
@@ -47,6 +50,8 @@ pub struct Run {
     pub smp: u32,
     /// Enter at EL2 (virt).
     pub el2: bool,
+    /// Enter at EL1 (rpi4: cores without EL2 and EL3).
+    pub el1: bool,
     /// The interrupt controller (virt): GICv2 up to 8 cores, GICv3 beyond, unless chosen.
     pub gic: Gic,
     /// Seconds before the runner kills the run, if not the expectation's default.
@@ -64,6 +69,7 @@ const fn pass(bin: &'static str, smp: u32) -> Run {
         build: Build::Test,
         smp,
         el2: false,
+        el1: false,
         gic: Gic::Auto,
         timeout: None,
         append: "",
@@ -301,6 +307,28 @@ fn rpi4_runs() -> Vec<Run> {
             expect: Expect::Fail("core 3 (MPIDR 0x3) did not come online within 2000 ms"),
             ..pass("boot", 4)
         },
+        // The board's boot checks, each triggered: entry at EL1 (cores without EL2 and EL3,
+        // as after a stub that already dropped there), and RAM smaller than the image limit
+        // (`mem=`: QEMU rewrites every /memory node of a -dtb to its own 0x3C00_0000).
+        Run {
+            el1: true,
+            expect: Expect::Refused(
+                "entered at EL1, not EL2: a stub other than the firmware's started the image (armstub= in config.txt?)",
+            ),
+            ..pass("boot", 4)
+        },
+        Run {
+            append: "mem=64M",
+            expect: Expect::Refused(
+                "RAM ends at 0x4000000 (mem= on the command line), below the image limit 0x8000000",
+            ),
+            ..pass("boot", 4)
+        },
+        // The board's own signals: the ACT LED, the armstub checks' verdicts, where RAM ends
+        // (no DTB: the default split; QEMU's /memory; mem= between the image limit and it).
+        pass("rpi4", 4),
+        Run { append: "expect-ram-end=0x3c000000 expect-ram-source=memory", ..pass("rpi4", 4) },
+        Run { append: "mem=0x10000000 expect-ram-end=0x10000000 expect-ram-source=mem", ..pass("rpi4", 4) },
         pass("percpu", 4),
         pass("mmu", 4),
         pass("irq", 4),
@@ -363,6 +391,7 @@ impl Run {
             board,
             smp: self.smp,
             el2: self.el2,
+            el1: self.el1,
             gic: self.gic,
             append: self.append.to_string(),
             verbose,
@@ -390,6 +419,8 @@ impl Run {
             if self.smp == 1 { "" } else { "s" },
             if self.el2 {
                 ", entered at EL2"
+            } else if self.el1 {
+                ", entered at EL1"
             } else if self.precise_irq {
                 ", one instruction per TB"
             } else {

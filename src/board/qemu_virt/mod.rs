@@ -50,8 +50,12 @@ pub enum Conduit {
 
 static CONDUIT: spin::Once<Conduit> = spin::Once::new();
 
-/// Reads the cores, the PSCI conduit and the command line from the DTB at `dtb`.
-pub(crate) fn discover(dtb: usize) -> BootInfo {
+/// QEMU virt has nothing to show progress on before its console: its UART needs no set-up.
+pub fn boot_stage(_stage: super::Stage) {}
+
+/// Reads the cores, the PSCI conduit and the command line from the DTB at `dtb`. QEMU enters
+/// at EL1 or EL2 (`virtualization=on`), both fine: `_entry_el` needs no check here.
+pub(crate) fn discover(dtb: usize, _entry_el: usize) -> BootInfo {
     let me = crate::arch::mpidr();
     let gic = GicConfig::V2 { gicd: GICD_BASE, gicc: GICC_BASE };
     let mut info = BootInfo { mpidr: vec![me], listed: 1, gic, bootargs: "" };

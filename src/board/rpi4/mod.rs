@@ -11,12 +11,19 @@
 //!              | table (page 0)         |
 //!  0x0008_0000 | kernel8.img            |  __kernel_base (board.ld)
 //!              | ... image, BSS, stacks |
-//!  0x0800_0000 | (QEMU's DTB with -dtb) |  __board_image_limit
+//!  0x0800_0000 | (QEMU's DTB with -dtb) |  __board_image_limit: /memory must reach past it
 //!              | ...                    |
-//!  0x3C00_0000 +------------------------+ VideoCore memory (gpu_mem) and above: not mapped
-//!              :                        :  (RAM above 1 GiB is not used)
+//!              | (the firmware's DTB,   |
+//!              |  near the top of RAM)  |
+//!  0x3B40_0000 +------------------------+ end of ARM RAM: the DTB's /memory (the firmware's figure;
+//!              :                        :  without a DTB its default split, gpu_mem=76); QEMU says
+//!  0x3C00_0000 :                        :  0x3C00_0000. Mapped at boot up to 1 GiB, unmapped from
+//!              : VideoCore memory       :  the end of ARM RAM once the DTB is read
+//!  0x4000_0000 +------------------------+ (RAM above 1 GiB is not used)
+//!              :                        :
 //!  0xFC00_0000 +------------------------+ Device: low-peripheral mode
-//!              | 0xFE20_0000 GPIO       |
+//!              | 0xFE00_B880 mailboxes  |
+//!              | 0xFE20_0000 GPIO       |  GPIO 42: the ACT LED (led.rs)
 //!              | 0xFE20_1000 PL011 UART0|
 //!              | 0xFF80_0000 ARM local  |
 //!              | 0xFF84_1000 GICD       |
@@ -31,16 +38,29 @@
 //! `hw/arm/raspi.c` / `raspi4b.c` (`write_smpboot64`: the spin table, kernel at 0x80000);
 //! the firmware's `armstub8.S` (raspberrypi/tools: spin table, CNTFRQ 54 MHz, GIC groups).
 
-use super::{BootInfo, GicConfig, MemKind, Region};
+pub mod checks;
+pub mod led;
+pub mod mailbox;
+
+use super::{BootInfo, GicConfig, MemKind, Region, Stage, EXIT_BOOT_CHECK};
 use crate::drivers::pl011::Pl011;
 use core::ptr::{read_volatile, write_volatile};
 
-/// The memory map: the first GiB of RAM below the VideoCore's share as Normal memory, and the
-/// low-peripheral window (main peripherals, ARM local peripherals, GIC-400) as Device.
+/// The memory map the MMU starts with: the whole first GiB as Normal memory (where ARM RAM
+/// ends in it is known only from the DTB, which lies inside it; [`discover`] unmaps the
+/// VideoCore's part), and the low-peripheral window (main peripherals, ARM local peripherals,
+/// GIC-400) as Device.
 pub const MEMORY_MAP: &[Region] = &[
-    Region { start: 0, size: 0x3C00_0000, kind: MemKind::Normal },
+    Region { start: 0, size: BOOT_RAM_END, kind: MemKind::Normal },
     Region { start: 0xFC00_0000, size: 0x0400_0000, kind: MemKind::Device },
 ];
+
+/// End of the RAM mapped at boot: the first GiB, the most ARM RAM below the VideoCore's share
+/// can be (RAM above 1 GiB is not used).
+pub const BOOT_RAM_END: usize = 0x4000_0000;
+/// Where ARM RAM ends with the firmware's default split (`gpu_mem=76`: 1 GiB minus 76 MiB),
+/// for a boot without a DTB (QEMU without `-dtb`; on the board the firmware always passes one).
+pub const DEFAULT_RAM_END: usize = 0x3B40_0000;
 
 /// Main peripherals (low-peripheral mode; legacy bus address 0x7E00_0000).
 pub const PERIPHERAL_BASE: usize = 0xFE00_0000;
@@ -55,8 +75,9 @@ pub const GICD_BASE: usize = 0xFF84_1000;
 /// GIC-400 CPU interface.
 pub const GICC_BASE: usize = 0xFF84_2000;
 
-/// The PL011's reference clock: 48 MHz, the firmware's default `init_uart_clock` on the Pi 4.
-/// Build with `QUIESCENT_UART_CLOCK_HZ=<hz>` if config.txt sets another `init_uart_clock`.
+/// The PL011's reference clock if the firmware does not answer the mailbox: 48 MHz, the
+/// firmware's default `init_uart_clock` on the Pi 4 (config.txt pins it). Build with
+/// `QUIESCENT_UART_CLOCK_HZ=<hz>` if config.txt sets another `init_uart_clock`.
 pub const UART_CLOCK_HZ: u32 = match option_env!("QUIESCENT_UART_CLOCK_HZ") {
     Some(s) => parse_u32(s),
     None => 48_000_000,
@@ -121,16 +142,50 @@ pub fn uart_pins() {
 /// 32-byte FIFO drains in 3 ms at 115200 baud.
 pub const PRE_CONSOLE_FLUSH_NS: u64 = 50_000_000;
 
-/// Brings up the console: pins, then 8N1 at 115200 from the 48 MHz UART clock.
+/// Where the UART clock's rate came from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ClockSource {
+    /// The firmware's answer over the mailbox.
+    Firmware,
+    /// No answer (or a zero rate): [`UART_CLOCK_HZ`].
+    Fallback,
+}
+
+static UART_CLOCK: spin::Once<(u32, ClockSource)> = spin::Once::new();
+
+/// The rate the console's divisor was computed from, and where it came from.
+pub fn uart_clock() -> (u32, ClockSource) {
+    UART_CLOCK.get().copied().unwrap_or((UART_CLOCK_HZ, ClockSource::Fallback))
+}
+
+/// The UART clock from the firmware's answer, or [`UART_CLOCK_HZ`] without one.
+pub fn choose_uart_clock(answer: Option<u32>) -> (u32, ClockSource) {
+    match answer {
+        Some(hz) if hz > 0 => (hz, ClockSource::Firmware),
+        _ => (UART_CLOCK_HZ, ClockSource::Fallback),
+    }
+}
+
+/// Brings up the console: pins, then 8N1 at 115200 from the UART clock the firmware reports
+/// (mailbox.rs), 48 MHz if it does not.
 pub fn init_console() {
     // The firmware (enable_uart=1) may still be sending its last bytes: let them out before the
     // UART is disabled for reprogramming. Bounded: with its clock stopped, UART0 stays BUSY for
     // ever, and an unbounded wait would look exactly like a board whose firmware never loaded
     // the image.
     let drained = UART.flush_within(PRE_CONSOLE_FLUSH_NS);
+    let (hz, source) = *UART_CLOCK.call_once(|| choose_uart_clock(mailbox::clock_rate(mailbox::CLOCK_UART)));
     uart_pins();
-    UART.init(UART_CLOCK_HZ, UART_BAUD);
+    UART.init(hz, UART_BAUD);
     crate::console::set_uart(&UART);
+    match source {
+        ClockSource::Firmware => defmt::info!("UART0 clock {} Hz (the firmware's answer)", hz),
+        ClockSource::Fallback => defmt::warn!(
+            "the firmware did not report the UART clock within {} ms; assumed {} Hz (init_uart_clock in config.txt)",
+            mailbox::TIMEOUT_NS / 1_000_000,
+            hz
+        ),
+    }
     if !drained {
         defmt::warn!(
             "UART0 was still busy {} ms after entry; reprogrammed it anyway (the firmware's last bytes may be lost)",
@@ -151,9 +206,105 @@ fn held(cpu: usize) -> bool {
     super::bootarg("hold-core").is_some_and(|v| v.split(',').any(|c| c.trim().parse::<usize>().ok() == Some(cpu)))
 }
 
-/// The four cores (fixed: the BCM2711 has no others), and the command line from the DTB in x0
-/// if the firmware passed one (`cmdline.txt` on the Pi, `-append` with `-dtb` on QEMU).
-pub(crate) fn discover(dtb: usize) -> BootInfo {
+/// Shows how far the boot got on the ACT LED (led.rs); called with the MMU still off for
+/// [`Stage::ReachedRust`].
+pub fn boot_stage(stage: Stage) {
+    led::show(match stage {
+        Stage::ReachedRust => led::Code::ReachedRust,
+        Stage::MmuOn => led::Code::MmuOn,
+        Stage::ConsoleUp => led::Code::ConsoleUp,
+    });
+}
+
+/// What said where ARM RAM ends.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RamSource {
+    /// The DTB's `/memory` (the firmware writes the real split there; QEMU its own figure).
+    MemoryNode,
+    /// No DTB, or no `/memory` bank at 0 in it: the firmware's default split.
+    DefaultSplit,
+    /// `mem=` on the command line, below what `/memory` says.
+    MemOption,
+}
+
+impl RamSource {
+    /// In words, for the boot report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            RamSource::MemoryNode => "the DTB's /memory",
+            RamSource::DefaultSplit => "no /memory: the firmware's default split, gpu_mem=76",
+            RamSource::MemOption => "mem= on the command line",
+        }
+    }
+}
+
+impl defmt::Format for RamSource {
+    fn format(&self, f: defmt::Formatter) {
+        defmt::write!(f, "{=str}", self.describe())
+    }
+}
+
+/// Where ARM RAM ends for this run, and what said so.
+static RAM_END: spin::Once<(usize, RamSource)> = spin::Once::new();
+
+/// Where ARM RAM ends (what the image may use lies below; the MMU maps nothing of the first GiB
+/// past it, except a DTB that `mem=` cut off), and what said so. [`DEFAULT_RAM_END`] before [`discover`].
+pub fn ram_end() -> (usize, RamSource) {
+    RAM_END.get().copied().unwrap_or((DEFAULT_RAM_END, RamSource::DefaultSplit))
+}
+
+/// The end of the bank at address 0 in the DTB's `/memory`, clipped to the first GiB.
+fn memory_node_end(fdt: &fdt::Fdt) -> Option<usize> {
+    let bank = fdt.find_node("/memory")?.reg()?.find(|r| r.starting_address as usize == 0)?;
+    Some(bank.size?.min(BOOT_RAM_END))
+}
+
+/// A size as Linux's `memparse` reads it: decimal or `0x` hex, with an optional K, M or G.
+pub fn parse_size(s: &str) -> Option<usize> {
+    let (num, shift) = match s.as_bytes().last()? {
+        b'k' | b'K' => (&s[..s.len() - 1], 10),
+        b'm' | b'M' => (&s[..s.len() - 1], 20),
+        b'g' | b'G' => (&s[..s.len() - 1], 30),
+        _ => (s, 0),
+    };
+    let v = match num.strip_prefix("0x").or_else(|| num.strip_prefix("0X")) {
+        Some(hex) => usize::from_str_radix(hex, 16).ok()?,
+        None => num.parse::<usize>().ok()?,
+    };
+    v.checked_mul(1 << shift)
+}
+
+/// Where ARM RAM ends: `/memory`'s bank at 0 if there is a DTB with one, else the default
+/// split; `mem=SIZE` on the command line (Linux's option) lowers it.
+fn find_ram_end(fdt: Option<&fdt::Fdt>) -> (usize, RamSource) {
+    let (mut end, mut source) = match fdt.and_then(memory_node_end) {
+        Some(end) => (end, RamSource::MemoryNode),
+        None => (DEFAULT_RAM_END, RamSource::DefaultSplit),
+    };
+    if let Some(mem) = super::bootarg("mem") {
+        match parse_size(mem) {
+            Some(m) if m < end => (end, source) = (m, RamSource::MemOption),
+            Some(_) => {}
+            None => defmt::warn!("mem={=str}: not a size (decimal or 0x hex, K/M/G); ignored", mem),
+        }
+    }
+    (end, source)
+}
+
+/// Ends a run whose boot check failed (the finding is on the UART already; the LED flickers on
+/// the board).
+fn fail_boot(what: &str) -> ! {
+    defmt::error!("boot check failed ({=str}): exit code {}", what, EXIT_BOOT_CHECK);
+    crate::console::flush();
+    exit(EXIT_BOOT_CHECK)
+}
+
+/// The four cores (fixed: the BCM2711 has no others), the command line from the DTB in x0 if
+/// the firmware passed one (`cmdline.txt` on the Pi, `-append` with `-dtb` on QEMU), and where
+/// ARM RAM ends (the DTB's `/memory`). Checks what the firmware's armstub guarantees (checks.rs)
+/// and that RAM reaches the image limit; a failure is named on the UART and ends the run with
+/// [`EXIT_BOOT_CHECK`]. Core 0, at boot, before any other core starts.
+pub(crate) fn discover(dtb: usize, entry_el: usize) -> BootInfo {
     let me = crate::arch::mpidr();
     if me & 0xff != 0 {
         defmt::warn!("booted on MPIDR {=u64:#x}, not core 0", me);
@@ -165,34 +316,76 @@ pub(crate) fn discover(dtb: usize) -> BootInfo {
     // QEMU's loader leaves x0 = 0x100 (its old ATAGS address) when it has no DTB to pass: only
     // a blob with the FDT magic is a device tree. Without one there is no command line, which is
     // fine: nothing else comes from it.
-    let magic = if dtb != 0 && dtb.is_multiple_of(4) && dtb + 4 <= MEMORY_MAP[0].size {
+    let magic = if dtb != 0 && dtb.is_multiple_of(4) && dtb + 4 <= BOOT_RAM_END {
         // SAFETY: any address below the end of the first RAM region is mapped Normal; 4-byte read.
         u32::from_be(unsafe { read_volatile(dtb as *const u32) })
     } else {
         0
     };
-    if magic != 0xd00d_feed {
+    let fdt = if magic != 0xd00d_feed {
         defmt::debug!("x0 = {=usize:#x}: no device tree, no command line", dtb);
+        None
     } else {
         // SAFETY: the firmware (or QEMU's loader) placed a DTB at this address and nothing
-        // overwrites it: it lies above the image's end (QEMU) or near the top of RAM (firmware).
+        // overwrites it: it lies above the image's end (QEMU) or near the top of RAM (firmware),
+        // below the end of RAM that it names, which stays mapped.
         match unsafe { fdt::Fdt::from_ptr(dtb as *const u8) } {
-            Ok(fdt) => {
-                if let Some(args) = fdt.chosen().bootargs() {
-                    let args: &'static str =
-                        // SAFETY: 'static is sound because the DTB stays in place for the whole run (see above).
-                        unsafe { core::mem::transmute::<&str, &'static str>(args) };
-                    info.bootargs = args;
-                    super::set_bootargs(args);
-                }
+            Ok(fdt) => Some(fdt),
+            Err(e) => {
+                defmt::warn!(
+                    "x0 = {=usize:#x} is not a device tree ({}); no command line",
+                    dtb,
+                    defmt::Debug2Format(&e)
+                );
+                None
             }
-            Err(e) => defmt::warn!(
-                "x0 = {=usize:#x} is not a device tree ({}); no command line",
-                dtb,
-                defmt::Debug2Format(&e)
-            ),
         }
+    };
+    if let Some(args) = fdt.as_ref().and_then(|f| f.chosen().bootargs()) {
+        let args: &'static str =
+            // SAFETY: 'static is sound because the DTB stays in place for the whole run (see above).
+            unsafe { core::mem::transmute::<&str, &'static str>(args) };
+        info.bootargs = args;
+        super::set_bootargs(args);
     }
+
+    let found = checks::Found { entry_el, cntfrq: crate::arch::counter_freq(), gic_group1: checks::gic_group1() };
+    let mut failed = None;
+    for p in checks::problems(&found) {
+        defmt::error!("{=str}", p);
+        failed = Some(());
+    }
+    if failed.is_some() {
+        fail_boot("what the firmware's armstub guarantees");
+    }
+
+    let (end, source) = find_ram_end(fdt.as_ref());
+    unsafe extern "C" {
+        static __board_image_limit: u8;
+    }
+    let limit = core::ptr::addr_of!(__board_image_limit) as usize;
+    defmt::info!(
+        "ARM RAM ends at {=usize:#x} ({}); the image and its per-core memory end at {=usize:#x}",
+        end,
+        source,
+        limit
+    );
+    if end < limit {
+        defmt::error!(
+            "RAM ends at {=usize:#x} ({}), below the image limit {=usize:#x}: the other cores' stacks and per-cpu areas would lie in the VideoCore's memory (gpu_mem too large in config.txt?)",
+            end,
+            source,
+            limit
+        );
+        fail_boot("the end of RAM");
+    }
+    RAM_END.call_once(|| (end, source));
+    // The command line stays in the DTB for the whole run: a `mem=` below the firmware's DTB
+    // (placed near the top of RAM) must not unmap it.
+    let keep = fdt.as_ref().map_or(0, |f| dtb + f.total_size()).max(end).min(BOOT_RAM_END);
+    // SAFETY: core 0 at boot, no other core started; nothing of this run lies past `keep` (the
+    // image ends below `limit`, the DTB below `keep`).
+    unsafe { crate::arch::mmu::unmap_range(keep.next_multiple_of(4096), BOOT_RAM_END) };
     info
 }
 
@@ -256,11 +449,16 @@ pub const SEMIHOSTING: bool = option_env!("QUIESCENT_NO_SEMIHOSTING").is_none();
 
 /// Ends the run with `code` (the console is flushed by the caller): QEMU exits with it through
 /// semihosting; on the board, where nobody can take the code, it is printed and the core parks
-/// (power-cycle to run again). Meant to be called by `smp::exit` once the other cores parked.
+/// (power-cycle to run again), flickering the ACT LED if the code says the run failed. Meant to be called by `smp::exit` once the other cores parked.
 pub fn exit(code: i32) -> ! {
     if SEMIHOSTING {
         use qemu_exit::QEMUExit;
         qemu_exit::AArch64::new().exit(code as u32)
+    }
+    if code != 0 {
+        defmt::println!("quiescent: finished with exit code {}; the ACT LED flickers (power-cycle to run again)", code);
+        crate::console::flush();
+        led::flicker_forever()
     }
     defmt::println!("quiescent: finished with exit code {}; parking (power-cycle to run again)", code);
     crate::console::flush();
