@@ -1,4 +1,4 @@
-//! percpu_ref (`src/sync/percpu_ref/`) under loom.
+//! percpu_ref (`crates/sync/src/percpu_ref/`) under loom.
 //!
 //! The object a ref protects is a `loom::cell::UnsafeCell`: every holder reads it between its
 //! get and its put, and `release` writes it as freeing would. loom fails an execution in which
@@ -7,7 +7,7 @@
 //! execution. `release` also counts its runs, and the models check it ran exactly once.
 //!
 //! Core 0 (the main thread) owns the ref and kills or switches it; cores 1 and 2 hold and take
-//! references. The RCU stand-in (`model/src/rcu.rs`) runs the switch's callback in
+//! references. The RCU stand-in (`crates/platform/src/ideal_rcu.rs`) runs the switch's callback in
 //! `rcu::barrier` or in a waiter's `wait_quiescent`, on whichever core gets it first.
 //!
 //! Each modelled core's thread makes its context (`Ctx`) at its start ([`core_ctx`]) and passes

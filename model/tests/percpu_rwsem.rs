@@ -1,4 +1,4 @@
-//! percpu-rwsem (`src/sync/percpu_rwsem.rs`, with `src/sync/rcu_sync.rs`) under loom.
+//! percpu-rwsem (`crates/sync/src/percpu_rwsem.rs`, with `crates/sync/src/rcu_sync.rs`) under loom.
 //!
 //! The critical sections touch a `loom::cell::UnsafeCell`: readers read it, the writer writes
 //! it. loom fails an execution in which a read and the write are not ordered by happens-before,
@@ -6,7 +6,7 @@
 //! checked on every execution, not only on the interleavings where the values would differ.
 //!
 //! Core 0 (the main thread) is the writer, core 1 a reader. RCU is the crate's idealised
-//! stand-in (`model/src/rcu.rs`).
+//! stand-in (`crates/platform/src/ideal_rcu.rs`).
 //!
 //! Each modelled core's thread makes its context (`Ctx`) at its start ([`core_ctx`]). Readers
 //! and writers use the guards: `read(ctx)` .. `unlock(ctx)` is down_read .. up_read on the fast

@@ -1,4 +1,4 @@
-//! The firmware's RCU (`src/rcu/`, compiled in as `firmware_rcu`) under loom.
+//! The firmware's RCU (`crates/rcu/src/`, compiled in as `firmware_rcu`) under loom.
 //!
 //! An updater on core 0 publishes a new object and retires the old one after a grace period
 //! (writes its `loom::cell::UnsafeCell`); readers on core 1 read the object they find. loom
@@ -18,9 +18,9 @@
 //!
 //! Each model names its preemption bound; `--nocapture` prints the executions explored.
 use loom::cell::UnsafeCell;
-use quiescent_rcu as rcu;
 use quiescent_model::machine::{self, ipi, raise_irq, spawn_cpu, AtomicCtx, AtomicPtr, Ctx, IrqAt, Ordering};
 use quiescent_model::{check, check_fails_without};
+use quiescent_rcu as rcu;
 use std::rc::Rc;
 
 const QS: &str = "crates/rcu/src/qs.rs";
@@ -460,7 +460,7 @@ fn barrier_q_not_detectable_liveness_only() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The per-core callback ring (`src/rcu/callbacks.rs`) and the request fast path (`gp.rs`).
+// The per-core callback ring (`crates/rcu/src/callbacks.rs`) and the request fast path (`gp.rs`).
 // ---------------------------------------------------------------------------------------------
 
 /// An object freed through `kfree_rcu`: its drop logs (index, the grace period it needed, the

@@ -14,10 +14,9 @@ pub mod mmu;
 pub mod timer;
 
 pub use quiescent_platform::arch::{
-    counter, counter_freq, counter_relaxed, cpu_relax, dsb_ishst, in_interrupt, irqs_disabled, isb,
-    local_irq_enable, local_irq_restore, local_irq_save, percpu_base, ras_restart_point, set_tpidr, sev,
-    smp_mb, smp_rmb, smp_wmb, this_cpu_add_imm_u32, this_cpu_add_imm_u32_at, this_cpu_add_u32, ticks_to_ns,
-    tpidr, wfe, IrqGuard, PercpuBase,
+    counter, counter_freq, counter_relaxed, cpu_relax, dsb_ishst, in_interrupt, irqs_disabled, isb, local_irq_enable,
+    local_irq_restore, local_irq_save, percpu_base, ras_restart_point, set_tpidr, sev, smp_mb, smp_rmb, smp_wmb,
+    this_cpu_add_imm_u32, this_cpu_add_imm_u32_at, this_cpu_add_u32, ticks_to_ns, tpidr, wfe, IrqGuard, PercpuBase,
 };
 
 use aarch64_cpu::asm::barrier;

@@ -26,8 +26,8 @@ mod kernel;
 pub mod tick;
 
 pub use quiescent_platform::cpu::{is_online, num_online, num_possible, online_cpus};
-pub use quiescent_platform::{set_idle_hooks, wait_event, wake_up_all, AtomicCtx, Completion, Ctx, IdleHooks};
 use quiescent_platform::{cpu, idle_hooks as hooks};
+pub use quiescent_platform::{set_idle_hooks, wait_event, wake_up_all, AtomicCtx, Completion, Ctx, IdleHooks};
 
 /// Default rate of the per-core tick.
 pub const DEFAULT_TICK_HZ: u32 = 100;

@@ -33,7 +33,6 @@ crate::percpu! {
     static RUNNING: bool = false;
 }
 
-
 /// Installs the tick's interrupt handler (once, on core 0, before any core starts its tick).
 pub(crate) fn init() {
     gic::set_handler(TICK_IRQ, handle);
@@ -94,7 +93,7 @@ fn handle(_id: IntId, _frame: &Frame) {
     timer::set_compare(timer::compare() + PERIOD.get());
     let t = TICKS.local();
     t.store(t.load(Ordering::Relaxed) + 1, Ordering::Relaxed); // only this core writes it
-    // SAFETY: an interrupt handler, between the IRQ context hooks (RCU watches this core until
-    // it returns); the hooks get no blocking context.
+                                                               // SAFETY: an interrupt handler, between the IRQ context hooks (RCU watches this core until
+                                                               // it returns); the hooks get no blocking context.
     quiescent_platform::run_tick_hooks(unsafe { super::AtomicCtx::new() });
 }

@@ -96,10 +96,13 @@ pub unsafe fn set_irq_context_hooks(enter: fn() -> bool, exit: fn(bool)) {
     IRQ_ENTER.store(enter as usize, Ordering::Release);
 }
 
+/// The interrupt entry hook (returns the token) and the exit hook (gets it back).
+pub type IrqContextHooks = (fn() -> bool, fn(bool));
+
 /// The registered interrupt entry and exit hooks, for the kernel's interrupt entry to run
 /// around every handler.
 #[inline]
-pub fn irq_context_hooks() -> Option<(fn() -> bool, fn(bool))> {
+pub fn irq_context_hooks() -> Option<IrqContextHooks> {
     let enter = IRQ_ENTER.load(Ordering::Acquire);
     if enter == 0 {
         return None;

@@ -1,6 +1,6 @@
 //! A stand-in for RCU under loom, which `quiescent-sync` calls when built with
 //! `--cfg quiescent_ideal_rcu` (`synchronize_rcu`,
-//! `call_rcu`, the debug checks). It is an idealised QSBR, not a copy of `src/rcu/`: every
+//! `call_rcu`, the debug checks). It is an idealised QSBR, not a copy of `crates/rcu/src/`: every
 //! state change and every check is an AcqRel read-modify-write of one word (`seq`), so all of
 //! them are totally ordered and each happens after the ones before it: correct by construction,
 //! and the models of `sync` check `sync`'s own barriers, not RCU's. (Not SeqCst fences: loom
@@ -11,12 +11,12 @@
 //! Per core: a count of quiescent points and an "in an extended quiescent state" flag (a core
 //! that waits, or has no thread). A grace period ends once every other core has passed a
 //! quiescent point or been in an extended quiescent state after it began.
-use std::boxed::Box;
-use std::vec::Vec;
 use crate as machine;
 use crate::{cpu_id, AtomicBool, AtomicU32, Mutex, Ordering, NR_CPUS};
 pub use crate::{AtomicCtx, Ctx};
 use core::marker::PhantomData;
+use std::boxed::Box;
+use std::vec::Vec;
 
 /// A queued callback: run with the `&AtomicCtx` of the core that runs it, as the firmware's.
 type Callback = Box<dyn FnOnce(&AtomicCtx) + Send>;

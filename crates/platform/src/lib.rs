@@ -100,11 +100,15 @@ pub use arch::{
     ticks_to_ns, tpidr, IrqGuard, PercpuBase,
 };
 #[cfg(not(loom))]
+pub use core::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
+#[cfg(not(loom))]
 pub use cpu::{num_online, num_possible, online_cpus, MAX_CPUS};
 #[cfg(not(loom))]
 pub use hooks::{
     add_tick_hook, blocking_wait, idle_hooks, irq_context_hooks, run_tick_hooks, set_idle_hooks, set_irq_context_hooks,
-    set_tick_hz, tick_hz, IdleHooks,
+    set_tick_hz, tick_hz, IdleHooks, IrqContextHooks,
 };
 #[cfg(not(loom))]
 pub use kernel::{ipi, log, Kernel};
@@ -114,8 +118,6 @@ pub use percpu::{cpu_id, nr_areas, PerCpuAllocError, PerCpuBox};
 pub use spin::{Mutex, MutexGuard};
 #[cfg(not(loom))]
 pub use wait::{wait_event, wake_up_all, Completion};
-#[cfg(not(loom))]
-pub use core::sync::atomic::{AtomicBool, AtomicI64, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// A `static` the primitives keep: a plain `static` here; under loom, where atomics have no
 /// `const` constructor and every execution starts afresh, a per-execution lazy value with the

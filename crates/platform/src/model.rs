@@ -1,21 +1,21 @@
-//! The seam under loom: what `src/machine.rs` is on the firmware, here loom's atomics, fences
+//! The seam under loom: what `crates/platform/src/lib.rs` is on the firmware, here loom's atomics, fences
 //! and threads. Each loom thread stands for one core and owns its per-core slots; the model's
 //! main thread is core 0 and [`spawn_cpu`] starts the others. An interrupt is a handler the
 //! model runs on a core's thread between the registered entry and exit hooks ([`irq`], or
 //! [`raise_irq`] to take it at that core's next barrier). Where this differs from ARMv8 is
-//! written down next to the firmware's side of the seam (`src/machine.rs`).
+//! written down next to the firmware's side of the seam (`crates/platform/src/lib.rs`).
 //!
 //! Negative controls: every barrier call and every atomic access records its caller's line
 //! (`#[track_caller]`), and [`omit_barrier`] names one by its file and label (the `// A: ...`
 //! comment the project puts on every barrier) to be left out of the following model runs: a
 //! fence is skipped, an Acquire/Release access becomes Relaxed.
-use std::boxed::Box;
-use std::format;
-use std::vec::Vec;
 use core::cell::{Cell, RefCell};
 use core::marker::PhantomData;
 use core::panic::Location;
 use loom::sync::atomic::fence;
+use std::boxed::Box;
+use std::format;
+use std::vec::Vec;
 
 pub use core::sync::atomic::Ordering;
 
@@ -425,7 +425,7 @@ pub fn smp_rmb() {
     }
 }
 
-/// `dmb ishst`, modelled as a Release fence (stronger than the hardware: see `src/machine.rs`).
+/// `dmb ishst`, modelled as a Release fence (stronger than the hardware: see `crates/platform/src/lib.rs`).
 #[track_caller]
 pub fn smp_wmb() {
     if !omitted(Location::caller()) {
@@ -890,7 +890,7 @@ pub fn log(_level: crate::Level, args: core::fmt::Arguments<'_>) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// percpu_ref (`src/sync/percpu_ref/`): the per-core counter reached through the word's template
+// percpu_ref (`crates/sync/src/percpu_ref/`): the per-core counter reached through the word's template
 // address, the atomic count, defmt, and leaving out the grace period of a labelled `call_rcu`.
 // ---------------------------------------------------------------------------------------------
 
@@ -985,8 +985,6 @@ impl PartialEq for PerCpuAllocError {
 }
 
 impl Eq for PerCpuAllocError {}
-
-
 
 /// The firmware's array of atomics (`[const { T::new(v) }; N]` there): built at run time,
 /// since loom's atomics have no `const` constructor.

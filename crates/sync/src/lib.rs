@@ -24,12 +24,12 @@ extern crate std;
 
 /// The machine, through the platform interface (the name the primitives use for it).
 use quiescent_platform as machine;
+#[cfg(quiescent_ideal_rcu)]
+use quiescent_platform::ideal_rcu as rcu;
 /// RCU. Under the loom model with `--cfg quiescent_ideal_rcu`, an idealised stand-in, so the
 /// models check these primitives' own barriers (RCU has models of its own).
 #[cfg(not(quiescent_ideal_rcu))]
 use quiescent_rcu as rcu;
-#[cfg(quiescent_ideal_rcu)]
-use quiescent_platform::ideal_rcu as rcu;
 
 pub mod percpu_ref;
 pub mod percpu_rwsem;
