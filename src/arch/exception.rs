@@ -1,7 +1,7 @@
 //! Exception entry: the vector table (`boot/vectors.S`), IRQ dispatch and fatal reports.
 //!
 //! This layer knows no interrupt controller, scheduler or reporter: the layers above register
-//! what runs on an IRQ ([`set_irq_handler`], and the platform's interrupt context hooks around it) and on a
+//! what runs on an IRQ (`set_irq_handler`, and the platform's interrupt context hooks around it) and on a
 //! fatal exception ([`set_fatal_handler`]).
 //!
 //! Every synchronous exception and SError is fatal. [`Fault::print`] writes the report (the
@@ -113,7 +113,7 @@ pub fn class_name(esr: u64) -> &'static str {
     }
 }
 
-/// Name of a data/instruction fault status code (ESR ISS[5:0]).
+/// Name of a data/instruction fault status code (ESR `ISS[5:0]`).
 pub fn fault_status_name(fsc: u64) -> &'static str {
     match fsc & 0x3c {
         0x00 => "address size fault",

@@ -5,8 +5,8 @@
 //! on every core that is not asleep (the RCU stall detector uses this).
 //!
 //! No tick while a core sleeps in its idle loop (Linux's NO_HZ_IDLE): the idle loop stops the
-//! timer before its WFI ([`idle_stop`]) and restarts it one period after waking
-//! ([`idle_restart`]), unless the layer above asks to keep it (RCU: callbacks waiting for a grace
+//! timer before its WFI (`idle_stop`) and restarts it one period after waking
+//! (`idle_restart`), unless the layer above asks to keep it (RCU: callbacks waiting for a grace
 //! period, whose stall a tick must be able to name). Nothing else needs an idle core's tick: its
 //! wake-ups are IPIs. Idle cores that ticked cost a wake-up, an interrupt and a trip round the
 //! idle loop each, 100 times a second: under QEMU's single-threaded TCG (past 128 cores) every

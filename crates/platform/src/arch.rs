@@ -4,7 +4,7 @@
 //! re-exports them), so each exists once.
 //!
 //! Conventions the kernel keeps: TPIDR_EL1 holds this core's per-cpu offset (see
-//! [`crate::percpu`]); normal code runs on SP_EL0 and every exception switches to SP_EL1 (so
+//! [`crate::percpu`](mod@crate::percpu)); normal code runs on SP_EL0 and every exception switches to SP_EL1 (so
 //! [`in_interrupt`] reads SPSel); the IRQ entry calls [`ras_restart_point`] with the interrupted
 //! PC and resumes where it says; the linker script gathers `.ras_table` between `__ras_start` and
 //! `__ras_end`.
@@ -158,7 +158,7 @@ macro_rules! ras_rmw {
 ///
 /// It is a *restartable sequence*: a plain `ldr`/`add`/`str` whose bounds are recorded in the
 /// `.ras_table` section. If an interrupt arrives after the `ldr` and before the `str` has
-/// executed, the IRQ entry ([`exception`]) moves the return address back to the `ldr`, so the
+/// executed, the kernel's IRQ entry (through [`ras_restart_point`]) moves the return address back to the `ldr`, so the
 /// interrupted sequence reloads the counter (including whatever the handler added) and the
 /// handler's update is never overwritten. Cost on the fast path: an `mrs` (hoistable) and three
 /// instructions. No DMB: callers that need ordering (the slow paths) add their own barrier.

@@ -3,7 +3,7 @@
 //!
 //! A kernel that wants the primitives provides a machine through this crate:
 //!
-//! * **Fast paths, inlined** and chosen at compile time ([`arch`], [`percpu`]): barriers
+//! * **Fast paths, inlined** and chosen at compile time ([`arch`], [`percpu`](mod@percpu)): barriers
 //!   (`smp_mb` over `dmb ish` ...), the per-cpu base register and the restartable per-core add
 //!   (Linux's `this_cpu_add`, three instructions), interrupt masking, the counter. Never through
 //!   a function pointer: a reader's fast path costs what it costs in Linux.

@@ -93,7 +93,7 @@
 //!   whether to take the slow path (a stale value delays a report, as a stale `STARTED` did).
 //! * **O** (`smp::secondary_online`): a core coming online publishes its `ONLINE` bit, then
 //!   `smp_mb`, then runs its first reader. The tree's set-up reads `ONLINE` after D (through
-//!   [`smp::online_cpus`](crate::smp::online_cpus)): a store-buffering pair with D, so either
+//!   [`online_cpus`](quiescent_platform::online_cpus)): a store-buffering pair with D, so either
 //!   the grace period waits for the new core (its bit is in its leaf) or the new core's readers
 //!   see the updater's removal. See `tree.rs` for cores coming online mid-grace-period and
 //!   parking for good.
