@@ -222,7 +222,8 @@ extern "C" fn exception_irq(frame: &mut Frame) {
     // SAFETY: only `set_irq_handler` stores here, always a `fn(&Frame)`.
     let handler = unsafe { core::mem::transmute::<usize, fn(&Frame)>(handler) };
     // What RCU registered to run around every handler (quiescent_platform::set_irq_context_hooks).
-    let Some((enter, exit)) = quiescent_platform::irq_context_hooks() else {
+    // SAFETY: this is the interrupt entry: `enter` before the handler, `exit` with its token after.
+    let Some((enter, exit)) = (unsafe { quiescent_platform::irq_context_hooks() }) else {
         handler(frame);
         return;
     };

@@ -25,8 +25,17 @@ pub mod ipi;
 mod kernel;
 pub mod tick;
 
+use quiescent_platform::cpu;
 pub use quiescent_platform::cpu::{is_online, num_online, num_possible, online_cpus};
-use quiescent_platform::{cpu, idle_hooks as hooks};
+
+/// The idle hooks RCU installed, for this file's bring-up, idle loop and parking.
+#[inline]
+fn hooks() -> &'static IdleHooks {
+    // SAFETY: the callers are this file's bring-up (cpu_online before the core is published),
+    // idle loop (quiescent_point between work items, idle_enter/idle_needs_tick/idle_exit around
+    // the sleep) and parking (cpu_dead), each where the hook's documentation says.
+    unsafe { quiescent_platform::idle_hooks() }
+}
 pub use quiescent_platform::{set_idle_hooks, wait_event, wake_up_all, AtomicCtx, Completion, Ctx, IdleHooks};
 
 /// Default rate of the per-core tick.

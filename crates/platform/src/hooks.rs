@@ -57,9 +57,16 @@ pub unsafe fn set_idle_hooks(hooks: &'static IdleHooks) {
     HOOKS.store(hooks as *const IdleHooks as *mut IdleHooks, Ordering::Relaxed);
 }
 
-/// The installed idle hooks (do-nothing ones until RCU installs its own).
+/// The installed idle hooks (do-nothing ones until RCU installs its own), for the kernel's idle
+/// loop, bring-up and parking.
+///
+/// # Safety
+/// Each hook is called only where its documentation says (`idle_enter` before the idle sleep,
+/// with nothing read under RCU held; `cpu_dead` when the core parks for good; ...): called
+/// elsewhere, a hook takes the core out of RCU's view while code on it still holds references
+/// that grace periods must wait for.
 #[inline]
-pub fn idle_hooks() -> &'static IdleHooks {
+pub unsafe fn idle_hooks() -> &'static IdleHooks {
     // Relaxed: a hook set is a static, initialised at link time; only the pointer is stored,
     // before the other cores start (their start is the synchronisation point).
     let p = HOOKS.load(Ordering::Relaxed);
@@ -72,9 +79,12 @@ pub fn idle_hooks() -> &'static IdleHooks {
 }
 
 /// Runs `cond` until it returns false as a blocking wait of this core (through the installed
-/// hook: an RCU extended quiescent state). `cond` sleeps with WFE itself.
-pub fn blocking_wait(cond: &mut dyn FnMut() -> bool) {
-    (idle_hooks().blocking_wait)(cond)
+/// hook: an RCU extended quiescent state). `cond` sleeps with WFE itself. The caller holds the
+/// core's `&mut Ctx` (a blocking wait is a quiescent point).
+pub(crate) fn blocking_wait(_ctx: &mut Ctx, cond: &mut dyn FnMut() -> bool) {
+    // SAFETY: a blocking wait of the thread whose `&mut Ctx` the caller holds, as the hook's
+    // documentation says: nothing read under RCU can be held across it.
+    (unsafe { idle_hooks() }.blocking_wait)(cond)
 }
 
 /// Run around every interrupt handler: `enter` returns a token that `exit` gets back. Function
@@ -101,8 +111,13 @@ pub type IrqContextHooks = (fn() -> bool, fn(bool));
 
 /// The registered interrupt entry and exit hooks, for the kernel's interrupt entry to run
 /// around every handler.
+///
+/// # Safety
+/// Only the kernel's interrupt entry calls them: `enter` before the handler, `exit` with its
+/// token after it. Called elsewhere, `exit` could put the core back into an extended quiescent
+/// state while the code it interrupted still reads under RCU.
 #[inline]
-pub fn irq_context_hooks() -> Option<IrqContextHooks> {
+pub unsafe fn irq_context_hooks() -> Option<IrqContextHooks> {
     let enter = IRQ_ENTER.load(Ordering::Acquire);
     if enter == 0 {
         return None;

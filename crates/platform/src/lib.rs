@@ -107,8 +107,8 @@ pub use core::sync::atomic::{
 pub use cpu::{num_online, num_possible, online_cpus, MAX_CPUS};
 #[cfg(not(loom))]
 pub use hooks::{
-    add_tick_hook, blocking_wait, idle_hooks, irq_context_hooks, run_tick_hooks, set_idle_hooks, set_irq_context_hooks,
-    set_tick_hz, tick_hz, IdleHooks, IrqContextHooks,
+    add_tick_hook, idle_hooks, irq_context_hooks, run_tick_hooks, set_idle_hooks, set_irq_context_hooks, set_tick_hz,
+    tick_hz, IdleHooks, IrqContextHooks,
 };
 #[cfg(not(loom))]
 pub use kernel::{ipi, log, Kernel};

@@ -21,14 +21,15 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 /// condition with Acquire (it pairs with the waker's Release store). It runs while RCU is not
 /// watching this core, and gets no context: it can reach nothing that needs one (no read
 /// section, no percpu_ref or percpu-rwsem fast path), and `ctx` is borrowed `&mut` meanwhile.
-pub fn wait_event(_ctx: &mut Ctx, mut done: impl FnMut() -> bool) {
+pub fn wait_event(ctx: &mut Ctx, mut done: impl FnMut() -> bool) {
     // Misuse is named whether or not this call would have to wait (Linux's `might_sleep()`
     // before testing the condition), so it does not hide until a rare contended run.
-    (hooks::idle_hooks().might_block)();
+    // SAFETY: might_block only reports misuse (it names a wait where none may be).
+    (unsafe { hooks::idle_hooks() }.might_block)();
     if done() {
         return;
     }
-    hooks::blocking_wait(&mut || {
+    hooks::blocking_wait(ctx, &mut || {
         let waiting = !done();
         if waiting {
             arch::wfe();
