@@ -15,27 +15,12 @@ pub use quiescent_platform as machine;
 pub use quiescent_platform::ideal_rcu as rcu;
 pub use quiescent_sync as sync;
 
-/// The files whose barriers the negative controls name, by their path from the repository root.
-/// The labels are the `// A: ...` comments on the barriers (see `machine::omit_barrier`).
-const SOURCES: &[(&str, &str)] = &[
-    ("crates/sync/src/percpu_rwsem.rs", include_str!("../../crates/sync/src/percpu_rwsem.rs")),
-    ("crates/sync/src/rcu_sync.rs", include_str!("../../crates/sync/src/rcu_sync.rs")),
-    ("crates/rcu/src/qs.rs", include_str!("../../crates/rcu/src/qs.rs")),
-    ("crates/rcu/src/gp.rs", include_str!("../../crates/rcu/src/gp.rs")),
-    ("crates/rcu/src/callbacks.rs", include_str!("../../crates/rcu/src/callbacks.rs")),
-    ("crates/rcu/src/read.rs", include_str!("../../crates/rcu/src/read.rs")),
-    ("crates/rcu/src/tree.rs", include_str!("../../crates/rcu/src/tree.rs")),
-    ("crates/sync/src/percpu_ref/mod.rs", include_str!("../../crates/sync/src/percpu_ref/mod.rs")),
-    ("crates/sync/src/percpu_ref/mode.rs", include_str!("../../crates/sync/src/percpu_ref/mode.rs")),
-];
-
 /// Runs `f` under loom with `bound` preemptions per execution; returns the executions explored.
 pub fn check(bound: usize, f: impl Fn() + Sync + Send + 'static) -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     let runs = Arc::new(AtomicUsize::new(0));
     let r = runs.clone();
-    machine::set_sources(SOURCES);
     let mut b = loom::model::Builder::new();
     b.preemption_bound = Some(bound);
     b.check(move || {
@@ -47,25 +32,27 @@ pub fn check(bound: usize, f: impl Fn() + Sync + Send + 'static) -> usize {
     n
 }
 
-/// Runs `f` under loom with the barrier labelled `label` in `file` left out, and returns whether
-/// loom found a failing execution (a negative control expects it to).
+/// Runs `f` under loom with the barrier labelled `label` in `file` left out (the label the code
+/// gives it: `smp_mb!("A@rcu_qs")`, `ordering!(Acquire, "Q")`, `grace_period!("G", ...)`), and
+/// returns whether loom found a failing execution (a negative control expects it to).
 pub fn check_fails_without(
     file: &'static str,
     label: &'static str,
     bound: usize,
     f: impl Fn() + Sync + Send + 'static,
 ) -> bool {
-    machine::set_sources(SOURCES);
-    let grace_period = label == "G" || label.starts_with("G@");
-    if grace_period && (file.starts_with("crates/sync/src/percpu_ref/") || file == "crates/sync/src/rcu_sync.rs") {
-        machine::omit_grace_period(file, label); // a call_rcu or synchronize_rcu, not a barrier
+    // G labels a grace period (`grace_period!`), every other label a barrier.
+    if label == "G" || label.starts_with("G@") {
+        machine::omit_grace_period(file, label);
     } else {
         machine::omit_barrier(file, label);
     }
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(bound, f)));
+    let reached = machine::omitted_reached();
     machine::restore_barriers();
     match r {
         Ok(n) => {
+            assert!(reached, "no run reached a barrier labelled {label} in {file}: the label names nothing");
             println!("loom: no failure without {label} in {file} ({n} executions)");
             false
         }

@@ -383,7 +383,7 @@ fn negative_without_g_fold_without_grace_period() {
 /// freed memory.
 #[test]
 fn negative_without_exit_grace_period_counter_used_after_free() {
-    assert!(check_fails_without(MODE, "G@start_switch", 3, exit_vs_get_put));
+    assert!(check_fails_without(MODE, "G", 3, exit_vs_get_put));
 }
 
 #[test]

@@ -129,7 +129,7 @@ pub fn quiescent_point(_ctx: &mut Ctx) {
 /// negative control names this call (`machine::omit_grace_period`: rcu_sync's G).
 #[track_caller]
 pub fn synchronize_rcu(_ctx: &mut Ctx) {
-    if machine::grace_period_omitted(core::panic::Location::caller()) {
+    if machine::grace_period_omitted() {
         return;
     }
     set_eqs(true);
@@ -156,7 +156,7 @@ fn wait_for_readers() {
 /// control names (`machine::omit_grace_period`, percpu_ref's G) queues it without one.
 #[track_caller]
 pub fn call_rcu(f: impl FnOnce(&AtomicCtx) + Send + 'static) {
-    if machine::grace_period_omitted(core::panic::Location::caller()) {
+    if machine::grace_period_omitted() {
         NO_GP.callbacks.lock().push(Box::new(f));
         return;
     }

@@ -67,6 +67,37 @@ macro_rules! error {
     ($($t:tt)*) => { $crate::log($crate::Level::Error, format_args!($($t)*)) };
 }
 
+/// `smp_mb()` with the barrier's label in code: `smp_mb!("A@rcu_qs"); // A: ... pairs with B`.
+/// On a machine it is `smp_mb()`; the loom model's negative controls name a barrier by its file
+/// and this label to leave it out (a label in code, not in a comment that rustfmt may move).
+#[macro_export]
+macro_rules! smp_mb {
+    ($label:literal) => {
+        $crate::smp_mb_labelled($label)
+    };
+}
+
+/// An atomic access's ordering with the barrier's label in code:
+/// `x.load(ordering!(Acquire, "Q"))`. On a machine it is the ordering; the loom model's
+/// negative controls can make the labelled access Relaxed.
+#[macro_export]
+macro_rules! ordering {
+    ($o:ident, $label:literal) => {
+        $crate::labelled_ordering(core::sync::atomic::Ordering::$o, $label)
+    };
+}
+
+/// Labels the next `call_rcu` or `synchronize_rcu` on this core: `grace_period!("G", expr)`.
+/// On a machine it is `expr`; the loom model's negative controls can make that grace period
+/// empty (its RCU stand-in runs the callback, or returns, at once).
+#[macro_export]
+macro_rules! grace_period {
+    ($label:literal, $e:expr) => {{
+        $crate::label_grace_period($label);
+        $e
+    }};
+}
+
 #[doc(hidden)]
 pub mod __private {
     pub use alloc::boxed::Box;
@@ -118,6 +149,28 @@ pub use percpu::{cpu_id, nr_areas, PerCpuAllocError, PerCpuBox};
 pub use spin::{Mutex, MutexGuard};
 #[cfg(not(loom))]
 pub use wait::{wait_event, wake_up_all, Completion};
+
+/// [`smp_mb!`]: the label is for the loom model only.
+#[cfg(not(loom))]
+#[doc(hidden)]
+#[inline(always)]
+pub fn smp_mb_labelled(_label: &'static str) {
+    arch::smp_mb()
+}
+
+/// [`ordering!`]: the label is for the loom model only.
+#[cfg(not(loom))]
+#[doc(hidden)]
+#[inline(always)]
+pub const fn labelled_ordering(o: Ordering, _label: &'static str) -> Ordering {
+    o
+}
+
+/// [`grace_period!`]: the label is for the loom model only.
+#[cfg(not(loom))]
+#[doc(hidden)]
+#[inline(always)]
+pub fn label_grace_period(_label: &'static str) {}
 
 /// A `static` the primitives keep: a plain `static` here; under loom, where atomics have no
 /// `const` constructor and every execution starts afresh, a per-execution lazy value with the

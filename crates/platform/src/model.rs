@@ -4,10 +4,11 @@
 //! model runs on a core's thread between the registered entry and exit hooks ([`irq`], or
 //! [`raise_irq`] to take it at that core's next barrier). Where this differs from ARMv8 is below.
 //!
-//! Negative controls: every barrier call and every atomic access records its caller's line
-//! (`#[track_caller]`), and [`omit_barrier`] names one by its file and label (the `// A: ...`
-//! comment the project puts on every barrier) to be left out of the following model runs: a
-//! fence is skipped, an Acquire/Release access becomes Relaxed.
+//! Negative controls: a barrier the primitives label in code ([`smp_mb!`](crate::smp_mb!),
+//! [`ordering!`](crate::ordering!), [`grace_period!`](crate::grace_period!)) records its label
+//! and its caller's file (`#[track_caller]`), and [`omit_barrier`] / [`omit_grace_period`] name
+//! one by file and label to be left out of the following model runs: a fence is skipped, an
+//! Acquire/Release access becomes Relaxed, a grace period is empty.
 //!
 //! # Where the C11 model loom checks differs from ARMv8
 //!
@@ -62,7 +63,6 @@ use core::marker::PhantomData;
 use core::panic::Location;
 use loom::sync::atomic::fence;
 use std::boxed::Box;
-use std::format;
 use std::vec::Vec;
 
 pub use core::sync::atomic::Ordering;
@@ -324,117 +324,40 @@ pub mod ipi {
 // ---------------------------------------------------------------------------------------------
 
 std::thread_local! {
-    // The source text of the files whose barriers a negative control can name (path as the
-    // compiler gives it, from the workspace root, and text), registered by the model crate.
-    static SOURCES: Cell<&'static [(&'static str, &'static str)]> = const { Cell::new(&[]) };
+    // (file, label) of the barrier left out; loom runs all its threads on the test's own thread.
+    static OMITTED: Cell<Option<(&'static str, &'static str)>> = const { Cell::new(None) };
+    // Whether a run reached the barrier or grace period left out (a label nothing carries would
+    // leave nothing out, and a control expecting no failure would pass for nothing).
+    static OMITTED_REACHED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Registers the source files whose barriers negative controls name ([`omit_barrier`]): each
-/// path (a suffix of the path the compiler records for it, `crates/rcu/src/qs.rs`) with its
-/// text, for the models run on this thread.
-pub fn set_sources(sources: &'static [(&'static str, &'static str)]) {
-    SOURCES.with(|s| s.set(sources));
+/// Whether the barrier or grace period left out ([`omit_barrier`], [`omit_grace_period`]) was
+/// reached since.
+pub fn omitted_reached() -> bool {
+    OMITTED_REACHED.with(|r| r.get())
 }
 
-std::thread_local! {
-    // (file, line) of the barrier left out; loom runs all its threads on the test's own thread.
-    static OMITTED: RefCell<Option<(&'static str, u32)>> = const { RefCell::new(None) };
-}
-
-const BARRIER_CALLS: [&str; 3] = ["smp_mb()", "smp_rmb()", "smp_wmb()"];
-const ORDERED: [&str; 4] = ["Ordering::Acquire", "Ordering::Release", "Ordering::AcqRel", "Ordering::SeqCst"];
-
-/// The line of the barrier `selector` names in `text`: `"A"` is the one barrier labelled A
-/// (`smp_mb(); // A: ...`, or, if no barrier line carries it, a comment starting `// A:` in the
-/// comment block directly above the barrier line);
-/// `"A@eqs_enter"` the one labelled A inside `fn eqs_enter`; `"@eqs_enter#2"` the second barrier
-/// line of `fn eqs_enter`, labelled or not. A barrier line is an `smp_mb()`/`smp_rmb()`/
-/// `smp_wmb()` call or an access with an Acquire/Release/AcqRel/SeqCst ordering.
-fn barrier_lines(text: &str, selector: &str) -> Vec<u32> {
-    let (label, func) = match selector.split_once('@') {
-        Some((l, f)) => (l, Some(f)),
-        None => (selector, None),
-    };
-    let (func, nth) = match func.and_then(|f| f.split_once('#')) {
-        Some((f, n)) => (Some(f), Some(n.parse::<usize>().expect("@fn#N"))),
-        None => (func, None),
-    };
-    let lines: Vec<&str> = text.lines().collect();
-    let is_barrier = |l: &str| {
-        let code = l.split("//").next().unwrap_or("");
-        BARRIER_CALLS.iter().chain(ORDERED.iter()).any(|b| code.contains(b))
-    };
-    // `// A: ...` or `// I (= C for the handler): ...`
-    let tags = [format!("// {label}:"), format!("// {label} (")];
-    let has_tag = |l: &str| tags.iter().any(|t| l.contains(t.as_str()));
-    let starts_with_tag = |l: &str| tags.iter().any(|t| l.starts_with(t.as_str()));
-    // The function each line is in: the last `fn name(` line above it.
-    let mut current_fn = "";
-    let (mut found, mut on_line) = (Vec::new(), Vec::new());
-    let mut in_fn_count = 0;
-    for (i, l) in lines.iter().enumerate() {
-        if let Some(rest) = l.split("fn ").nth(1).filter(|_| !l.trim_start().starts_with("//")) {
-            let name = rest.split(['(', '<']).next().unwrap_or("");
-            if name != current_fn {
-                current_fn = name;
-                in_fn_count = 0;
-            }
-        }
-        if !is_barrier(l) {
-            continue;
-        }
-        in_fn_count += 1;
-        if func.is_some_and(|f| f != current_fn) {
-            continue;
-        }
-        if let Some(n) = nth {
-            if in_fn_count == n {
-                found.push(i as u32 + 1);
-            }
-            continue;
-        }
-        // Its label: on the line, or on the comment block directly above.
-        if has_tag(l) {
-            on_line.push(i as u32 + 1);
-            continue;
-        }
-        let mut j = i;
-        while j > 0 && lines[j - 1].trim_start().starts_with("//") {
-            j -= 1;
-            if starts_with_tag(lines[j].trim_start()) {
-                found.push(i as u32 + 1);
-                break;
-            }
-        }
-    }
-    // A label on the barrier's own line wins over one on a comment above (`// D: ...` above an
-    // ordered swap, then `smp_mb(); // D: ...`).
-    if on_line.is_empty() {
-        found
-    } else {
-        on_line
-    }
-}
-
-/// Leaves the barrier `selector` names (see [`barrier_lines`]: `"A"`, `"A@fn"`, `"@fn#N"`) in
-/// `file` out of the model runs on this thread until [`restore_barriers`]: a fence is skipped, an
-/// Acquire/Release access on that line becomes Relaxed. Panics unless it names exactly one line.
-pub fn omit_barrier(file: &'static str, selector: &str) {
-    let sources = SOURCES.with(|s| s.get());
-    let (_, text) = sources.iter().find(|(f, _)| *f == file).expect("a file the model registered (set_sources)");
-    let lines = barrier_lines(text, selector);
-    assert_eq!(lines.len(), 1, "barrier {selector} in {file}: lines {lines:?}");
-    OMITTED.with(|o| *o.borrow_mut() = Some((file, lines[0])));
+/// Leaves the barrier labelled `label` in `file` (a path suffix, `crates/rcu/src/qs.rs`) out of
+/// the model runs on this thread until [`restore_barriers`]: an [`smp_mb!`](crate::smp_mb!) with
+/// that label skips its fence, an access whose [`ordering!`](crate::ordering!) carries it becomes
+/// Relaxed. A label names one site per file (`"A@rcu_qs"` where a letter recurs).
+pub fn omit_barrier(file: &'static str, label: &'static str) {
+    OMITTED.with(|o| o.set(Some((file, label))));
+    OMITTED_REACHED.with(|r| r.set(false));
 }
 
 /// Puts every barrier back.
 pub fn restore_barriers() {
-    OMITTED.with(|o| *o.borrow_mut() = None);
+    OMITTED.with(|o| o.set(None));
     restore_grace_periods();
 }
 
-fn omitted(at: &Location<'_>) -> bool {
-    OMITTED.with(|o| matches!(*o.borrow(), Some((f, l)) if l == at.line() && at.file().ends_with(f)))
+fn omitted(at: &Location<'_>, label: &str) -> bool {
+    let hit = OMITTED.with(|o| matches!(o.get(), Some((f, l)) if l == label && at.file().ends_with(f)));
+    if hit {
+        OMITTED_REACHED.with(|r| r.set(true));
+    }
+    hit
 }
 
 crate::global! {
@@ -454,11 +377,19 @@ crate::global! {
 /// orders. Nothing reads the word: a store alone synchronises with nothing (a read-modify-write
 /// would, through the fences before it: C11's fence-to-fence synchronisation). A barrier a
 /// negative control leaves out leaves out its point too, as the firmware without it has none.
-#[track_caller]
 pub fn smp_mb() {
-    let at = Location::caller();
+    smp_mb_at(None);
+}
+
+/// [`smp_mb!`](crate::smp_mb!): a full barrier a negative control may leave out by its label.
+#[track_caller]
+pub fn smp_mb_labelled(label: &'static str) {
+    smp_mb_at(Some((Location::caller(), label)));
+}
+
+fn smp_mb_at(labelled: Option<(&Location<'_>, &str)>) {
     take_irq(IrqAt::BeforeBarrier);
-    if !omitted(at) {
+    if !labelled.is_some_and(|(at, l)| omitted(at, l)) {
         BARRIER_POINT.store(0, Ordering::Relaxed);
         fence(Ordering::SeqCst);
     }
@@ -466,35 +397,36 @@ pub fn smp_mb() {
 }
 
 /// `dmb ishld`, modelled as an Acquire fence.
-#[track_caller]
 pub fn smp_rmb() {
-    if !omitted(Location::caller()) {
-        fence(Ordering::Acquire);
-    }
+    fence(Ordering::Acquire);
 }
 
-/// `dmb ishst`, modelled as a Release fence (stronger than the hardware: see `crates/platform/src/lib.rs`).
-#[track_caller]
+/// `dmb ishst`, modelled as a Release fence (stronger than the hardware: see the module docs).
 pub fn smp_wmb() {
-    if !omitted(Location::caller()) {
-        fence(Ordering::Release);
-    }
+    fence(Ordering::Release);
 }
 
-/// The ordering an access at `at` uses: Relaxed if a negative control left it out.
-fn order(o: Ordering, at: &Location<'_>) -> Ordering {
-    if o != Ordering::Relaxed && omitted(at) {
+/// [`ordering!`](crate::ordering!): `o`, or Relaxed if a negative control left this label out.
+#[track_caller]
+pub fn labelled_ordering(o: Ordering, label: &'static str) -> Ordering {
+    if omitted(Location::caller(), label) {
         Ordering::Relaxed
     } else {
         o
     }
 }
 
+/// The ordering an access uses (a negative control degrades a labelled one at its call site,
+/// through [`labelled_ordering`]).
+fn order(o: Ordering, _at: &Location<'_>) -> Ordering {
+    o
+}
+
 macro_rules! atomic {
     ($(#[$m:meta])* $name:ident, $t:ty) => {
         $(#[$m])*
-        /// loom's atomic under the firmware's name; the access's line can weaken its ordering
-        /// (see [`omit_barrier`]).
+        /// loom's atomic under the platform's name (a labelled access's ordering comes from
+        /// [`ordering!`](crate::ordering!)).
         pub struct $name(loom::sync::atomic::$name);
 
         impl $name {
@@ -1055,54 +987,43 @@ impl AtomicI64 {
 }
 
 std::thread_local! {
-    // (file, line) of each `call_rcu` whose grace period is left out (as OMITTED).
-    static NO_GRACE_PERIOD: RefCell<Vec<(&'static str, u32)>> = const { RefCell::new(Vec::new()) };
+    // (file, label) of the grace period left out, and the label of the next `call_rcu` or
+    // `synchronize_rcu` on this thread ([`label_grace_period`]).
+    static NO_GRACE_PERIOD: Cell<Option<(&'static str, &'static str)>> = const { Cell::new(None) };
+}
+
+loom::thread_local! {
+    static NEXT_GP_LABEL: Cell<Option<(&'static Location<'static>, &'static str)>> = Cell::new(None);
 }
 
 /// Leaves out the grace period of the `call_rcu` or `synchronize_rcu` labelled `label` in `file`
-/// (the first code line under its `// G: ...` comment) in the model runs on this thread until
+/// ([`grace_period!`](crate::grace_period!)) in the model runs on this thread until
 /// [`restore_barriers`]: the RCU stand-in queues that callback to run without one (percpu_ref's
-/// G: the firmware's `inject-ref-fold-no-gp` fault, per run), or returns at once (rcu_sync's G).
-/// `"G@name"` names the one such call inside `fn name` instead, labelled or not (percpu_ref's
-/// `start_switch`: the grace period of every switch, exit's in percpu mode included).
-/// Returns the line; panics unless it is one of those calls.
-pub fn omit_grace_period(file: &'static str, label: &str) -> u32 {
-    let sources = SOURCES.with(|s| s.get());
-    let (_, text) = sources.iter().find(|(f, _)| *f == file).expect("a file the model registered (set_sources)");
-    let lines: Vec<&str> = text.lines().collect();
-    let is_gp = |l: &str| {
-        let code = l.split("//").next().unwrap_or("");
-        code.contains("call_rcu(") || code.contains("synchronize_rcu(")
-    };
-    let site = if let Some((_, func)) = label.split_once('@') {
-        // The body of `fn func`: from its line to the next line that starts another fn.
-        let start = lines
-            .iter()
-            .position(|l| l.split("fn ").nth(1).is_some_and(|r| r.split(['(', '<']).next() == Some(func)))
-            .unwrap_or_else(|| panic!("no fn {func} in {file}"));
-        let end = (start + 1..lines.len()).find(|&j| lines[j].contains("fn ")).unwrap_or(lines.len());
-        let calls: Vec<usize> = (start..end).filter(|&j| is_gp(lines[j])).collect();
-        assert_eq!(calls.len(), 1, "{label} in {file}: call_rcu/synchronize_rcu lines {calls:?}");
-        calls[0]
-    } else {
-        let tag = format!("// {label}:");
-        let at = lines.iter().position(|l| l.trim_start().starts_with(&tag)).expect("the label");
-        (at..lines.len()).find(|&j| !lines[j].trim_start().starts_with("//")).expect("code under it")
-    };
-    assert!(
-        lines[site].contains("call_rcu(") || lines[site].contains("synchronize_rcu("),
-        "{label} in {file} labels no call_rcu or synchronize_rcu: {:?}",
-        lines[site]
-    );
-    NO_GRACE_PERIOD.with(|o| o.borrow_mut().push((file, site as u32 + 1)));
-    site as u32 + 1
+/// G: the firmware's `ref-fold-no-gp` fault, per run), or returns at once (rcu_sync's G).
+pub fn omit_grace_period(file: &'static str, label: &'static str) {
+    NO_GRACE_PERIOD.with(|o| o.set(Some((file, label))));
+    OMITTED_REACHED.with(|r| r.set(false));
 }
 
-/// Whether the `call_rcu` at `at` runs its callback without a grace period.
-pub fn grace_period_omitted(at: &Location<'_>) -> bool {
-    NO_GRACE_PERIOD.with(|o| o.borrow().iter().any(|&(f, l)| l == at.line() && at.file().ends_with(f)))
+/// [`grace_period!`](crate::grace_period!): labels the next grace period this core asks for.
+#[track_caller]
+pub fn label_grace_period(label: &'static str) {
+    let at = Location::caller(); // here: inside the closure below it would be this file's
+    NEXT_GP_LABEL.with(|n| n.set(Some((at, label))));
+}
+
+/// Whether the grace period this core asks for now was left out (and forgets its label).
+pub fn grace_period_omitted() -> bool {
+    let next = NEXT_GP_LABEL.with(|n| n.take());
+    let hit = next.is_some_and(|(at, l)| {
+        NO_GRACE_PERIOD.with(|o| matches!(o.get(), Some((f, label)) if label == l && at.file().ends_with(f)))
+    });
+    if hit {
+        OMITTED_REACHED.with(|r| r.set(true));
+    }
+    hit
 }
 
 fn restore_grace_periods() {
-    NO_GRACE_PERIOD.with(|o| o.borrow_mut().clear());
+    NO_GRACE_PERIOD.with(|o| o.set(None));
 }

@@ -3,7 +3,7 @@
 
 use super::qs::{callbacks_while_waiting, eqs_enter, eqs_exit, might_block, not_in_callback};
 use super::{gp_lock, tree, CPUS, DONE, GP_SEQ, REQUESTED, STARTED};
-use crate::machine::{self, ipi, smp_mb, AtomicBool, AtomicU64, Ctx, Ordering};
+use crate::machine::{self, ipi, AtomicBool, AtomicU64, Ctx, Ordering};
 
 machine::global! {
     /// Counter value when the current grace period started, and the sum of completed durations.
@@ -31,7 +31,7 @@ pub fn set_gp_timing(on: bool) {
 pub(super) fn snapshot() -> u64 {
     // D: the caller's updates (e.g. a list removal) are ordered before the snapshot; pairs with
     // C in rcu_qs()/eqs_exit() through the grace period the snapshot selects.
-    smp_mb();
+    crate::machine::smp_mb!("D@snapshot");
     STARTED.load(Ordering::Relaxed) + 1
 }
 
@@ -88,7 +88,7 @@ fn gp_start(g: u64) -> bool {
     bump_gp_seq();
     // D: the new STARTED (and what preceded it) before the set-up reads ONLINE (pairs with O)
     // and the cores' ctr (pairs with C).
-    smp_mb();
+    crate::machine::smp_mb!("D@gp_start");
     tree::setup(g)
 }
 
@@ -132,7 +132,7 @@ fn finish(g: u64) {
 /// After completing grace periods up to `g` (GP_LOCK released): wakes the idle cores whose
 /// callbacks they made ready. One O(N) pass per completion, by the completer only.
 pub(super) fn after_complete(g: u64) {
-    smp_mb(); // E: DONE is visible before the idle cores' wake requests are read; pairs with E in idle_enter
+    crate::machine::smp_mb!("E"); // E: DONE is visible before the idle cores' wake requests are read; pairs with E in idle_enter
     for cpu in machine::online_cpus() {
         let w = CPUS.remote(cpu).wake_for_gp.load(Ordering::Relaxed);
         if w != 0

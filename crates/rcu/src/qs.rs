@@ -39,7 +39,7 @@ fn rcu_quiescent_state_slow() {
     // Q: Acquire pairs with the Release store of GP_SEQ in gp_start()/complete_locked(): the
     // STARTED and DONE that rcu_qs() and process_callbacks() read below are at least as new as
     // the change that moved GP_SEQ to `seq`.
-    let seq = GP_SEQ.load(Ordering::Acquire);
+    let seq = GP_SEQ.load(crate::machine::ordering!(Acquire, "Q"));
     rcu_qs();
     process_callbacks();
     // Inside a callback, process_callbacks() returned without running the ready ones (the
@@ -71,9 +71,9 @@ pub(super) fn rcu_qs() {
     if c.ctr.load(Ordering::Relaxed) == g {
         return;
     }
-    smp_mb(); // A: earlier read-side accesses complete before the report; pairs with B
+    crate::machine::smp_mb!("A@rcu_qs"); // A: earlier read-side accesses complete before the report; pairs with B
     c.ctr.store(g, Ordering::Relaxed);
-    smp_mb(); // C: the report is visible before later readers run; pairs with D
+    crate::machine::smp_mb!("C@rcu_qs"); // C: the report is visible before later readers run; pairs with D
     if g > DONE.load(Ordering::Relaxed) {
         // O(1): this core's bit in its leaf (the lock chain to DONE continues A, see B).
         tree::report(me, g);
@@ -86,7 +86,7 @@ pub(super) fn eqs_enter() {
     assert_not_in_reader("sleeping or blocking");
     let me = cpu_id();
     let c = CPUS.local();
-    smp_mb(); // A: all earlier reads are complete before the core is seen as idle; pairs with B
+    crate::machine::smp_mb!("A@eqs_enter"); // A: all earlier reads are complete before the core is seen as idle; pairs with B
     c.ctr.store(0, Ordering::Relaxed);
     // The idle state before reading STARTED: a store-buffering pair with D in gp_start, so
     // either the starter's set-up sees ctr = 0 and leaves this core out, or this core sees the
@@ -108,7 +108,7 @@ fn report_idle(me: usize) {
 pub(super) fn eqs_exit() {
     let c = CPUS.local();
     c.ctr.store(STARTED.load(Ordering::Relaxed), Ordering::Relaxed);
-    smp_mb(); // C: the new ctr is visible before any reader runs; pairs with D in gp_start
+    crate::machine::smp_mb!("C@eqs_exit"); // C: the new ctr is visible before any reader runs; pairs with D in gp_start
 }
 
 /// This core stops for good (parked at shutdown, or by a Stop IPI, possibly inside an interrupt
@@ -117,7 +117,7 @@ pub(super) fn eqs_exit() {
 pub(super) fn cpu_dead() {
     let me = cpu_id();
     let c = CPUS.local();
-    smp_mb(); // A: this core's reads are complete before it reads as idle; pairs with B
+    crate::machine::smp_mb!("A@cpu_dead"); // A: this core's reads are complete before it reads as idle; pairs with B
     c.ctr.store(0, Ordering::Relaxed);
     smp_mb(); // as in eqs_enter: ctr = 0 before reading STARTED; pairs with D in gp_start
               // The grace period in progress must not wait for a core that will never report again.
@@ -209,14 +209,14 @@ pub(super) fn irq_enter() -> bool {
         // STARTED) before the handler's reads here. (`inject-irq-eqs`, fault injection for the
         // torture's self-test, never in normal builds, takes this path even when idle: the
         // hazard this function exists to fix.)
-        smp_mb(); // K: pairs with D (as C does), and with K' in irq_exit
+        crate::machine::smp_mb!("K"); // K: pairs with D (as C does), and with K' in irq_exit
         return false;
     }
     // If the interrupted code is in eqs_exit between its load of STARTED and its store, that
     // store overwrites this one with an older number after the handler: still not 0 and not
     // newer than the truth, so grace periods only wait longer.
     c.ctr.store(STARTED.load(Ordering::Relaxed), Ordering::Relaxed);
-    smp_mb(); // I (= C for the handler): ctr before the handler's reads; pairs with D in gp_start
+    crate::machine::smp_mb!("I"); // I (= C for the handler): ctr before the handler's reads; pairs with D in gp_start
     true
 }
 
@@ -226,12 +226,12 @@ pub(super) fn irq_exit(was_idle: bool) {
     if !was_idle {
         // K': the handler's reads complete before the interrupted code's next ctr store (it
         // may be in eqs_enter, about to store 0); pairs with B, as A does.
-        smp_mb();
+        crate::machine::smp_mb!("K'");
         return;
     }
     let me = cpu_id();
     let c = CPUS.local();
-    smp_mb(); // J (= A for the handler): its reads complete before ctr = 0; pairs with B
+    crate::machine::smp_mb!("J"); // J (= A for the handler): its reads complete before ctr = 0; pairs with B
     c.ctr.store(0, Ordering::Relaxed);
     smp_mb(); // as in eqs_enter: ctr = 0 before reading STARTED; pairs with D in gp_start
               // The grace period may have waited only for this handler (one leaf lock, IRQs masked).

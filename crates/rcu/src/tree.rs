@@ -67,7 +67,7 @@
 
 use super::gp::injected_skip_core;
 use super::{gp_lock, CPUS, STARTED};
-use crate::machine::{self, smp_mb, AtomicU64, AtomicUsize, IrqGuard, Mutex, MutexGuard, Ordering};
+use crate::machine::{self, AtomicU64, AtomicUsize, IrqGuard, Mutex, MutexGuard, Ordering};
 
 /// Most leaves: the bits of the root's mask.
 pub(super) const MAX_LEAVES: usize = 64;
@@ -184,7 +184,7 @@ pub(super) fn setup(g: u64) -> bool {
     // B: the ctr values read above (each 0 or g stored after its core's A) before whatever
     // completes this grace period: DONE right away if root is 0, or later behind GP_LOCK.
     // Pairs with A in rcu_qs/eqs_enter/irq_exit/cpu_dead.
-    smp_mb();
+    crate::machine::smp_mb!("B@setup");
     root == 0
 }
 
@@ -221,7 +221,7 @@ fn report_leaf(i: usize, mask: u64, g: u64) {
     // reporter of this grace period (each stored its ctr after A, before its leaf unlock), and
     // the full barrier makes it order their read-side accesses before DONE for every observer,
     // not only for the next lock holder (Linux's smp_mb__after_unlock_lock). Pairs with A.
-    smp_mb();
+    crate::machine::smp_mb!("B@report_leaf");
     let root = ROOT_QSMASK.load(Ordering::Relaxed);
     if ROOT_GP.load(Ordering::Relaxed) != g || root & (1 << i) == 0 {
         return;
@@ -241,7 +241,7 @@ fn report_leaf(i: usize, mask: u64, g: u64) {
 pub(super) fn force_pass() {
     // D': Acquire, so the ctr reads below are ordered after seeing g start (this core may not
     // be the one that started it); pairs with C through D on the starting core.
-    let g = STARTED.load(Ordering::Acquire);
+    let g = STARTED.load(crate::machine::ordering!(Acquire, "D'"));
     if g <= super::DONE.load(Ordering::Relaxed) {
         return;
     }
@@ -259,7 +259,7 @@ pub(super) fn force_pass() {
         if m != 0 {
             // B: the ctr values read above before the reports that may complete g; pairs with
             // A in rcu_qs/eqs_enter/irq_exit/cpu_dead.
-            smp_mb();
+            crate::machine::smp_mb!("B@force_pass");
             report_leaf(i, m, g);
         }
     }

@@ -86,7 +86,7 @@
 
 use super::rcu_sync::RcuSync;
 use super::RwSemaphore;
-use crate::machine::{self, cpu_id, smp_mb, AtomicCtx, AtomicU32, AtomicUsize, Completion, Ctx, Mutex, Ordering};
+use crate::machine::{self, cpu_id, AtomicCtx, AtomicU32, AtomicUsize, Completion, Ctx, Mutex, Ordering};
 use crate::machine::{PerCpuAllocError, PerCpuBox};
 use crate::rcu;
 use alloc::collections::VecDeque;
@@ -220,7 +220,7 @@ impl PercpuRwSem {
     /// Linux's `__percpu_down_read_trylock`.
     fn reader_trylock(&self) -> bool {
         self.slow_count.fetch_add(1, Ordering::Relaxed);
-        smp_mb(); // A: the increment before reading block; pairs with D in writer_trylock
+        crate::machine::smp_mb!("A"); // A: the increment before reading block; pairs with D in writer_trylock
 
         // Acquire: if !block, the critical section starts here, after the writer's release.
         if self.block.load(Ordering::Acquire) == 0 {
@@ -239,7 +239,7 @@ impl PercpuRwSem {
         // D: an exclusive swap with acquire and release, followed by a full barrier (an
         // AcqRel RMW alone does not order a later plain load of another location on ARMv8).
         let won = self.block.swap(1, Ordering::AcqRel) == 0;
-        smp_mb(); // D: block=1 before the fold and the reads of slow_count; pairs with A in reader_trylock
+        crate::machine::smp_mb!("D"); // D: block=1 before the fold and the reads of slow_count; pairs with A in reader_trylock
         won
     }
 
@@ -298,7 +298,7 @@ impl PercpuRwSem {
     /// watches this core (it touches only the shared count).
     fn up_read_slow(&self) {
         // Whichever path took the lock: the total is what the writer waits for.
-        smp_mb(); // B: the critical section before the decrement; pairs with C in down_write
+        crate::machine::smp_mb!("B"); // B: the critical section before the decrement; pairs with C in down_write
         self.slow_dec();
     }
 
@@ -399,7 +399,7 @@ impl RwSemaphore for PercpuRwSem {
         machine::wait_event(ctx, || {
             cfg!(quiescent_inject = "rwsem-no-drain") || self.slow_count.load(Ordering::Relaxed) == 0
         });
-        smp_mb(); // C: the zero count before the critical section; pairs with B in up_read_slow
+        crate::machine::smp_mb!("C"); // C: the zero count before the critical section; pairs with B in up_read_slow
         self.owner.store(cpu_id() + 1, Ordering::Relaxed);
     }
 

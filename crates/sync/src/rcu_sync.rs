@@ -81,7 +81,7 @@ impl RcuSync {
             GP_WAITS.fetch_add(1, Ordering::Relaxed);
             // G: every reader that could have seen IDLE has finished its fast path (so
             // percpu-rwsem's per-core counts stay as they are until IDLE): ENTER -> PASSED.
-            rcu::synchronize_rcu(ctx);
+            crate::machine::grace_period!("G", rcu::synchronize_rcu(ctx));
             self.gp_passed(None::<Owner<'_, RcuSync>>);
             return;
         }

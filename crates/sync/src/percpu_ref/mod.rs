@@ -417,7 +417,8 @@ impl PercpuRef {
             }
             // Z: Release orders this holder's accesses before the decrement; Acquire (used when
             // it reaches zero) orders release() after every other holder's decrement.
-            match self.count.compare_exchange_weak(v, v - n, Ordering::AcqRel, Ordering::Relaxed) {
+            match self.count.compare_exchange_weak(v, v - n, crate::machine::ordering!(AcqRel, "Z"), Ordering::Relaxed)
+            {
                 Ok(_) => {
                     if v == n {
                         (self.release)(self);
@@ -439,7 +440,12 @@ impl PercpuRef {
             }
             // T: Acquire on success: the new holder sees what was written before the count
             // became non-zero (reinit, or the creator).
-            match self.count.compare_exchange_weak(v, v + n as i64, Ordering::Acquire, Ordering::Relaxed) {
+            match self.count.compare_exchange_weak(
+                v,
+                v + n as i64,
+                crate::machine::ordering!(Acquire, "T"),
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return true,
                 Err(x) => v = x,
             }

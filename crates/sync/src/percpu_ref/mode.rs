@@ -107,7 +107,7 @@ impl PercpuRef {
         };
         // G: call_rcu's snapshot (RCU barrier D) orders the ATOMIC/DEAD store before the grace
         // period it waits for.
-        rcu::call_rcu(move |ctx| me.switch_rcu(ctx, fold_after_gp));
+        crate::machine::grace_period!("G", rcu::call_rcu(move |ctx| me.switch_rcu(ctx, fold_after_gp)));
     }
 
     /// Adds the per-core counters into the atomic count and removes the bias (lock held).
@@ -121,7 +121,7 @@ impl PercpuRef {
         let delta = sum as i32 as i64 - PERCPU_COUNT_BIAS;
         // F: AcqRel (see the module docs). Adds the percpu contribution and removes the bias in
         // one RMW: the bias kept the count above zero until here.
-        let v = self.count.fetch_add(delta, Ordering::AcqRel).wrapping_add(delta);
+        let v = self.count.fetch_add(delta, crate::machine::ordering!(AcqRel, "F")).wrapping_add(delta);
         if v <= 0 {
             // `v` includes this switch's own reference.
             self.count.fetch_add(1 - v, Ordering::Relaxed);
@@ -166,7 +166,7 @@ impl PercpuRef {
             // S: the fold and the confirmation happen before a waiter sees the switch done.
             // Under the lock, so an `exit` that found the switch pending (and left its freeing to
             // the switch) is seen here, however late during the confirmation it came.
-            self.switching.store(false, Ordering::Release);
+            self.switching.store(false, crate::machine::ordering!(Release, "S@switch_rcu"));
             if s.exit_pending {
                 // ATOMIC since this switch's grace period: nothing can be adding to the counters.
                 s.exit_pending = false;
@@ -321,7 +321,7 @@ impl PercpuRef {
         }
         // R: the zeroed counters before the cleared ATOMIC bit; pairs with the address
         // dependency from the word load to the counter access in the fast path.
-        self.word.store(w & !ATOMIC, Ordering::Release);
+        self.word.store(w & !ATOMIC, crate::machine::ordering!(Release, "R"));
         true
     }
 
