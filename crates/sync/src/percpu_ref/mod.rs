@@ -99,7 +99,7 @@
 //!
 //! # Misuse
 //!
-//! Misuse is reported by name with `defmt::warn!`/`defmt::error!`, counted per ref
+//! Misuse is reported by name through the platform's log (`warn!`/`error!`), counted per ref
 //! ([`PercpuRef::misuse_count`]) and globally ([`misuse_reports`]), and handled without a crash
 //! or corruption; see [`Misuse`].
 //!
