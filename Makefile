@@ -7,7 +7,10 @@
 #   make sdcard BOARD=rpi4  image/rpi4/quiescent-rpi4-sdcard.img: a whole card (MBR, FAT32 with the
 #               firmware, DTBs, kernel8.img, config.txt) to write with dd (docs/rpi4.md);
 #               CMDLINE="..." adds a cmdline.txt
-#   make lint   layering check, rustfmt and clippy (warnings are errors), firmware and host tool
+#   make lint   layering check, paths, rustfmt, clippy (warnings are errors) and the docs, for the
+#               firmware, the library crates (also on the loom machine) and the host tool
+#   make doc    cargo doc of the firmware and the library crates; warnings and broken links are
+#               errors (make lint runs it too)
 #   make bench  the benchmark image on QEMU virt, in -icount and multi-threaded modes; writes
 #               bench/results.md and the charts bench/*.png
 #   make torture   rcutorture/locktorture/percpu_ref torture, release and debug builds, 60 s each
@@ -46,7 +49,7 @@ SUITE_BOARD := $(if $(filter command line environment,$(origin BOARD)),$(BOARD),
 
 RUN_FLAGS := --board $(BOARD) --smp $(SMP) $(if $(GIC),--gic $(GIC),) $(if $(EL2),--el2,)
 
-.PHONY: setup run test lint bench torture image sdcard gdb clean
+.PHONY: setup run test lint doc bench torture image sdcard gdb clean
 
 setup:
 	@bash scripts/setup.sh
@@ -59,6 +62,9 @@ test: setup
 
 lint: setup
 	scripts/lint
+
+doc: setup
+	scripts/doc
 
 # make bench SMP=N: the real-time run on N cores (default 8, so scaling reaches 8).
 BENCH_FLAGS := $(if $(filter command line environment,$(origin SMP)),--smp $(SMP),)

@@ -9,15 +9,16 @@
 //! ```text
 //! test              the on-target test registry, its reporter and helpers
 //! runtime           boot order, stacks, the panic handler and the fatal-exception report
-//! sync              rcu_sync, percpu-rwsem, rw_semaphore, percpu_ref
-//! rcu               QSBR grace periods, callbacks, RCU lists (below it, names only machine)
-//! machine           the seam rcu and the primitives reach the machine through (loom in `model/`)
-//! smp               bring-up, idle loop, work queues, IPIs, the tick, Completion
+//! sync              the primitives of `quiescent-sync`, and the rw_semaphore baselines
+//! rcu               `quiescent-rcu` (QSBR grace periods, callbacks, RCU lists, RcuCell)
+//! smp               bring-up, idle loop, work queues, IPIs, the tick; binds the platform's
+//!                   kernel services (`quiescent_platform::kernel!`)
 //! board             memory map, console UART, GIC bases, starting cores (PSCI / spin table)
 //! console           defmt over the board's UART
 //! drivers           PL011, GICv2 / GICv3
-//! percpu, heap      per-core areas (TPIDR_EL1), the global allocator
-//! arch              barriers, system registers, exception entry, MMU, timer registers
+//! percpu, heap      per-core areas (`quiescent-platform`'s, TPIDR_EL1), the global allocator
+//! arch              system registers, exception entry, MMU, timer registers (the fast paths
+//!                   the primitives inline are `quiescent-platform`'s, re-exported)
 //! ```
 //!
 //! An image (the demo or a test) is a `#![no_main]` binary that names its main function with
@@ -34,9 +35,6 @@ pub mod board;
 pub mod console;
 pub mod drivers;
 pub mod heap;
-pub mod machine;
-pub mod percpu;
-pub mod rcu;
 pub mod runtime;
 pub mod smp;
 pub mod sync;
@@ -44,11 +42,16 @@ pub mod test;
 
 pub use runtime::{entry_el, exc_guard_page_owner, guard_page_owner, stack_slot, PER_CORE_BYTES};
 
+/// Per-core storage (TPIDR_EL1): the platform crate's, with its `percpu!` and `percpu_shared!`.
+pub use quiescent_platform::{percpu, percpu_shared};
+/// QSBR RCU: the `quiescent-rcu` crate.
+pub use quiescent_rcu as rcu;
+
 /// The most cores this build supports; cores beyond it are reported and left off. Per-core
 /// memory (stacks, per-cpu areas, RCU's per-core state) is allocated at boot for the cores
 /// present only; what MAX_CPUS itself costs is the fixed tables of small atomics indexed by core
 /// number (see the README, "Many cores").
-pub const MAX_CPUS: usize = 512;
+pub use quiescent_platform::MAX_CPUS;
 
 /// Bytes of stack per core.
 pub const STACK_SIZE: usize = 64 * 1024;

@@ -1,26 +1,19 @@
-//! loom models of the firmware's primitives, compiled from the firmware's own source files.
+//! loom models of quiescent's primitives: a second consumer of the crates, built on the
+//! platform's loom machine (`quiescent-platform` with `--cfg loom`, set by `.cargo/config.toml`
+//! here), as a kernel builds on its own machine. The models are the tests in `tests/`.
 //!
-//! `sync` below is `src/sync/percpu_rwsem.rs`, `src/sync/rcu_sync.rs`,
-//! `src/sync/rw_semaphore.rs` and `src/sync/percpu_ref/` themselves (by `#[path]`), and [`firmware_rcu`] is `src/rcu/`
-//! itself; their `crate::machine` is this crate's [`machine`] (loom). The models are the tests
-//! in `tests/`. The execution contexts are the firmware's own (`src/smp/ctx.rs`, as
-//! `machine::{Ctx, AtomicCtx}`): each modelled core's thread makes its `Ctx` at its start, and
-//! interrupt handlers and RCU callbacks get an `&AtomicCtx`.
-//!
-//! `sync`'s `crate::rcu` is [`rcu`], an idealised stand-in, not the firmware's RCU: the
-//! percpu-rwsem, rcu_sync and percpu_ref models check `sync`'s own barriers, and the stand-in keeps their
-//! state space small (one read-modify-write per RCU event instead of the grace-period machine's
-//! per-core loads, lock and fences) and free of SeqCst fences, which loom synchronises in the
-//! order it runs them (with the firmware's RCU under them, its fences would order the sync
-//! models' threads and hide barrier B of percpu_rwsem). The firmware's RCU is checked by its
-//! own models (`tests/rcu.rs`).
-extern crate alloc;
-
-#[path = "../../src/rcu/mod.rs"]
-pub mod firmware_rcu;
-pub mod machine;
-pub mod rcu;
-pub mod sync;
+//! Each modelled core's thread makes its context (`Ctx`) at its start; interrupt handlers and
+//! RCU callbacks get an `&AtomicCtx`. `quiescent-sync` is built against an idealised RCU
+//! (`--cfg quiescent_ideal_rcu`: [`rcu`], `quiescent_platform::ideal_rcu`), not the real one:
+//! the percpu-rwsem, rcu_sync and percpu_ref models check `sync`'s own barriers, and the stand-in
+//! keeps their state space small (one read-modify-write per RCU event instead of the
+//! grace-period machine's per-core loads, lock and fences) and free of SeqCst fences, which loom
+//! synchronises in the order it runs them (with the real RCU under them, its fences would order
+//! the sync models' threads and hide barrier B of percpu_rwsem). The real RCU
+//! (`quiescent-rcu`) is checked by its own models (`tests/rcu.rs`).
+pub use quiescent_platform as machine;
+pub use quiescent_platform::ideal_rcu as rcu;
+pub use quiescent_sync as sync;
 
 /// Runs `f` under loom with `bound` preemptions per execution; returns the executions explored.
 pub fn check(bound: usize, f: impl Fn() + Sync + Send + 'static) -> usize {
@@ -39,24 +32,27 @@ pub fn check(bound: usize, f: impl Fn() + Sync + Send + 'static) -> usize {
     n
 }
 
-/// Runs `f` under loom with the barrier labelled `label` in `file` left out, and returns whether
-/// loom found a failing execution (a negative control expects it to).
+/// Runs `f` under loom with the barrier labelled `label` in `file` left out (the label the code
+/// gives it: `smp_mb!("A@rcu_qs")`, `ordering!(Acquire, "Q")`, `grace_period!("G", ...)`), and
+/// returns whether loom found a failing execution (a negative control expects it to).
 pub fn check_fails_without(
     file: &'static str,
     label: &'static str,
     bound: usize,
     f: impl Fn() + Sync + Send + 'static,
 ) -> bool {
-    let grace_period = label == "G" || label.starts_with("G@");
-    if grace_period && (file.starts_with("src/sync/percpu_ref/") || file == "src/sync/rcu_sync.rs") {
-        machine::omit_grace_period(file, label); // a call_rcu or synchronize_rcu, not a barrier
+    // G labels a grace period (`grace_period!`), every other label a barrier.
+    if label == "G" || label.starts_with("G@") {
+        machine::omit_grace_period(file, label);
     } else {
         machine::omit_barrier(file, label);
     }
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(bound, f)));
+    let reached = machine::omitted_reached();
     machine::restore_barriers();
     match r {
         Ok(n) => {
+            assert!(reached, "no run reached a barrier labelled {label} in {file}: the label names nothing");
             println!("loom: no failure without {label} in {file} ({n} executions)");
             false
         }

@@ -1,4 +1,4 @@
-//! percpu_ref (`src/sync/percpu_ref/`) under loom.
+//! percpu_ref (`crates/sync/src/percpu_ref/`) under loom.
 //!
 //! The object a ref protects is a `loom::cell::UnsafeCell`: every holder reads it between its
 //! get and its put, and `release` writes it as freeing would. loom fails an execution in which
@@ -7,7 +7,7 @@
 //! execution. `release` also counts its runs, and the models check it ran exactly once.
 //!
 //! Core 0 (the main thread) owns the ref and kills or switches it; cores 1 and 2 hold and take
-//! references. The RCU stand-in (`model/src/rcu.rs`) runs the switch's callback in
+//! references. The RCU stand-in (`crates/platform/src/ideal_rcu.rs`) runs the switch's callback in
 //! `rcu::barrier` or in a waiter's `wait_quiescent`, on whichever core gets it first.
 //!
 //! Each modelled core's thread makes its context (`Ctx`) at its start ([`core_ctx`]) and passes
@@ -19,8 +19,8 @@ use quiescent_model::sync::percpu_ref::{Flags, PercpuRef};
 use quiescent_model::{check, check_fails_without, rcu};
 use std::sync::Arc;
 
-const MOD: &str = "src/sync/percpu_ref/mod.rs";
-const MODE: &str = "src/sync/percpu_ref/mode.rs";
+const MOD: &str = "crates/sync/src/percpu_ref/mod.rs";
+const MODE: &str = "crates/sync/src/percpu_ref/mode.rs";
 const FREED: u32 = u32::MAX;
 
 /// The protected object and what its `release` did.
@@ -383,7 +383,7 @@ fn negative_without_g_fold_without_grace_period() {
 /// freed memory.
 #[test]
 fn negative_without_exit_grace_period_counter_used_after_free() {
-    assert!(check_fails_without(MODE, "G@start_switch", 3, exit_vs_get_put));
+    assert!(check_fails_without(MODE, "G", 3, exit_vs_get_put));
 }
 
 #[test]

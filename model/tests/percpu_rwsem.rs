@@ -1,4 +1,4 @@
-//! percpu-rwsem (`src/sync/percpu_rwsem.rs`, with `src/sync/rcu_sync.rs`) under loom.
+//! percpu-rwsem (`crates/sync/src/percpu_rwsem.rs`, with `crates/sync/src/rcu_sync.rs`) under loom.
 //!
 //! The critical sections touch a `loom::cell::UnsafeCell`: readers read it, the writer writes
 //! it. loom fails an execution in which a read and the write are not ordered by happens-before,
@@ -6,7 +6,7 @@
 //! checked on every execution, not only on the interleavings where the values would differ.
 //!
 //! Core 0 (the main thread) is the writer, core 1 a reader. RCU is the crate's idealised
-//! stand-in (`model/src/rcu.rs`).
+//! stand-in (`crates/platform/src/ideal_rcu.rs`).
 //!
 //! Each modelled core's thread makes its context (`Ctx`) at its start ([`core_ctx`]). Readers
 //! and writers use the guards: `read(ctx)` .. `unlock(ctx)` is down_read .. up_read on the fast
@@ -18,7 +18,7 @@ use quiescent_model::sync::RwSemaphore;
 use quiescent_model::{check, check_fails_without, rcu, ForgetOnPanic};
 use std::rc::Rc;
 
-const FILE: &str = "src/sync/percpu_rwsem.rs";
+const FILE: &str = "crates/sync/src/percpu_rwsem.rs";
 
 /// Core 0's start: the RCU stand-in registers, and the model's main thread gets core 0's
 /// context.
@@ -340,7 +340,7 @@ fn reader_released_on_the_other_path() {
 /// counts are frozen only because of G. (The model's per-core add is a load and a store, as on
 /// the firmware, so an add racing with the zeroing can lose either.)
 fn negative_without_rcu_sync_g_counts_are_not_frozen() {
-    assert!(check_fails_without("src/sync/rcu_sync.rs", "G", 2, fast_and_slow_readers_vs_writer));
+    assert!(check_fails_without("crates/sync/src/rcu_sync.rs", "G", 2, fast_and_slow_readers_vs_writer));
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! rcu_sync (`src/sync/rcu_sync.rs`) under loom: its state under concurrent enter/exit.
+//! rcu_sync (`crates/sync/src/rcu_sync.rs`) under loom: its state under concurrent enter/exit.
 //!
 //! Each modelled core's thread makes its context (`Ctx`) at its start ([`core_ctx`]).
 use loom::cell::UnsafeCell;

@@ -1,7 +1,7 @@
 //! Exception entry: the vector table (`boot/vectors.S`), IRQ dispatch and fatal reports.
 //!
 //! This layer knows no interrupt controller, scheduler or reporter: the layers above register
-//! what runs on an IRQ ([`set_irq_handler`], and [`set_irq_context_hooks`] around it) and on a
+//! what runs on an IRQ (`set_irq_handler`, and the platform's interrupt context hooks around it) and on a
 //! fatal exception ([`set_fatal_handler`]).
 //!
 //! Every synchronous exception and SError is fatal. [`Fault::print`] writes the report (the
@@ -113,7 +113,7 @@ pub fn class_name(esr: u64) -> &'static str {
     }
 }
 
-/// Name of a data/instruction fault status code (ESR ISS[5:0]).
+/// Name of a data/instruction fault status code (ESR `ISS[5:0]`).
 pub fn fault_status_name(fsc: u64) -> &'static str {
     match fsc & 0x3c {
         0x00 => "address size fault",
@@ -171,9 +171,6 @@ impl Fault<'_> {
 
 /// The IRQ handler (the interrupt controller's dispatcher).
 static IRQ_HANDLER: AtomicUsize = AtomicUsize::new(0);
-/// Run around every interrupt handler (see [`set_irq_context_hooks`]).
-static IRQ_ENTER: AtomicUsize = AtomicUsize::new(0);
-static IRQ_EXIT: AtomicUsize = AtomicUsize::new(0);
 /// What a fatal exception calls.
 static FATAL: AtomicUsize = AtomicUsize::new(0);
 
@@ -182,21 +179,6 @@ static FATAL: AtomicUsize = AtomicUsize::new(0);
 pub(crate) fn set_irq_handler(handler: fn(&Frame)) {
     // Release: the handler's own set-up is visible to a core that loads it.
     IRQ_HANDLER.store(handler as usize, Ordering::Release);
-}
-
-/// Registers the functions every IRQ runs before and after its handler: `enter` returns a
-/// token that `exit` gets back. RCU registers its `irq_enter`/`irq_exit` here (Linux's
-/// `ct_irq_enter`/`ct_irq_exit`), so a handler that interrupts a core in an extended quiescent
-/// state runs as a reader that grace periods wait for. Called once, at boot, before interrupts
-/// are unmasked.
-///
-/// # Safety
-/// At boot only, before interrupts are unmasked: RCU relies on these running around every
-/// handler, so replacing them later could let a grace period end under a handler's reads.
-pub unsafe fn set_irq_context_hooks(enter: fn() -> bool, exit: fn(bool)) {
-    IRQ_EXIT.store(exit as usize, Ordering::Relaxed);
-    // Release: `exit` is visible to whoever sees `enter`.
-    IRQ_ENTER.store(enter as usize, Ordering::Release);
 }
 
 /// Registers what a fatal exception calls: it reports (see [`Fault::print`]) and stops. Until
@@ -239,18 +221,11 @@ extern "C" fn exception_irq(frame: &mut Frame) {
     }
     // SAFETY: only `set_irq_handler` stores here, always a `fn(&Frame)`.
     let handler = unsafe { core::mem::transmute::<usize, fn(&Frame)>(handler) };
-    let enter = IRQ_ENTER.load(Ordering::Acquire);
-    if enter == 0 {
+    // What RCU registered to run around every handler (quiescent_platform::set_irq_context_hooks).
+    // SAFETY: this is the interrupt entry: `enter` before the handler, `exit` with its token after.
+    let Some((enter, exit)) = (unsafe { quiescent_platform::irq_context_hooks() }) else {
         handler(frame);
         return;
-    }
-    // SAFETY: only `set_irq_context_hooks` stores these, always as `fn() -> bool` and
-    // `fn(bool)` (the exit hook before the enter hook, with Release; read after it, Acquire).
-    let (enter, exit) = unsafe {
-        (
-            core::mem::transmute::<usize, fn() -> bool>(enter),
-            core::mem::transmute::<usize, fn(bool)>(IRQ_EXIT.load(Ordering::Relaxed)),
-        )
     };
     let token = enter();
     handler(frame);

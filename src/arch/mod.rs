@@ -1,6 +1,10 @@
 //! Everything that names an AArch64 instruction or system register lives here, behind this one
 //! module (the rest of the firmware calls these functions, never `asm!`).
 //!
+//! The fast paths the primitives inline (barriers, the counter, TPIDR_EL1 and the restartable
+//! per-core add, interrupt masking) live in the platform crate's `arch` module and are
+//! re-exported here, so each exists once.
+//!
 //! System registers and barriers come from the `aarch64-cpu` crate (the maintained successor of
 //! `cortex-a`, whose default `nightly` feature does not build on stable Rust).
 
@@ -9,67 +13,24 @@ pub mod gic_cpuif;
 pub mod mmu;
 pub mod timer;
 
+pub use quiescent_platform::arch::{
+    counter, counter_freq, counter_relaxed, cpu_relax, dsb_ishst, in_interrupt, irqs_disabled, isb, local_irq_enable,
+    local_irq_restore, local_irq_save, percpu_base, ras_restart_point, set_tpidr, sev, smp_mb, smp_rmb, smp_wmb,
+    this_cpu_add_imm_u32, this_cpu_add_imm_u32_at, this_cpu_add_u32, ticks_to_ns, tpidr, wfe, IrqGuard, PercpuBase,
+};
+
 use aarch64_cpu::asm::barrier;
-use aarch64_cpu::registers::{CurrentEL, SPSel, CNTFRQ_EL0, CNTVCT_EL0, DAIF, MPIDR_EL1, TPIDR_EL1};
-use tock_registers::interfaces::{Readable, Writeable};
+use aarch64_cpu::registers::{CurrentEL, MPIDR_EL1};
+use tock_registers::interfaces::Readable;
 
 // ---------------------------------------------------------------------------------------------
-// Barriers. Linux's names over DMB/DSB/ISB; callers label each use and name its pair.
+// Barriers and events (the rest are in the platform crate).
 // ---------------------------------------------------------------------------------------------
-
-/// Full barrier between cores (`dmb ish`): orders all earlier loads and stores before all later.
-/// Every caller labels its use and names the barrier it pairs with.
-#[inline(always)]
-pub fn smp_mb() {
-    barrier::dmb(barrier::ISH);
-}
-
-/// Read barrier between cores (`dmb ishld`): orders earlier loads before later loads and stores.
-/// Every caller names the barrier it pairs with.
-#[inline(always)]
-pub fn smp_rmb() {
-    barrier::dmb(barrier::ISHLD);
-}
-
-/// Write barrier between cores (`dmb ishst`): orders earlier stores before later stores.
-/// Every caller names the barrier it pairs with.
-#[inline(always)]
-pub fn smp_wmb() {
-    barrier::dmb(barrier::ISHST);
-}
 
 /// `dsb ish`: waits until earlier memory accesses (and cache/TLB maintenance) complete.
 #[inline(always)]
 pub fn dsb_ish() {
     barrier::dsb(barrier::ISH);
-}
-
-/// `dsb ishst`: waits until earlier stores complete (used before SEV so a woken core sees them).
-#[inline(always)]
-pub fn dsb_ishst() {
-    barrier::dsb(barrier::ISHST);
-}
-
-/// `isb`: later instructions see the effect of earlier system-register writes.
-#[inline(always)]
-pub fn isb() {
-    barrier::isb(barrier::SY);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Events: WFE/SEV/WFI.
-// ---------------------------------------------------------------------------------------------
-
-/// Waits for an event (SEV from any core, an interrupt, or a cleared exclusive monitor).
-#[inline(always)]
-pub fn wfe() {
-    aarch64_cpu::asm::wfe();
-}
-
-/// Signals an event to every core.
-#[inline(always)]
-pub fn sev() {
-    aarch64_cpu::asm::sev();
 }
 
 /// Waits for an interrupt.
@@ -88,12 +49,6 @@ pub fn clean_dcache_line_poc(addr: usize) {
     unsafe { core::arch::asm!("dc civac, {0}", "dsb sy", in(reg) addr, options(nostack, preserves_flags)) };
 }
 
-/// A hint for spin-wait loops.
-#[inline(always)]
-pub fn cpu_relax() {
-    core::hint::spin_loop();
-}
-
 // ---------------------------------------------------------------------------------------------
 // Identity, exception level, counter.
 // ---------------------------------------------------------------------------------------------
@@ -110,233 +65,9 @@ pub fn current_el() -> u64 {
     CurrentEL.read(CurrentEL::EL)
 }
 
-/// The virtual counter (CNTVCT_EL0).
-#[inline]
-pub fn counter() -> u64 {
-    isb(); // keeps the read from being hoisted above earlier instructions
-    CNTVCT_EL0.get()
-}
-
-/// The virtual counter without the ISB: may be read a little early; for timestamps that only
-/// need to be roughly right (stall detection, statistics) on paths where an ISB would cost.
-#[inline]
-pub fn counter_relaxed() -> u64 {
-    CNTVCT_EL0.get()
-}
-
-/// The counter frequency in Hz (CNTFRQ_EL0, as set by firmware or QEMU; never hard-coded).
-#[inline]
-pub fn counter_freq() -> u64 {
-    CNTFRQ_EL0.get()
-}
-
 /// Nanoseconds since the counter started.
 pub fn now_ns() -> u64 {
     ticks_to_ns(counter())
-}
-
-/// Converts counter ticks to nanoseconds.
-pub fn ticks_to_ns(ticks: u64) -> u64 {
-    let f = counter_freq().max(1);
-    ((ticks as u128 * 1_000_000_000) / f as u128) as u64
-}
-
-// ---------------------------------------------------------------------------------------------
-// Per-core base register.
-// ---------------------------------------------------------------------------------------------
-
-/// Reads TPIDR_EL1: the offset from a per-cpu variable's template address to this core's copy.
-#[inline(always)]
-pub fn tpidr() -> usize {
-    TPIDR_EL1.get() as usize
-}
-
-/// Sets TPIDR_EL1.
-///
-/// # Safety
-/// Every later per-cpu access on this core goes through the new value: it must be the offset of
-/// this core's initialised area.
-#[inline]
-pub unsafe fn set_tpidr(v: usize) {
-    TPIDR_EL1.set(v as u64);
-}
-
-/// This core's TPIDR_EL1, as read by [`percpu_base`]: only that function makes one, so a
-/// function that takes a `PercpuBase` knows it is this core's per-cpu offset.
-/// Neither `Send` nor `Sync`: a base carried to another core would make that core's adds land
-/// in this core's counters.
-#[derive(Clone, Copy)]
-pub struct PercpuBase(usize, core::marker::PhantomData<*const ()>);
-
-impl PercpuBase {
-    /// The offset.
-    #[inline(always)]
-    pub fn get(self) -> usize {
-        self.0
-    }
-}
-
-/// Reads TPIDR_EL1 for per-cpu address arithmetic on a hot path. Marked pure so the compiler
-/// may reuse one read across a function: sound because TPIDR_EL1 is set once per core at boot
-/// and code here never migrates between cores (there is no preemption or scheduler).
-#[inline(always)]
-pub fn percpu_base() -> PercpuBase {
-    let v: usize;
-    // SAFETY: reads a system register; no memory effects; constant for the core's lifetime.
-    unsafe { core::arch::asm!("mrs {}, tpidr_el1", out(reg) v, options(pure, nomem, nostack, preserves_flags)) };
-    PercpuBase(v, core::marker::PhantomData)
-}
-
-/// The restartable `ldr` / `$op` / `str` on `[$ptr + $base]` with its `.ras_table` entry (first
-/// instruction, store): see [`this_cpu_add_u32`]. `$op` computes `{v}` from `{v}` and `{d}`.
-macro_rules! ras_rmw {
-    ($op:literal, $ptr:expr, $base:expr, $($d:tt)*) => {
-        core::arch::asm!(
-            "2: ldr {v:w}, [{p}, {off}]",
-            $op,
-            "3: str {v:w}, [{p}, {off}]",
-            ".pushsection .ras_table, \"a\"",
-            ".balign 8",
-            ".quad 2b, 3b",
-            ".popsection",
-            p = in(reg) $ptr,
-            off = in(reg) $base,
-            d = $($d)*,
-            v = out(reg) _,
-            options(nostack, preserves_flags),
-        )
-    };
-}
-
-/// Adds `delta` to the `u32` at `ptr + TPIDR_EL1` (this core's copy of a per-cpu counter):
-/// Linux's `this_cpu_add`, IRQ-safe without masking, without a barrier, without an exclusive.
-///
-/// It is a *restartable sequence*: a plain `ldr`/`add`/`str` whose bounds are recorded in the
-/// `.ras_table` section. If an interrupt arrives after the `ldr` and before the `str` has
-/// executed, the IRQ entry ([`exception`]) moves the return address back to the `ldr`, so the
-/// interrupted sequence reloads the counter (including whatever the handler added) and the
-/// handler's update is never overwritten. Cost on the fast path: an `mrs` (hoistable) and three
-/// instructions. No DMB: callers that need ordering (the slow paths) add their own barrier.
-///
-/// # Safety
-/// `ptr` must be a per-cpu template address of a `u32` (a `percpu!` variable or a `PerCpuBox`
-/// slot that is still allocated): `ptr` + TPIDR_EL1 is then this core's copy, valid and
-/// 4-byte aligned, written only by this core.
-#[inline(always)]
-pub unsafe fn this_cpu_add_u32(ptr: *mut u32, delta: u32) {
-    // Only this core writes its copy (here or in its own interrupt handlers: the restart).
-    // SAFETY: by the caller's contract `ptr` + TPIDR_EL1 is this core's copy.
-    unsafe { ras_rmw!("add {v:w}, {v:w}, {d:w}", ptr, percpu_base().get(), in(reg) delta) };
-}
-
-/// [`this_cpu_add_u32`] by a constant: the constant is an immediate operand, saving the `mov`.
-///
-/// # Safety
-/// As [`this_cpu_add_u32`].
-#[inline(always)]
-pub unsafe fn this_cpu_add_imm_u32<const DELTA: i32>(ptr: *mut u32) {
-    // SAFETY: the caller's contract is this function's.
-    unsafe { this_cpu_add_imm_u32_at::<DELTA>(ptr, percpu_base()) }
-}
-
-/// [`this_cpu_add_imm_u32`] with this core's TPIDR_EL1 already read, so a caller can read it
-/// once, unconditionally, where the compiler can keep it in a register across a loop.
-///
-/// # Safety
-/// As [`this_cpu_add_u32`].
-#[inline(always)]
-pub unsafe fn this_cpu_add_imm_u32_at<const DELTA: i32>(ptr: *mut u32, base: PercpuBase) {
-    // SAFETY: `base` is this core's TPIDR_EL1 (only `percpu_base` makes one), and `ptr` is a
-    // per-cpu template address by the caller's contract.
-    unsafe {
-        if DELTA >= 0 {
-            ras_rmw!("add {v:w}, {v:w}, #{d}", ptr, base.get(), const DELTA)
-        } else {
-            ras_rmw!("sub {v:w}, {v:w}, #{d}", ptr, base.get(), const -DELTA)
-        }
-    }
-}
-
-/// If `elr` (an interrupted PC) lies inside a restartable sequence, after its first instruction
-/// and at or before its store, returns the address to restart from (the first instruction).
-pub fn ras_restart_point(elr: u64) -> Option<u64> {
-    unsafe extern "C" {
-        static __ras_start: [u64; 0];
-        static __ras_end: [u64; 0];
-    }
-    let (start, end) =
-        (core::ptr::addr_of!(__ras_start) as *const [u64; 2], core::ptr::addr_of!(__ras_end) as *const [u64; 2]);
-    // SAFETY: the linker gathers every `.ras_table` entry (two addresses each) between the two
-    // symbols; the section is read-only data.
-    let table = unsafe { core::slice::from_raw_parts(start, end.offset_from(start) as usize) };
-    table.iter().find(|&&[lo, st]| elr > lo && elr <= st).map(|&[lo, _]| lo)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Interrupt masking.
-// ---------------------------------------------------------------------------------------------
-
-/// Masks IRQ and FIQ on this core and returns the previous DAIF value.
-#[inline(always)]
-pub fn local_irq_save() -> u64 {
-    let flags = DAIF.get();
-    // SAFETY: masking interrupts has no memory effects; `memory` clobber keeps the compiler
-    // from moving accesses of the critical section above it.
-    unsafe { core::arch::asm!("msr daifset, #3", options(nostack)) };
-    flags
-}
-
-/// Restores DAIF from [`local_irq_save`] (so nested save/restore pairs are correct).
-#[inline(always)]
-pub fn local_irq_restore(flags: u64) {
-    // SAFETY: writes back a DAIF value read earlier on this core; the asm acts as a compiler
-    // barrier so the critical section's accesses stay before it.
-    unsafe { core::arch::asm!("msr daif, {0}", in(reg) flags, options(nostack)) };
-}
-
-/// Unmasks IRQ and FIQ on this core.
-#[inline(always)]
-pub fn local_irq_enable() {
-    // SAFETY: as `local_irq_restore`.
-    unsafe { core::arch::asm!("msr daifclr, #3", options(nostack)) };
-}
-
-/// Whether IRQs are masked on this core.
-#[inline]
-pub fn irqs_disabled() -> bool {
-    DAIF.get() & (1 << 7) != 0
-}
-
-/// Whether this core is running an exception handler (Linux's `in_interrupt()`). Normal code
-/// runs on SP_EL0 and every exception switches to SP_EL1 (`boot/vectors.S`), so the stack
-/// pointer selected (SPSel) tells, with no per-core state to keep.
-#[inline]
-pub fn in_interrupt() -> bool {
-    SPSel.read(SPSel::SP) == 1
-}
-
-/// Masks interrupts for its lifetime and restores the previous state on drop.
-pub struct IrqGuard(u64);
-
-impl IrqGuard {
-    /// Masks interrupts on this core.
-    #[inline(always)]
-    pub fn new() -> Self {
-        IrqGuard(local_irq_save())
-    }
-}
-
-impl Default for IrqGuard {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for IrqGuard {
-    #[inline(always)]
-    fn drop(&mut self) {
-        local_irq_restore(self.0);
-    }
 }
 
 /// Address of `secondary_entry` in `boot/entry.S`, the entry point handed to PSCI/spin tables.

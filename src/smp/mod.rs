@@ -19,32 +19,31 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-mod completion;
-mod ctx;
 pub mod ipi;
+mod kernel;
 pub mod tick;
 
-pub use completion::{wait_event, wake_up_all, Completion};
-pub use ctx::{AtomicCtx, Ctx};
+use quiescent_platform::cpu;
+pub use quiescent_platform::cpu::{is_online, num_online, num_possible, online_cpus};
+
+/// The idle hooks RCU installed, for this file's bring-up, idle loop and parking.
+#[inline]
+fn hooks() -> &'static IdleHooks {
+    // SAFETY: the callers are this file's bring-up (cpu_online before the core is published),
+    // idle loop (quiescent_point between work items, idle_enter/idle_needs_tick/idle_exit around
+    // the sleep) and parking (cpu_dead), each where the hook's documentation says.
+    unsafe { quiescent_platform::idle_hooks() }
+}
+pub use quiescent_platform::{set_idle_hooks, wait_event, wake_up_all, AtomicCtx, Completion, Ctx, IdleHooks};
 
 /// Default rate of the per-core tick.
 pub const DEFAULT_TICK_HZ: u32 = 100;
 static TICK_HZ: AtomicU32 = AtomicU32::new(DEFAULT_TICK_HZ);
 
-/// Words of the online mask: one bit per core up to MAX_CPUS.
-const MASK_WORDS: usize = MAX_CPUS.div_ceil(64);
-/// Bit `n % 64` of word `n / 64` set: core `n` is online. Core 0 is from the start.
-static ONLINE: [AtomicU64; MASK_WORDS] = {
-    let mut m = [const { AtomicU64::new(0) }; MASK_WORDS];
-    m[0] = AtomicU64::new(1);
-    m
-};
 /// Cores the board listed (may exceed what this run uses).
 static LISTED: AtomicUsize = AtomicUsize::new(1);
-/// Cores this run sets up (core numbers 0..POSSIBLE): the listed ones within every limit.
-static POSSIBLE: AtomicUsize = AtomicUsize::new(1);
 /// MPIDR of each logical core (8 bytes per core of MAX_CPUS: 4 KiB).
 static MPIDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
@@ -53,61 +52,9 @@ static PARKED: AtomicUsize = AtomicUsize::new(0);
 /// How long core 0 waits for a started core to report in.
 const ONLINE_TIMEOUT_MS: u64 = 2000;
 
-/// Whether core `cpu` is online.
-pub fn is_online(cpu: usize) -> bool {
-    cpu < MAX_CPUS && ONLINE[cpu / 64].load(Ordering::Acquire) & (1 << (cpu % 64)) != 0
-}
-
-/// The number of online cores.
-pub fn num_online() -> usize {
-    ONLINE.iter().map(|w| w.load(Ordering::Acquire).count_ones() as usize).sum()
-}
-
 /// Cores the board described (DTB `/cpus` or the board's fixed count).
 pub fn num_listed() -> usize {
     LISTED.load(Ordering::Relaxed)
-}
-
-/// Cores this run sets up: logical numbers `0..num_possible()` (Linux's `nr_cpu_ids`). Per-core
-/// memory exists for these only.
-pub fn num_possible() -> usize {
-    POSSIBLE.load(Ordering::Relaxed)
-}
-
-/// Iterates over the online cores, in order (each word of the mask is read once). Only the
-/// words that can hold a core this run set up are read, and within a word only the set bits are
-/// visited (lowest first): a pass costs a few instructions per online core, not one test per
-/// bit of the word (64 per word: at 4 cores that made the grace period's set-up and its
-/// completer's wake-up pass cost about 400 instructions each).
-pub fn online_cpus() -> impl Iterator<Item = usize> {
-    let words = POSSIBLE.load(Ordering::Relaxed).div_ceil(64);
-    (0..words).flat_map(|w| {
-        let m = ONLINE[w].load(Ordering::Acquire);
-        SetBits(m).map(move |b| w * 64 + b)
-    })
-}
-
-/// The set bits of a word, lowest first.
-struct SetBits(u64);
-
-impl Iterator for SetBits {
-    type Item = usize;
-
-    #[inline]
-    fn next(&mut self) -> Option<usize> {
-        if self.0 == 0 {
-            return None;
-        }
-        let b = self.0.trailing_zeros() as usize;
-        self.0 &= self.0 - 1; // clears the lowest set bit
-        Some(b)
-    }
-
-    #[inline]
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.0.count_ones() as usize;
-        (n, Some(n))
-    }
 }
 
 /// MPIDR of logical core `cpu` (PSCI `CPU_ON`'s target, the SGI routing of its GIC).
@@ -179,7 +126,9 @@ pub(crate) fn plan_cpus(info: &BootInfo) -> usize {
     for (cpu, &m) in info.mpidr.iter().enumerate().take(n) {
         MPIDR[cpu].store(m, Ordering::Relaxed);
     }
-    POSSIBLE.store(n, Ordering::Relaxed);
+    // SAFETY: at boot, on core 0, before the other cores start and before RCU is initialised
+    // (plan_cpus runs first in the runtime's boot order).
+    unsafe { cpu::set_possible(n) };
     n
 }
 
@@ -188,7 +137,8 @@ pub(crate) fn plan_cpus(info: &BootInfo) -> usize {
 /// periods and percpu-rwsem's fold would stop looking at cores that are running, hence not
 /// public.
 pub(crate) fn limit_cpus(n: usize) {
-    POSSIBLE.fetch_min(n.max(1), Ordering::Relaxed);
+    // SAFETY: as in plan_cpus: boot only, before the other cores start.
+    unsafe { cpu::limit_possible(n) };
 }
 
 /// Cores started together before core 0 waits for them to report in.
@@ -276,92 +226,12 @@ pub(crate) fn boot_cpu_online() {
 pub(crate) fn secondary_online(cpu: usize) -> ! {
     init_local_interrupts(cpu);
     (hooks().cpu_online)();
-    // Release: everything this core set up is visible to whoever sees it online.
-    ONLINE[cpu / 64].fetch_or(1 << (cpu % 64), Ordering::Release);
-    // O: the ONLINE bit before this core's first reader (an interrupt handler or its first work
-    // item, so interrupts stay masked until here): a grace period whose set-up does not see
-    // the bit does not wait for this core, so this core must see what the updater did before
-    // that grace period. Pairs with D in rcu's gp_start/snapshot (the set-up reads ONLINE
-    // after D). Without it the bit could sit in this core's store buffer while its first reads
-    // run: a store-buffering pair.
-    arch::smp_mb();
+    // SAFETY: on this core, once, after its online hook and before its first reader: interrupts
+    // stay masked until here, and the idle loop's first work item comes after (set_online ends
+    // with barrier O, which orders the bit before them).
+    unsafe { cpu::set_online(cpu) };
     arch::local_irq_enable();
     idle_loop()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Hooks the layer above installs.
-// ---------------------------------------------------------------------------------------------
-
-/// What the idle loop and the blocking waits call into the layer above (RCU installs these;
-/// Linux's equivalents are `rcu_note_context_switch`, `ct_idle_enter`/`exit`, and the
-/// `rcu_cpu_starting`/`rcutree_report_cpu_dead` pair).
-pub struct IdleHooks {
-    /// Between work items and after each wake-up: nothing of the previous item is in use (the
-    /// idle loop lends the hook the context it gives work items).
-    pub quiescent_point: fn(&mut Ctx),
-    /// Before the idle sleep, interrupts masked: returns whether the core may sleep.
-    pub idle_enter: fn() -> bool,
-    /// After `idle_enter`, when the core is about to sleep: whether its tick must keep running
-    /// through the sleep (idle cores take no tick otherwise).
-    pub idle_needs_tick: fn() -> bool,
-    /// After the sleep, before any work runs.
-    pub idle_exit: fn(),
-    /// A blocking wait: calls `cond` (which sleeps with WFE) until it returns false.
-    pub blocking_wait: fn(&mut dyn FnMut() -> bool),
-    /// Names a blocking wait where none may be (an interrupt handler, a read-side section, an
-    /// RCU callback); called by every wait, before it tests its condition.
-    pub might_block: fn(),
-    /// This core comes online, before it publishes itself in `ONLINE`.
-    pub cpu_online: fn(),
-    /// This core parks for good.
-    pub cpu_dead: fn(),
-}
-
-fn spin_while(cond: &mut dyn FnMut() -> bool) {
-    while cond() {}
-}
-
-static NO_HOOKS: IdleHooks = IdleHooks {
-    quiescent_point: |_| {},
-    idle_enter: || true,
-    idle_needs_tick: || false,
-    idle_exit: || {},
-    blocking_wait: spin_while,
-    might_block: || {},
-    cpu_online: || {},
-    cpu_dead: || {},
-};
-static HOOKS: AtomicPtr<IdleHooks> = AtomicPtr::new(core::ptr::null_mut());
-
-/// Installs the hooks (once, on core 0, before the other cores start).
-///
-/// # Safety
-/// At boot only, before any core but this one runs and before interrupts are unmasked: the
-/// hooks decide whether grace periods wait for a core, so replacing them while cores run (or
-/// installing some that do not report idle and blocking cores as RCU's do) would let grace
-/// periods end under readers.
-pub unsafe fn set_idle_hooks(hooks: &'static IdleHooks) {
-    HOOKS.store(hooks as *const IdleHooks as *mut IdleHooks, Ordering::Relaxed);
-}
-
-#[inline]
-fn hooks() -> &'static IdleHooks {
-    // Relaxed: a hook set is a static, initialised at link time; only the pointer is stored,
-    // before the other cores start (their start is the synchronisation point).
-    let p = HOOKS.load(Ordering::Relaxed);
-    if p.is_null() {
-        &NO_HOOKS
-    } else {
-        // SAFETY: only `set_idle_hooks` stores here, always from a `&'static IdleHooks`.
-        unsafe { &*p }
-    }
-}
-
-/// Runs `cond` until it returns false as a blocking wait of this core (through the installed
-/// hook: an RCU extended quiescent state). `cond` sleeps with WFE itself.
-pub(crate) fn blocking_wait(cond: &mut dyn FnMut() -> bool) {
-    (hooks().blocking_wait)(cond)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,8 +5,8 @@
 //! on every core that is not asleep (the RCU stall detector uses this).
 //!
 //! No tick while a core sleeps in its idle loop (Linux's NO_HZ_IDLE): the idle loop stops the
-//! timer before its WFI ([`idle_stop`]) and restarts it one period after waking
-//! ([`idle_restart`]), unless the layer above asks to keep it (RCU: callbacks waiting for a grace
+//! timer before its WFI (`idle_stop`) and restarts it one period after waking
+//! (`idle_restart`), unless the layer above asks to keep it (RCU: callbacks waiting for a grace
 //! period, whose stall a tick must be able to name). Nothing else needs an idle core's tick: its
 //! wake-ups are IPIs. Idle cores that ticked cost a wake-up, an interrupt and a trip round the
 //! idle loop each, 100 times a second: under QEMU's single-threaded TCG (past 128 cores) every
@@ -16,7 +16,7 @@
 
 use crate::arch::{self, exception::Frame, timer};
 use crate::drivers::gic::{self, IntId};
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The tick's interrupt.
 pub const TICK_IRQ: IntId = IntId::ppi(timer::VIRTUAL_TIMER_PPI);
@@ -33,10 +33,6 @@ crate::percpu! {
     static RUNNING: bool = false;
 }
 
-static HZ: AtomicU32 = AtomicU32::new(0);
-const MAX_HOOKS: usize = 4;
-static HOOKS: [AtomicUsize; MAX_HOOKS] = [const { AtomicUsize::new(0) }; MAX_HOOKS];
-
 /// Installs the tick's interrupt handler (once, on core 0, before any core starts its tick).
 pub(crate) fn init() {
     gic::set_handler(TICK_IRQ, handle);
@@ -45,7 +41,7 @@ pub(crate) fn init() {
 /// Starts (or restarts at a new rate) this core's tick at `hz` ticks per second.
 pub fn start_tick(hz: u32) {
     let period = arch::counter_freq() / hz.max(1) as u64;
-    HZ.store(hz, Ordering::Relaxed);
+    quiescent_platform::set_tick_hz(hz);
     PERIOD.set(period);
     RUNNING.set(true);
     timer::set_compare(arch::counter() + period);
@@ -80,7 +76,7 @@ pub(crate) fn idle_restart() {
 
 /// The configured tick rate.
 pub fn hz() -> u32 {
-    HZ.load(Ordering::Relaxed)
+    quiescent_platform::tick_hz()
 }
 
 /// Ticks core `cpu` has taken.
@@ -90,28 +86,15 @@ pub fn ticks(cpu: usize) -> u64 {
 
 /// Registers `f` to run on every tick on every core (interrupt context, IRQs masked). It gets an
 /// [`AtomicCtx`](super::AtomicCtx): it may read under RCU but not block.
-pub fn add_hook(f: fn(&super::AtomicCtx)) {
-    for h in &HOOKS {
-        if h.compare_exchange(0, f as usize, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-            return;
-        }
-    }
-    panic!("tick: more than {} tick hooks", MAX_HOOKS);
-}
+pub use quiescent_platform::add_tick_hook as add_hook;
 
 /// The tick interrupt.
 fn handle(_id: IntId, _frame: &Frame) {
     timer::set_compare(timer::compare() + PERIOD.get());
     let t = TICKS.local();
-    t.store(t.load(Ordering::Relaxed) + 1, Ordering::Relaxed); // only this core writes it
-    for h in &HOOKS {
-        let f = h.load(Ordering::Acquire);
-        if f != 0 {
-            // SAFETY: only `add_hook` stores here, always a `fn(&AtomicCtx)`.
-            let f = unsafe { core::mem::transmute::<usize, fn(&super::AtomicCtx)>(f) };
-            // SAFETY: an interrupt handler, between the IRQ context hooks (RCU watches this core
-            // until it returns); the hook gets no blocking context.
-            f(unsafe { super::AtomicCtx::new() });
-        }
-    }
+    // Only this core writes it.
+    t.store(t.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    // SAFETY: an interrupt handler, between the IRQ context hooks (RCU watches this core until
+    // it returns); the hooks get no blocking context.
+    quiescent_platform::run_tick_hooks(unsafe { super::AtomicCtx::new() });
 }

@@ -1,20 +1,14 @@
-//! The synchronisation primitives built on RCU and per-core storage.
+//! The synchronisation primitives: those of the `quiescent-sync` crate, and the baselines they
+//! are measured against.
 //!
-//! * [`rcu_sync`]: the reader-visible "writer present" state with grace-period entry/exit.
-//! * [`percpu_rwsem`]: Linux's percpu-rwsem (readers touch only their core's counter).
+//! * [`rcu_sync`], [`percpu_rwsem`], [`percpu_ref`]: `quiescent-sync`'s.
 //! * [`rwsem`]: the classic single-word rw_semaphore, the baseline; [`SpinRw`] wraps
 //!   `spin::RwLock` as a second baseline.
-//! * [`percpu_ref`]: Linux's percpu_ref (per-core get/put until `kill`).
 //!
 //! The reader-writer locks share the [`RwSemaphore`] trait, so tests, the demo and the
 //! benchmarks run the same code on each.
-pub mod percpu_ref;
-pub mod percpu_rwsem;
-pub mod rcu_sync;
-mod rw_semaphore;
+pub use quiescent_sync::{percpu_ref, percpu_rwsem, rcu_sync, ReadGuard, RwSemaphore, WriteGuard};
 pub mod rwsem;
-
-pub use rw_semaphore::{ReadGuard, RwSemaphore, WriteGuard};
 
 use crate::smp::{AtomicCtx, Ctx};
 

@@ -43,8 +43,10 @@ pub fn build_tests(root: &Path, board: Board) -> Result<BTreeMap<String, PathBuf
 }
 
 /// Builds binary `name` of the firmware for `board` as `build` (not `Build::Test`) and returns
-/// its executable. Fault-injection builds go to their own target directory (`target/inject`, or
-/// `target/rpi4-inject`), so they never replace the artifacts users run.
+/// its executable. Fault-injection builds set `--cfg quiescent_inject="<bug>"` for the whole
+/// build (the library crates' test-only hook, not a feature of theirs) and go to their own target
+/// directory (`target/inject`, or `target/rpi4-inject`), so they never replace the artifacts
+/// users run.
 pub fn build_bin(root: &Path, board: Board, name: &str, build: Build) -> Result<PathBuf, String> {
     let mut cmd = Command::new("cargo");
     cmd.args(["build", "--bin", name, "--message-format=json-render-diagnostics"]);
@@ -64,7 +66,11 @@ pub fn build_bin(root: &Path, board: Board, name: &str, build: Build) -> Result<
         Build::Debug => {}
         Build::Inject(bug) => {
             cmd.arg("--release");
-            features.push(format!("inject-{bug}"));
+            // Added to the target's rustflags in .cargo/config.toml (cargo joins the arrays).
+            cmd.args([
+                "--config",
+                &format!("target.aarch64-unknown-none.rustflags=[\"--cfg\", \"quiescent_inject=\\\"{bug}\\\"\"]"),
+            ]);
             dir.push_str(match board {
                 Board::Virt => "/inject",
                 Board::Rpi4 => "-inject",
@@ -96,10 +102,10 @@ pub fn host_tests(root: &Path) -> (u32, u32) {
     host_crate_tests(root, "host", "host/Cargo.toml")
 }
 
-/// Runs the loom models (`model/`, the firmware's own sync sources under loom); returns
-/// (passed, failed).
+/// Runs the loom models (`model/`: the library crates on the platform's loom machine); returns
+/// (passed, failed). From `model/`, so that its `.cargo/config.toml` (`--cfg loom`) applies.
 pub fn model_tests(root: &Path) -> (u32, u32) {
-    host_crate_tests(root, "model", "model/Cargo.toml")
+    host_crate_tests(&root.join("model"), "model", "Cargo.toml")
 }
 
 /// `cargo test` of a host crate in the repository; returns (passed, failed).

@@ -1,13 +1,13 @@
 //! The interrupt controller: GICv2 ([`v2`]: QEMU virt's default, the Pi 4's GIC-400) or GICv3
 //! ([`v3`]: QEMU virt with `gic-version=3`, needed past 8 cores), behind one interface: a typed
 //! [`IntId`], one handler table for every id, [`enable`], [`send_sgi`] to one core or to all but
-//! this one, and [`handle_irq`] (acknowledge, dispatch, end of interrupt). The IPI layer and the
+//! this one, and `handle_irq` (acknowledge, dispatch, end of interrupt). The IPI layer and the
 //! tick never know which GIC runs.
 //!
 //! Hand-written rather than Google's `arm-gic`: see the README ("Crates, and why").
 //!
 //! The driver knows no subsystem: the tick and the IPI layer install their handlers with
-//! [`set_handler`], and the arch layer's IRQ vector calls [`handle_irq`] once it is registered
+//! [`set_handler`], and the arch layer's IRQ vector calls `handle_irq` once it is registered
 //! there.
 
 pub mod v2;
@@ -102,7 +102,7 @@ impl GicConfig {
 const NONE: u8 = 0;
 const V2: u8 = 2;
 const V3: u8 = 3;
-/// The version brought up by [`init_distributor`] (NONE before).
+/// The version brought up by `init_distributor` (NONE before).
 static VERSION: AtomicU8 = AtomicU8::new(NONE);
 static READY: AtomicBool = AtomicBool::new(false);
 
@@ -163,7 +163,7 @@ pub fn ready() -> bool {
     READY.load(Ordering::Acquire)
 }
 
-/// The GIC version in use (2 or 3; 0 before [`init_distributor`]), for reports and tests.
+/// The GIC version in use (2 or 3; 0 before `init_distributor`), for reports and tests.
 pub fn version_in_use() -> u32 {
     version() as u32
 }
@@ -179,7 +179,7 @@ pub enum SgiTarget {
 
 /// Sends SGI `id`. The sender's earlier writes to Normal memory (the message) are visible to the
 /// receiver's handler: each version's `send_sgi` puts a `dsb ishst` before the write that raises
-/// the SGI, paired with the acknowledge in [`handle_irq`].
+/// the SGI, paired with the acknowledge in `handle_irq`.
 pub fn send_sgi(id: IntId, target: SgiTarget) {
     debug_assert!(id.is_sgi());
     match version() {
