@@ -164,7 +164,7 @@ macro_rules! ras_rmw {
 /// instructions. No DMB: callers that need ordering (the slow paths) add their own barrier.
 ///
 /// # Safety
-/// `ptr` must be a per-cpu template address of a `u32` (a `percpu!` variable or a `PerCpuBox`
+/// `ptr` must be a per-cpu template address of a `u32` (a `percpu!` variable or a `PercpuBox`
 /// slot that is still allocated): `ptr` + TPIDR_EL1 is then this core's copy, valid and
 /// 4-byte aligned, written only by this core.
 #[inline(always)]

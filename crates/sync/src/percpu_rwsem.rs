@@ -87,7 +87,7 @@
 use super::rcu_sync::RcuSync;
 use super::RwSemaphore;
 use crate::machine::{self, cpu_id, AtomicCtx, AtomicU32, AtomicUsize, Completion, Ctx, Mutex, Ordering};
-use crate::machine::{PerCpuAllocError, PerCpuBox};
+use crate::machine::{PercpuAllocError, PercpuBox};
 use crate::rcu;
 use alloc::collections::VecDeque;
 use alloc::sync::{Arc, Weak};
@@ -105,7 +105,7 @@ pub struct PercpuRwSem {
     /// First field: the readers' one load is at offset 0.
     rss: RcuSync,
     /// One `u32` per core (4 bytes each, packed with other per-cpu data): the fast path's.
-    read_count: PerCpuBox<u32>,
+    read_count: PercpuBox<u32>,
     /// The slow paths' read count (wrapping), and after a writer's fold the whole count.
     slow_count: AtomicU32,
     /// Set while a writer holds or is acquiring the lock: new readers take the slow path.
@@ -127,8 +127,8 @@ pub struct PercpuRwSem {
 
 impl PercpuRwSem {
     /// A new semaphore; fails if the per-cpu read counts cannot be allocated.
-    pub fn new() -> Result<Arc<Self>, PerCpuAllocError> {
-        let read_count = PerCpuBox::new(0u32)?;
+    pub fn new() -> Result<Arc<Self>, PercpuAllocError> {
+        let read_count = PercpuBox::new(0u32)?;
         Ok(Arc::new_cyclic(|me| PercpuRwSem {
             rss: RcuSync::new(),
             read_count,
