@@ -62,7 +62,7 @@ fn symbol(board_ld: &str, name: &str) -> u64 {
 
 #[test]
 fn each_boards_header_follows_its_link_address() {
-    for board in ["rpi4", "qemu_virt"] {
+    for board in ["rpi4", "virt"] {
         let ld = std::fs::read_to_string(repo_root().join("src/board").join(board).join("board.ld")).unwrap();
         let (text_offset, image_size) = link(&ld, board).unwrap();
         let (ram, base, limit) =
