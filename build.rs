@@ -9,5 +9,5 @@ fn main() {
     println!("cargo:rustc-link-arg=-Tdefmt.x");
     println!("cargo:rerun-if-changed=linker.ld");
     println!("cargo:rerun-if-changed=src/board/{board}/board.ld");
-    println!("cargo:rerun-if-changed=boot/entry.S");
+    println!("cargo:rerun-if-changed=src/arch/boot/entry.S");
 }

@@ -249,7 +249,7 @@ pub fn irqs_disabled() -> bool {
 }
 
 /// Whether this core is running an exception handler (Linux's `in_interrupt()`). Normal code
-/// runs on SP_EL0 and every exception switches to SP_EL1 (`boot/vectors.S`), so the stack
+/// runs on SP_EL0 and every exception switches to SP_EL1 (`src/arch/boot/vectors.S`), so the stack
 /// pointer selected (SPSel) tells, with no per-core state to keep.
 #[inline]
 pub fn in_interrupt() -> bool {

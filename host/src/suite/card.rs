@@ -147,7 +147,7 @@ fn check_files(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The lines of boards/rpi4/firmware.pin whose first word is `key`, split into words.
+/// The lines of src/board/rpi4/firmware.pin whose first word is `key`, split into words.
 fn pin_lines(pin: &str, key: &str) -> Vec<Vec<String>> {
     pin.lines()
         .filter(|l| !l.starts_with('#'))
@@ -169,7 +169,7 @@ fn sha256(path: &Path) -> Result<String, String> {
 fn check_firmware(dir: &Path, pin: &str) -> Result<(), String> {
     let sums = pin_lines(pin, "sha256");
     if sums.len() < 2 {
-        return Err("boards/rpi4/firmware.pin lists fewer than two SHA-256 sums".into());
+        return Err("src/board/rpi4/firmware.pin lists fewer than two SHA-256 sums".into());
     }
     for w in &sums {
         let [_, file, want] = w.as_slice() else { return Err(format!("bad pin line {w:?}")) };
@@ -191,7 +191,7 @@ fn check_firmware(dir: &Path, pin: &str) -> Result<(), String> {
 fn check_dtbs(dir: &Path, pin: &str) -> Result<(), String> {
     let dtbs = pin_lines(pin, "dtb");
     if dtbs.is_empty() {
-        return Err("boards/rpi4/firmware.pin lists no device trees".into());
+        return Err("src/board/rpi4/firmware.pin lists no device trees".into());
     }
     for w in &dtbs {
         let [_, file, compat] = w.as_slice() else { return Err(format!("bad pin line {w:?}")) };
@@ -210,7 +210,7 @@ fn check_dtbs(dir: &Path, pin: &str) -> Result<(), String> {
 /// config.txt is the repository's, with every pinned setting and none of the breaking ones.
 pub fn check_config(card_config: &str, repo_config: &str) -> Result<(), String> {
     if card_config != repo_config {
-        return Err("config.txt differs from boards/rpi4/config.txt".into());
+        return Err("config.txt differs from src/board/rpi4/config.txt".into());
     }
     let settings: Vec<(&str, &str)> = card_config
         .lines()
@@ -332,11 +332,11 @@ pub fn run(root: &Path, verbose: bool) -> Tally {
         return t;
     }
     verdict(&mut t, "every_file_present_and_non_empty", check_files(&dir));
-    let pin = std::fs::read_to_string(root.join("boards/rpi4/firmware.pin")).unwrap_or_default();
+    let pin = std::fs::read_to_string(root.join("src/board/rpi4/firmware.pin")).unwrap_or_default();
     verdict(&mut t, "firmware_is_the_pinned_matched_pair", check_firmware(&dir, &pin));
     verdict(&mut t, "dtbs_are_the_pi4_and_pi400_ones", check_dtbs(&dir, &pin));
     let card_config = std::fs::read_to_string(dir.join("config.txt")).unwrap_or_default();
-    let repo_config = std::fs::read_to_string(root.join("boards/rpi4/config.txt")).unwrap_or_default();
+    let repo_config = std::fs::read_to_string(root.join("src/board/rpi4/config.txt")).unwrap_or_default();
     verdict(&mut t, "config_txt_carries_the_pinned_settings", check_config(&card_config, &repo_config));
     verdict(&mut t, "kernel8_img_is_the_board_build", check_kernel(&dir, root));
     verdict(&mut t, "boots_on_raspi4b_with_the_cards_dtb", check_boot(&dir, root, verbose));
