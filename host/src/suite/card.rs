@@ -4,7 +4,7 @@
 //! `bcm2711-rpi-4-b.dtb`.
 
 use super::checks::Tally;
-use crate::board::Board;
+use crate::board::{Board, Variant};
 use crate::dtb::outline;
 use crate::qemu::{self, RunConfig};
 use std::collections::BTreeSet;
@@ -14,8 +14,9 @@ use std::time::Instant;
 
 /// Where `make sdcard` writes the card, under the repository.
 pub const CARD: &str = "image/rpi4/quiescent-rpi4-sdcard.img";
-/// The ELF `make image BOARD=rpi4` makes kernel8.img from (the build without semihosting).
-const HW_ELF: &str = "target/rpi4-hw/aarch64-unknown-none/release/quiescent";
+/// The ELF `make image BOARD=rpi4` makes kernel8.img from: the board's own build, without
+/// semihosting, under its target directory.
+const IMAGE_ELF: &str = "aarch64-unknown-none/release/quiescent";
 /// Where the partition starts (sector 2048, 1 MiB), as scripts/mkcard writes it.
 const PART_START: u64 = 2048;
 /// Every file the card holds (without a CMDLINE, the suite's build has no cmdline.txt).
@@ -268,7 +269,8 @@ fn check_boot(dir: &Path, root: &Path, verbose: bool) -> Result<(), String> {
         ..RunConfig::default()
     };
     let mut shown = Vec::new();
-    let res = qemu::run(&root.join(HW_ELF), &cfg, &mut shown)?;
+    let elf = Board::Rpi4.cargo(root, Variant::Image).target_dir.join(IMAGE_ELF);
+    let res = qemu::run(&elf, &cfg, &mut shown)?;
     let text = &res.text;
     let why = if res.exit_code != 0 || res.failed != 0 {
         Some(format!("exit {} with {} failure(s): {:?}", res.exit_code, res.failed, res.failures))
