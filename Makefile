@@ -87,7 +87,7 @@ sdcard:
 	$(error make sdcard is for the Raspberry Pi 4: make sdcard BOARD=rpi4)
 endif
 
-# Boot the demo and wait for GDB on localhost:1234 (see README, "Debugging with GDB").
+# Boot the demo and wait for GDB on localhost:1234 (docs/boot.md, "Debugging with GDB").
 gdb: setup
 	QRUN_ARGS="$(RUN_FLAGS) --gdb" $(BOARD_CARGO) run
 
