@@ -44,6 +44,19 @@ pub fn flush() {
 static OWNER: AtomicUsize = AtomicUsize::new(0);
 /// DAIF of the owner before it took the lock (only the owner reads or writes it).
 static SAVED_DAIF: AtomicUsize = AtomicUsize::new(0);
+/// Core number + 1 of a core on its fault or panic path ([`take_over`]): its next frame may
+/// take the console over from itself.
+static TAKEOVER: AtomicUsize = AtomicUsize::new(0);
+/// Frames the owner began while writing one (a `defmt::Format` impl that logs): dropped, and
+/// the outer frame goes on (only the owner reads or writes it).
+static NESTED: AtomicUsize = AtomicUsize::new(0);
+
+/// The fault and panic paths call this before they log: if this core was in the middle of a
+/// frame, its next frame ends the torn one and takes the console over. Any other frame begun
+/// on the core that holds the console (a `Format` impl that logs) is dropped instead.
+pub fn take_over() {
+    TAKEOVER.store(cpu_id() + 1, Ordering::Relaxed);
+}
 static mut ENCODER: defmt::Encoder = defmt::Encoder::new();
 
 #[defmt::global_logger]
@@ -56,14 +69,25 @@ unsafe impl defmt::Logger for Logger {
         let daif = arch::local_irq_save();
         let me = cpu_id() + 1;
         if OWNER.load(Ordering::Relaxed) == me {
-            // Only possible when this core faulted or panicked in the middle of a frame (the
-            // exception and panic paths log): take the console over, end the torn frame with a
-            // zero byte so the host's decoder resynchronises, and start afresh.
+            if TAKEOVER.swap(0, Ordering::Relaxed) != me {
+                // A frame begun inside this core's own frame (a `Format` impl that logs): the
+                // outer frame owns the encoder, so this one is dropped (interrupts were masked
+                // already: `daif` says so, and the outer release restores the outer state).
+                NESTED.store(NESTED.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                return;
+            }
+            // This core faulted or panicked in the middle of a frame: take the console over,
+            // end the torn frame with a zero byte so the host's decoder resynchronises, and
+            // start afresh. (The torn frame's saved DAIF is overwritten: that frame never ends.)
+            NESTED.store(0, Ordering::Relaxed);
             put(&[0]);
         } else {
             while OWNER.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
                 arch::cpu_relax();
             }
+            // Not in the middle of a frame: a take-over announced by this core has nothing to
+            // take over.
+            let _ = TAKEOVER.compare_exchange(me, 0, Ordering::Relaxed, Ordering::Relaxed);
         }
         SAVED_DAIF.store(daif as usize, Ordering::Relaxed);
         // SAFETY: this core owns the lock, so it is the only user of ENCODER.
@@ -73,6 +97,11 @@ unsafe impl defmt::Logger for Logger {
     unsafe fn flush() {}
 
     unsafe fn release() {
+        let nested = NESTED.load(Ordering::Relaxed);
+        if nested > 0 {
+            NESTED.store(nested - 1, Ordering::Relaxed);
+            return;
+        }
         // SAFETY: called by the lock owner (defmt's contract).
         unsafe { (*core::ptr::addr_of_mut!(ENCODER)).end_frame(put) };
         let daif = SAVED_DAIF.load(Ordering::Relaxed) as u64;
@@ -81,6 +110,9 @@ unsafe impl defmt::Logger for Logger {
     }
 
     unsafe fn write(bytes: &[u8]) {
+        if NESTED.load(Ordering::Relaxed) > 0 {
+            return;
+        }
         // SAFETY: called by the lock owner (defmt's contract).
         unsafe { (*core::ptr::addr_of_mut!(ENCODER)).write(bytes, put) }
     }

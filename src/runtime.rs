@@ -7,7 +7,7 @@
 
 use crate::arch::{self, exception};
 use crate::percpu::{self, cpu_id};
-use crate::{board, drivers, heap, rcu, smp};
+use crate::{board, console, drivers, heap, rcu, smp};
 use crate::{EXC_STACK_SIZE, GUARD_SIZE, MAX_CPUS, STACK_SIZE, STACK_SLOT};
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 
@@ -282,6 +282,7 @@ fn claim_report(counter: &AtomicUsize) {
 /// The fatal-exception report (registered with `arch::exception`): stops the other cores so
 /// nothing interleaves, prints the exception, a stack overflow, the failed case, and exits.
 fn fatal(fault: &exception::Fault) -> ! {
+    console::take_over();
     claim_report(&FAULTING);
     smp::ipi::stop_others();
     fault.print(cpu_id());
@@ -316,6 +317,7 @@ fn fatal(fault: &exception::Fault) -> ! {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     let _irq = arch::local_irq_save();
+    console::take_over();
     claim_report(&PANICKING);
     smp::ipi::stop_others();
     let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));

@@ -26,6 +26,26 @@ fn every_level_reaches_the_host(_ctx: &mut Ctx) {
     defmt::error!("console-level error");
 }
 
+/// A value whose `defmt::Format` logs a line of its own (through the platform's `println!`,
+/// as a primitive's diagnostics would): the console drops the inner frame instead of taking
+/// itself over, so the outer line arrives whole, the lock is free afterwards (every core logs
+/// again) and interrupts come back unmasked.
+struct Chatty;
+
+impl defmt::Format for Chatty {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        quiescent_platform::println!("console-nested inner (dropped)");
+        defmt::write!(f, "chatty");
+    }
+}
+
+fn a_format_impl_that_logs_does_not_break_the_console(ctx: &mut Ctx) {
+    assert!(!arch::irqs_disabled(), "interrupts masked before the test");
+    defmt::println!("console-nested outer {} end", Chatty);
+    assert!(!arch::irqs_disabled(), "the nested frame left interrupts masked");
+    test::on_all_cores(ctx, |cpu, _| defmt::println!("console-nested after, core {}", cpu));
+}
+
 /// A PL011 whose BUSY flag never clears (a UART with its clock stopped): the bounded flush the
 /// boards use before the console exists gives up after its bound instead of hanging, and
 /// returns at once when the UART is idle. The "UART" is a register block in RAM.
@@ -85,7 +105,13 @@ quiescent::tests!(
     concurrent_lines_from_all_cores,
     every_level_reaches_the_host,
     a_stuck_uart_does_not_hang_the_flush,
+    a_format_impl_that_logs_does_not_break_the_console,
     uart0_owns_gpio14_and_15_alone
 );
 #[cfg(not(feature = "board-rpi4"))]
-quiescent::tests!(concurrent_lines_from_all_cores, every_level_reaches_the_host, a_stuck_uart_does_not_hang_the_flush);
+quiescent::tests!(
+    concurrent_lines_from_all_cores,
+    every_level_reaches_the_host,
+    a_stuck_uart_does_not_hang_the_flush,
+    a_format_impl_that_logs_does_not_break_the_console
+);

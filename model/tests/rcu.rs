@@ -437,19 +437,6 @@ fn barrier_d_prime_not_detectable_with_two_cores() {
     assert!(!check_fails_without(TREE, "D'", 3, || call_rcu_after_reader(reader_passing_a_quiescent_point)));
 }
 
-/// E (`gp::after_complete`, and its partner, the second barrier of `eqs_enter`): the wake-up of an idle
-/// core with ready callbacks. With two cores the completer is the core whose report was
-/// the last one needed, and its C (store-buffering with the idle core's second barrier)
-/// already makes one of the two see the other: the idle core completes the grace period itself,
-/// or the completer sees its wake request. A lost wake-up would need a third core completing; a
-/// three-core variant (the idle core, a reporting core, a waiter completing) explored 99104
-/// executions at preemption bound 3 (34 s, too long to keep) without a failure either, so
-/// whether E orders anything that C and that second barrier do not is open.
-#[test]
-fn barrier_e_not_detectable_with_two_cores() {
-    assert!(!check_fails_without(GP, "E", 3, idle_core_with_callbacks));
-}
-
 /// Q (GP_SEQ's Release store and the slow path's Acquire load): without it a core can record
 /// "nothing new since GP_SEQ = s" having read an older STARTED or DONE, which only delays its
 /// report or its callbacks until GP_SEQ next changes (liveness, not safety); these models have

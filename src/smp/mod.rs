@@ -226,17 +226,10 @@ pub(crate) fn boot_cpu_online() {
 pub(crate) fn secondary_online(cpu: usize) -> ! {
     init_local_interrupts(cpu);
     (hooks().cpu_online)();
-    // Release (inside): everything this core set up is visible to whoever sees it online.
-    // SAFETY: on this core, once, after its online hook and before its first reader (barrier O
-    // follows).
+    // SAFETY: on this core, once, after its online hook and before its first reader: interrupts
+    // stay masked until here, and the idle loop's first work item comes after (set_online ends
+    // with barrier O, which orders the bit before them).
     unsafe { cpu::set_online(cpu) };
-    // O: the ONLINE bit before this core's first reader (an interrupt handler or its first work
-    // item, so interrupts stay masked until here): a grace period whose set-up does not see
-    // the bit does not wait for this core, so this core must see what the updater did before
-    // that grace period. Pairs with D in rcu's gp_start/snapshot (the set-up reads ONLINE
-    // after D). Without it the bit could sit in this core's store buffer while its first reads
-    // run: a store-buffering pair.
-    arch::smp_mb();
     arch::local_irq_enable();
     idle_loop()
 }

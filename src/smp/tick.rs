@@ -92,8 +92,9 @@ pub use quiescent_platform::add_tick_hook as add_hook;
 fn handle(_id: IntId, _frame: &Frame) {
     timer::set_compare(timer::compare() + PERIOD.get());
     let t = TICKS.local();
-    t.store(t.load(Ordering::Relaxed) + 1, Ordering::Relaxed); // only this core writes it
-                                                               // SAFETY: an interrupt handler, between the IRQ context hooks (RCU watches this core until
-                                                               // it returns); the hooks get no blocking context.
+    // Only this core writes it.
+    t.store(t.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    // SAFETY: an interrupt handler, between the IRQ context hooks (RCU watches this core until
+    // it returns); the hooks get no blocking context.
     quiescent_platform::run_tick_hooks(unsafe { super::AtomicCtx::new() });
 }

@@ -40,7 +40,7 @@ pub(super) fn counts_survive_switches_between_atomic_and_percpu(ctx: &mut Ctx) {
     for cpu in smp::online_cpus() {
         assert_eq!(
             r.percpu_counter(cpu),
-            Some((5 + cpu as u32).wrapping_neg()),
+            Some((5 + cpu as u64).wrapping_neg()),
             "core {}'s counter wrapped below zero",
             cpu
         );
@@ -78,7 +78,7 @@ pub(super) fn wrapped_percpu_counters_fold_to_the_right_count(ctx: &mut Ctx) {
     let spare = smp::num_possible() - 1;
     // SAFETY: no core uses the ref yet (this core is core 0 and only stores here).
     unsafe {
-        r.set_percpu_counter(0, u32::MAX - 5);
+        r.set_percpu_counter(0, u64::MAX - 5);
         r.set_percpu_counter(spare, 6);
     }
     // Core 0's ten gets cross the wrap.

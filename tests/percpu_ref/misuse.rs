@@ -145,7 +145,7 @@ pub(super) fn exit_frees_the_percpu_counters(ctx: &mut Ctx) {
     settle(ctx); // as in resurrect_and_reinit_cycles
     let before = percpu::dyn_bytes_used();
     let (r, p) = new_ref(Flags::NONE);
-    assert_eq!(percpu::dyn_bytes_used(), before + pref::PERCPU_BYTES_PER_CPU, "one ref, one u32 per core");
+    assert_eq!(percpu::dyn_bytes_used(), before + pref::PERCPU_BYTES_PER_CPU, "one ref, one u64 per core");
     r.get_many(ctx, 2);
     r.exit();
     // Freed one grace period after the exit (see exit_keeps_the_counter_until_a_grace_period).

@@ -202,6 +202,65 @@ pub unsafe fn this_cpu_add_imm_u32_at<const DELTA: i32>(ptr: *mut u32, base: Per
     }
 }
 
+/// The 64-bit `ldr` / `$op` / `str` of [`ras_rmw`], on x registers.
+macro_rules! ras_rmw64 {
+    ($op:literal, $ptr:expr, $base:expr, $($d:tt)*) => {
+        core::arch::asm!(
+            "2: ldr {v}, [{p}, {off}]",
+            $op,
+            "3: str {v}, [{p}, {off}]",
+            ".pushsection .ras_table, \"a\"",
+            ".balign 8",
+            ".quad 2b, 3b",
+            ".popsection",
+            p = in(reg) $ptr,
+            off = in(reg) $base,
+            d = $($d)*,
+            v = out(reg) _,
+            options(nostack, preserves_flags),
+        )
+    };
+}
+
+/// [`this_cpu_add_u32`] on a `u64` counter (Linux's per-cpu counters are `unsigned long`): the
+/// same three instructions on x registers, so no count of live references can wrap it.
+///
+/// # Safety
+/// As [`this_cpu_add_u32`], for a per-cpu `u64` (8-byte aligned).
+#[inline(always)]
+pub unsafe fn this_cpu_add_u64(ptr: *mut u64, delta: u64) {
+    // SAFETY: by the caller's contract `ptr` + TPIDR_EL1 is this core's copy.
+    unsafe { ras_rmw64!("add {v}, {v}, {d}", ptr, percpu_base().get(), in(reg) delta) };
+}
+
+/// [`this_cpu_add_u64`] by a constant, with this core's TPIDR_EL1 already read (as
+/// [`this_cpu_add_imm_u32_at`]).
+///
+/// # Safety
+/// As [`this_cpu_add_u64`].
+#[inline(always)]
+pub unsafe fn this_cpu_add_imm_u64_at<const DELTA: i32>(ptr: *mut u64, base: PercpuBase) {
+    // SAFETY: `base` is this core's TPIDR_EL1 (only `percpu_base` makes one), and `ptr` is a
+    // per-cpu template address by the caller's contract.
+    unsafe {
+        if DELTA >= 0 {
+            ras_rmw64!("add {v}, {v}, #{d}", ptr, base.get(), const DELTA)
+        } else {
+            ras_rmw64!("sub {v}, {v}, #{d}", ptr, base.get(), const -DELTA)
+        }
+    }
+}
+
+/// [`this_cpu_add_imm_u64_at`] with TPIDR_EL1 read here.
+///
+/// # Safety
+/// As [`this_cpu_add_u64`].
+#[inline(always)]
+pub unsafe fn this_cpu_add_imm_u64<const DELTA: i32>(ptr: *mut u64) {
+    // SAFETY: the caller's contract is this function's.
+    unsafe { this_cpu_add_imm_u64_at::<DELTA>(ptr, percpu_base()) }
+}
+
 /// If `elr` (an interrupted PC) lies inside a restartable sequence, after its first instruction
 /// and at or before its store, returns the address to restart from (the first instruction).
 pub fn ras_restart_point(elr: u64) -> Option<u64> {

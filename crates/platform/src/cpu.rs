@@ -86,12 +86,18 @@ pub unsafe fn limit_possible(n: usize) {
     POSSIBLE.fetch_min(n.max(1), Ordering::Relaxed);
 }
 
-/// Marks core `cpu` online (Release: everything it set up is visible to whoever sees it online).
+/// Marks core `cpu` online (Release: everything it set up is visible to whoever sees it online),
+/// then orders the bit before this core's later reads (barrier O).
 ///
 /// # Safety
 /// On core `cpu` itself, once, after the primitives' `cpu_online` hook ran and before its first
-/// reader runs; the caller then orders the bit before that reader with a full barrier (a grace
-/// period whose set-up missed the bit does not wait for this core).
+/// reader runs (an interrupt handler or a work item: interrupts stay masked until it returns).
 pub unsafe fn set_online(cpu: usize) {
     ONLINE[cpu / 64].fetch_or(1 << (cpu % 64), Ordering::Release);
+    // O: the ONLINE bit before this core's first reader: a grace period whose set-up does not
+    // see the bit does not wait for this core, so this core must see what the updater did
+    // before that grace period. Pairs with D in rcu's gp_start/snapshot (the set-up reads
+    // ONLINE after D). Without it the bit could sit in this core's store buffer while its first
+    // reads run: a store-buffering pair.
+    crate::arch::smp_mb();
 }

@@ -25,7 +25,7 @@
 use core::marker::PhantomData;
 
 /// A core's thread of execution that may block: holding `&mut Ctx` is the right to pass a
-/// quiescent point. RCU's documentation (`quiescent-rcu`, "Contexts") says what each allows.
+/// quiescent point. The crate docs ("Contexts") say what each allows.
 pub struct Ctx {
     /// `!Send` and `!Sync`: a context belongs to its core.
     _core: PhantomData<*mut ()>,
@@ -33,7 +33,7 @@ pub struct Ctx {
 
 /// A context that may read under RCU but never block (interrupt handlers, RCU callbacks, and a
 /// shared borrow of a [`Ctx`]): holding `&AtomicCtx` proves RCU is watching this core. See the
-/// RCU's documentation (`quiescent-rcu`, "Contexts") says what each allows.
+/// The crate docs ("Contexts") say what each allows.
 pub struct AtomicCtx {
     _core: PhantomData<*mut ()>,
 }

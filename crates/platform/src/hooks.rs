@@ -147,8 +147,9 @@ pub fn add_tick_hook(f: fn(&AtomicCtx)) {
     panic!("tick: more than {} tick hooks", MAX_TICK_HOOKS);
 }
 
-/// Runs the registered tick hooks: the kernel's tick interrupt handler, between the interrupt
-/// context hooks.
+/// Runs the registered tick hooks: the kernel's tick interrupt handler calls it, between the
+/// interrupt context hooks. Callable wherever an `&AtomicCtx` is (the hooks only read under RCU),
+/// but only the tick gives them their meaning (the stall detector's timing).
 pub fn run_tick_hooks(ctx: &AtomicCtx) {
     for h in &TICK_HOOKS {
         let f = h.load(Ordering::Acquire);

@@ -17,10 +17,12 @@ pub trait Kernel {
     /// Wakes core `cpu` from its idle sleep (an IPI). Any context.
     fn wake(cpu: usize);
     /// Runs `f` on core `cpu` in its interrupt context (on this core, at once, if `cpu` is this
-    /// one) and returns once it has run (Linux's `smp_call_function_single`). May block.
+    /// one) and returns once it has run (Linux's `smp_call_function_single`). May block; called
+    /// with interrupts enabled (`rcu_barrier` inside an `IrqGuard` is a named error on the
+    /// firmware, which asserts it).
     fn call_on(ctx: &mut Ctx, cpu: usize, f: Box<dyn FnOnce(&AtomicCtx) + Send>);
     /// The PC core `cpu` is executing, fetched within `timeout_ms` (for a stall report), or
-    /// `None`. Any context but an interrupt handler.
+    /// `None`. Any context: RCU's stall detector calls it from its tick hook.
     fn report_pc(cpu: usize, timeout_ms: u64) -> Option<u64>;
     /// Writes one diagnostic line (a stall report, a misuse report). Any context.
     fn log(level: Level, args: core::fmt::Arguments<'_>);

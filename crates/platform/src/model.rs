@@ -27,7 +27,7 @@
 //!   acquire), so the model must make such a load Acquire, which is stronger than the hardware:
 //!   a bug that only a plain (non-dependent) load would expose is not caught. percpu_ref's fast
 //!   path is the same pattern: it adds to the counter whose address is the word it loaded
-//!   (Relaxed), so the model's `this_cpu_add_u32` starts with an Acquire fence, which orders
+//!   (Relaxed), so the model's `this_cpu_add_u64` starts with an Acquire fence, which orders
 //!   every earlier load, not only the word's.
 //! * A release store (`stlr`) followed by an acquire load (`ldar`) of another location is
 //!   ordered on ARMv8 (RCsc) but not in C11 (where only SeqCst is). The model errs weak here: it
@@ -37,7 +37,7 @@
 //!   buffering cannot be shown to be needed by the model.
 //! * The per-core add (`this_cpu_add`) is a restartable load-add-store on the firmware, atomic
 //!   against this core's interrupts but not an exclusive access. In the model it is a relaxed
-//!   load and store (`PercpuBox::this_cpu_add`, percpu_ref's `this_cpu_add_u32`), since other
+//!   load and store (`PercpuBox::this_cpu_add`, percpu_ref's `this_cpu_add_u64`), since other
 //!   cores zero these counters (percpu-rwsem's fold, percpu_ref's `switch_to_percpu`): an add
 //!   that raced with the zeroing would lose one of them there as it would on the hardware.
 //! * loom itself is stronger than C11 in one place: it makes each SeqCst fence synchronise with
@@ -700,7 +700,7 @@ pub struct PercpuBox<T> {
 struct Slots {
     /// Read (shared) by every access to `ctr`, written by the drop (the free).
     alloc: loom::cell::UnsafeCell<()>,
-    ctr: Vec<AtomicU32>,
+    ctr: Vec<AtomicU64>,
 }
 
 // SAFETY: the cell holds nothing (`()`): it is only the allocation's access record, read and
@@ -712,7 +712,7 @@ unsafe impl Send for Slots {}
 impl Slots {
     /// Core `cpu`'s slot, for one access: fails if the box was freed before it (in the order
     /// the execution ran them), and records the access for loom's check against the free.
-    fn at<R>(&self, cpu: usize, f: impl FnOnce(&AtomicU32) -> R) -> R {
+    fn at<R>(&self, cpu: usize, f: impl FnOnce(&AtomicU64) -> R) -> R {
         let me = self as *const Slots as usize;
         let freed = FREED_SLOTS.with(|f| f.borrow().contains(&me));
         assert!(!freed, "per-cpu counter used after it was freed");
@@ -726,20 +726,20 @@ impl<T> PercpuBox<T> {
     }
 }
 
-impl PercpuBox<u32> {
+impl PercpuBox<u64> {
     /// Every core's slot set to `init`.
-    pub fn new(init: u32) -> Result<Self, PercpuAllocError> {
-        let ctr = (0..NR_CPUS).map(|_| AtomicU32::new(init)).collect();
+    pub fn new(init: u64) -> Result<Self, PercpuAllocError> {
+        let ctr = (0..NR_CPUS).map(|_| AtomicU64::new(init)).collect();
         Ok(PercpuBox { slots: Some(Box::new(Slots { alloc: loom::cell::UnsafeCell::new(()), ctr })), _t: PhantomData })
     }
 
     /// `this_cpu_add`: no barrier.
-    pub fn this_cpu_add(&self, delta: u32) {
+    pub fn this_cpu_add(&self, delta: u64) {
         self.add_at(cpu_id(), delta);
     }
 
     /// The load-add-store on `cpu`'s slot (its own core's).
-    fn add_at(&self, cpu: usize, delta: u32) {
+    fn add_at(&self, cpu: usize, delta: u64) {
         self.slots().at(cpu, |s| s.store(s.load(Ordering::Relaxed).wrapping_add(delta), Ordering::Relaxed));
     }
 
@@ -750,7 +750,7 @@ impl PercpuBox<u32> {
 
     /// `this_cpu_dec`.
     pub fn this_cpu_dec(&self) {
-        self.this_cpu_add(u32::MAX);
+        self.this_cpu_add(u64::MAX);
     }
 
     /// `this_cpu_inc` with the base already read.
@@ -760,12 +760,12 @@ impl PercpuBox<u32> {
 
     /// `this_cpu_dec` with the base already read.
     pub fn this_cpu_dec_at(&self, base: PercpuBase) {
-        self.add_at(base.0, u32::MAX);
+        self.add_at(base.0, u64::MAX);
     }
 
     /// Wrapping sum over `cpus`, relaxed loads.
-    pub fn sum(&self, cpus: impl Iterator<Item = usize>) -> u32 {
-        cpus.fold(0u32, |s, c| s.wrapping_add(self.slots().at(c, |v| v.load(Ordering::Relaxed))))
+    pub fn sum(&self, cpus: impl Iterator<Item = usize>) -> u64 {
+        cpus.fold(0u64, |s, c| s.wrapping_add(self.slots().at(c, |v| v.load(Ordering::Relaxed))))
     }
 }
 
@@ -886,15 +886,15 @@ impl PercpuBase {
     }
 }
 
-impl PercpuBox<u32> {
+impl PercpuBox<u64> {
     /// The address the firmware's word holds: here the slots' address, which
-    /// [`this_cpu_add_u32`] indexes with the running core.
+    /// [`this_cpu_add_u64`] indexes with the running core.
     pub fn template_addr(&self) -> usize {
         self.slots() as *const Slots as usize
     }
 
     /// Core `cpu`'s slot.
-    pub fn remote_get(&self, cpu: usize) -> u32 {
+    pub fn remote_get(&self, cpu: usize) -> u64 {
         self.slots().at(cpu, |s| s.load(Ordering::Relaxed))
     }
 
@@ -903,7 +903,7 @@ impl PercpuBox<u32> {
     /// # Safety
     /// As on the firmware: core `cpu` is not adding to it meanwhile. The model checks what
     /// breaking that does (a lost add), not memory safety, which does not depend on it here.
-    pub unsafe fn remote_set(&self, cpu: usize, v: u32) {
+    pub unsafe fn remote_set(&self, cpu: usize, v: u64) {
         self.slots().at(cpu, |s| s.store(v, Ordering::Relaxed));
     }
 }
@@ -927,7 +927,7 @@ impl<T> Drop for PercpuBox<T> {
     }
 }
 
-/// The firmware's `this_cpu_add_u32`: adds `delta` to this core's copy of the per-cpu `u32`
+/// The firmware's `this_cpu_add_u64`: adds `delta` to this core's copy of the per-cpu `u64`
 /// whose template address is `ptr` ([`PercpuBox::template_addr`]). A relaxed load and store, as
 /// the firmware's restartable `ldr`/`add`/`str` is (not an exclusive access): an add racing
 /// with `remote_set` can lose either, as on the hardware.
@@ -936,7 +936,7 @@ impl<T> Drop for PercpuBox<T> {
 /// `ptr` is the template address of a `PercpuBox<u32>` (the model keeps dropped ones' slots
 /// allocated and fails an add to them: "used after it was freed" if the drop ran first, loom's
 /// causality check on the allocation's cell if the add and the drop are not ordered).
-pub unsafe fn this_cpu_add_u32(ptr: *mut u32, delta: u32) {
+pub unsafe fn this_cpu_add_u64(ptr: *mut u64, delta: u64) {
     // The caller's counter address is the word it loaded (Relaxed); on ARMv8 the address
     // dependency orders this access after that load. C11 has no dependency ordering: an
     // Acquire fence stands for it (stronger: it orders every earlier load).

@@ -547,6 +547,48 @@ impl PercpuBox<u32> {
     }
 }
 
+impl PercpuBox<u64> {
+    /// Linux's `this_cpu_add` on this core's counter: IRQ-safe, no barrier.
+    #[inline(always)]
+    pub fn this_cpu_add(&self, delta: u64) {
+        // SAFETY: the template address of this live dynamic per-cpu u64.
+        unsafe { arch::this_cpu_add_u64(self.addr as *mut u64, delta) };
+    }
+
+    /// Linux's `this_cpu_inc`: `this_cpu_add(1)` with the 1 as an immediate.
+    #[inline(always)]
+    pub fn this_cpu_inc(&self) {
+        // SAFETY: as `this_cpu_add`.
+        unsafe { arch::this_cpu_add_imm_u64::<1>(self.addr as *mut u64) };
+    }
+
+    /// Linux's `this_cpu_dec`.
+    #[inline(always)]
+    pub fn this_cpu_dec(&self) {
+        // SAFETY: as `this_cpu_add`.
+        unsafe { arch::this_cpu_add_imm_u64::<-1>(self.addr as *mut u64) };
+    }
+
+    /// `this_cpu_inc` with TPIDR_EL1 already read into `base` ([`arch::percpu_base`]).
+    #[inline(always)]
+    pub fn this_cpu_inc_at(&self, base: arch::PercpuBase) {
+        // SAFETY: as `this_cpu_add`.
+        unsafe { arch::this_cpu_add_imm_u64_at::<1>(self.addr as *mut u64, base) };
+    }
+
+    /// `this_cpu_dec` with TPIDR_EL1 already read into `base` ([`arch::percpu_base`]).
+    #[inline(always)]
+    pub fn this_cpu_dec_at(&self, base: arch::PercpuBase) {
+        // SAFETY: as `this_cpu_add`.
+        unsafe { arch::this_cpu_add_imm_u64_at::<-1>(self.addr as *mut u64, base) };
+    }
+
+    /// The wrapping sum over `cpus` (per-core counters may wrap; only the sum is meaningful).
+    pub fn sum(&self, cpus: impl Iterator<Item = usize>) -> u64 {
+        cpus.fold(0u64, |s, c| s.wrapping_add(self.remote_get(c)))
+    }
+}
+
 impl<T: Copy> Drop for PercpuBox<T> {
     fn drop(&mut self) {
         let start = (self.addr - template_start() - PERCPU_STATIC_MAX) / GRANULE;

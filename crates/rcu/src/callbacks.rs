@@ -80,7 +80,7 @@ pub unsafe trait RcuHeaded: Send + Sized + 'static {
 /// same grace period. Safe from any context, interrupt handlers and callbacks included.
 ///
 /// ```no_run
-/// use quiescent::rcu::{kfree_rcu, RcuHead, RcuHeaded};
+/// use quiescent_rcu::{kfree_rcu, RcuHead, RcuHeaded};
 ///
 /// struct Route { dst: u32, head: RcuHead }
 /// // SAFETY: HEAD_OFFSET is the offset of `head`, which nothing else uses.

@@ -3,8 +3,8 @@
 //! crossbeam-epoch's `Atomic` or Rust-for-Linux's RCU-protected `Arc`s).
 //!
 //! ```no_run
-//! use quiescent::rcu::{self, cell::RcuCell};
-//! use quiescent::smp::Ctx;
+//! use quiescent_platform::Ctx;
+//! use quiescent_rcu::{self as rcu, cell::RcuCell};
 //!
 //! struct Config { blocksize: u32 }
 //! static CONFIG: RcuCell<Config> = RcuCell::new();

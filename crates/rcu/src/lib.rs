@@ -106,7 +106,7 @@
 //! # Interrupts
 //!
 //! A core in an extended quiescent state (a blocking wait: [`wait_quiescent`],
-//! [`synchronize_rcu`], [`rcu_barrier`], `smp::wait_event`) keeps interrupts enabled, and grace
+//! [`synchronize_rcu`], [`rcu_barrier`], the platform's `wait_event`) keeps interrupts enabled, and grace
 //! periods do not wait for it. Its interrupt handlers must still be readers (a tick hook or a
 //! `call_function_single` closure doing a lookup or a percpu_ref get/put), so, as Linux's
 //! `ct_irq_enter`/`ct_irq_exit` do, every IRQ runs [`platform::irq_enter`] before its handler and
@@ -139,13 +139,13 @@
 //! # Contexts: quiescent points the borrow checker can see
 //!
 //! QSBR's read side is no instruction, so no run-time check can stop a reference from living
-//! across a quiescent point in a release build. The types do it instead (`smp::ctx`):
+//! across a quiescent point in a release build. The types do it instead (the platform's `Ctx` and `AtomicCtx`):
 //!
 //! * Each thread of execution that may block holds a [`Ctx`]: the image's main and each test
 //!   case (from the runtime), each work item (from the idle loop, which passes a quiescent point
 //!   between items, so no item's borrows reach it). Everything that may pass a quiescent point
 //!   takes `&mut Ctx`: [`rcu_quiescent_state`], [`synchronize_rcu`], [`rcu_barrier`],
-//!   [`wait_quiescent`], `Removed::free_after_sync`, `smp::wait_event`, `Completion::wait`,
+//!   [`wait_quiescent`], `Removed::free_after_sync`, `wait_event`, `Completion::wait`,
 //!   `smp::call_on`, `ipi::call_function_single`, the blocking lock acquisitions and percpu_ref's
 //!   waiting mode changes.
 //! * A read guard ([`read`]) borrows the context shared; `RcuList::iter`'s items borrow the guard.

@@ -8,7 +8,7 @@
 
 use super::callbacks::kfree_rcu_raw;
 use super::{rcu_assign_pointer, RcuHead, RcuHeaded, ReadGuard};
-use crate::machine::{AtomicPtr, Ctx, Ordering};
+use crate::machine::{AtomicPtr, Ctx, IrqGuard, Ordering};
 use alloc::boxed::Box;
 use core::ptr::{self, NonNull};
 
@@ -109,7 +109,9 @@ impl<T: Send + 'static> Drop for Removed<T> {
     }
 }
 
-/// An RCU-protected list (Linux's hlist with `_rcu` operations).
+/// An RCU-protected list (Linux's hlist with `_rcu` operations). Updaters serialise on a
+/// spinlock held with interrupts masked, so any context may update the list (a tick hook or an
+/// RCU callback on a core whose task holds the lock would otherwise spin on it for ever).
 pub struct RcuList<T> {
     head: AtomicPtr<Node<T>>,
     lock: spin::Mutex<()>,
@@ -136,16 +138,28 @@ fn check<T>(n: &Node<T>) {
     }
 }
 
+/// The update lock, held with interrupts masked; released before they are restored (fields drop
+/// in order).
+struct Locked<'a> {
+    _lock: spin::MutexGuard<'a, ()>,
+    _irq: IrqGuard,
+}
+
 impl<T> RcuList<T> {
     /// An empty list.
     pub const fn new() -> Self {
         RcuList { head: AtomicPtr::new(ptr::null_mut()), lock: spin::Mutex::new(()) }
     }
 
+    fn lock(&self) -> Locked<'_> {
+        let irq = IrqGuard::new();
+        Locked { _lock: self.lock.lock(), _irq: irq }
+    }
+
     /// Adds `val` at the head (`hlist_add_head_rcu`).
     pub fn add_head(&self, val: T) {
         let n = new_node(ptr::null_mut(), val);
-        let _l = self.lock.lock();
+        let _l = self.lock();
         // SAFETY: `n` is ours until published.
         unsafe { (*n).next.store(self.head.load(Ordering::Relaxed), Ordering::Relaxed) };
         rcu_assign_pointer(&self.head, n);
@@ -153,12 +167,14 @@ impl<T> RcuList<T> {
 
     /// Unlinks the first node whose value matches (`hlist_del_rcu`). The node keeps its `next`
     /// pointer, so readers standing on it continue correctly; the returned [`Removed`] frees it
-    /// after a grace period.
-    pub fn remove(&self, mut pred: impl FnMut(&T) -> bool) -> Option<Removed<T>>
+    /// after a grace period. `pred` runs under the update lock with interrupts masked: it is an
+    /// `Fn`, so it cannot use a `&mut Ctx` to block or pass a quiescent point there, and it must
+    /// not update this list.
+    pub fn remove(&self, pred: impl Fn(&T) -> bool) -> Option<Removed<T>>
     where
         T: Send + 'static,
     {
-        let _l = self.lock.lock();
+        let _l = self.lock();
         let mut link = &self.head;
         loop {
             let cur = link.load(Ordering::Relaxed);
@@ -182,12 +198,12 @@ impl<T> RcuList<T> {
     }
 
     /// Replaces the first matching node with a new one holding `new` (`list_replace_rcu`):
-    /// readers see either the old or the new node, never neither.
-    pub fn replace(&self, mut pred: impl FnMut(&T) -> bool, new: T) -> Result<Removed<T>, T>
+    /// readers see either the old or the new node, never neither. `pred` as in [`remove`](Self::remove).
+    pub fn replace(&self, pred: impl Fn(&T) -> bool, new: T) -> Result<Removed<T>, T>
     where
         T: Send + 'static,
     {
-        let _l = self.lock.lock();
+        let _l = self.lock();
         let mut link = &self.head;
         loop {
             let cur = link.load(Ordering::Relaxed);
@@ -213,7 +229,7 @@ impl<T> RcuList<T> {
 
     /// Number of nodes (for updaters and tests; takes the update lock).
     pub fn len(&self) -> usize {
-        let _l = self.lock.lock();
+        let _l = self.lock();
         let mut n = 0;
         let mut p = self.head.load(Ordering::Relaxed);
         while !p.is_null() {

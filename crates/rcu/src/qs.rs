@@ -209,7 +209,7 @@ pub(super) fn irq_enter() -> bool {
         // STARTED) before the handler's reads here. (`inject-irq-eqs`, fault injection for the
         // torture's self-test, never in normal builds, takes this path even when idle: the
         // hazard this function exists to fix.)
-        crate::machine::smp_mb!("K"); // K: pairs with D (as C does), and with K' in irq_exit
+        crate::machine::smp_mb!("K"); // K: pairs with D (as C does)
         return false;
     }
     // If the interrupted code is in eqs_exit between its load of STARTED and its store, that

@@ -17,7 +17,8 @@
 //!
 //! # Two counts: per-core (fast path) and `slow_count` (slow paths)
 //!
-//! The number of read holders is always `sum(per-core counts) + slow_count` (wrapping `u32`s;
+//! The number of read holders is always `sum(per-core counts) + slow_count` (wrapping `u64`s,
+//! which no count of live holds can wrap, forgotten guards included;
 //! only the total means anything: a reader may take the lock on one path and release it on the
 //! other, or on another core). The per-core counts are touched only on the fast path (and by a
 //! writer's fold, below); every slow path uses the one shared atomic `slow_count`: the slow
@@ -86,7 +87,7 @@
 
 use super::rcu_sync::RcuSync;
 use super::RwSemaphore;
-use crate::machine::{self, cpu_id, AtomicCtx, AtomicU32, AtomicUsize, Completion, Ctx, Mutex, Ordering};
+use crate::machine::{self, cpu_id, AtomicCtx, AtomicU32, AtomicU64, AtomicUsize, Completion, Ctx, Mutex, Ordering};
 use crate::machine::{PercpuAllocError, PercpuBox};
 use crate::rcu;
 use alloc::collections::VecDeque;
@@ -104,10 +105,12 @@ struct Waiter {
 pub struct PercpuRwSem {
     /// First field: the readers' one load is at offset 0.
     rss: RcuSync,
-    /// One `u32` per core (4 bytes each, packed with other per-cpu data): the fast path's.
-    read_count: PercpuBox<u32>,
+    /// One `u64` per core (8 bytes each, packed with other per-cpu data): the fast path's. 64
+    /// bits, as Linux's `unsigned int __percpu *read_count` is not: a `u32` could be wrapped by
+    /// 2^32 forgotten read guards (safe code), letting a writer in beside a live reader.
+    read_count: PercpuBox<u64>,
     /// The slow paths' read count (wrapping), and after a writer's fold the whole count.
-    slow_count: AtomicU32,
+    slow_count: AtomicU64,
     /// Set while a writer holds or is acquiring the lock: new readers take the slow path.
     block: AtomicU32,
     waiters: Mutex<VecDeque<Arc<Waiter>>>,
@@ -128,11 +131,11 @@ pub struct PercpuRwSem {
 impl PercpuRwSem {
     /// A new semaphore; fails if the per-cpu read counts cannot be allocated.
     pub fn new() -> Result<Arc<Self>, PercpuAllocError> {
-        let read_count = PercpuBox::new(0u32)?;
+        let read_count = PercpuBox::new(0u64)?;
         Ok(Arc::new_cyclic(|me| PercpuRwSem {
             rss: RcuSync::new(),
             read_count,
-            slow_count: AtomicU32::new(0),
+            slow_count: AtomicU64::new(0),
             block: AtomicU32::new(0),
             waiters: Mutex::new(VecDeque::new()),
             owner: AtomicUsize::new(0),
@@ -170,10 +173,10 @@ impl PercpuRwSem {
     /// change meanwhile, racy both ways: exact only when nothing changes them, and not during a
     /// writer's fold, whose add and zeroing it may see in part (as Linux's
     /// `percpu_is_read_locked`, meant for assertions and tests).
-    fn readers(&self) -> i32 {
+    fn readers(&self) -> i64 {
         self.debug_walk();
         let fast = self.read_count.sum(machine::online_cpus());
-        fast.wrapping_add(self.slow_count.load(Ordering::Relaxed)) as i32
+        fast.wrapping_add(self.slow_count.load(Ordering::Relaxed)) as i64
     }
 
     /// The writer's one walk over the per-core counts (they are frozen: see the module doc):
@@ -188,7 +191,7 @@ impl PercpuRwSem {
     /// no acquire), and a later writer's fold, which runs after this one releases `block`.
     fn fold(&self) {
         self.debug_walk();
-        let (mut sum, mut any) = (0u32, false);
+        let (mut sum, mut any) = (0u64, false);
         for cpu in machine::online_cpus() {
             let c = self.read_count.remote_get(cpu);
             sum = sum.wrapping_add(c);

@@ -123,7 +123,7 @@ impl PercpuRef {
     }
 
     /// Core `cpu`'s raw per-cpu counter, if the counters exist (tests, diagnostics).
-    pub fn percpu_counter(&self, cpu: usize) -> Option<u32> {
+    pub fn percpu_counter(&self, cpu: usize) -> Option<u64> {
         self.lock().pcpu.as_ref().map(|p| p.remote_get(cpu))
     }
 
@@ -132,7 +132,7 @@ impl PercpuRef {
     ///
     /// # Safety
     /// Core `cpu` must not be using this ref (or be about to) during the call.
-    pub unsafe fn set_percpu_counter(&self, cpu: usize, v: u32) {
+    pub unsafe fn set_percpu_counter(&self, cpu: usize, v: u64) {
         let s = self.lock();
         if let Some(p) = s.pcpu.as_ref() {
             // SAFETY: exclusivity for core `cpu` is the caller's contract.

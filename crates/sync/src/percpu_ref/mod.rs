@@ -3,8 +3,8 @@
 //!
 //! # The idea
 //!
-//! While the ref is *live*, `get`/`put` add `+1`/`-1` to this core's `u32` counter (from the
-//! dynamic per-cpu allocator, 4 bytes per core) with [`machine::this_cpu_add_u32`]: no barrier, no
+//! While the ref is *live*, `get`/`put` add `+1`/`-1` to this core's `u64` counter (from the
+//! dynamic per-cpu allocator, 8 bytes per core) with [`machine::this_cpu_add_u64`]: no barrier, no
 //! shared cache line written. Nobody can tell when the count reaches zero in this mode, and
 //! nobody needs to: the owner holds the *initial* reference until it calls [`PercpuRef::kill`].
 //! `kill` switches the ref to *atomic* mode (one shared `AtomicI64`), waits for a grace period
@@ -18,7 +18,7 @@
 //!
 //! ```text
 //!   63                                                   2     1      0
-//!  [ template address of this ref's per-cpu u32 counter | DEAD | ATOMIC ]
+//!  [ template address of this ref's per-cpu u64 counter | DEAD | ATOMIC ]
 //!
 //!   ATOMIC=0 DEAD=0   percpu mode: get/put = this_cpu_add(word, +-n)
 //!   ATOMIC=1 DEAD=0   atomic mode (switch_to_atomic, INIT_ATOMIC): get/put on `count`
@@ -66,11 +66,13 @@
 //! `count` is an `AtomicI64`. In percpu mode (and while a switch to atomic mode is waiting for
 //! its grace period) it carries [`PERCPU_COUNT_BIAS`] = 2^62, so puts that reach the atomic
 //! count before the per-core counters are folded in can never take it to zero. The RCU callback
-//! then adds `sum - BIAS` in one atomic add: the per-core counters are `u32` and wrap
-//! individually, but only their wrapping sum matters, and it equals (mod 2^32) the gets minus the
-//! puts done in percpu mode since the counters were last zeroed. That contribution lies in
-//! `(-2^31, 2^31)` as long as fewer than 2^31 references are live, so the sum is read as an
-//! `i32` and sign-extended. Result: `count` = the true count.
+//! then adds `sum - BIAS` in one atomic add: the per-core counters are `u64` (Linux's
+//! `unsigned long`) and wrap individually, but only their wrapping sum matters, and it equals
+//! (mod 2^64) the gets minus the puts done in percpu mode since the counters were last zeroed.
+//! That contribution lies in `(-2^62, 2^62)`, since no run can make 2^62 references (forgotten
+//! ones included: `mem::forget` is safe, so a 32-bit counter could be wrapped by safe code and
+//! release the object under a live reference), so the sum is read as an `i64`. Result: `count`
+//! = the true count.
 //!
 //! # Barriers and orderings (labels used in the code)
 //!
@@ -97,7 +99,7 @@
 //!
 //! # Misuse
 //!
-//! Misuse is reported by name with `defmt::warn!`/`defmt::error!`, counted per ref
+//! Misuse is reported by name through the platform's log (`warn!`/`error!`), counted per ref
 //! ([`PercpuRef::misuse_count`]) and globally ([`misuse_reports`]), and handled without a crash
 //! or corruption; see [`Misuse`].
 //!
@@ -140,11 +142,11 @@ const FLAG_MASK: usize = ATOMIC | DEAD;
 
 /// Added to the atomic count while per-core counters may hold part of the count, so the atomic
 /// count cannot reach zero before they are folded in (Linux's `PERCPU_COUNT_BIAS`). 2^62 keeps
-/// `count` positive in an `i64` with room for any `u32`-sized percpu contribution either way.
+/// `count` positive in an `i64` with room for any percpu contribution a run can make.
 pub const PERCPU_COUNT_BIAS: i64 = 1 << 62;
 
-/// Bytes of per-cpu memory one [`PercpuRef`] uses on each core (one `u32` counter).
-pub const PERCPU_BYTES_PER_CPU: usize = core::mem::size_of::<u32>();
+/// Bytes of per-cpu memory one [`PercpuRef`] uses on each core (one `u64` counter).
+pub const PERCPU_BYTES_PER_CPU: usize = core::mem::size_of::<u64>();
 
 /// Flags for [`PercpuRef::init`] (combine with `|`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -207,7 +209,7 @@ impl PercpuRef {
         release: impl Fn(&PercpuRef) + Send + Sync + 'static,
         flags: Flags,
     ) -> Result<Arc<PercpuRef>, PercpuRefError> {
-        let pcpu = PercpuBox::new(0u32).map_err(PercpuRefError::Alloc)?;
+        let pcpu = PercpuBox::new(0u64).map_err(PercpuRefError::Alloc)?;
         let addr = pcpu.template_addr();
         assert!(addr & FLAG_MASK == 0 && addr != 0, "percpu_ref: counter address {:#x} not 4-byte aligned", addr);
         let dead = flags.contains(Flags::INIT_DEAD);
@@ -264,7 +266,7 @@ impl PercpuRef {
         rcu::assert_watching("percpu_ref_get");
         let _section = rcu::read(ctx);
         // This core's per-cpu base (`mrs tpidr_el1`, pure), read before the mode test so the
-        // read dominates both paths: this_cpu_add_u32's own read folds into it, and consecutive
+        // read dominates both paths: this_cpu_add_u64's own read folds into it, and consecutive
         // operations (a get and a put in one loop body) share one `mrs`. Being the operation's
         // first instruction, it also leaves a loop whose body starts with a get or put: LLVM
         // hoists it, making a get+put pair 10 instructions. (It cannot hoist an asm past
@@ -279,7 +281,7 @@ impl PercpuRef {
             injected_race_window();
             // SAFETY: in percpu mode `w` is the template address of this ref's per-cpu counter,
             // which stays allocated while the ref can be in percpu mode.
-            unsafe { machine::this_cpu_add_u32(w as *mut u32, n) };
+            unsafe { machine::this_cpu_add_u64(w as *mut u64, n as u64) };
         } else {
             self.get_slow(n, b);
         }
@@ -304,7 +306,7 @@ impl PercpuRef {
             // over all cores is meaningful.
             injected_race_window();
             // SAFETY: as in get_many.
-            unsafe { machine::this_cpu_add_u32(w as *mut u32, n.wrapping_neg()) };
+            unsafe { machine::this_cpu_add_u64(w as *mut u64, (n as u64).wrapping_neg()) };
         } else {
             self.put_slow(n, b);
         }
@@ -325,7 +327,7 @@ impl PercpuRef {
         let w = self.word.load(Ordering::Relaxed);
         if w & ATOMIC == 0 {
             // SAFETY: as in get_many.
-            unsafe { machine::this_cpu_add_u32(w as *mut u32, n) };
+            unsafe { machine::this_cpu_add_u64(w as *mut u64, n as u64) };
             true
         } else {
             self.tryget_slow(n)
@@ -343,7 +345,7 @@ impl PercpuRef {
         let w = self.word.load(Ordering::Relaxed);
         if w & ATOMIC == 0 {
             // SAFETY: as in get_many.
-            unsafe { machine::this_cpu_add_u32(w as *mut u32, 1) };
+            unsafe { machine::this_cpu_add_u64(w as *mut u64, 1) };
             true
         } else if w & DEAD != 0 {
             false

@@ -14,7 +14,7 @@ use alloc::boxed::Box;
 pub(super) struct Slow {
     /// The per-cpu counters (`None` after `exit`, or after the kill of a ref without
     /// ALLOW_REINIT). The word holds their template address for the fast path.
-    pub(super) pcpu: Option<PercpuBox<u32>>,
+    pub(super) pcpu: Option<PercpuBox<u64>>,
     /// The confirmation the pending switch calls after its grace period.
     pub(super) confirm: Option<Confirm>,
     /// Stay in atomic mode across kill/resurrect (`switch_to_atomic`, INIT_ATOMIC).
@@ -116,9 +116,9 @@ impl PercpuRef {
     /// once.
     fn fold(&self, s: &Slow) -> bool {
         // Wrapping sum over every core set up at boot (offline cores' counters are zero):
-        // = gets - puts done in percpu mode, mod 2^32; read as i32 (see the module docs).
+        // = gets - puts done in percpu mode, mod 2^64; read as i64 (see the module docs).
         let sum = s.pcpu.as_ref().map_or(0, |p| p.sum(0..machine::nr_areas()));
-        let delta = sum as i32 as i64 - PERCPU_COUNT_BIAS;
+        let delta = (sum as i64).wrapping_sub(PERCPU_COUNT_BIAS);
         // F: AcqRel (see the module docs). Adds the percpu contribution and removes the bias in
         // one RMW: the bias kept the count above zero until here.
         let v = self.count.fetch_add(delta, crate::machine::ordering!(AcqRel, "F")).wrapping_add(delta);

@@ -4,9 +4,9 @@
 //! put, a grace period later.
 //!
 //! ```no_run
-//! use quiescent::rcu::{self, list::RcuList};
-//! use quiescent::smp::Ctx;
-//! use quiescent::sync::percpu_ref::{Counted, PercpuObj};
+//! use quiescent_platform::Ctx;
+//! use quiescent_rcu::{self as rcu, list::RcuList};
+//! use quiescent_sync::percpu_ref::{Counted, PercpuObj};
 //!
 //! struct IoCtx { id: u64 }
 //! static TABLE: RcuList<PercpuObj<IoCtx>> = RcuList::new();
