@@ -26,24 +26,11 @@ SMP   ?= 4
 EL2   ?=
 GIC   ?=
 
-# The board's cargo features. rpi4 builds into its own target directory, so switching boards
-# does not rebuild everything and plain `cargo run`/`cargo test` (virt) keep their artifacts.
-ifeq ($(BOARD),rpi4)
-CARGO_BOARD := --no-default-features --features board-rpi4
-CARGO_ENV   := CARGO_TARGET_DIR=target/rpi4
-TARGET_DIR  := target/rpi4
-# `make image`: for the board itself, without semihosting (a run ends by parking).
-IMAGE_ENV   := QUIESCENT_NO_SEMIHOSTING=1 CARGO_TARGET_DIR=target/rpi4-hw
-IMAGE_DIR   := target/rpi4-hw
-else ifeq ($(BOARD),virt)
-CARGO_BOARD :=
-CARGO_ENV   :=
-TARGET_DIR  := target
-IMAGE_ENV   :=
-IMAGE_DIR   := target
-else
-$(error BOARD must be virt or rpi4, not $(BOARD))
-endif
+# The board's cargo features and target directory are the host tool's (host/src/board.rs):
+# `scripts/qrun cargo --board B ...` runs cargo with them, `scripts/qrun cargo-env --board B`
+# prints them, and an unknown board is an error there. `--image` is the build for the board
+# itself (rpi4: without semihosting, so a run ends by parking).
+BOARD_CARGO := scripts/qrun cargo --board $(BOARD)
 
 SUITE_BOARD := $(if $(filter command line environment,$(origin BOARD)),$(BOARD),all)
 
@@ -55,7 +42,7 @@ setup:
 	@bash scripts/setup.sh
 
 run: setup
-	QRUN_ARGS="$(RUN_FLAGS)" $(CARGO_ENV) cargo run --release $(CARGO_BOARD)
+	QRUN_ARGS="$(RUN_FLAGS)" $(BOARD_CARGO) run --release
 
 test: setup
 	scripts/qrun suite --board $(SUITE_BOARD)
@@ -79,9 +66,11 @@ torture: setup
 
 # image/$(BOARD)/: rpi4: kernel8.img + config.txt for the SD card (docs/rpi4.md); virt: Image.
 image: setup
-	$(IMAGE_ENV) cargo build --release $(CARGO_BOARD) --bin quiescent
-	scripts/mkimage $(BOARD) $(IMAGE_DIR)/aarch64-unknown-none/release/quiescent image/$(BOARD)
-	@echo "console decoding ELF: $(IMAGE_DIR)/aarch64-unknown-none/release/quiescent"
+	$(BOARD_CARGO) --image build --release --bin quiescent
+	@env=$$(scripts/qrun cargo-env --board $(BOARD) --image) && eval "$$env" && \
+	  elf=$$CARGO_TARGET_DIR/aarch64-unknown-none/release/quiescent && \
+	  echo "scripts/mkimage $(BOARD) $$elf image/$(BOARD)" && scripts/mkimage $(BOARD) $$elf image/$(BOARD) && \
+	  echo "console decoding ELF: $$elf"
 
 # The whole SD card for a Raspberry Pi 4 (docs/rpi4.md): `make image`'s two files plus the GPU
 # firmware and device trees scripts/setup.sh fetched from Debian (target/rpi4-boot/).
@@ -98,9 +87,9 @@ sdcard:
 	$(error make sdcard is for the Raspberry Pi 4: make sdcard BOARD=rpi4)
 endif
 
-# Boot the demo and wait for GDB on localhost:1234 (see README, "Debugging with GDB").
+# Boot the demo and wait for GDB on localhost:1234 (docs/boot.md, "Debugging with GDB").
 gdb: setup
-	QRUN_ARGS="$(RUN_FLAGS) --gdb" $(CARGO_ENV) cargo run $(CARGO_BOARD)
+	QRUN_ARGS="$(RUN_FLAGS) --gdb" $(BOARD_CARGO) run
 
 clean:
 	cargo clean

@@ -50,7 +50,7 @@ pub use quiescent_rcu as rcu;
 /// The most cores this build supports; cores beyond it are reported and left off. Per-core
 /// memory (stacks, per-cpu areas, RCU's per-core state) is allocated at boot for the cores
 /// present only; what MAX_CPUS itself costs is the fixed tables of small atomics indexed by core
-/// number (see the README, "Many cores").
+/// number (docs/boot.md, "Many cores").
 pub use quiescent_platform::MAX_CPUS;
 
 /// Bytes of stack per core.

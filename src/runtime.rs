@@ -31,14 +31,14 @@ struct Slot0([u8; STACK_SLOT]);
 static mut STACK0: Slot0 = Slot0([0; STACK_SLOT]);
 
 /// Start of each core's slot (`[guard | stack | exception stack]`), 0 for a core not set up.
-/// `boot/entry.S` loads a secondary's from here (by its x0) before its first stack access, so
-/// it is written before the core is started (the dsb before CPU_ON orders it). 8 bytes per core
+/// `src/arch/boot/entry.S` loads a secondary's from here (by its x0) before its first stack access,
+/// so it is written before the core is started (the dsb before CPU_ON orders it). 8 bytes per core
 /// of MAX_CPUS (4 KiB).
 #[unsafe(no_mangle)]
 static QUIESCENT_SLOTS: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
 
 core::arch::global_asm!(
-    include_str!("../boot/entry.S"),
+    include_str!("arch/boot/entry.S"),
     STACK_SLOT = const STACK_SLOT,
     STACK_TOP = const GUARD_SIZE + STACK_SIZE,
     MAX_CPUS = const MAX_CPUS,
@@ -171,7 +171,7 @@ macro_rules! entry {
     };
 }
 
-/// Rust entry of core 0, from `boot/entry.S` with the MMU off, BSS zeroed and a stack.
+/// Rust entry of core 0, from `src/arch/boot/entry.S` with the MMU off, BSS zeroed and a stack.
 #[unsafe(no_mangle)]
 extern "C" fn boot_primary(dtb: usize, el: usize) -> ! {
     board::boot_stage(board::Stage::ReachedRust);
@@ -221,7 +221,7 @@ extern "C" fn boot_primary(dtb: usize, el: usize) -> ! {
     smp::shutdown(code)
 }
 
-/// Rust entry of every other core, from `boot/entry.S` on its own stack.
+/// Rust entry of every other core, from `src/arch/boot/entry.S` on its own stack.
 #[unsafe(no_mangle)]
 extern "C" fn boot_secondary(cpu: usize, el: usize) -> ! {
     ENTRY_EL[cpu].store(el as u8, Ordering::Relaxed);

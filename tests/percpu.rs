@@ -5,7 +5,7 @@
 extern crate alloc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
-use quiescent::percpu::{self, PerCpuAllocError, PerCpuBox};
+use quiescent::percpu::{self, PercpuAllocError, PercpuBox};
 use quiescent::smp::{self, tick as timer, AtomicCtx, Ctx};
 use quiescent::{arch, test};
 
@@ -53,10 +53,10 @@ fn this_cpu_add_counts_per_core(ctx: &mut Ctx) {
 }
 
 fn dynamic_slots_are_densely_packed(_ctx: &mut Ctx) {
-    let a = PerCpuBox::new(0u32).unwrap();
-    let b = PerCpuBox::new(0u32).unwrap();
-    let c = PerCpuBox::new(0u8).unwrap();
-    let d = PerCpuBox::new(0u64).unwrap();
+    let a = PercpuBox::new(0u32).unwrap();
+    let b = PercpuBox::new(0u32).unwrap();
+    let c = PercpuBox::new(0u8).unwrap();
+    let d = PercpuBox::new(0u64).unwrap();
     assert_eq!(b.template_addr() - a.template_addr(), 4, "two u32 counters are 4 bytes apart");
     assert_eq!(c.template_addr() - b.template_addr(), 4, "a u8 takes one 4-byte granule");
     assert_eq!(d.template_addr() % 8, 0, "u64 slot aligned");
@@ -71,7 +71,7 @@ fn dynamic_slots_are_densely_packed(_ctx: &mut Ctx) {
 
 fn dynamic_counters_sum_over_cores(ctx: &mut Ctx) {
     const N: u32 = 5_000;
-    let ctr = alloc::sync::Arc::new(PerCpuBox::new(0u32).unwrap());
+    let ctr = alloc::sync::Arc::new(PercpuBox::new(0u32).unwrap());
     let c2 = ctr.clone();
     test::on_all_cores(ctx, move |cpu, _| {
         for _ in 0..N * (cpu as u32 + 1) {
@@ -89,7 +89,7 @@ fn dynamic_counters_sum_over_cores(ctx: &mut Ctx) {
 fn wrapped_counters_still_sum(ctx: &mut Ctx) {
     // Per-core counters may wrap individually (an increment on one core, a decrement on another);
     // only the wrapping sum is meaningful.
-    let ctr = alloc::sync::Arc::new(PerCpuBox::new(0u32).unwrap());
+    let ctr = alloc::sync::Arc::new(PercpuBox::new(0u32).unwrap());
     let c2 = ctr.clone();
     test::on_all_cores(ctx, move |cpu, _| {
         if cpu % 2 == 1 {
@@ -105,12 +105,12 @@ fn wrapped_counters_still_sum(ctx: &mut Ctx) {
 
 fn dynamic_free_and_reuse(_ctx: &mut Ctx) {
     let before = percpu::dyn_bytes_used();
-    let a = PerCpuBox::new(1u32).unwrap();
+    let a = PercpuBox::new(1u32).unwrap();
     let addr = a.template_addr();
     assert_eq!(percpu::dyn_bytes_used(), before + 4);
     drop(a);
     assert_eq!(percpu::dyn_bytes_used(), before, "freed on drop");
-    let b = PerCpuBox::new(2u32).unwrap();
+    let b = PercpuBox::new(2u32).unwrap();
     assert_eq!(b.template_addr(), addr, "freed slot reused first");
     assert_eq!(b.get(), 2, "a reused slot is re-initialised");
 }
@@ -118,17 +118,17 @@ fn dynamic_free_and_reuse(_ctx: &mut Ctx) {
 fn allocation_failure_is_an_error(_ctx: &mut Ctx) {
     let mut held = Vec::new();
     let err = loop {
-        match PerCpuBox::new([0u8; 1024]) {
+        match PercpuBox::new([0u8; 1024]) {
             Ok(b) => held.push(b),
             Err(e) => break e,
         }
         assert!(held.len() <= percpu::PERCPU_DYN_SIZE / 1024, "allocator handed out more than it has");
     };
-    assert_eq!(err, PerCpuAllocError::OutOfSpace);
+    assert_eq!(err, PercpuAllocError::OutOfSpace);
     assert!(!held.is_empty());
     held.pop();
-    assert!(PerCpuBox::new([0u8; 1024]).is_ok(), "space freed by drop is usable again");
-    assert_eq!(PerCpuBox::new(()).err(), Some(PerCpuAllocError::BadLayout));
+    assert!(PercpuBox::new([0u8; 1024]).is_ok(), "space freed by drop is usable again");
+    assert_eq!(PercpuBox::new(()).err(), Some(PercpuAllocError::BadLayout));
 }
 
 quiescent::percpu! {

@@ -1,7 +1,7 @@
 //! The command line, parsed once into a [`Command`] (with `lexopt`).
 
 use crate::bench::BenchArgs;
-use crate::board::Board;
+use crate::board::{Board, Variant};
 use crate::protocol::Selection;
 use crate::qemu::RunConfig;
 use lexopt::prelude::*;
@@ -21,6 +21,8 @@ usage:
              [--gp-cores LIST] [--gp-leaves LIST] ELF
   qrun bench --report-only [--out DIR]
   qrun decode ELF < /dev/ttyUSB0   (decode a board's console)
+  qrun cargo [--board virt|rpi4] [--image] CARGO-COMMAND [ARGS...]
+  qrun cargo-env [--board virt|rpi4] [--image]
 
 qrun run boots ELF on QEMU and decodes its defmt output. A test image cargo test hands it runs in
 every configuration the suite lists for it, unless an option that shapes the run (--smp, --gic,
@@ -37,6 +39,11 @@ the consoles in DIR (default bench) and writes DIR/results.md and PNG charts; --
 rewrites those from the kept consoles. --sections: costs,scaling,update,mixed,gp (default all).
 The gp section (grace-period cost vs cores, icount) boots once per core count in --gp-cores
 (default 2,4,8) and RCU leaf size in --gp-leaves (default 16; `rcu_leaf=N`).
+qrun cargo runs `cargo CARGO-COMMAND ARGS...` for the board (default virt): the board's cargo
+features after the command, in the board's own target directory; --image is the build for the
+board itself (the Pi 4's runs without semihosting). It sets QUIESCENT_BOARD too, so cargo's
+runner boots the board's machine. qrun cargo-env prints the same for a shell to eval: the
+variables exported, and the flags as CARGO_BOARD_FLAGS.
 ";
 
 /// What to do.
@@ -53,6 +60,15 @@ pub enum Command {
     },
     /// Run the benchmarks and write their report and charts.
     Bench(BenchArgs),
+    /// Run cargo for a board (`cargo`), or print how (`cargo-env`: `args` is `None`).
+    Cargo {
+        /// The board.
+        board: Board,
+        /// Which build: QEMU's, or the board's own image.
+        variant: Variant,
+        /// Cargo's subcommand and its arguments, as given.
+        args: Option<Vec<OsString>>,
+    },
     /// Run the whole suite.
     Suite {
         /// The boards to run it on.
@@ -102,15 +118,17 @@ where
 {
     let mut p = lexopt::Parser::from_args(args);
     match p.next()? {
-        None => Err(CliError("missing command: run, suite, bench or decode (see qrun --help)".into())),
+        None => Err(CliError("missing command: run, suite, bench, decode or cargo (see qrun --help)".into())),
         Some(Short('h') | Long("help")) => Ok(Command::Help),
         Some(Value(cmd)) => match cmd.to_str() {
             Some("run") => parse_run(&mut p, board_env),
             Some("suite") => parse_suite(&mut p),
             Some("decode") => parse_decode(&mut p),
             Some("bench") => parse_bench(&mut p),
+            Some("cargo") => parse_cargo(&mut p, true),
+            Some("cargo-env") => parse_cargo(&mut p, false),
             _ => Err(CliError(format!(
-                "unknown command '{}' (expected run, suite, bench or decode)",
+                "unknown command '{}' (expected run, suite, bench, decode, cargo or cargo-env)",
                 cmd.to_string_lossy()
             ))),
         },
@@ -239,6 +257,29 @@ fn parse_list(v: &str, opt: &str) -> Result<Vec<u32>, CliError> {
         .map_err(|_| CliError(format!("invalid value '{v}' for {opt}: expected a comma-separated list of numbers")))
 }
 
+/// `qrun cargo` (`run`: the options end at cargo's subcommand, whose arguments are taken as they
+/// are) or `qrun cargo-env`.
+fn parse_cargo(p: &mut lexopt::Parser, run: bool) -> Result<Command, CliError> {
+    let mut board = Board::default();
+    let mut variant = Variant::Qemu;
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("board") => board = parse_as(&value(p)?, "--board", "virt or rpi4")?,
+            Long("image") => variant = Variant::Image,
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Value(cmd) if run => {
+                let args = std::iter::once(cmd).chain(p.raw_args()?).collect();
+                return Ok(Command::Cargo { board, variant, args: Some(args) });
+            }
+            arg => return Err(unknown(arg)),
+        }
+    }
+    if run {
+        return Err(CliError("missing cargo command: qrun cargo [options] CARGO-COMMAND (see qrun --help)".into()));
+    }
+    Ok(Command::Cargo { board, variant, args: None })
+}
+
 fn parse_decode(p: &mut lexopt::Parser) -> Result<Command, CliError> {
     let mut elf = None;
     while let Some(arg) = p.next()? {
@@ -255,7 +296,7 @@ fn parse_decode(p: &mut lexopt::Parser) -> Result<Command, CliError> {
 #[cfg(test)]
 mod tests {
     use super::{parse, CliError, Command, RunArgs};
-    use crate::board::Board;
+    use crate::board::{Board, Variant};
 
     fn run(args: &[&str]) -> Result<RunArgs, CliError> {
         run_env(args, None)
@@ -355,6 +396,30 @@ mod tests {
         }
         assert!(err(&["bench", "--gp-cores", "4,x", "img"]).starts_with("invalid value '4,x' for --gp-cores"));
         assert_eq!(err(&["bench", "--smp", "0", "x"]), "invalid value '0' for --smp: expected a number of cores");
+    }
+
+    #[test]
+    fn cargo_takes_the_board_then_cargos_arguments_as_they_are() {
+        match parse(["cargo", "--board", "rpi4", "--image", "build", "--release", "--bin", "x", "--", "-D"], None) {
+            Ok(Command::Cargo { board: Board::Rpi4, variant: Variant::Image, args: Some(a) }) => {
+                assert_eq!(a, ["build", "--release", "--bin", "x", "--", "-D"])
+            }
+            other => panic!("{other:?}"),
+        }
+        // `--` before the subcommand is allowed; the board defaults to virt.
+        match parse(["cargo", "--", "run", "--board", "rpi4"], None) {
+            Ok(Command::Cargo { board: Board::Virt, variant: Variant::Qemu, args: Some(a) }) => {
+                assert_eq!(a, ["run", "--board", "rpi4"])
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(["cargo-env", "--board=rpi4"], None),
+            Ok(Command::Cargo { board: Board::Rpi4, variant: Variant::Qemu, args: None })
+        ));
+        assert!(err(&["cargo", "--board", "rpi4"]).starts_with("missing cargo command"));
+        assert_eq!(err(&["cargo-env", "build"]), "unexpected argument 'build' (see qrun --help)");
+        assert_eq!(err(&["cargo", "--board", "pi", "build"]), "invalid value 'pi' for --board: expected virt or rpi4");
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //! * `qrun bench [options] ELF` runs the benchmark image in both of its modes and writes
 //!   `bench/results.md` and the charts (module `bench`).
 //! * `qrun decode ELF` decodes a defmt stream from stdin (a real board's serial port).
+//! * `qrun cargo [--board B] [--image] ARGS` runs cargo for a board (its features and target
+//!   directory, from `board`), and `qrun cargo-env` prints them for a shell: the Makefile and the
+//!   scripts build through these, so the mapping is written once.
 //! * `qrun suite` builds every on-target test image, runs each in every configuration listed in
 //!   `suite/table.rs` (core counts, EL2 entry, expected failures), runs the host's own unit
 //!   tests, and prints the closing `N passed, M failed` line.
@@ -50,6 +53,16 @@ fn main() -> ExitCode {
             .and_then(|()| decode::decode_stdin(&elf, &mut std::io::stdout()))
             .map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run(&args),
+        Command::Cargo { board, variant, args } => {
+            let build = board.cargo(&suite::repo_root(), variant);
+            match args {
+                Some(args) => cargo(build.command(&args[0]).args(&args[1..])),
+                None => {
+                    print!("{}", build.shell());
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
         Command::Suite { boards, only, verbose } => {
             qemu::check_installed().map(|()| suite::run(&boards, only.as_deref(), verbose))
         }
@@ -58,6 +71,12 @@ fn main() -> ExitCode {
         eprintln!("qrun: {e}");
         ExitCode::from(1)
     })
+}
+
+/// `qrun cargo`: cargo in the board's build, in this process's place (its exit status is ours).
+fn cargo(cmd: &mut std::process::Command) -> Result<ExitCode, String> {
+    use std::os::unix::process::CommandExt;
+    Err(format!("cannot run cargo: {}", cmd.exec()))
 }
 
 /// A missing or unreadable ELF is named before anything else happens.

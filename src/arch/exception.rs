@@ -1,4 +1,4 @@
-//! Exception entry: the vector table (`boot/vectors.S`), IRQ dispatch and fatal reports.
+//! Exception entry: the vector table (`src/arch/boot/vectors.S`), IRQ dispatch and fatal reports.
 //!
 //! This layer knows no interrupt controller, scheduler or reporter: the layers above register
 //! what runs on an IRQ (`set_irq_handler`, and the platform's interrupt context hooks around it) and on a
@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use tock_registers::interfaces::Readable;
 use tock_registers::registers::InMemoryRegister;
 
-/// The registers `boot/vectors.S` saves.
+/// The registers `src/arch/boot/vectors.S` saves.
 #[repr(C)]
 pub struct Frame {
     /// x0..x30.
@@ -34,7 +34,7 @@ const _: () = assert!(core::mem::size_of::<Frame>().is_multiple_of(16) && core::
 const _: () = assert!(core::mem::offset_of!(Frame, fp) == 34 * 8);
 
 core::arch::global_asm!(
-    include_str!("../../boot/vectors.S"),
+    include_str!("boot/vectors.S"),
     FRAME_GP = const core::mem::offset_of!(Frame, fp),
     FRAME_SIZE = const core::mem::size_of::<Frame>(),
 );
@@ -187,7 +187,7 @@ pub fn set_fatal_handler(handler: fn(&Fault) -> !) {
     FATAL.store(handler as usize, Ordering::Release);
 }
 
-/// Called by `boot/vectors.S` for every fatal exception; never returns.
+/// Called by `src/arch/boot/vectors.S` for every fatal exception; never returns.
 #[unsafe(no_mangle)]
 extern "C" fn exception_fatal(frame: &Frame, vector: u64) -> ! {
     let (esr, far): (u64, u64);
@@ -208,7 +208,7 @@ extern "C" fn exception_fatal(frame: &Frame, vector: u64) -> ! {
     h(&fault)
 }
 
-/// Called by `boot/vectors.S` for an IRQ; returns to the interrupted code.
+/// Called by `src/arch/boot/vectors.S` for an IRQ; returns to the interrupted code.
 #[unsafe(no_mangle)]
 extern "C" fn exception_irq(frame: &mut Frame) {
     // An interrupted restartable sequence (this_cpu_add) restarts from its load.

@@ -71,7 +71,7 @@ struct Table([u64; ENTRIES]);
 const L2_POOL: usize = 4;
 const L3_POOL: usize = 16;
 
-/// The level-1 table; `boot/entry.S` loads its address into TTBR0_EL1 on secondaries.
+/// The level-1 table; `src/arch/boot/entry.S` loads its address into TTBR0_EL1 on secondaries.
 #[unsafe(no_mangle)]
 static mut QUIESCENT_L1_TABLE: Table = Table([0; ENTRIES]);
 static mut L2: [Table; L2_POOL] = [const { Table([0; ENTRIES]) }; L2_POOL];
@@ -86,7 +86,8 @@ unsafe extern "C" {
     static __text_end: u8;
     static __rodata_end: u8;
     static __stacks_end: u8;
-    /// `boot/entry.S`: programs MAIR/TCR/TTBR0, invalidates TLB and I-cache, sets M|C|I|WXN.
+    /// `src/arch/boot/entry.S`: programs MAIR/TCR/TTBR0, invalidates TLB and I-cache, sets
+    /// M|C|I|WXN.
     fn mmu_on(ttbr0: usize);
 }
 

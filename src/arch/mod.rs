@@ -70,7 +70,8 @@ pub fn now_ns() -> u64 {
     ticks_to_ns(counter())
 }
 
-/// Address of `secondary_entry` in `boot/entry.S`, the entry point handed to PSCI/spin tables.
+/// Address of `secondary_entry` in `src/arch/boot/entry.S`, the entry point handed to PSCI/spin
+/// tables.
 pub fn secondary_entry_addr() -> usize {
     unsafe extern "C" {
         fn secondary_entry();

@@ -1,13 +1,13 @@
 //! The board layer: everything that names an address or a boot protocol.
 //!
-//! One board is compiled in, chosen by a cargo feature (`board-qemu-virt`, the default, or
+//! One board is compiled in, chosen by a cargo feature (`board-virt`, the default, or
 //! `board-rpi4`); `make ... BOARD=rpi4` sets it. A board supplies the console UART, the list of
 //! cores and how to start them, and its load address (`board.ld`).
 
 #[cfg(not(feature = "board-rpi4"))]
-mod qemu_virt;
+mod virt;
 #[cfg(not(feature = "board-rpi4"))]
-pub use qemu_virt::*;
+pub use virt::*;
 
 #[cfg(feature = "board-rpi4")]
 mod rpi4;

@@ -6,7 +6,7 @@
 
 extern crate alloc;
 
-use quiescent::percpu::PerCpu;
+use quiescent::percpu::Percpu;
 use quiescent::rcu::{self, cell::RcuCell, list::RcuList};
 use quiescent::smp::{self, AtomicCtx, Ctx};
 use quiescent::sync::percpu_ref::{Counted, Flags, PercpuObj, PercpuRef};
@@ -79,7 +79,7 @@ fn main(ctx: &mut Ctx) -> i32 {
     g.unlock(ctx);
     drop(sem.write(ctx));
     let v = COUNT.with(|c| *c);
-    let _ = PerCpu::<u64>::local_ptr(&COUNT);
+    let _ = Percpu::<u64>::local_ptr(&COUNT);
     smp::call_on(ctx, 1, |ctx| rcu::synchronize_rcu(ctx));
     (first.unwrap_or(0) + v + seven.unwrap_or(0)) as i32
 }

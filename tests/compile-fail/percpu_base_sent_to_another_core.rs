@@ -4,12 +4,12 @@
 #![no_std]
 #![no_main]
 
-use quiescent::percpu::PerCpuBox;
+use quiescent::percpu::PercpuBox;
 use quiescent::smp::{self, Ctx};
 
 fn main(ctx: &mut Ctx) -> i32 {
     let base = quiescent_platform::percpu_base();
-    let b = alloc::sync::Arc::new(PerCpuBox::new(0u32).unwrap());
+    let b = alloc::sync::Arc::new(PercpuBox::new(0u32).unwrap());
     let b2 = b.clone();
     smp::call_on(ctx, 1, move |_| b2.this_cpu_inc_at(base));
     0

@@ -4,11 +4,11 @@
 #![no_std]
 #![no_main]
 
-use quiescent::percpu::PerCpuBox;
+use quiescent::percpu::PercpuBox;
 use quiescent::smp::Ctx;
 
 fn main(_ctx: &mut Ctx) -> i32 {
-    let pair = PerCpuBox::new((0u64, 0u64)).unwrap();
+    let pair = PercpuBox::new((0u64, 0u64)).unwrap();
     let (a, b) = pair.remote_get(1);
     (a + b) as i32
 }

@@ -1,13 +1,13 @@
-//! A `PerCpu` made outside the `.percpu` section would resolve to `&self + TPIDR_EL1`, an
+//! A `Percpu` made outside the `.percpu` section would resolve to `&self + TPIDR_EL1`, an
 //! arbitrary address: its constructor is `unsafe`, for the `percpu!` macro only.
 // expect: E0133 call to unsafe function
 #![no_std]
 #![no_main]
 
-use quiescent::percpu::PerCpu;
+use quiescent::percpu::Percpu;
 use quiescent::smp::Ctx;
 
-static NOT_PERCPU: PerCpu<u64> = PerCpu::new(0);
+static NOT_PERCPU: Percpu<u64> = Percpu::new(0);
 
 fn main(_ctx: &mut Ctx) -> i32 {
     NOT_PERCPU.set(1);

@@ -2,7 +2,7 @@
 
 use super::{new_ref, settle, wait_until};
 use alloc::vec::Vec;
-use quiescent::percpu::{self, PerCpuAllocError, PerCpuBox};
+use quiescent::percpu::{self, PercpuAllocError, PercpuBox};
 use quiescent::smp::Ctx;
 use quiescent::sync::percpu_ref::{self as pref, Flags, Misuse, PercpuRef, PercpuRefError};
 
@@ -124,17 +124,17 @@ pub(super) fn switch_to_percpu_on_a_dying_ref_is_ignored(ctx: &mut Ctx) {
 pub(super) fn init_fails_cleanly_when_percpu_space_runs_out(ctx: &mut Ctx) {
     let mut hog = Vec::new();
     loop {
-        match PerCpuBox::new(0u32) {
+        match PercpuBox::new(0u32) {
             Ok(b) => hog.push(b),
             Err(e) => {
-                assert_eq!(e, PerCpuAllocError::OutOfSpace);
+                assert_eq!(e, PercpuAllocError::OutOfSpace);
                 break;
             }
         }
         assert!(hog.len() <= percpu::PERCPU_DYN_SIZE / 4, "the per-cpu area never ran out");
     }
     let e = PercpuRef::init(|_| {}, Flags::NONE).err();
-    assert_eq!(e, Some(PercpuRefError::Alloc(PerCpuAllocError::OutOfSpace)), "init without per-cpu space");
+    assert_eq!(e, Some(PercpuRefError::Alloc(PercpuAllocError::OutOfSpace)), "init without per-cpu space");
     drop(hog);
     let (r, p) = new_ref(Flags::NONE);
     r.kill(ctx);

@@ -164,7 +164,7 @@ macro_rules! ras_rmw {
 /// instructions. No DMB: callers that need ordering (the slow paths) add their own barrier.
 ///
 /// # Safety
-/// `ptr` must be a per-cpu template address of a `u32` (a `percpu!` variable or a `PerCpuBox`
+/// `ptr` must be a per-cpu template address of a `u32` (a `percpu!` variable or a `PercpuBox`
 /// slot that is still allocated): `ptr` + TPIDR_EL1 is then this core's copy, valid and
 /// 4-byte aligned, written only by this core.
 #[inline(always)]
@@ -308,7 +308,7 @@ pub fn irqs_disabled() -> bool {
 }
 
 /// Whether this core is running an exception handler (Linux's `in_interrupt()`). Normal code
-/// runs on SP_EL0 and every exception switches to SP_EL1 (`boot/vectors.S`), so the stack
+/// runs on SP_EL0 and every exception switches to SP_EL1 (`src/arch/boot/vectors.S`), so the stack
 /// pointer selected (SPSel) tells, with no per-core state to keep.
 #[inline]
 pub fn in_interrupt() -> bool {

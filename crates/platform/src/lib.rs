@@ -8,7 +8,7 @@
 //!   (Linux's `this_cpu_add`, three instructions), interrupt masking, the counter. Never through
 //!   a function pointer: a reader's fast path costs what it costs in Linux.
 //! * **State every kernel needs the same way**, kept here: the online and possible cores
-//!   ([`cpu`]), per-core storage ([`percpu!`], [`percpu_shared!`], [`PerCpuBox`]), the execution
+//!   ([`cpu`]), per-core storage ([`percpu!`], [`percpu_shared!`], [`PercpuBox`]), the execution
 //!   contexts ([`Ctx`], [`AtomicCtx`]), and the waits ([`wait_event`], [`Completion`]).
 //! * **Registration points** ([`IdleHooks`], [`set_irq_context_hooks`], [`add_tick_hook`]):
 //!   RCU registers what the kernel's idle loop, blocking waits, interrupt entry and tick call. A
@@ -144,7 +144,7 @@ pub use hooks::{
 #[cfg(not(loom))]
 pub use kernel::{ipi, log, Kernel};
 #[cfg(not(loom))]
-pub use percpu::{cpu_id, nr_areas, PerCpuAllocError, PerCpuBox};
+pub use percpu::{cpu_id, nr_areas, PercpuAllocError, PercpuBox};
 #[cfg(not(loom))]
 pub use spin::{Mutex, MutexGuard};
 #[cfg(not(loom))]

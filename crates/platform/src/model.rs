@@ -37,7 +37,7 @@
 //!   buffering cannot be shown to be needed by the model.
 //! * The per-core add (`this_cpu_add`) is a restartable load-add-store on the firmware, atomic
 //!   against this core's interrupts but not an exclusive access. In the model it is a relaxed
-//!   load and store (`PerCpuBox::this_cpu_add`, percpu_ref's `this_cpu_add_u64`), since other
+//!   load and store (`PercpuBox::this_cpu_add`, percpu_ref's `this_cpu_add_u64`), since other
 //!   cores zero these counters (percpu-rwsem's fold, percpu_ref's `switch_to_percpu`): an add
 //!   that raced with the zeroing would lose one of them there as it would on the hardware.
 //! * loom itself is stronger than C11 in one place: it makes each SeqCst fence synchronise with
@@ -679,7 +679,7 @@ pub fn percpu_base() -> PercpuBase {
 
 /// The firmware's per-cpu allocation failure (never happens in the model).
 #[derive(Debug)]
-pub struct PerCpuAllocError;
+pub struct PercpuAllocError;
 
 /// One `u32` slot per core. Only its own core adds to a slot, with the firmware's restartable
 /// load-add-store: a relaxed load and store here, not a `fetch_add`, so that an add racing with
@@ -691,7 +691,7 @@ pub struct PerCpuAllocError;
 /// would), so loom fails an execution in which an access is not ordered before the drop by
 /// happens-before (whichever ran first), and an access that runs after the drop fails the
 /// "used after it was freed" check.
-pub struct PerCpuBox<T> {
+pub struct PercpuBox<T> {
     slots: Option<Box<Slots>>,
     _t: PhantomData<T>,
 }
@@ -720,17 +720,17 @@ impl Slots {
     }
 }
 
-impl<T> PerCpuBox<T> {
+impl<T> PercpuBox<T> {
     fn slots(&self) -> &Slots {
         self.slots.as_deref().expect("a box is only emptied by its drop")
     }
 }
 
-impl PerCpuBox<u64> {
+impl PercpuBox<u64> {
     /// Every core's slot set to `init`.
-    pub fn new(init: u64) -> Result<Self, PerCpuAllocError> {
+    pub fn new(init: u64) -> Result<Self, PercpuAllocError> {
         let ctr = (0..NR_CPUS).map(|_| AtomicU64::new(init)).collect();
-        Ok(PerCpuBox { slots: Some(Box::new(Slots { alloc: loom::cell::UnsafeCell::new(()), ctr })), _t: PhantomData })
+        Ok(PercpuBox { slots: Some(Box::new(Slots { alloc: loom::cell::UnsafeCell::new(()), ctr })), _t: PhantomData })
     }
 
     /// `this_cpu_add`: no barrier.
@@ -771,9 +771,9 @@ impl PerCpuBox<u64> {
 
 /// A static per-core variable (declared with [`percpu!`]): one slot per loom thread (= core),
 /// fresh in every execution. Only its own core reaches it, as on the firmware.
-pub struct PerCpu<T: 'static>(pub &'static loom::thread::LocalKey<Cell<T>>);
+pub struct Percpu<T: 'static>(pub &'static loom::thread::LocalKey<Cell<T>>);
 
-impl<T: Copy + 'static> PerCpu<T> {
+impl<T: Copy + 'static> Percpu<T> {
     /// This core's value.
     pub fn get(&self) -> T {
         self.0.with(|c| c.get())
@@ -785,28 +785,28 @@ impl<T: Copy + 'static> PerCpu<T> {
     }
 }
 
-/// The firmware's `percpu!`: each static becomes a [`PerCpu`] over a loom thread-local.
+/// The firmware's `percpu!`: each static becomes a [`Percpu`] over a loom thread-local.
 #[macro_export]
 macro_rules! percpu {
     ($($(#[$m:meta])* $vis:vis static $name:ident : $ty:ty = $init:expr;)+) => {$(
         $(#[$m])*
-        $vis static $name: $crate::PerCpu<$ty> = {
+        $vis static $name: $crate::Percpu<$ty> = {
             $crate::__private::loom::thread_local! {
                 static SLOT: core::cell::Cell<$ty> = core::cell::Cell::new($init);
             }
-            $crate::PerCpu(&SLOT)
+            $crate::Percpu(&SLOT)
         };
     )+};
 }
 
 /// The firmware's per-core statics that other cores read (`percpu_shared!`): one element per
 /// modelled core, built afresh for each execution.
-pub struct PerCpuShared<T>(Vec<T>);
+pub struct PercpuShared<T>(Vec<T>);
 
-impl<T> PerCpuShared<T> {
+impl<T> PercpuShared<T> {
     /// One `init()` per core.
     pub fn new(init: impl Fn() -> T) -> Self {
-        PerCpuShared((0..NR_CPUS).map(|_| init()).collect())
+        PercpuShared((0..NR_CPUS).map(|_| init()).collect())
     }
 
     /// This core's.
@@ -826,8 +826,8 @@ impl<T> PerCpuShared<T> {
 macro_rules! percpu_shared {
     ($($(#[$m:meta])* static $name:ident : $ty:ty = $init:expr;)+) => {
         $crate::__private::loom::lazy_static! {
-            $($(#[$m])* static ref $name: $crate::PerCpuShared<$ty> =
-                $crate::PerCpuShared::new(|| $init);)+
+            $($(#[$m])* static ref $name: $crate::PercpuShared<$ty> =
+                $crate::PercpuShared::new(|| $init);)+
         }
     };
 }
@@ -886,7 +886,7 @@ impl PercpuBase {
     }
 }
 
-impl PerCpuBox<u64> {
+impl PercpuBox<u64> {
     /// The address the firmware's word holds: here the slots' address, which
     /// [`this_cpu_add_u64`] indexes with the running core.
     pub fn template_addr(&self) -> usize {
@@ -913,7 +913,7 @@ std::thread_local! {
     static FREED_SLOTS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
-impl<T> Drop for PerCpuBox<T> {
+impl<T> Drop for PercpuBox<T> {
     fn drop(&mut self) {
         // The firmware gives the slots back to its allocator. Here the memory is kept and its
         // address remembered, so that an add through a stale word (a broken variant's) is a
@@ -928,12 +928,12 @@ impl<T> Drop for PerCpuBox<T> {
 }
 
 /// The firmware's `this_cpu_add_u64`: adds `delta` to this core's copy of the per-cpu `u64`
-/// whose template address is `ptr` ([`PerCpuBox::template_addr`]). A relaxed load and store, as
+/// whose template address is `ptr` ([`PercpuBox::template_addr`]). A relaxed load and store, as
 /// the firmware's restartable `ldr`/`add`/`str` is (not an exclusive access): an add racing
 /// with `remote_set` can lose either, as on the hardware.
 ///
 /// # Safety
-/// `ptr` is the template address of a `PerCpuBox<u32>` (the model keeps dropped ones' slots
+/// `ptr` is the template address of a `PercpuBox<u32>` (the model keeps dropped ones' slots
 /// allocated and fails an add to them: "used after it was freed" if the drop ran first, loom's
 /// causality check on the allocation's cell if the add and the drop are not ordered).
 pub unsafe fn this_cpu_add_u64(ptr: *mut u64, delta: u64) {
@@ -950,21 +950,21 @@ pub unsafe fn this_cpu_add_u64(ptr: *mut u64, delta: u64) {
     });
 }
 
-impl Clone for PerCpuAllocError {
+impl Clone for PercpuAllocError {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl Copy for PerCpuAllocError {}
+impl Copy for PercpuAllocError {}
 
-impl PartialEq for PerCpuAllocError {
+impl PartialEq for PercpuAllocError {
     fn eq(&self, _: &Self) -> bool {
         true
     }
 }
 
-impl Eq for PerCpuAllocError {}
+impl Eq for PercpuAllocError {}
 
 /// The firmware's array of atomics (`[const { T::new(v) }; N]` there): built at run time,
 /// since loom's atomics have no `const` constructor.

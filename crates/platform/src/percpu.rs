@@ -8,10 +8,10 @@
 //!
 //! ```text
 //!  area(cpu):  [ static copy of .percpu (<= 16 KiB) | dynamic slots (16 KiB) ]
-//!                ^ __percpu_start + TPIDR_EL1         ^ PerCpuBox addresses + TPIDR_EL1
+//!                ^ __percpu_start + TPIDR_EL1         ^ PercpuBox addresses + TPIDR_EL1
 //! ```
 //!
-//! Dynamic per-cpu allocation ([`PerCpuBox`], Linux's `alloc_percpu`) hands out a slot of
+//! Dynamic per-cpu allocation ([`PercpuBox`], Linux's `alloc_percpu`) hands out a slot of
 //! `size_of::<T>()` bytes at the same offset in every core's dynamic part, packed at 4-byte
 //! granularity: a `u32` counter costs 4 bytes per core, and two objects' counters share a cache
 //! line only when they belong to the same core.
@@ -84,7 +84,7 @@ unsafe fn install(cpu: usize, area: *mut u8) {
 }
 
 /// Gives core `cpu` its area at `area` (copied from the template): core 0, at boot, for cores
-/// 1, 2, ... in order, before any dynamic per-cpu allocation (a [`PerCpuBox`] initialises the
+/// 1, 2, ... in order, before any dynamic per-cpu allocation (a [`PercpuBox`] initialises the
 /// areas that exist when it is made).
 ///
 /// # Safety
@@ -130,8 +130,8 @@ fn no_area(cpu: usize) -> ! {
 }
 
 /// Declares static per-cpu variables, private to each core: `percpu! { pub static COUNT: u64 = 0; }`.
-/// Each core gets its own copy, initialised from the given value, reached through [`PerCpu`]'s
-/// accessors (values in and out, never a reference). The only way to make a [`PerCpu`]: its
+/// Each core gets its own copy, initialised from the given value, reached through [`Percpu`]'s
+/// accessors (values in and out, never a reference). The only way to make a [`Percpu`]: its
 /// accessors are sound only for a static in the `.percpu` template section, which this places
 /// it in.
 #[macro_export]
@@ -139,26 +139,26 @@ macro_rules! percpu {
     ($($(#[$m:meta])* $vis:vis static $name:ident : $ty:ty = $init:expr;)+) => {$(
         $(#[$m])*
         #[unsafe(link_section = ".percpu")]
-        $vis static $name: $crate::percpu::PerCpu<$ty> = {
+        $vis static $name: $crate::percpu::Percpu<$ty> = {
             let init: $ty = $init;
-            // SAFETY: a static in the `.percpu` template section, as `PerCpu::new` requires.
-            unsafe { $crate::percpu::PerCpu::new(init) }
+            // SAFETY: a static in the `.percpu` template section, as `Percpu::new` requires.
+            unsafe { $crate::percpu::Percpu::new(init) }
         };
     )+};
 }
 
 /// Declares static per-cpu variables that other cores read too (Linux's per-cpu `rcu_data`):
 /// `percpu_shared! { pub static STATE: Line = Line::new(); }`. The type must be `Sync` (atomics,
-/// locks): [`PerCpuShared`] hands out shared references to any core's copy.
+/// locks): [`PercpuShared`] hands out shared references to any core's copy.
 #[macro_export]
 macro_rules! percpu_shared {
     ($($(#[$m:meta])* $vis:vis static $name:ident : $ty:ty = $init:expr;)+) => {$(
         $(#[$m])*
         #[unsafe(link_section = ".percpu")]
-        $vis static $name: $crate::percpu::PerCpuShared<$ty> = {
+        $vis static $name: $crate::percpu::PercpuShared<$ty> = {
             let init: $ty = $init;
-            // SAFETY: a static in the `.percpu` template section, as `PerCpuShared::new` requires.
-            unsafe { $crate::percpu::PerCpuShared::new(init) }
+            // SAFETY: a static in the `.percpu` template section, as `PercpuShared::new` requires.
+            unsafe { $crate::percpu::PercpuShared::new(init) }
         };
     )+};
 }
@@ -168,7 +168,7 @@ mod sealed {
 }
 
 /// A value one naturally aligned load or store moves whole (ARMv8 single-copy atomicity): what
-/// [`PerCpu::get`], [`PerCpu::set`] and the remote reads accept, so that neither an interrupt
+/// [`Percpu::get`], [`Percpu::set`] and the remote reads accept, so that neither an interrupt
 /// handler on the same core nor a reader on another core can see half of a write (a torn
 /// `&[u8]` would pair one slice's pointer with another's length). Accesses are Relaxed atomics:
 /// a plain `ldr`/`str`, and no data race in Rust's model when another core reads meanwhile.
@@ -217,9 +217,9 @@ word!(u8 => AtomicU8, u16 => AtomicU16, u32 => AtomicU32, u64 => AtomicU64, usiz
 ///
 /// Only the owning core touches a copy (so `with`'s plain write-back races with nothing), and no
 /// `&T` to a copy is ever handed out (a reference could see the copy change under it through
-/// `set`). Per-cpu data other cores read is a [`PerCpuShared`] (atomics, locks).
+/// `set`). Per-cpu data other cores read is a [`PercpuShared`] (atomics, locks).
 #[repr(transparent)]
-pub struct PerCpu<T> {
+pub struct Percpu<T> {
     template: UnsafeCell<T>,
 }
 
@@ -228,9 +228,9 @@ pub struct PerCpu<T> {
 // copy. `T: Send` because an interrupt handler on the same core is, for the copy, another
 // thread: a `!Send` value (a `&Cell`) shared by the interrupted code and the handler could be
 // torn between them.
-unsafe impl<T: Send> Sync for PerCpu<T> {}
+unsafe impl<T: Send> Sync for Percpu<T> {}
 
-impl<T> PerCpu<T> {
+impl<T> Percpu<T> {
     /// A template value (for [`percpu!`](crate::percpu!) only).
     ///
     /// # Safety
@@ -239,7 +239,7 @@ impl<T> PerCpu<T> {
     #[doc(hidden)]
     pub const unsafe fn new(v: T) -> Self {
         const { assert!(core::mem::align_of::<T>() <= AREA_ALIGN, "per-cpu variables are at most cache-line aligned") };
-        PerCpu { template: UnsafeCell::new(v) }
+        Percpu { template: UnsafeCell::new(v) }
     }
 
     /// This core's copy: `&template + TPIDR_EL1` (an `mrs` and an `add`).
@@ -255,7 +255,7 @@ impl<T> PerCpu<T> {
     }
 }
 
-impl<T: Copy> PerCpu<T> {
+impl<T: Copy> Percpu<T> {
     /// Runs `f` on this core's value with interrupts masked, so no handler on this core sees it
     /// half-way, and writes the result back. `f` works on a copy on the stack: even if it
     /// unmasks interrupts, or updates the same variable itself, nothing aliases (a handler's
@@ -274,7 +274,7 @@ impl<T: Copy> PerCpu<T> {
     }
 }
 
-impl<T: Word> PerCpu<T> {
+impl<T: Word> Percpu<T> {
     /// Reads this core's copy.
     #[inline(always)]
     pub fn get(&self) -> T {
@@ -290,7 +290,7 @@ impl<T: Word> PerCpu<T> {
     }
 }
 
-impl PerCpu<u32> {
+impl Percpu<u32> {
     /// Linux's `this_cpu_add`: IRQ-safe, barrier-free add to this core's copy.
     #[inline(always)]
     pub fn this_cpu_add(&self, delta: u32) {
@@ -304,23 +304,23 @@ impl PerCpu<u32> {
 /// ([`local`](Self::local)) and to any core's ([`remote`](Self::remote)), so `T` must be `Sync`
 /// (atomics, locks) and is changed only through them.
 #[repr(transparent)]
-pub struct PerCpuShared<T> {
+pub struct PercpuShared<T> {
     template: UnsafeCell<T>,
 }
 
 // SAFETY: only shared references to the copies are handed out, to any core: sound for T: Sync.
-unsafe impl<T: Sync> Sync for PerCpuShared<T> {}
+unsafe impl<T: Sync> Sync for PercpuShared<T> {}
 
-impl<T: Sync> PerCpuShared<T> {
+impl<T: Sync> PercpuShared<T> {
     /// A template value (for [`percpu_shared!`](crate::percpu_shared!) only).
     ///
     /// # Safety
-    /// As [`PerCpu::new`]: a `static` in the `.percpu` section.
+    /// As [`Percpu::new`]: a `static` in the `.percpu` section.
     #[doc(hidden)]
     pub const unsafe fn new(v: T) -> Self {
         // Each core's copy is only AREA_ALIGN-aligned (core 0's area, the template's section).
         const { assert!(core::mem::align_of::<T>() <= AREA_ALIGN, "per-cpu variables are at most cache-line aligned") };
-        PerCpuShared { template: UnsafeCell::new(v) }
+        PercpuShared { template: UnsafeCell::new(v) }
     }
 
     /// This core's copy.
@@ -356,18 +356,18 @@ pub fn cpu_id() -> usize {
 
 /// Why a per-cpu allocation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PerCpuAllocError {
+pub enum PercpuAllocError {
     /// No free run of slots of the requested size and alignment is left.
     OutOfSpace,
     /// The alignment exceeds a cache line, or the type has size 0.
     BadLayout,
 }
 
-impl core::fmt::Display for PerCpuAllocError {
+impl core::fmt::Display for PercpuAllocError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
-            PerCpuAllocError::OutOfSpace => "per-cpu space exhausted",
-            PerCpuAllocError::BadLayout => "per-cpu allocation of a zero-sized or over-aligned type",
+            PercpuAllocError::OutOfSpace => "per-cpu space exhausted",
+            PercpuAllocError::BadLayout => "per-cpu allocation of a zero-sized or over-aligned type",
         })
     }
 }
@@ -414,38 +414,38 @@ pub fn dyn_bytes_used() -> usize {
 
 /// A per-cpu object from the dynamic area (Linux's `alloc_percpu`): one `T` per core at the
 /// same offset in every core's area. Freed when dropped (T's own drop does not run: `T: Copy`).
-pub struct PerCpuBox<T: Copy> {
+pub struct PercpuBox<T: Copy> {
     /// Template-relative address: add a core's offset to reach its copy.
     addr: usize,
     _t: PhantomData<T>,
 }
 
-// SAFETY: a PerCpuBox hands out raw per-core pointers and values: its own core's (get/set), and
+// SAFETY: a PercpuBox hands out raw per-core pointers and values: its own core's (get/set), and
 // copies of other cores' values only for `T: Word` (Send, single-copy atomic); remote writes are
 // unsafe.
-unsafe impl<T: Copy + Send> Send for PerCpuBox<T> {}
+unsafe impl<T: Copy + Send> Send for PercpuBox<T> {}
 // SAFETY: as above.
-unsafe impl<T: Copy + Send> Sync for PerCpuBox<T> {}
+unsafe impl<T: Copy + Send> Sync for PercpuBox<T> {}
 
-impl<T: Copy> PerCpuBox<T> {
+impl<T: Copy> PercpuBox<T> {
     /// Allocates one `T` per core (every possible core), each initialised to `init`.
-    pub fn new(init: T) -> Result<Self, PerCpuAllocError> {
+    pub fn new(init: T) -> Result<Self, PercpuAllocError> {
         let size = core::mem::size_of::<T>();
         let align = core::mem::align_of::<T>();
         if size == 0 || align > 64 {
-            return Err(PerCpuAllocError::BadLayout);
+            return Err(PercpuAllocError::BadLayout);
         }
         let n = size.div_ceil(GRANULE);
         let step = align.div_ceil(GRANULE).max(1);
         let start = {
             let _irq = arch::IrqGuard::new();
             let mut map = DYN.lock();
-            let start = map.find(n, step).ok_or(PerCpuAllocError::OutOfSpace)?;
+            let start = map.find(n, step).ok_or(PercpuAllocError::OutOfSpace)?;
             map.set(start, n, true);
             start
         };
-        let b: PerCpuBox<T> =
-            PerCpuBox { addr: template_start() + PERCPU_STATIC_MAX + start * GRANULE, _t: PhantomData };
+        let b: PercpuBox<T> =
+            PercpuBox { addr: template_start() + PERCPU_STATIC_MAX + start * GRANULE, _t: PhantomData };
         for cpu in 0..nr_areas() {
             // SAFETY: the slot was just reserved for this box in every core's area; nobody else
             // can reach it yet.
@@ -473,7 +473,7 @@ impl<T: Copy> PerCpuBox<T> {
     }
 }
 
-impl<T: Word> PerCpuBox<T> {
+impl<T: Word> PercpuBox<T> {
     /// Reads this core's copy.
     #[inline(always)]
     pub fn get(&self) -> T {
@@ -505,7 +505,7 @@ impl<T: Word> PerCpuBox<T> {
     }
 }
 
-impl PerCpuBox<u32> {
+impl PercpuBox<u32> {
     /// Linux's `this_cpu_add` on this core's counter: IRQ-safe, no barrier.
     #[inline(always)]
     pub fn this_cpu_add(&self, delta: u32) {
@@ -547,7 +547,7 @@ impl PerCpuBox<u32> {
     }
 }
 
-impl PerCpuBox<u64> {
+impl PercpuBox<u64> {
     /// Linux's `this_cpu_add` on this core's counter: IRQ-safe, no barrier.
     #[inline(always)]
     pub fn this_cpu_add(&self, delta: u64) {
@@ -589,7 +589,7 @@ impl PerCpuBox<u64> {
     }
 }
 
-impl<T: Copy> Drop for PerCpuBox<T> {
+impl<T: Copy> Drop for PercpuBox<T> {
     fn drop(&mut self) {
         let start = (self.addr - template_start() - PERCPU_STATIC_MAX) / GRANULE;
         let n = core::mem::size_of::<T>().div_ceil(GRANULE);

@@ -12,7 +12,7 @@
 //! event-driven (the last report completes the grace period, nobody polls).
 //!
 //! Figures (`make bench`'s `gp` section, instructions under `-icount shift=0`, 2/4/8 cores,
-//! the README's Benchmarks section has the table and chart): one report costs 118-131
+//! docs/benchmarks.md has the table and chart): one report costs 118-131
 //! instructions at every core count and leaf size (the flat scan: 134, 137, 145, growing with
 //! the cores it scans); a grace period with every core busy costs 604, 903, 1513 (flat: 378,
 //! 670, 1306), about 150 more per core. At 8 cores and below the tree costs more per grace

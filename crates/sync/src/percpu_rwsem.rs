@@ -88,7 +88,7 @@
 use super::rcu_sync::RcuSync;
 use super::RwSemaphore;
 use crate::machine::{self, cpu_id, AtomicCtx, AtomicU32, AtomicU64, AtomicUsize, Completion, Ctx, Mutex, Ordering};
-use crate::machine::{PerCpuAllocError, PerCpuBox};
+use crate::machine::{PercpuAllocError, PercpuBox};
 use crate::rcu;
 use alloc::collections::VecDeque;
 use alloc::sync::{Arc, Weak};
@@ -108,7 +108,7 @@ pub struct PercpuRwSem {
     /// One `u64` per core (8 bytes each, packed with other per-cpu data): the fast path's. 64
     /// bits, as Linux's `unsigned int __percpu *read_count` is not: a `u32` could be wrapped by
     /// 2^32 forgotten read guards (safe code), letting a writer in beside a live reader.
-    read_count: PerCpuBox<u64>,
+    read_count: PercpuBox<u64>,
     /// The slow paths' read count (wrapping), and after a writer's fold the whole count.
     slow_count: AtomicU64,
     /// Set while a writer holds or is acquiring the lock: new readers take the slow path.
@@ -130,8 +130,8 @@ pub struct PercpuRwSem {
 
 impl PercpuRwSem {
     /// A new semaphore; fails if the per-cpu read counts cannot be allocated.
-    pub fn new() -> Result<Arc<Self>, PerCpuAllocError> {
-        let read_count = PerCpuBox::new(0u64)?;
+    pub fn new() -> Result<Arc<Self>, PercpuAllocError> {
+        let read_count = PercpuBox::new(0u64)?;
         Ok(Arc::new_cyclic(|me| PercpuRwSem {
             rss: RcuSync::new(),
             read_count,

@@ -4,7 +4,7 @@
 //! `bcm2711-rpi-4-b.dtb`.
 
 use super::checks::Tally;
-use crate::board::Board;
+use crate::board::{Board, Variant};
 use crate::dtb::outline;
 use crate::qemu::{self, RunConfig};
 use std::collections::BTreeSet;
@@ -14,8 +14,9 @@ use std::time::Instant;
 
 /// Where `make sdcard` writes the card, under the repository.
 pub const CARD: &str = "image/rpi4/quiescent-rpi4-sdcard.img";
-/// The ELF `make image BOARD=rpi4` makes kernel8.img from (the build without semihosting).
-const HW_ELF: &str = "target/rpi4-hw/aarch64-unknown-none/release/quiescent";
+/// The ELF `make image BOARD=rpi4` makes kernel8.img from: the board's own build, without
+/// semihosting, under its target directory.
+const IMAGE_ELF: &str = "aarch64-unknown-none/release/quiescent";
 /// Where the partition starts (sector 2048, 1 MiB), as scripts/mkcard writes it.
 const PART_START: u64 = 2048;
 /// Every file the card holds (without a CMDLINE, the suite's build has no cmdline.txt).
@@ -147,7 +148,7 @@ fn check_files(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The lines of boards/rpi4/firmware.pin whose first word is `key`, split into words.
+/// The lines of src/board/rpi4/firmware.pin whose first word is `key`, split into words.
 fn pin_lines(pin: &str, key: &str) -> Vec<Vec<String>> {
     pin.lines()
         .filter(|l| !l.starts_with('#'))
@@ -169,7 +170,7 @@ fn sha256(path: &Path) -> Result<String, String> {
 fn check_firmware(dir: &Path, pin: &str) -> Result<(), String> {
     let sums = pin_lines(pin, "sha256");
     if sums.len() < 2 {
-        return Err("boards/rpi4/firmware.pin lists fewer than two SHA-256 sums".into());
+        return Err("src/board/rpi4/firmware.pin lists fewer than two SHA-256 sums".into());
     }
     for w in &sums {
         let [_, file, want] = w.as_slice() else { return Err(format!("bad pin line {w:?}")) };
@@ -191,7 +192,7 @@ fn check_firmware(dir: &Path, pin: &str) -> Result<(), String> {
 fn check_dtbs(dir: &Path, pin: &str) -> Result<(), String> {
     let dtbs = pin_lines(pin, "dtb");
     if dtbs.is_empty() {
-        return Err("boards/rpi4/firmware.pin lists no device trees".into());
+        return Err("src/board/rpi4/firmware.pin lists no device trees".into());
     }
     for w in &dtbs {
         let [_, file, compat] = w.as_slice() else { return Err(format!("bad pin line {w:?}")) };
@@ -210,7 +211,7 @@ fn check_dtbs(dir: &Path, pin: &str) -> Result<(), String> {
 /// config.txt is the repository's, with every pinned setting and none of the breaking ones.
 pub fn check_config(card_config: &str, repo_config: &str) -> Result<(), String> {
     if card_config != repo_config {
-        return Err("config.txt differs from boards/rpi4/config.txt".into());
+        return Err("config.txt differs from src/board/rpi4/config.txt".into());
     }
     let settings: Vec<(&str, &str)> = card_config
         .lines()
@@ -268,7 +269,8 @@ fn check_boot(dir: &Path, root: &Path, verbose: bool) -> Result<(), String> {
         ..RunConfig::default()
     };
     let mut shown = Vec::new();
-    let res = qemu::run(&root.join(HW_ELF), &cfg, &mut shown)?;
+    let elf = Board::Rpi4.cargo(root, Variant::Image).target_dir.join(IMAGE_ELF);
+    let res = qemu::run(&elf, &cfg, &mut shown)?;
     let text = &res.text;
     let why = if res.exit_code != 0 || res.failed != 0 {
         Some(format!("exit {} with {} failure(s): {:?}", res.exit_code, res.failed, res.failures))
@@ -332,11 +334,11 @@ pub fn run(root: &Path, verbose: bool) -> Tally {
         return t;
     }
     verdict(&mut t, "every_file_present_and_non_empty", check_files(&dir));
-    let pin = std::fs::read_to_string(root.join("boards/rpi4/firmware.pin")).unwrap_or_default();
+    let pin = std::fs::read_to_string(root.join("src/board/rpi4/firmware.pin")).unwrap_or_default();
     verdict(&mut t, "firmware_is_the_pinned_matched_pair", check_firmware(&dir, &pin));
     verdict(&mut t, "dtbs_are_the_pi4_and_pi400_ones", check_dtbs(&dir, &pin));
     let card_config = std::fs::read_to_string(dir.join("config.txt")).unwrap_or_default();
-    let repo_config = std::fs::read_to_string(root.join("boards/rpi4/config.txt")).unwrap_or_default();
+    let repo_config = std::fs::read_to_string(root.join("src/board/rpi4/config.txt")).unwrap_or_default();
     verdict(&mut t, "config_txt_carries_the_pinned_settings", check_config(&card_config, &repo_config));
     verdict(&mut t, "kernel8_img_is_the_board_build", check_kernel(&dir, root));
     verdict(&mut t, "boots_on_raspi4b_with_the_cards_dtb", check_boot(&dir, root, verbose));

@@ -1,7 +1,7 @@
 //! Building the suite's images with cargo, and running the host crate's own unit tests.
 
 use super::table::Build;
-use crate::board::Board;
+use crate::board::{Board, Variant};
 use crate::toolchain::host_triple;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,17 +12,13 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new("..")).to_path_buf()
 }
 
-/// Builds the test images for `board` and maps each test target's name to its executable.
-/// virt is the default feature set in the default target directory (what `cargo test` builds);
-/// rpi4 builds with `--no-default-features --features board-rpi4` into `target/rpi4` (as the
-/// Makefile does), so the two boards' artifacts never overwrite each other.
+/// Builds the test images for `board` and maps each test target's name to its executable. The
+/// board's features and target directory are [`Board::cargo`]'s (as for `make` and the scripts,
+/// through `qrun cargo`): virt is what plain `cargo test` builds, and the two boards' artifacts
+/// never overwrite each other.
 pub fn build_tests(root: &Path, board: Board) -> Result<BTreeMap<String, PathBuf>, String> {
-    let mut cmd = Command::new("cargo");
-    cmd.args(["test", "--no-run", "--message-format=json-render-diagnostics"]);
-    if board == Board::Rpi4 {
-        cmd.args(["--no-default-features", "--features", "board-rpi4"]);
-        cmd.env("CARGO_TARGET_DIR", root.join("target/rpi4"));
-    }
+    let mut cmd = board.cargo(root, Variant::Qemu).command("test");
+    cmd.args(["--no-run", "--message-format=json-render-diagnostics"]);
     let out = cmd.current_dir(root).stderr(Stdio::inherit()).output().map_err(|e| format!("cannot run cargo: {e}"))?;
     if !out.status.success() {
         return Err(format!("building the test images for {board} failed"));
@@ -45,20 +41,11 @@ pub fn build_tests(root: &Path, board: Board) -> Result<BTreeMap<String, PathBuf
 /// Builds binary `name` of the firmware for `board` as `build` (not `Build::Test`) and returns
 /// its executable. Fault-injection builds set `--cfg quiescent_inject="<bug>"` for the whole
 /// build (the library crates' test-only hook, not a feature of theirs) and go to their own target
-/// directory (`target/inject`, or `target/rpi4-inject`), so they never replace the artifacts
-/// users run.
+/// directory ([`Variant::Inject`]), so they never replace the artifacts users run.
 pub fn build_bin(root: &Path, board: Board, name: &str, build: Build) -> Result<PathBuf, String> {
-    let mut cmd = Command::new("cargo");
-    cmd.args(["build", "--bin", name, "--message-format=json-render-diagnostics"]);
-    let mut features = Vec::new();
-    let mut dir = match board {
-        Board::Virt => "target".to_string(),
-        Board::Rpi4 => "target/rpi4".to_string(),
-    };
-    if board == Board::Rpi4 {
-        cmd.arg("--no-default-features");
-        features.push("board-rpi4".to_string());
-    }
+    let variant = if matches!(build, Build::Inject(_)) { Variant::Inject } else { Variant::Qemu };
+    let mut cmd = board.cargo(root, variant).command("build");
+    cmd.args(["--bin", name, "--message-format=json-render-diagnostics"]);
     match build {
         Build::Release => {
             cmd.arg("--release");
@@ -71,17 +58,9 @@ pub fn build_bin(root: &Path, board: Board, name: &str, build: Build) -> Result<
                 "--config",
                 &format!("target.aarch64-unknown-none.rustflags=[\"--cfg\", \"quiescent_inject=\\\"{bug}\\\"\"]"),
             ]);
-            dir.push_str(match board {
-                Board::Virt => "/inject",
-                Board::Rpi4 => "-inject",
-            });
         }
         Build::Test => return Err("test images are built by build_tests".into()),
     }
-    if !features.is_empty() {
-        cmd.args(["--features", &features.join(",")]);
-    }
-    cmd.env("CARGO_TARGET_DIR", root.join(&dir));
     let out = cmd.current_dir(root).stderr(Stdio::inherit()).output().map_err(|e| format!("cannot run cargo: {e}"))?;
     if !out.status.success() {
         return Err(format!("building {name} ({build:?}) for {board} failed"));

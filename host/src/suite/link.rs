@@ -1,15 +1,15 @@
-//! Link-time checks of the Image header (unit tests): the header from `boot/entry.S` linked with
-//! the real `linker.ld` and each board's `board.ld`, or a drifted one, by the toolchain's
-//! `rust-lld`. The header's `text_offset` is derived from the link address, so the two cannot
-//! drift apart; a link address a loader cannot reach fails the link, naming `board.ld`.
+//! Link-time checks of the Image header (unit tests): the header from `src/arch/boot/entry.S`
+//! linked with the real `linker.ld` and each board's `board.ld`, or a drifted one, by the
+//! toolchain's `rust-lld`. The header's `text_offset` is derived from the link address, so the two
+//! cannot drift apart; a link address a loader cannot reach fails the link, naming `board.ld`.
 
 use super::cargo::repo_root;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The header's source: `boot/entry.S` from `_start:` to the next `.section`.
+/// The header's source: `src/arch/boot/entry.S` from `_start:` to the next `.section`.
 fn header_asm(root: &Path) -> String {
-    let s = std::fs::read_to_string(root.join("boot/entry.S")).expect("boot/entry.S");
+    let s = std::fs::read_to_string(root.join("src/arch/boot/entry.S")).expect("src/arch/boot/entry.S");
     let from = s.find(".section .text.head").expect("the header's section");
     let to = s[from + 1..].find(".section").map_or(s.len(), |i| from + 1 + i);
     s[from..to].to_string()
@@ -62,7 +62,7 @@ fn symbol(board_ld: &str, name: &str) -> u64 {
 
 #[test]
 fn each_boards_header_follows_its_link_address() {
-    for board in ["rpi4", "qemu_virt"] {
+    for board in ["rpi4", "virt"] {
         let ld = std::fs::read_to_string(repo_root().join("src/board").join(board).join("board.ld")).unwrap();
         let (text_offset, image_size) = link(&ld, board).unwrap();
         let (ram, base, limit) =

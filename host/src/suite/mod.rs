@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use table::{Build, Run};
 
+pub use cargo::repo_root;
 pub use select::{image_cases as list_cases, print_list};
 
 /// Boots `elf` as run `r` on board `b` as `plan` says and checks it against the run's

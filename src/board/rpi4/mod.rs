@@ -309,7 +309,7 @@ pub(crate) fn discover(dtb: usize, entry_el: usize) -> BootInfo {
     if me & 0xff != 0 {
         defmt::warn!("booted on MPIDR {=u64:#x}, not core 0", me);
     }
-    // Logical core n is Aff0 = n: boot/entry.S's spin_table_entry derives x0 the same way.
+    // Logical core n is Aff0 = n: src/arch/boot/entry.S's spin_table_entry derives x0 the same way.
     let mpidr = (0..NCPUS).map(|n| (me & !0xff) | n as u64).collect();
     let gic = GicConfig::V2 { gicd: GICD_BASE, gicc: GICC_BASE };
     let mut info = BootInfo { mpidr, listed: NCPUS, gic, bootargs: "" };
@@ -401,7 +401,7 @@ fn slot(cpu: usize) -> *mut u64 {
 /// the write), a `dsb sy` completes that before the `sev` wakes the core from its `wfe`.
 ///
 /// The stub enters with x0 = 0, not the core number, so the core is sent to
-/// `spin_table_entry` (boot/entry.S), which takes x0 from MPIDR_EL1.Aff0 and continues at
+/// `spin_table_entry` (src/arch/boot/entry.S), which takes x0 from MPIDR_EL1.Aff0 and continues at
 /// `entry` (`secondary_entry`, the only entry point the generic code uses).
 ///
 /// # Safety

@@ -2,12 +2,12 @@
 //! per core, and the system-register CPU interface (`arch::gic_cpuif`). Offsets follow the GICv3
 //! architecture specification (IHI 0069H), 12.9 (GICD) and 12.10-12.11 (GICR).
 //!
-//! The pitfalls: with affinity routing (GICD_CTLR.ARE) SGIs and PPIs are configured in each
-//! core's redistributor, not the distributor; a redistributor is found by matching its
-//! GICR_TYPER affinity with the core's MPIDR (their order in the frame array need not be the
-//! cores' order); a core's redistributor ignores it until GICR_WAKER.ProcessorSleep is cleared;
-//! ICC_SRE_EL1.SRE must be set (and ICC_SRE_EL2.Enable at EL2, which `boot/entry.S` does) before
-//! any `ICC_*` access; an SGI's target list names Aff0 values within one Aff3.Aff2.Aff1 cluster.
+//! The pitfalls: with affinity routing (GICD_CTLR.ARE) SGIs and PPIs are configured in each core's
+//! redistributor, not the distributor; a redistributor is found by matching its GICR_TYPER affinity
+//! with the core's MPIDR (their order in the frame array need not be the cores' order); a core's
+//! redistributor ignores it until GICR_WAKER.ProcessorSleep is cleared; ICC_SRE_EL1.SRE must be set
+//! (and ICC_SRE_EL2.Enable at EL2, which `src/arch/boot/entry.S` does) before any `ICC_*` access;
+//! an SGI's target list names Aff0 values within one Aff3.Aff2.Aff1 cluster.
 
 use super::{IntId, SgiTarget, PMR, PRIORITY};
 use crate::arch::gic_cpuif as icc;

@@ -4,13 +4,13 @@
 #[cfg(doc)]
 use super::Flags;
 use super::PercpuRef;
-use crate::machine::{self, AtomicU64, Ordering, PerCpuAllocError};
+use crate::machine::{self, AtomicU64, Ordering, PercpuAllocError};
 
 /// Errors returned by [`PercpuRef`] operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PercpuRefError {
     /// `init`: the per-cpu counter could not be allocated.
-    Alloc(PerCpuAllocError),
+    Alloc(PercpuAllocError),
     /// `reinit`/`resurrect` on a ref created without [`Flags::ALLOW_REINIT`].
     ReinitNotAllowed,
     /// `reinit` on a ref whose count is not zero.

@@ -127,7 +127,7 @@ mod owned;
 pub use misuse::{misuse_reports, Misuse, PercpuRefError};
 pub use owned::{Counted, Mode, PercpuObj};
 
-use crate::machine::{self, AtomicBool, AtomicCtx, AtomicI64, AtomicU32, AtomicUsize, Mutex, Ordering, PerCpuBox};
+use crate::machine::{self, AtomicBool, AtomicCtx, AtomicI64, AtomicU32, AtomicUsize, Mutex, Ordering, PercpuBox};
 use crate::rcu;
 use alloc::boxed::Box;
 use alloc::sync::{Arc, Weak};
@@ -209,7 +209,7 @@ impl PercpuRef {
         release: impl Fn(&PercpuRef) + Send + Sync + 'static,
         flags: Flags,
     ) -> Result<Arc<PercpuRef>, PercpuRefError> {
-        let pcpu = PerCpuBox::new(0u64).map_err(PercpuRefError::Alloc)?;
+        let pcpu = PercpuBox::new(0u64).map_err(PercpuRefError::Alloc)?;
         let addr = pcpu.template_addr();
         assert!(addr & FLAG_MASK == 0 && addr != 0, "percpu_ref: counter address {:#x} not 4-byte aligned", addr);
         let dead = flags.contains(Flags::INIT_DEAD);

@@ -6,7 +6,7 @@
 #[cfg(doc)]
 use super::Flags;
 use super::{Confirm, Misuse, PercpuRef, PercpuRefError, ATOMIC, DEAD, PERCPU_COUNT_BIAS};
-use crate::machine::{self, AtomicCtx, Ctx, MutexGuard, Ordering, PerCpuBox};
+use crate::machine::{self, AtomicCtx, Ctx, MutexGuard, Ordering, PercpuBox};
 use crate::rcu;
 use alloc::boxed::Box;
 
@@ -14,7 +14,7 @@ use alloc::boxed::Box;
 pub(super) struct Slow {
     /// The per-cpu counters (`None` after `exit`, or after the kill of a ref without
     /// ALLOW_REINIT). The word holds their template address for the fast path.
-    pub(super) pcpu: Option<PerCpuBox<u64>>,
+    pub(super) pcpu: Option<PercpuBox<u64>>,
     /// The confirmation the pending switch calls after its grace period.
     pub(super) confirm: Option<Confirm>,
     /// Stay in atomic mode across kill/resurrect (`switch_to_atomic`, INIT_ATOMIC).

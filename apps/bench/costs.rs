@@ -188,7 +188,7 @@ pub fn run(ctx: &mut Ctx, s: &Subjects) {
     for (i, side) in ReadSide::ALL.iter().enumerate() {
         let v = match side {
             ReadSide::PercpuRef => bench_cost_percpu_ref(&s.pref, ctx, N),
-            ReadSide::PercpuRwsem => bench_cost_percpu_rwsem(&s.prw, ctx, N),
+            ReadSide::PercpuRwSem => bench_cost_percpu_rwsem(&s.prw, ctx, N),
             _ => side.cost(ctx, s, N),
         };
         values[i] = v;
@@ -228,7 +228,7 @@ pub fn run(ctx: &mut Ctx, s: &Subjects) {
         target(
             "percpu_rwsem_pair",
             "percpu-rwsem down_read + up_read, instructions",
-            at(ReadSide::PercpuRwsem),
+            at(ReadSide::PercpuRwSem),
             "<=",
             12.0,
             "insn",

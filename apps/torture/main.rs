@@ -9,13 +9,9 @@
 
 extern crate alloc;
 
-#[path = "common.rs"]
 mod common;
-#[path = "lock.rs"]
 mod lock;
-#[path = "percpu_ref.rs"]
 mod percpu_ref;
-#[path = "rcu.rs"]
 mod rcu;
 
 fn main(ctx: &mut quiescent::smp::Ctx) -> i32 {

@@ -5,13 +5,9 @@
 
 extern crate alloc;
 
-#[path = "demo/percpu_ref.rs"]
 mod percpu_ref;
-#[path = "demo/platform.rs"]
 mod platform;
-#[path = "demo/rcu.rs"]
 mod rcu;
-#[path = "demo/rwsem.rs"]
 mod rwsem;
 
 use quiescent::smp::{self, Ctx};

@@ -12,19 +12,12 @@
 
 extern crate alloc;
 
-#[path = "common.rs"]
 mod common;
-#[path = "costs.rs"]
 mod costs;
-#[path = "gp.rs"]
 mod gp;
-#[path = "mixed.rs"]
 mod mixed;
-#[path = "scaling.rs"]
 mod scaling;
-#[path = "subjects.rs"]
 mod subjects;
-#[path = "update.rs"]
 mod update;
 
 use quiescent::smp::Ctx;

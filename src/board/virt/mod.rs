@@ -28,7 +28,7 @@ pub const UART_CLOCK_HZ: u32 = 24_000_000;
 /// Console speed.
 pub const UART_BAUD: u32 = 115_200;
 /// The board's name in reports.
-pub const NAME: &str = "qemu-virt";
+pub const NAME: &str = "virt";
 
 // SAFETY: the PL011 of QEMU virt lives at this address; the console is its only user.
 static UART: Pl011 = unsafe { Pl011::new(UART_BASE) };

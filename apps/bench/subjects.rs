@@ -50,7 +50,7 @@ pub enum ReadSide {
     /// `rcu_read_lock`, `rcu_dereference`, `rcu_read_unlock`.
     Rcu,
     /// percpu-rwsem `down_read` + `up_read`.
-    PercpuRwsem,
+    PercpuRwSem,
     /// The classic rw_semaphore's `down_read` + `up_read`.
     Rwsem,
     /// `spin::RwLock` read + unlock.
@@ -80,7 +80,7 @@ macro_rules! with_op {
                 };
                 $body
             }
-            ReadSide::PercpuRwsem => {
+            ReadSide::PercpuRwSem => {
                 let $op = |ctx: &mut Ctx| {
                     let g = s.prw.read(ctx);
                     g.unlock(ctx);
@@ -128,7 +128,7 @@ impl ReadSide {
     /// Every read side, in report order.
     pub const ALL: [ReadSide; 7] = [
         ReadSide::Rcu,
-        ReadSide::PercpuRwsem,
+        ReadSide::PercpuRwSem,
         ReadSide::PercpuRef,
         ReadSide::Rwsem,
         ReadSide::SpinRw,
@@ -140,7 +140,7 @@ impl ReadSide {
     pub fn id(self) -> &'static str {
         match self {
             ReadSide::Rcu => "rcu",
-            ReadSide::PercpuRwsem => "percpu_rwsem",
+            ReadSide::PercpuRwSem => "percpu_rwsem",
             ReadSide::Rwsem => "rwsem",
             ReadSide::SpinRw => "spin_rwlock",
             ReadSide::SpinMutex => "spin_mutex",
@@ -153,7 +153,7 @@ impl ReadSide {
     pub fn label(self) -> &'static str {
         match self {
             ReadSide::Rcu => "RCU read lock + dereference + unlock",
-            ReadSide::PercpuRwsem => "percpu-rwsem down_read + up_read",
+            ReadSide::PercpuRwSem => "percpu-rwsem down_read + up_read",
             ReadSide::Rwsem => "rw_semaphore down_read + up_read",
             ReadSide::SpinRw => "spin::RwLock read + unlock",
             ReadSide::SpinMutex => "spin::Mutex lock + unlock",
@@ -165,7 +165,7 @@ impl ReadSide {
     /// Whether a reader touches only its own core's data (it should scale with cores), as
     /// opposed to one shared word (it should not).
     pub fn per_core(self) -> bool {
-        matches!(self, ReadSide::Rcu | ReadSide::PercpuRwsem | ReadSide::PercpuRef)
+        matches!(self, ReadSide::Rcu | ReadSide::PercpuRwSem | ReadSide::PercpuRef)
     }
 
     /// The one-core cost row (see `common::per_op`).
