@@ -85,6 +85,7 @@ pub fn counter_freq() -> u64 {
 }
 
 /// Converts counter ticks to nanoseconds.
+#[inline]
 pub fn ticks_to_ns(ticks: u64) -> u64 {
     let f = counter_freq().max(1);
     ((ticks as u128 * 1_000_000_000) / f as u128) as u64
@@ -308,7 +309,7 @@ pub fn irqs_disabled() -> bool {
 }
 
 /// Whether this core is running an exception handler (Linux's `in_interrupt()`). Normal code
-/// runs on SP_EL0 and every exception switches to SP_EL1 (`src/arch/boot/vectors.S`), so the stack
+/// runs on SP_EL0 and every exception switches to SP_EL1 (the kernel's exception vectors), so the stack
 /// pointer selected (SPSel) tells, with no per-core state to keep.
 #[inline]
 pub fn in_interrupt() -> bool {

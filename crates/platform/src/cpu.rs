@@ -21,16 +21,19 @@ static ONLINE: [AtomicU64; MASK_WORDS] = {
 static POSSIBLE: AtomicUsize = AtomicUsize::new(1);
 
 /// Whether core `cpu` is online.
+#[inline]
 pub fn is_online(cpu: usize) -> bool {
     cpu < MAX_CPUS && ONLINE[cpu / 64].load(Ordering::Acquire) & (1 << (cpu % 64)) != 0
 }
 
 /// The number of online cores.
+#[inline]
 pub fn num_online() -> usize {
     ONLINE.iter().map(|w| w.load(Ordering::Acquire).count_ones() as usize).sum()
 }
 
 /// Cores this run sets up: logical numbers `0..num_possible()` (Linux's `nr_cpu_ids`).
+#[inline]
 pub fn num_possible() -> usize {
     POSSIBLE.load(Ordering::Relaxed)
 }
@@ -38,6 +41,7 @@ pub fn num_possible() -> usize {
 /// Iterates over the online cores, in order. Only the words that can hold a core this run set
 /// up are read, each once, and within a word only the set bits are visited: a pass costs a few
 /// instructions per online core, not one test per bit.
+#[inline]
 pub fn online_cpus() -> impl Iterator<Item = usize> {
     let words = POSSIBLE.load(Ordering::Relaxed).div_ceil(64);
     (0..words).flat_map(|w| {

@@ -167,6 +167,7 @@ pub fn set_tick_hz(hz: u32) {
 }
 
 /// The tick rate (0 until the kernel starts a tick).
+#[inline]
 pub fn tick_hz() -> u32 {
     TICK_HZ.load(Ordering::Relaxed)
 }

@@ -77,6 +77,7 @@ pub mod ipi {
     }
 
     /// Sends `ipi` to core `cpu`. Any context.
+    #[inline]
     pub fn send(cpu: usize, ipi: Ipi) {
         match ipi {
             // SAFETY: defined by `kernel!` with this signature (a link error otherwise).

@@ -99,6 +99,7 @@ pub unsafe fn add_area(cpu: usize, area: *mut u8) {
 }
 
 /// Cores with a per-cpu area: `0..nr_areas()` (every core this run set up).
+#[inline]
 pub fn nr_areas() -> usize {
     NR_AREAS.load(Ordering::Relaxed)
 }

@@ -66,6 +66,7 @@ impl Completion {
 
     /// Signals one completion. Everything the caller did before is visible to the waiter once
     /// it returns from [`wait`](Self::wait).
+    #[inline]
     pub fn complete(&self) {
         // Release: the completer's writes (a result) before the count drops; pairs with the
         // Acquire in `is_done`.
@@ -75,6 +76,7 @@ impl Completion {
     }
 
     /// Whether every expected completion has been signalled.
+    #[inline]
     pub fn is_done(&self) -> bool {
         self.remaining.load(Ordering::Acquire) == 0
     }
