@@ -15,6 +15,8 @@ use tock_registers::interfaces::{Readable, Writeable};
 
 /// Full barrier between cores (`dmb ish`): orders all earlier loads and stores before all later.
 /// Every caller labels its use and names the barrier it pairs with.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline(always)]
 pub fn smp_mb() {
     barrier::dmb(barrier::ISH);
@@ -22,6 +24,8 @@ pub fn smp_mb() {
 
 /// Read barrier between cores (`dmb ishld`): orders earlier loads before later loads and stores.
 /// Every caller names the barrier it pairs with.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline(always)]
 pub fn smp_rmb() {
     barrier::dmb(barrier::ISHLD);
@@ -29,42 +33,56 @@ pub fn smp_rmb() {
 
 /// Write barrier between cores (`dmb ishst`): orders earlier stores before later stores.
 /// Every caller names the barrier it pairs with.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline(always)]
 pub fn smp_wmb() {
     barrier::dmb(barrier::ISHST);
 }
 
 /// `dsb ishst`: waits until earlier stores complete (used before SEV so a woken core sees them).
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline(always)]
 pub fn dsb_ishst() {
     barrier::dsb(barrier::ISHST);
 }
 
 /// `isb`: later instructions see the effect of earlier system-register writes.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline(always)]
 pub fn isb() {
     barrier::isb(barrier::SY);
 }
 
 /// Waits for an event (SEV from any core, an interrupt, or a cleared exclusive monitor).
+///
+/// Context: any; pauses until an event, so only in a loop that re-checks its condition.
 #[inline(always)]
 pub fn wfe() {
     aarch64_cpu::asm::wfe();
 }
 
 /// Signals an event to every core.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline(always)]
 pub fn sev() {
     aarch64_cpu::asm::sev();
 }
 
 /// A hint for spin-wait loops.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline(always)]
 pub fn cpu_relax() {
     core::hint::spin_loop();
 }
 
 /// The virtual counter (CNTVCT_EL0).
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline]
 pub fn counter() -> u64 {
     isb(); // keeps the read from being hoisted above earlier instructions
@@ -73,18 +91,24 @@ pub fn counter() -> u64 {
 
 /// The virtual counter without the ISB: may be read a little early; for timestamps that only
 /// need to be roughly right (stall detection, statistics) on paths where an ISB would cost.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline]
 pub fn counter_relaxed() -> u64 {
     CNTVCT_EL0.get()
 }
 
 /// The counter frequency in Hz (CNTFRQ_EL0, as set by firmware or QEMU; never hard-coded).
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline]
 pub fn counter_freq() -> u64 {
     CNTFRQ_EL0.get()
 }
 
 /// Converts counter ticks to nanoseconds.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline]
 pub fn ticks_to_ns(ticks: u64) -> u64 {
     let f = counter_freq().max(1);
@@ -92,12 +116,16 @@ pub fn ticks_to_ns(ticks: u64) -> u64 {
 }
 
 /// Reads TPIDR_EL1: the offset from a per-cpu variable's template address to this core's copy.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline(always)]
 pub fn tpidr() -> usize {
     TPIDR_EL1.get() as usize
 }
 
 /// Sets TPIDR_EL1.
+///
+/// Context: boot only, on the core itself, before its first per-cpu access.
 ///
 /// # Safety
 /// Every later per-cpu access on this core goes through the new value: it must be the offset of
@@ -116,6 +144,8 @@ pub struct PercpuBase(usize, core::marker::PhantomData<*const ()>);
 
 impl PercpuBase {
     /// The offset.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn get(self) -> usize {
         self.0
@@ -125,6 +155,8 @@ impl PercpuBase {
 /// Reads TPIDR_EL1 for per-cpu address arithmetic on a hot path. Marked pure so the compiler
 /// may reuse one read across a function: sound because TPIDR_EL1 is set once per core at boot
 /// and code here never migrates between cores (there is no preemption or scheduler).
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline(always)]
 pub fn percpu_base() -> PercpuBase {
     let v: usize;
@@ -164,6 +196,8 @@ macro_rules! ras_rmw {
 /// handler's update is never overwritten. Cost on the fast path: an `mrs` (hoistable) and three
 /// instructions. No DMB: callers that need ordering (the slow paths) add their own barrier.
 ///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
+///
 /// # Safety
 /// `ptr` must be a per-cpu template address of a `u32` (a `percpu!` variable or a `PercpuBox`
 /// slot that is still allocated): `ptr` + TPIDR_EL1 is then this core's copy, valid and
@@ -177,6 +211,8 @@ pub unsafe fn this_cpu_add_u32(ptr: *mut u32, delta: u32) {
 
 /// [`this_cpu_add_u32`] by a constant: the constant is an immediate operand, saving the `mov`.
 ///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
+///
 /// # Safety
 /// As [`this_cpu_add_u32`].
 #[inline(always)]
@@ -187,6 +223,8 @@ pub unsafe fn this_cpu_add_imm_u32<const DELTA: i32>(ptr: *mut u32) {
 
 /// [`this_cpu_add_imm_u32`] with this core's TPIDR_EL1 already read, so a caller can read it
 /// once, unconditionally, where the compiler can keep it in a register across a loop.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 ///
 /// # Safety
 /// As [`this_cpu_add_u32`].
@@ -226,6 +264,8 @@ macro_rules! ras_rmw64 {
 /// [`this_cpu_add_u32`] on a `u64` counter (Linux's per-cpu counters are `unsigned long`): the
 /// same three instructions on x registers, so no count of live references can wrap it.
 ///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
+///
 /// # Safety
 /// As [`this_cpu_add_u32`], for a per-cpu `u64` (8-byte aligned).
 #[inline(always)]
@@ -236,6 +276,8 @@ pub unsafe fn this_cpu_add_u64(ptr: *mut u64, delta: u64) {
 
 /// [`this_cpu_add_u64`] by a constant, with this core's TPIDR_EL1 already read (as
 /// [`this_cpu_add_imm_u32_at`]).
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 ///
 /// # Safety
 /// As [`this_cpu_add_u64`].
@@ -254,6 +296,8 @@ pub unsafe fn this_cpu_add_imm_u64_at<const DELTA: i32>(ptr: *mut u64, base: Per
 
 /// [`this_cpu_add_imm_u64_at`] with TPIDR_EL1 read here.
 ///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
+///
 /// # Safety
 /// As [`this_cpu_add_u64`].
 #[inline(always)]
@@ -264,6 +308,8 @@ pub unsafe fn this_cpu_add_imm_u64<const DELTA: i32>(ptr: *mut u64) {
 
 /// If `elr` (an interrupted PC) lies inside a restartable sequence, after its first instruction
 /// and at or before its store, returns the address to restart from (the first instruction).
+///
+/// Context: the kernel's interrupt entry only (a lookup in a read-only table; never blocks).
 pub fn ras_restart_point(elr: u64) -> Option<u64> {
     unsafe extern "C" {
         static __ras_start: [u64; 0];
@@ -278,6 +324,8 @@ pub fn ras_restart_point(elr: u64) -> Option<u64> {
 }
 
 /// Masks IRQ and FIQ on this core and returns the previous DAIF value.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline(always)]
 pub fn local_irq_save() -> u64 {
     let flags = DAIF.get();
@@ -288,6 +336,8 @@ pub fn local_irq_save() -> u64 {
 }
 
 /// Restores DAIF from [`local_irq_save`] (so nested save/restore pairs are correct).
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline(always)]
 pub fn local_irq_restore(flags: u64) {
     // SAFETY: writes back a DAIF value read earlier on this core; the asm acts as a compiler
@@ -296,6 +346,8 @@ pub fn local_irq_restore(flags: u64) {
 }
 
 /// Unmasks IRQ and FIQ on this core.
+///
+/// Context: task only, not an interrupt handler (handlers do not nest); never blocks.
 #[inline(always)]
 pub fn local_irq_enable() {
     // SAFETY: as `local_irq_restore`.
@@ -303,6 +355,8 @@ pub fn local_irq_enable() {
 }
 
 /// Whether IRQs are masked on this core.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline]
 pub fn irqs_disabled() -> bool {
     DAIF.get() & (1 << 7) != 0
@@ -311,6 +365,8 @@ pub fn irqs_disabled() -> bool {
 /// Whether this core is running an exception handler (Linux's `in_interrupt()`). Normal code
 /// runs on SP_EL0 and every exception switches to SP_EL1 (the kernel's exception vectors), so the stack
 /// pointer selected (SPSel) tells, with no per-core state to keep.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline]
 pub fn in_interrupt() -> bool {
     SPSel.read(SPSel::SP) == 1
@@ -321,6 +377,8 @@ pub struct IrqGuard(u64);
 
 impl IrqGuard {
     /// Masks interrupts on this core.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn new() -> Self {
         IrqGuard(local_irq_save())

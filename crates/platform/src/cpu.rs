@@ -21,18 +21,24 @@ static ONLINE: [AtomicU64; MASK_WORDS] = {
 static POSSIBLE: AtomicUsize = AtomicUsize::new(1);
 
 /// Whether core `cpu` is online.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline]
 pub fn is_online(cpu: usize) -> bool {
     cpu < MAX_CPUS && ONLINE[cpu / 64].load(Ordering::Acquire) & (1 << (cpu % 64)) != 0
 }
 
 /// The number of online cores.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline]
 pub fn num_online() -> usize {
     ONLINE.iter().map(|w| w.load(Ordering::Acquire).count_ones() as usize).sum()
 }
 
 /// Cores this run sets up: logical numbers `0..num_possible()` (Linux's `nr_cpu_ids`).
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline]
 pub fn num_possible() -> usize {
     POSSIBLE.load(Ordering::Relaxed)
@@ -41,6 +47,8 @@ pub fn num_possible() -> usize {
 /// Iterates over the online cores, in order. Only the words that can hold a core this run set
 /// up are read, each once, and within a word only the set bits are visited: a pass costs a few
 /// instructions per online core, not one test per bit.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline]
 pub fn online_cpus() -> impl Iterator<Item = usize> {
     let words = POSSIBLE.load(Ordering::Relaxed).div_ceil(64);
@@ -75,6 +83,8 @@ impl Iterator for SetBits {
 
 /// Sets the number of cores this run sets up (`0..n`, at most [`MAX_CPUS`]).
 ///
+/// Context: boot only, core 0, before the other cores start.
+///
 /// # Safety
 /// At boot, on core 0, before any other core starts and before the primitives are initialised:
 /// grace periods and percpu-rwsem's fold look only at these cores.
@@ -84,6 +94,8 @@ pub unsafe fn set_possible(n: usize) {
 
 /// Lowers the number of cores this run sets up to `n` (at least 1).
 ///
+/// Context: boot only, core 0, before the other cores start.
+///
 /// # Safety
 /// As [`set_possible`].
 pub unsafe fn limit_possible(n: usize) {
@@ -92,6 +104,8 @@ pub unsafe fn limit_possible(n: usize) {
 
 /// Marks core `cpu` online (Release: everything it set up is visible to whoever sees it online),
 /// then orders the bit before this core's later reads (barrier O).
+///
+/// Context: core bring-up only, on the core coming online, interrupts masked.
 ///
 /// # Safety
 /// On core `cpu` itself, once, after the primitives' `cpu_online` hook ran and before its first

@@ -32,8 +32,8 @@ pub struct Ctx {
 }
 
 /// A context that may read under RCU but never block (interrupt handlers, RCU callbacks, and a
-/// shared borrow of a [`Ctx`]): holding `&AtomicCtx` proves RCU is watching this core. See the
-/// The crate docs ("Contexts") say what each allows.
+/// shared borrow of a [`Ctx`]): holding `&AtomicCtx` proves RCU is watching this core. The
+/// crate docs ("Contexts") say what each allows.
 pub struct AtomicCtx {
     _core: PhantomData<*mut ()>,
 }
@@ -43,6 +43,8 @@ const ATOMIC: &AtomicCtx = &AtomicCtx { _core: PhantomData };
 
 impl Ctx {
     /// A blocking context for the code about to run on this core.
+    ///
+    /// Context: the kernel only, where a thread of execution that may block starts on a core.
     ///
     /// # Safety
     /// Only the code that starts a thread of execution on a core (the runtime for the image's
@@ -56,6 +58,8 @@ impl Ctx {
 
 impl AtomicCtx {
     /// A non-blocking context for the code about to run on this core.
+    ///
+    /// Context: the kernel only, where an interrupt handler or an RCU callback starts (RCU watching).
     ///
     /// # Safety
     /// Only the code that runs an interrupt handler or an RCU callback: RCU watches this core for

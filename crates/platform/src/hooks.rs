@@ -48,6 +48,8 @@ static HOOKS: AtomicPtr<IdleHooks> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Installs the hooks (once, on core 0, before the other cores start).
 ///
+/// Context: boot only, core 0, before the other cores start.
+///
 /// # Safety
 /// At boot only, before any core but this one runs and before interrupts are unmasked: the
 /// hooks decide whether grace periods wait for a core, so replacing them while cores run (or
@@ -59,6 +61,8 @@ pub unsafe fn set_idle_hooks(hooks: &'static IdleHooks) {
 
 /// The installed idle hooks (do-nothing ones until RCU installs its own), for the kernel's idle
 /// loop, bring-up and parking.
+///
+/// Context: the kernel's idle loop, core bring-up and parking only (each hook where its doc says).
 ///
 /// # Safety
 /// Each hook is called only where its documentation says (`idle_enter` before the idle sleep,
@@ -97,6 +101,8 @@ static IRQ_EXIT: AtomicUsize = AtomicUsize::new(0);
 /// `ct_irq_enter`/`ct_irq_exit`), so a handler that interrupts a core in an extended quiescent
 /// state runs as a reader that grace periods wait for.
 ///
+/// Context: boot only, core 0, before the other cores start.
+///
 /// # Safety
 /// At boot only, before interrupts are unmasked: RCU relies on these running around every
 /// handler, so replacing them later could let a grace period end under a handler's reads.
@@ -111,6 +117,8 @@ pub type IrqContextHooks = (fn() -> bool, fn(bool));
 
 /// The registered interrupt entry and exit hooks, for the kernel's interrupt entry to run
 /// around every handler.
+///
+/// Context: the kernel's interrupt entry only.
 ///
 /// # Safety
 /// Only the kernel's interrupt entry calls them: `enter` before the handler, `exit` with its
@@ -138,6 +146,8 @@ static TICK_HZ: AtomicU32 = AtomicU32::new(0);
 
 /// Registers `f` to run on every tick on every core that takes one (interrupt context). It gets
 /// an [`AtomicCtx`]: it may read under RCU but not block. RCU's stall detector is one.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn add_tick_hook(f: fn(&AtomicCtx)) {
     for h in &TICK_HOOKS {
         if h.compare_exchange(0, f as usize, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
@@ -150,6 +160,8 @@ pub fn add_tick_hook(f: fn(&AtomicCtx)) {
 /// Runs the registered tick hooks: the kernel's tick interrupt handler calls it, between the
 /// interrupt context hooks. Callable wherever an `&AtomicCtx` is (the hooks only read under RCU),
 /// but only the tick gives them their meaning (the stall detector's timing).
+///
+/// Context: the kernel's tick interrupt handler (takes `&AtomicCtx`); never blocks.
 pub fn run_tick_hooks(ctx: &AtomicCtx) {
     for h in &TICK_HOOKS {
         let f = h.load(Ordering::Acquire);
@@ -162,11 +174,15 @@ pub fn run_tick_hooks(ctx: &AtomicCtx) {
 }
 
 /// Records the tick rate the kernel runs (what the stall detector's timing reads).
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn set_tick_hz(hz: u32) {
     TICK_HZ.store(hz, Ordering::Relaxed);
 }
 
 /// The tick rate (0 until the kernel starts a tick).
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline]
 pub fn tick_hz() -> u32 {
     TICK_HZ.load(Ordering::Relaxed)

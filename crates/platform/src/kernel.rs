@@ -15,16 +15,24 @@ use alloc::boxed::Box;
 /// type with [`kernel!`](crate::kernel!).
 pub trait Kernel {
     /// Wakes core `cpu` from its idle sleep (an IPI). Any context.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     fn wake(cpu: usize);
     /// Runs `f` on core `cpu` in its interrupt context (on this core, at once, if `cpu` is this
     /// one) and returns once it has run (Linux's `smp_call_function_single`). May block; called
     /// with interrupts enabled (`rcu_barrier` inside an `IrqGuard` is a named error on the
     /// firmware, which asserts it).
+    ///
+    /// Context: may block (takes `&mut Ctx`); interrupts enabled.
     fn call_on(ctx: &mut Ctx, cpu: usize, f: Box<dyn FnOnce(&AtomicCtx) + Send>);
     /// The PC core `cpu` is executing, fetched within `timeout_ms` (for a stall report), or
     /// `None`. Any context: RCU's stall detector calls it from its tick hook.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks (waits at most `timeout_ms`).
     fn report_pc(cpu: usize, timeout_ms: u64) -> Option<u64>;
     /// Writes one diagnostic line (a stall report, a misuse report). Any context.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     fn log(level: Level, args: core::fmt::Arguments<'_>);
 }
 
@@ -77,6 +85,8 @@ pub mod ipi {
     }
 
     /// Sends `ipi` to core `cpu`. Any context.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline]
     pub fn send(cpu: usize, ipi: Ipi) {
         match ipi {
@@ -87,6 +97,8 @@ pub mod ipi {
 
     /// Runs `f` on core `cpu` in its interrupt context and returns its result (Linux's
     /// `smp_call_function_single`). May block; allocates the call.
+    ///
+    /// Context: may block (takes `&mut Ctx`); interrupts enabled; allocates.
     pub fn call_function_single<R: Send + 'static>(
         ctx: &mut Ctx,
         cpu: usize,
@@ -101,6 +113,8 @@ pub mod ipi {
     }
 
     /// The PC core `cpu` is executing, within `timeout_ms`, or `None` (for stall reports).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks (waits at most `timeout_ms`).
     pub fn report_pc(cpu: usize, timeout_ms: u64) -> Option<u64> {
         // SAFETY: defined by `kernel!` with this signature (a link error otherwise).
         unsafe { __quiescent_platform_report_pc(cpu, timeout_ms) }
@@ -108,6 +122,8 @@ pub mod ipi {
 }
 
 /// Writes one diagnostic line through the kernel. Any context.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn log(level: Level, args: core::fmt::Arguments<'_>) {
     // SAFETY: defined by `kernel!` with this signature (a link error otherwise).
     unsafe { __quiescent_platform_log(level, args) }

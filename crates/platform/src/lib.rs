@@ -151,6 +151,8 @@ pub use spin::{Mutex, MutexGuard};
 pub use wait::{wait_event, wake_up_all, Completion};
 
 /// [`smp_mb!`]: the label is for the loom model only.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[cfg(not(loom))]
 #[doc(hidden)]
 #[inline(always)]
@@ -159,6 +161,8 @@ pub fn smp_mb_labelled(_label: &'static str) {
 }
 
 /// [`ordering!`]: the label is for the loom model only.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[cfg(not(loom))]
 #[doc(hidden)]
 #[inline(always)]
@@ -167,6 +171,8 @@ pub const fn labelled_ordering(o: Ordering, _label: &'static str) -> Ordering {
 }
 
 /// [`grace_period!`]: the label is for the loom model only.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[cfg(not(loom))]
 #[doc(hidden)]
 #[inline(always)]

@@ -63,6 +63,8 @@ static NR_AREAS: AtomicUsize = AtomicUsize::new(0);
 
 /// Copies the template into core 0's (static) area and records its offset.
 ///
+/// Context: boot only, core 0, before the other cores start.
+///
 /// # Safety
 /// Core 0 only, once, before any other core starts and before any per-cpu access.
 pub unsafe fn init_areas() {
@@ -87,6 +89,8 @@ unsafe fn install(cpu: usize, area: *mut u8) {
 /// 1, 2, ... in order, before any dynamic per-cpu allocation (a [`PercpuBox`] initialises the
 /// areas that exist when it is made).
 ///
+/// Context: boot only, core 0, before the other cores start.
+///
 /// # Safety
 /// `area` is `AREA_SIZE` bytes, `AREA_ALIGN`-aligned, writable and used by nothing else for the
 /// whole run; `cpu` has not started.
@@ -99,12 +103,16 @@ pub unsafe fn add_area(cpu: usize, area: *mut u8) {
 }
 
 /// Cores with a per-cpu area: `0..nr_areas()` (every core this run set up).
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline]
 pub fn nr_areas() -> usize {
     NR_AREAS.load(Ordering::Relaxed)
 }
 
 /// Points this core's TPIDR_EL1 at the area of `cpu` and records the core number in it.
+///
+/// Context: boot only, on core `cpu` itself, before its first per-cpu access.
 ///
 /// # Safety
 /// Called once per core, on that core, after [`init_areas`].
@@ -116,6 +124,8 @@ pub unsafe fn set_local_area(cpu: usize) {
 
 /// The offset of `cpu`'s area (template address + offset = that core's copy). A core without
 /// an area (absent, or beyond the limit) is a named error, not core 0's copy by accident.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline]
 pub fn offset(cpu: usize) -> usize {
     if cpu >= nr_areas() {
@@ -175,10 +185,14 @@ mod sealed {
 /// a plain `ldr`/`str`, and no data race in Rust's model when another core reads meanwhile.
 pub trait Word: Copy + Send + Sync + sealed::Sealed {
     #[doc(hidden)]
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
+    ///
     /// # Safety
     /// `p` is valid and aligned for `Self`; every concurrent access is atomic.
     unsafe fn load(p: *mut Self) -> Self;
     #[doc(hidden)]
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
+    ///
     /// # Safety
     /// As `load`.
     unsafe fn store(p: *mut Self, v: Self);
@@ -234,6 +248,8 @@ unsafe impl<T: Send> Sync for Percpu<T> {}
 impl<T> Percpu<T> {
     /// A template value (for [`percpu!`](crate::percpu!) only).
     ///
+    /// Context: a `percpu!` static's initialiser only (const).
+    ///
     /// # Safety
     /// The result must be a `static` in the `.percpu` section: its accessors reach
     /// `&self + TPIDR_EL1`, which is this core's copy only for the template.
@@ -244,12 +260,16 @@ impl<T> Percpu<T> {
     }
 
     /// This core's copy: `&template + TPIDR_EL1` (an `mrs` and an `add`).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn local_ptr(&self) -> *mut T {
         (self.template.get() as usize).wrapping_add(arch::tpidr()) as *mut T
     }
 
     /// Core `cpu`'s copy.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline]
     pub fn remote_ptr(&self, cpu: usize) -> *mut T {
         (self.template.get() as usize).wrapping_add(offset(cpu)) as *mut T
@@ -262,6 +282,8 @@ impl<T: Copy> Percpu<T> {
     /// unmasks interrupts, or updates the same variable itself, nothing aliases (a handler's
     /// update in between is overwritten, as a lost update, not undefined behaviour); the write
     /// back masks interrupts again.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let _irq = arch::IrqGuard::new();
         // SAFETY: this core's copy, valid for the whole run; interrupts are masked, so no
@@ -277,6 +299,8 @@ impl<T: Copy> Percpu<T> {
 
 impl<T: Word> Percpu<T> {
     /// Reads this core's copy.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn get(&self) -> T {
         // SAFETY: this core's copy, valid for the whole run, aligned; a Word access.
@@ -284,6 +308,8 @@ impl<T: Word> Percpu<T> {
     }
 
     /// Writes this core's copy.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn set(&self, v: T) {
         // SAFETY: as `get`.
@@ -293,6 +319,8 @@ impl<T: Word> Percpu<T> {
 
 impl Percpu<u32> {
     /// Linux's `this_cpu_add`: IRQ-safe, barrier-free add to this core's copy.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn this_cpu_add(&self, delta: u32) {
         // SAFETY: the template address of a static per-cpu u32.
@@ -315,6 +343,8 @@ unsafe impl<T: Sync> Sync for PercpuShared<T> {}
 impl<T: Sync> PercpuShared<T> {
     /// A template value (for [`percpu_shared!`](crate::percpu_shared!) only).
     ///
+    /// Context: a `percpu_shared!` static's initialiser only (const).
+    ///
     /// # Safety
     /// As [`Percpu::new`]: a `static` in the `.percpu` section.
     #[doc(hidden)]
@@ -325,6 +355,8 @@ impl<T: Sync> PercpuShared<T> {
     }
 
     /// This core's copy.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn local(&self) -> &T {
         // SAFETY: this core's copy of a template static lives for the whole run and is never
@@ -333,6 +365,8 @@ impl<T: Sync> PercpuShared<T> {
     }
 
     /// Core `cpu`'s copy.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline]
     pub fn remote(&self, cpu: usize) -> &T {
         // SAFETY: as `local`, for core `cpu`'s area (which `offset` checks exists).
@@ -346,6 +380,8 @@ crate::percpu! {
 }
 
 /// The logical number of the running core (0 = the boot core).
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline(always)]
 pub fn cpu_id() -> usize {
     CPU_ID.get()
@@ -407,6 +443,8 @@ impl Bitmap {
 static DYN: spin::Mutex<Bitmap> = spin::Mutex::new(Bitmap([0; DYN_BITS / 64]));
 
 /// Bytes of each core's dynamic per-cpu space in use.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn dyn_bytes_used() -> usize {
     let _irq = arch::IrqGuard::new();
     let map = DYN.lock(); // released before the IrqGuard (see heap.rs)
@@ -430,6 +468,8 @@ unsafe impl<T: Copy + Send> Sync for PercpuBox<T> {}
 
 impl<T: Copy> PercpuBox<T> {
     /// Allocates one `T` per core (every possible core), each initialised to `init`.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks; allocates per-cpu space.
     pub fn new(init: T) -> Result<Self, PercpuAllocError> {
         let size = core::mem::size_of::<T>();
         let align = core::mem::align_of::<T>();
@@ -456,18 +496,24 @@ impl<T: Copy> PercpuBox<T> {
     }
 
     /// This core's copy.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn local_ptr(&self) -> *mut T {
         self.addr.wrapping_add(arch::tpidr()) as *mut T
     }
 
     /// Core `cpu`'s copy.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline]
     pub fn remote_ptr(&self, cpu: usize) -> *mut T {
         self.addr.wrapping_add(offset(cpu)) as *mut T
     }
 
     /// The template-relative address (what [`arch::this_cpu_add_u32`] takes).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn template_addr(&self) -> usize {
         self.addr
@@ -476,6 +522,8 @@ impl<T: Copy> PercpuBox<T> {
 
 impl<T: Word> PercpuBox<T> {
     /// Reads this core's copy.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn get(&self) -> T {
         // SAFETY: this core's copy of a live allocation, aligned; a Word access.
@@ -483,6 +531,8 @@ impl<T: Word> PercpuBox<T> {
     }
 
     /// Writes this core's copy.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn set(&self, v: T) {
         // SAFETY: as `get`.
@@ -490,12 +540,16 @@ impl<T: Word> PercpuBox<T> {
     }
 
     /// Reads core `cpu`'s copy (its owner may be adding to it: the old or the new value).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn remote_get(&self, cpu: usize) -> T {
         // SAFETY: a live allocation, aligned; a Word access.
         unsafe { T::load(self.remote_ptr(cpu)) }
     }
 
     /// Writes core `cpu`'s copy.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     ///
     /// # Safety
     /// Core `cpu` must not be updating its copy at the same time (its restartable add is not
@@ -508,6 +562,8 @@ impl<T: Word> PercpuBox<T> {
 
 impl PercpuBox<u32> {
     /// Linux's `this_cpu_add` on this core's counter: IRQ-safe, no barrier.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn this_cpu_add(&self, delta: u32) {
         // SAFETY: the template address of this live dynamic per-cpu u32.
@@ -515,6 +571,8 @@ impl PercpuBox<u32> {
     }
 
     /// Linux's `this_cpu_inc`: `this_cpu_add(1)` with the 1 as an immediate.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn this_cpu_inc(&self) {
         // SAFETY: as `this_cpu_add`.
@@ -522,6 +580,8 @@ impl PercpuBox<u32> {
     }
 
     /// Linux's `this_cpu_dec`.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn this_cpu_dec(&self) {
         // SAFETY: as `this_cpu_add`.
@@ -529,6 +589,8 @@ impl PercpuBox<u32> {
     }
 
     /// `this_cpu_inc` with TPIDR_EL1 already read into `base` ([`arch::percpu_base`]).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn this_cpu_inc_at(&self, base: arch::PercpuBase) {
         // SAFETY: as `this_cpu_add`.
@@ -536,6 +598,8 @@ impl PercpuBox<u32> {
     }
 
     /// `this_cpu_dec` with TPIDR_EL1 already read into `base` ([`arch::percpu_base`]).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn this_cpu_dec_at(&self, base: arch::PercpuBase) {
         // SAFETY: as `this_cpu_add`.
@@ -543,6 +607,8 @@ impl PercpuBox<u32> {
     }
 
     /// The wrapping sum over `cpus` (per-core counters may wrap; only the sum is meaningful).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn sum(&self, cpus: impl Iterator<Item = usize>) -> u32 {
         cpus.fold(0u32, |s, c| s.wrapping_add(self.remote_get(c)))
     }
@@ -550,6 +616,8 @@ impl PercpuBox<u32> {
 
 impl PercpuBox<u64> {
     /// Linux's `this_cpu_add` on this core's counter: IRQ-safe, no barrier.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn this_cpu_add(&self, delta: u64) {
         // SAFETY: the template address of this live dynamic per-cpu u64.
@@ -557,6 +625,8 @@ impl PercpuBox<u64> {
     }
 
     /// Linux's `this_cpu_inc`: `this_cpu_add(1)` with the 1 as an immediate.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn this_cpu_inc(&self) {
         // SAFETY: as `this_cpu_add`.
@@ -564,6 +634,8 @@ impl PercpuBox<u64> {
     }
 
     /// Linux's `this_cpu_dec`.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn this_cpu_dec(&self) {
         // SAFETY: as `this_cpu_add`.
@@ -571,6 +643,8 @@ impl PercpuBox<u64> {
     }
 
     /// `this_cpu_inc` with TPIDR_EL1 already read into `base` ([`arch::percpu_base`]).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn this_cpu_inc_at(&self, base: arch::PercpuBase) {
         // SAFETY: as `this_cpu_add`.
@@ -578,6 +652,8 @@ impl PercpuBox<u64> {
     }
 
     /// `this_cpu_dec` with TPIDR_EL1 already read into `base` ([`arch::percpu_base`]).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline(always)]
     pub fn this_cpu_dec_at(&self, base: arch::PercpuBase) {
         // SAFETY: as `this_cpu_add`.
@@ -585,6 +661,8 @@ impl PercpuBox<u64> {
     }
 
     /// The wrapping sum over `cpus` (per-core counters may wrap; only the sum is meaningful).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn sum(&self, cpus: impl Iterator<Item = usize>) -> u64 {
         cpus.fold(0u64, |s, c| s.wrapping_add(self.remote_get(c)))
     }

@@ -21,6 +21,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 /// condition with Acquire (it pairs with the waker's Release store). It runs while RCU is not
 /// watching this core, and gets no context: it can reach nothing that needs one (no read
 /// section, no percpu_ref or percpu-rwsem fast path), and `ctx` is borrowed `&mut` meanwhile.
+///
+/// Context: may block (takes `&mut Ctx`).
 pub fn wait_event(ctx: &mut Ctx, mut done: impl FnMut() -> bool) {
     // Misuse is named whether or not this call would have to wait (Linux's `might_sleep()`
     // before testing the condition), so it does not hide until a rare contended run.
@@ -41,6 +43,8 @@ pub fn wait_event(ctx: &mut Ctx, mut done: impl FnMut() -> bool) {
 /// Wakes every core waiting in [`wait_event`], after the caller's Release store that made a
 /// condition true: `dsb ishst` completes that store before `sev`; pairs with the `wfe` and the
 /// Acquire re-check in `wait_event`.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline]
 pub fn wake_up_all() {
     arch::dsb_ishst();
@@ -55,17 +59,23 @@ pub struct Completion {
 
 impl Completion {
     /// A completion that [`wait`](Self::wait) sees done after one [`complete`](Self::complete).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub const fn new() -> Self {
         Self::expecting(1)
     }
 
     /// A completion that is done after `n` calls of [`complete`](Self::complete) (0: done).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub const fn expecting(n: usize) -> Self {
         Completion { remaining: AtomicUsize::new(n) }
     }
 
     /// Signals one completion. Everything the caller did before is visible to the waiter once
     /// it returns from [`wait`](Self::wait).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline]
     pub fn complete(&self) {
         // Release: the completer's writes (a result) before the count drops; pairs with the
@@ -76,12 +86,16 @@ impl Completion {
     }
 
     /// Whether every expected completion has been signalled.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     #[inline]
     pub fn is_done(&self) -> bool {
         self.remaining.load(Ordering::Acquire) == 0
     }
 
     /// Waits (as an extended quiescent state) until done.
+    ///
+    /// Context: may block (takes `&mut Ctx`).
     pub fn wait(&self, ctx: &mut Ctx) {
         wait_event(ctx, || self.is_done());
     }

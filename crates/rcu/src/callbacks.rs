@@ -49,6 +49,8 @@ unsafe impl Send for RcuHead {}
 
 impl RcuHead {
     /// A head, not queued.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub const fn new() -> Self {
         RcuHead { next: UnsafeCell::new(ptr::null_mut()), func: UnsafeCell::new(None) }
     }
@@ -78,6 +80,8 @@ pub unsafe trait RcuHeaded: Send + Sized + 'static {
 /// core's callback list, with no allocation and no heap lock; the object is dropped, on this
 /// core, by a callback when the grace period ends, with the other objects retired during the
 /// same grace period. Safe from any context, interrupt handlers and callbacks included.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks; allocates nothing.
 ///
 /// ```no_run
 /// use quiescent_rcu::{kfree_rcu, RcuHead, RcuHeaded};
@@ -153,6 +157,8 @@ unsafe fn run_closure<F: FnOnce(&AtomicCtx)>(h: NonNull<RcuHead>, ctx: &AtomicCt
 /// A convenience that **allocates** (one box holding the closure and its [`RcuHead`]) and so
 /// takes the heap lock: freeing an object after a grace period is [`kfree_rcu`]'s job (or
 /// dropping `RcuCell`'s `Retired` / `RcuList`'s `Removed`), which allocates nothing.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks; allocates (one box).
 pub fn call_rcu<F: FnOnce(&AtomicCtx) + Send + 'static>(f: F) {
     let p = Box::into_raw(Box::new(ClosureCb { head: RcuHead::new(), f }));
     // SAFETY: the box is leaked to the list, and `run_closure::<F>` takes it back once.
@@ -273,6 +279,8 @@ machine::global! {
 /// `call_rcu(head, func)`), in queue order with every other callback of this core. No
 /// allocation, no heap lock: the head is linked into this core's list.
 ///
+/// Context: any (task, interrupt handler, RCU callback); never blocks; allocates nothing.
+///
 /// # Safety
 /// `head` points to an [`RcuHead`] that is not queued, and that stays valid, unmoved and
 /// otherwise untouched until `func` is called with it. The object holding it may be touched by
@@ -307,6 +315,8 @@ pub(super) fn first_pending_gp() -> Option<u64> {
 }
 
 /// Whether this core has callbacks whose grace period has completed.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn has_ready_callbacks() -> bool {
     first_pending_gp().is_some_and(|g| g <= DONE.load(Ordering::Acquire))
 }
@@ -368,6 +378,8 @@ fn run_ready_callbacks() {
 }
 
 /// Callbacks queued and invoked so far (all cores).
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn callback_counts() -> (u64, u64) {
     (CBS_QUEUED.load(Ordering::Relaxed), CBS_INVOKED.load(Ordering::Relaxed))
 }
@@ -379,6 +391,8 @@ pub fn callback_counts() -> (u64, u64) {
 /// Linux does), then waits, running this core's own callbacks meanwhile. Works from any core.
 /// Not from an RCU callback (its own core's marker would queue behind it) or an interrupt
 /// handler: both are named errors.
+///
+/// Context: may block (takes `&mut Ctx`); interrupts enabled; allocates.
 pub fn rcu_barrier(ctx: &mut Ctx) {
     might_block("rcu_barrier");
     if IN_CALLBACKS.get() {
@@ -405,6 +419,8 @@ pub fn rcu_barrier(ctx: &mut Ctx) {
 }
 
 /// Whether this core is running RCU callbacks (a callback, or code it called, is running).
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn in_callback() -> bool {
     IN_CALLBACKS.get()
 }

@@ -70,16 +70,22 @@ impl<T: Send + Sync + 'static> Default for RcuCell<T> {
 
 impl<T: Send + Sync + 'static> RcuCell<T> {
     /// An empty cell.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub const fn new() -> Self {
         RcuCell { ptr: AtomicPtr::new(ptr::null_mut()) }
     }
 
     /// A cell holding `v`.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks; allocates.
     pub fn with(v: T) -> Self {
         RcuCell { ptr: AtomicPtr::new(node(v)) }
     }
 
     /// The object, for the read-side section `'g` (Linux's `rcu_dereference`).
+    ///
+    /// Context: task, interrupt handler or RCU callback, in a read-side section (takes a `ReadGuard`); never blocks.
     #[inline(always)]
     pub fn read<'g>(&'g self, guard: &'g ReadGuard<'_>) -> Option<&'g T> {
         let p = rcu_dereference(&self.ptr, guard);
@@ -92,11 +98,15 @@ impl<T: Send + Sync + 'static> RcuCell<T> {
 
     /// Publishes `v` (Linux's `rcu_assign_pointer`, STLR: `v`'s initialisation is visible to a
     /// reader that sees it) and returns the object it replaced.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks; allocates.
     pub fn replace(&self, v: T) -> Option<Retired<T>> {
         self.swap(node(v))
     }
 
     /// Empties the cell and returns the object it held.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn take(&self) -> Option<Retired<T>> {
         self.swap(ptr::null_mut())
     }
@@ -111,6 +121,8 @@ impl<T: Send + Sync + 'static> RcuCell<T> {
 
     /// Replaces the object with `new` if the cell still holds `current` (compared by address;
     /// `None` for empty), for updaters that hold no lock. On failure `new` comes back.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks; allocates.
     pub fn compare_and_replace(&self, current: Option<&T>, new: T) -> Result<Option<Retired<T>>, T> {
         // `value` is at offset 0 (repr(C), first field): a `&T` from `read` is its node's
         // address. Only compared, never dereferenced.
@@ -166,12 +178,16 @@ impl<T: Send + Sync + 'static> Retired<T> {
     }
 
     /// Waits for a grace period, then frees the object (`synchronize_rcu(); kfree()`). Blocking.
+    ///
+    /// Context: may block (takes `&mut Ctx`).
     pub fn free_after_sync(self, ctx: &mut Ctx) {
         super::synchronize_rcu(ctx);
         drop(self.into_box());
     }
 
     /// Frees the object now, without a grace period.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     ///
     /// # Safety
     /// No reader may still hold a reference to it: a grace period has passed since it left the

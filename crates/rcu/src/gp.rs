@@ -10,13 +10,15 @@ machine::global! {
     static GP_START_TIME: AtomicU64 = AtomicU64::new(0);
     static GP_TOTAL_TICKS: AtomicU64 = AtomicU64::new(0);
     static GP_TIMED: AtomicU64 = AtomicU64::new(0);
-    /// Whether grace periods are timed (two counter reads per grace period, which cost ~100 ns
-    /// each under QEMU; off by default). The stall detector does not need it: the tick notes when
+    /// Whether grace periods are timed (two counter reads per grace period, which are not free;
+    /// off by default). The stall detector does not need it: the tick notes when
     /// it first sees each grace period.
     static GP_TIMING: AtomicBool = AtomicBool::new(false);
 }
 
 /// Turns grace-period timing (for [`average_gp_ns`]) on or off, and resets the figures.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn set_gp_timing(on: bool) {
     let _l = gp_lock();
     GP_TOTAL_TICKS.store(0, Ordering::Relaxed);
@@ -43,9 +45,8 @@ pub(super) fn request(g: u64) {
         // covers it). A REQUESTED >= g was stored under GP_LOCK by a requester whose
         // `start_if_requested`, in the same critical section, started g, found it started, or
         // found a grace period in progress; the completion of that one takes GP_LOCK after it
-        // and reads REQUESTED there, so it starts the next. Before, this path also required
-        // STARTED >= g, which a fresh snapshot (STARTED + 1) never meets: every `call_rcu` took
-        // GP_LOCK.
+        // and reads REQUESTED there, so it starts the next. No STARTED >= g test here: a fresh
+        // snapshot (STARTED + 1) never meets it, so every `call_rcu` would take GP_LOCK.
         return;
     }
     let l = gp_lock();
@@ -103,6 +104,8 @@ fn bump_gp_seq() {
 /// past a quiescent state (O(N)), which completes it if those were the last. Nothing needs
 /// this for progress (the set-up reports for the idle cores, and the last report completes a
 /// grace period); tests call it. Returns whether a grace period completed meanwhile.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn gp_try_complete() -> bool {
     let before = DONE.load(Ordering::Relaxed);
     tree::force_pass();
@@ -161,6 +164,8 @@ pub(super) fn injected_skip_core() -> Option<usize> {
 /// has passed a quiescent state, so every read-side section that began before has ended. The
 /// caller counts as quiescent while it waits; concurrent callers share grace periods. Takes the
 /// context `&mut`: no reference from a read section of the caller can live across it.
+///
+/// Context: may block (takes `&mut Ctx`).
 pub fn synchronize_rcu(ctx: &mut Ctx) {
     might_block("synchronize_rcu");
     not_in_callback("synchronize_rcu");
@@ -181,6 +186,8 @@ fn wait_for(_ctx: &mut Ctx, g: u64) {
 
 /// Starts (if needed) the grace period that covers readers running now and returns a cookie for
 /// [`poll_state_synchronize_rcu`] (Linux's `start_poll_synchronize_rcu`).
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn start_poll_synchronize_rcu() -> u64 {
     let g = snapshot();
     request(g);
@@ -190,6 +197,8 @@ pub fn start_poll_synchronize_rcu() -> u64 {
 /// Whether the grace period behind `cookie` has completed. Acquire (pairs with the Release store
 /// of `DONE`, after B): a caller that sees `true` is ordered after every reader that cookie's
 /// grace period waited for, so it may free what it removed before taking the cookie.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn poll_state_synchronize_rcu(cookie: u64) -> bool {
     DONE.load(Ordering::Acquire) >= cookie
 }
@@ -198,6 +207,8 @@ pub fn poll_state_synchronize_rcu(cookie: u64) -> bool {
 /// (Linux's `get_state_synchronize_rcu`): `poll_state_synchronize_rcu` says when it has
 /// completed (someone else's request, or [`cond_synchronize_rcu`], starts it). The snapshot's
 /// full barrier (D) orders the caller's removal before it, as in `synchronize_rcu`.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn get_state_synchronize_rcu() -> u64 {
     snapshot()
 }
@@ -205,6 +216,8 @@ pub fn get_state_synchronize_rcu() -> u64 {
 /// A cookie that always reads as completed (Linux's `get_completed_synchronize_rcu`): for a
 /// structure's "nothing to wait for" state. Grace periods are numbered from 1 and `DONE` starts
 /// there, so 0 is behind every completed one.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub const fn get_completed_synchronize_rcu() -> u64 {
     0
 }
@@ -212,6 +225,8 @@ pub const fn get_completed_synchronize_rcu() -> u64 {
 /// Waits for the grace period behind `cookie` only if it has not completed yet (Linux's
 /// `cond_synchronize_rcu`): an updater that took the cookie long ago pays nothing. Waiting is a
 /// quiescent point, so it takes the context `&mut`. Not from an RCU callback.
+///
+/// Context: may block (takes `&mut Ctx`).
 pub fn cond_synchronize_rcu(ctx: &mut Ctx, cookie: u64) {
     might_block("cond_synchronize_rcu");
     not_in_callback("cond_synchronize_rcu");
@@ -226,16 +241,22 @@ pub fn cond_synchronize_rcu(ctx: &mut Ctx, cookie: u64) {
 }
 
 /// Grace periods completed so far.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn completed() -> u64 {
     DONE.load(Ordering::Acquire)
 }
 
 /// Grace periods started so far.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn started() -> u64 {
     STARTED.load(Ordering::Relaxed)
 }
 
 /// Average duration of the grace periods completed while timing was on, in ns (counter time).
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn average_gp_ns() -> u64 {
     machine::ticks_to_ns(GP_TOTAL_TICKS.load(Ordering::Relaxed)) / GP_TIMED.load(Ordering::Relaxed).max(1)
 }

@@ -29,8 +29,8 @@
 //! own (a quiescent point, going idle, an interrupt handler returning to an idle core, a core
 //! parking for good) and clears one bit under one leaf lock, plus one under `GP_LOCK` for the
 //! last core of a leaf: O(1). The report that empties the root completes `g` on the spot.
-//! Nothing needs a dedicated grace-period thread, and nothing polls. Figures and the choice
-//! against liburcu's "the updater scans" are in `tree.rs`.
+//! Nothing needs a dedicated grace-period thread, and nothing polls. The choice against
+//! liburcu's "the updater scans" is argued in `tree.rs`.
 //!
 //! A caller that needs a grace period that *starts after now* takes the snapshot
 //! `STARTED + 1` (Linux's `rcu_seq_snap`): if one is in progress it began before the caller and
@@ -162,7 +162,7 @@
 //! * Neither context can be made by safe code or leave its core (both `!Send` and `!Sync`).
 //!
 //! The cost: nothing at run time. Both types are empty, a reference to one is never read, and
-//! after inlining neither appears in the code (`make bench`: a read-side section is still 0
+//! after inlining neither appears in the code (`make bench` checks it: a read-side section is 0
 //! instructions). The price is in the signatures: blocking functions take a `&mut Ctx`
 //! parameter, as Linux code carries `might_sleep()` annotations and Rust-for-Linux relies on a
 //! separate tool (klint) to check them.
@@ -249,6 +249,8 @@ pub mod platform {
     /// Leaves RCU's view of this core (before a blocking wait or a sleep): grace periods stop
     /// waiting for it.
     ///
+    /// Context: the kernel's idle loop / blocking waits only.
+    ///
     /// # Safety
     /// This core holds no reference obtained under RCU until the matching [`eqs_exit`], and runs
     /// no reader meanwhile (outside an interrupt handler, which `irq_enter` makes a reader).
@@ -257,6 +259,8 @@ pub mod platform {
     }
 
     /// Makes this core a reader again after [`eqs_enter`].
+    ///
+    /// Context: the kernel's idle loop / blocking waits / core bring-up only.
     ///
     /// # Safety
     /// Pairs with an earlier `eqs_enter` on this core (or brings a core online).
@@ -267,6 +271,8 @@ pub mod platform {
     /// The idle loop's sleep: [`eqs_enter`] and a note of the callbacks waiting. Returns whether
     /// the core may sleep.
     ///
+    /// Context: the kernel's idle loop only, interrupts masked.
+    ///
     /// # Safety
     /// As `eqs_enter`, with interrupts masked, paired with [`idle_exit`].
     pub unsafe fn idle_enter() -> bool {
@@ -274,6 +280,8 @@ pub mod platform {
     }
 
     /// After the idle sleep.
+    ///
+    /// Context: the kernel's idle loop only.
     ///
     /// # Safety
     /// Pairs with `idle_enter` on this core.
@@ -284,6 +292,8 @@ pub mod platform {
     /// Interrupt entry: makes the handler a reader if the core was in an extended quiescent
     /// state. Returns the token for [`irq_exit`].
     ///
+    /// Context: the kernel's interrupt entry only.
+    ///
     /// # Safety
     /// Only at the entry of an interrupt handler, paired with `irq_exit` at its end.
     pub unsafe fn irq_enter() -> bool {
@@ -292,6 +302,8 @@ pub mod platform {
 
     /// Interrupt exit.
     ///
+    /// Context: the kernel's interrupt entry only.
+    ///
     /// # Safety
     /// Only at the end of the handler whose `irq_enter` returned `was_idle`.
     pub unsafe fn irq_exit(was_idle: bool) {
@@ -299,6 +311,8 @@ pub mod platform {
     }
 
     /// This core stops for good: grace periods stop waiting for it.
+    ///
+    /// Context: the kernel's parking path only, interrupts masked (possibly inside a handler).
     ///
     /// # Safety
     /// The core never runs a reader again (it parks with interrupts masked).
@@ -369,7 +383,7 @@ machine::percpu_shared! {
     };
 }
 
-/// What RCU hooks into the idle loop and the blocking waits (see `smp::IdleHooks`).
+/// What RCU hooks into the idle loop and the blocking waits (the platform's `IdleHooks`).
 static IDLE_HOOKS: machine::IdleHooks = machine::IdleHooks {
     quiescent_point: qs_hook,
     idle_enter,
@@ -392,6 +406,8 @@ pub struct Config {
 
 /// Registers RCU with the layers below: the idle loop's hooks, the tick hook (stall detector),
 /// and the interrupt entry/exit hooks.
+///
+/// Context: boot only, core 0, before the other cores start.
 ///
 /// # Safety
 /// Once, at boot, on core 0, before interrupts are unmasked and before the other cores start

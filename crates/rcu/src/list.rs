@@ -63,6 +63,8 @@ unsafe impl<T: Send + Sync + 'static> Sync for Removed<T> {}
 
 impl<T: Send + 'static> Removed<T> {
     /// The payload (for the updater, which owns the node now).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn val(&self) -> &T {
         // SAFETY: the node is live until this value is consumed or dropped.
         unsafe { &self.0.as_ref().val }
@@ -80,11 +82,15 @@ impl<T: Send + 'static> Removed<T> {
 
     /// Frees the node after a grace period, from an RCU callback (Linux's `kfree_rcu`); the
     /// same as dropping it.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks; allocates nothing.
     pub fn free_rcu(self) {
         drop(self);
     }
 
     /// Waits for a grace period, then frees the node (`synchronize_rcu(); kfree()`). Blocking.
+    ///
+    /// Context: may block (takes `&mut Ctx`).
     pub fn free_after_sync(self, ctx: &mut Ctx) {
         super::synchronize_rcu(ctx);
         drop(self.into_box());
@@ -92,6 +98,8 @@ impl<T: Send + 'static> Removed<T> {
 
     /// Frees the node now, without a grace period (debug builds poison it first, which is how
     /// the readers' check is tested).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     ///
     /// # Safety
     /// No reader may still hold a reference to the node: a grace period has passed since it
@@ -147,6 +155,8 @@ struct Locked<'a> {
 
 impl<T> RcuList<T> {
     /// An empty list.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub const fn new() -> Self {
         RcuList { head: AtomicPtr::new(ptr::null_mut()), lock: spin::Mutex::new(()) }
     }
@@ -157,6 +167,8 @@ impl<T> RcuList<T> {
     }
 
     /// Adds `val` at the head (`hlist_add_head_rcu`).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks; allocates.
     pub fn add_head(&self, val: T) {
         let n = new_node(ptr::null_mut(), val);
         let _l = self.lock();
@@ -170,6 +182,8 @@ impl<T> RcuList<T> {
     /// after a grace period. `pred` runs under the update lock with interrupts masked: it is an
     /// `Fn`, so it cannot use a `&mut Ctx` to block or pass a quiescent point there, and it must
     /// not update this list.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn remove(&self, pred: impl Fn(&T) -> bool) -> Option<Removed<T>>
     where
         T: Send + 'static,
@@ -199,6 +213,8 @@ impl<T> RcuList<T> {
 
     /// Replaces the first matching node with a new one holding `new` (`list_replace_rcu`):
     /// readers see either the old or the new node, never neither. `pred` as in [`remove`](Self::remove).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks; allocates.
     pub fn replace(&self, pred: impl Fn(&T) -> bool, new: T) -> Result<Removed<T>, T>
     where
         T: Send + 'static,
@@ -223,11 +239,15 @@ impl<T> RcuList<T> {
 
     /// Iterates under a read-side section (`hlist_for_each_entry_rcu`). The items borrow the
     /// guard, which borrows the context: none can be used after a quiescent point.
+    ///
+    /// Context: task, interrupt handler or RCU callback, in a read-side section (takes a `ReadGuard`); never blocks.
     pub fn iter<'g>(&'g self, guard: &'g ReadGuard<'_>) -> Iter<'g, T> {
         Iter { next: super::rcu_dereference(&self.head, guard), guard }
     }
 
     /// Number of nodes (for updaters and tests; takes the update lock).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn len(&self) -> usize {
         let _l = self.lock();
         let mut n = 0;
@@ -241,6 +261,8 @@ impl<T> RcuList<T> {
     }
 
     /// Whether the list is empty.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn is_empty(&self) -> bool {
         self.head.load(Ordering::Relaxed).is_null()
     }

@@ -25,6 +25,8 @@ machine::percpu! {
 /// call the compiler moves no access.
 ///
 /// Takes the context `&mut`: no reference obtained under an earlier read guard can be live here.
+///
+/// Context: may block (takes `&mut Ctx`).
 #[inline(always)]
 pub fn rcu_quiescent_state(_ctx: &mut Ctx) {
     qs_checks();
@@ -50,8 +52,8 @@ fn rcu_quiescent_state_slow() {
 }
 
 /// Debug builds: a quiescent state inside a read-side section, or from an interrupt handler
-/// (it would report for the code it interrupted), is a named error. Reading SPSel costs on
-/// this hot path under QEMU, hence debug builds only.
+/// (it would report for the code it interrupted), is a named error. Reading SPSel (a system
+/// register) costs on this hot path, hence debug builds only.
 #[inline(always)]
 fn qs_checks() {
     assert_not_in_reader("quiescent state");
@@ -131,6 +133,8 @@ pub(super) fn cpu_dead() {
 /// writer would otherwise wait for each other). This core's ready callbacks run meanwhile.
 /// A blocking wait: not in an interrupt handler, not inside a read-side section (`ctx` is
 /// borrowed `&mut`). `cond` runs while RCU is not watching this core, with no context.
+///
+/// Context: may block (takes `&mut Ctx`).
 pub fn wait_quiescent(_ctx: &mut Ctx, cond: impl FnMut() -> bool) {
     wait_quiescent_inner(cond)
 }
@@ -162,6 +166,8 @@ pub(super) fn callbacks_while_waiting() {
 /// Names the misuse of blocking (a wait that passes quiescent points) where that is not
 /// allowed: in an interrupt handler (always checked: the handler would wait on the code it
 /// interrupted) or inside a read-side section (debug builds). Linux's `might_sleep`.
+///
+/// Context: any; never blocks (it is the check: panics in an interrupt handler or a read section).
 #[inline]
 pub fn might_block(what: &str) {
     if machine::in_interrupt() {
@@ -171,7 +177,8 @@ pub fn might_block(what: &str) {
 }
 
 /// The checks every blocking wait makes before it tests its condition (the `might_block` of
-/// `smp::IdleHooks`): not in an interrupt handler, a read-side section or an RCU callback.
+/// the platform's `IdleHooks`): not in an interrupt handler, a read-side section or an RCU
+/// callback.
 pub(super) fn might_block_here() {
     might_block("a blocking wait");
     not_in_callback("a blocking wait");

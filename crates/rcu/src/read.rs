@@ -20,6 +20,8 @@ machine::percpu! {
 /// Prefer [`read`]: its guard borrows the context, so the borrow checker ends the section before
 /// the next quiescent point.
 ///
+/// Context: task, interrupt handler or RCU callback; never blocks; RCU must watch the core.
+///
 /// # Safety
 /// Nothing checks this section's end in release builds. Whatever the caller reads under it must
 /// not be used after this core's next quiescent point (anything taking its `&mut Ctx`), and the
@@ -36,6 +38,8 @@ pub unsafe fn rcu_read_lock() {
 
 /// Leaves a read-side critical section. Debug builds catch an unlock without a lock.
 ///
+/// Context: where the matching `rcu_read_lock` ran, on the same core; never blocks.
+///
 /// # Safety
 /// Pairs with an earlier [`rcu_read_lock`] on this core; the caller uses nothing read under it
 /// afterwards.
@@ -50,11 +54,15 @@ pub unsafe fn rcu_read_unlock() {
 }
 
 /// Whether this core is inside a read-side critical section (always false in release builds).
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn in_read_section() -> bool {
     cfg!(debug_assertions) && NESTING.get() > 0
 }
 
 /// Panics with the named error if this core is inside a read-side critical section (debug).
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline]
 pub fn assert_not_in_reader(what: &str) {
     if cfg!(debug_assertions) && NESTING.get() > 0 {
@@ -64,6 +72,8 @@ pub fn assert_not_in_reader(what: &str) {
 
 /// Whether RCU is watching this core: it is not in an extended quiescent state (or is, but
 /// runs an interrupt handler, which `irq_enter` made a reader). Linux's `rcu_is_watching`.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline]
 pub fn rcu_is_watching() -> bool {
     CPUS.local().ctr.load(Ordering::Relaxed) != 0
@@ -72,6 +82,8 @@ pub fn rcu_is_watching() -> bool {
 /// Debug builds: panics with a named error if RCU is not watching this core, so a read-side
 /// access there is not protected by any grace period. `what` names the operation (fast paths
 /// that rely on an implicit read-side section call this).
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline(always)]
 pub fn assert_watching(what: &str) {
     if cfg!(debug_assertions) && !rcu_is_watching() {
@@ -97,6 +109,8 @@ pub struct ReadGuard<'a> {
 
 impl<'a> ReadGuard<'a> {
     /// Enters a read-side section (`rcu_read_lock()`), left when the guard is dropped.
+    ///
+    /// Context: task, interrupt handler or RCU callback; never blocks; RCU must watch the core (takes `&AtomicCtx`).
     #[inline(always)]
     pub fn new(ctx: &'a AtomicCtx) -> Self {
         let _ = ctx;
@@ -128,6 +142,8 @@ impl Drop for ReadGuard<'_> {
 
 /// A read-side section for as long as the guard lives: `let g = rcu::read(ctx);` (`ctx` a
 /// `&Ctx`, `&mut Ctx`, `&AtomicCtx` or another guard).
+///
+/// Context: task, interrupt handler or RCU callback; never blocks; RCU must watch the core (takes `&AtomicCtx`).
 #[inline(always)]
 pub fn read(ctx: &AtomicCtx) -> ReadGuard<'_> {
     ReadGuard::new(ctx)
@@ -137,6 +153,8 @@ pub fn read(ctx: &AtomicCtx) -> ReadGuard<'_> {
 /// address dependency to the pointee orders the reads on ARMv8, so no barrier is needed. The
 /// result is a raw pointer: dereferencing it is `unsafe`, and the caller must not use it beyond
 /// `guard`'s section. (Safe by itself: loading a pointer cannot go wrong.)
+///
+/// Context: task, interrupt handler or RCU callback, in a read-side section (takes a `ReadGuard`); never blocks.
 #[inline(always)]
 pub fn rcu_dereference<T>(p: &AtomicPtr<T>, _guard: &ReadGuard<'_>) -> *mut T {
     p.load(Ordering::Relaxed)
@@ -145,6 +163,8 @@ pub fn rcu_dereference<T>(p: &AtomicPtr<T>, _guard: &ReadGuard<'_>) -> *mut T {
 /// Publishes a pointer (Linux's `rcu_assign_pointer`): STLR, so everything written to the
 /// object before is visible to a reader that sees the pointer; pairs with the address
 /// dependency in [`rcu_dereference`].
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline(always)]
 pub fn rcu_assign_pointer<T>(p: &AtomicPtr<T>, v: *mut T) {
     p.store(v, Ordering::Release);

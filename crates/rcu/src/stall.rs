@@ -17,11 +17,15 @@ machine::global! {
 
 /// Sets how long a core may go without a quiescent state during a grace period before it is
 /// reported.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn set_stall_timeout_ms(ms: u64) {
     STALL_TIMEOUT_MS.store(ms, Ordering::Relaxed);
 }
 
 /// Stalls reported so far, and the last core named.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn stalls() -> (u64, Option<usize>) {
     let c = LAST_STALLED.load(Ordering::Relaxed);
     (STALLS.load(Ordering::Relaxed), (c != u64::MAX).then_some(c as usize))
@@ -29,7 +33,7 @@ pub fn stalls() -> (u64, Option<usize>) {
 
 machine::global! {
     /// Counter time at or after which the next scan is due: one core scans per tick period, not
-    /// every core on every tick (the scan is O(N); N scans per tick period were O(N^2)).
+    /// every core on every tick (the scan is O(N); N scans per tick period would be O(N^2)).
     static NEXT_SCAN: AtomicU64 = AtomicU64::new(0);
 }
 

@@ -2,7 +2,7 @@
 //! levels): leaves of `LEAF` cores (16 by default, one GICv3 cluster) under one root whose
 //! `u64` mask holds up to 64 leaves (1024 cores at the default leaf size).
 //!
-//! Why a tree: before it, every report scanned every core's `ctr` to see whether it was the
+//! Why a tree: with a flat scan every report reads every core's `ctr` to see whether it was the
 //! last one, O(N) per report and O(N^2) per grace period. With the tree a report clears one bit
 //! under one leaf lock (and, for the last core of a leaf, one bit under `GP_LOCK`, the root's
 //! lock): O(1) per report. The grace period's starter reads every core's `ctr` once, O(N) per
@@ -11,23 +11,17 @@
 //! would make reports free but cost the waiter an O(N) scan per poll; the tree keeps completion
 //! event-driven (the last report completes the grace period, nobody polls).
 //!
-//! Figures (`make bench`'s `gp` section, instructions under `-icount shift=0`, 2/4/8 cores,
-//! docs/benchmarks.md has the table and chart): one report costs 118-131
-//! instructions at every core count and leaf size (the flat scan: 134, 137, 145, growing with
-//! the cores it scans); a grace period with every core busy costs 604, 903, 1513 (flat: 378,
-//! 670, 1306), about 150 more per core. At 8 cores and below the tree costs more per grace
-//! period (its set-up walk and locks; up to 2.5 times for `synchronize_rcu` with the others
-//! idle, 628 against 252 at 8 cores); the flat scan's quadratic term (about 1.5 instructions
-//! per core per report here) overtakes it somewhere between 16 and 64 cores by extrapolation,
-//! and at 256 cores it would be about 130k instructions per busy grace period against the
-//! tree's 40k. Runs at 16, 64 and 256 cores (`--gp-cores`) need the GICv3 board.
+//! The price is a costlier set-up (its walk and its leaf locks), so at a few cores a grace
+//! period costs more than with a flat scan, and the tree wins only as the cores grow. The
+//! measured costs against the flat scan are in `bench/results.md` ("Grace-period cost vs
+//! cores", from `make bench`) and, dated, in `docs/benchmarks.md`.
 //!
 //! # Protocol (grace period `g`)
 //!
 //! * **Set-up** ([`setup`], `GP_LOCK` held, right after D in `gp_start`): each leaf, under its
 //!   lock, gets `gp = g` and `qsmask` = its online cores whose `ctr` is neither 0 (idle) nor `g`
-//!   (already past a quiescent state): the starter reports for the others, the test the
-//!   completer used to make on every report. The root's `ROOT_QSMASK` = the leaves with any. One
+//!   (already past a quiescent state): the starter reports for the others once, so no report
+//!   has to test every core. The root's `ROOT_QSMASK` = the leaves with any. One
 //!   walk over the online cores and one lock per leaf: O(N) once per grace period. Its reads
 //!   follow D (store-buffering with C: a core whose new `ctr` it does not see runs its new
 //!   readers after the updater's removal) and are followed by B (the idle cores' reads, complete
@@ -123,6 +117,8 @@ fn nr_leaves() -> usize {
 }
 
 /// Cores per leaf.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn leaf_size() -> usize {
     // Relaxed: stored once before the other cores start (their start orders it).
     LEAF.load(Ordering::Relaxed)

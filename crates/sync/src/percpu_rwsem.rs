@@ -41,8 +41,8 @@
 //! (or is 0 at the writer's first check, right after its fold), and that decrement's core then
 //! wakes the writer (`wake_up_all`: the store completes before the `sev`, and WFE's event latch
 //! covers a `sev` that falls between the writer's check and its `wfe`). The loom models check
-//! it: their `wait_event` sleeps until a `wake_up_all` (`crates/platform/src/lib.rs`), and with the wake-up
-//! on the wrong decrement seven of them deadlock.
+//! it: their `wait_event` sleeps until a `wake_up_all` (`crates/platform/src/model.rs`), and
+//! with the wake-up on the wrong decrement they deadlock.
 //!
 //! The fold's stores are ordered before any later fast-path add by the grace period between the
 //! last writer's `exit` and IDLE, as the writers' critical sections are; the fast-path adds
@@ -130,6 +130,8 @@ pub struct PercpuRwSem {
 
 impl PercpuRwSem {
     /// A new semaphore; fails if the per-cpu read counts cannot be allocated.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks; allocates.
     pub fn new() -> Result<Arc<Self>, PercpuAllocError> {
         let read_count = PercpuBox::new(0u64)?;
         Ok(Arc::new_cyclic(|me| PercpuRwSem {
@@ -148,12 +150,16 @@ impl PercpuRwSem {
     }
 
     /// Whether readers are on the fast path (no writer for at least a grace period).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn readers_fast(&self) -> bool {
         self.rss.is_idle()
     }
 
     /// Debug builds: how many times the per-core counts have been walked (each `down_write`
     /// once, each `is_read_locked` once); `None` in release builds, which do not count.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn debug_walks(&self) -> Option<usize> {
         #[cfg(debug_assertions)]
         let walks = Some(self.walks.load(Ordering::Relaxed));

@@ -42,6 +42,8 @@ machine::global! {
 }
 
 /// Number of grace periods `enter` has waited for, over all `RcuSync`s.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn gp_waits() -> u64 {
     GP_WAITS.load(Ordering::Relaxed)
 }
@@ -54,12 +56,16 @@ impl Default for RcuSync {
 
 impl RcuSync {
     /// An idle `rcu_sync`.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn new() -> Self {
         RcuSync { state: AtomicU32::new(IDLE), count: Mutex::new(0) }
     }
 
     /// The reader's test: one load, no barrier. Only meaningful inside an RCU read-side section
     /// (in QSBR: anywhere but at a quiescent point).
+    ///
+    /// Context: task, interrupt handler or RCU callback; never blocks; meaningful where RCU watches the core.
     #[inline(always)]
     pub fn is_idle(&self) -> bool {
         self.state.load(Ordering::Relaxed) == IDLE
@@ -67,6 +73,8 @@ impl RcuSync {
 
     /// A writer arrives: readers are switched to their slow path. The first writer waits one
     /// grace period; later ones (or one arriving within the exit grace period) do not.
+    ///
+    /// Context: may block (takes `&mut Ctx`).
     pub fn enter(&self, ctx: &mut Ctx) {
         let prev = {
             let mut n = self.count.lock();
@@ -96,6 +104,8 @@ impl RcuSync {
     /// `owner` that does not hold this `RcuSync` at `field` is a named panic in every build, as
     /// is an exit without an enter. (percpu-rwsem does not expose its `RcuSync`: an exit there
     /// by anyone but its writer would reopen the readers' fast path under that writer.)
+    ///
+    /// Context: task or RCU callback, not an interrupt handler (an IRQ-unsafe lock); never blocks; allocates.
     pub fn exit<O: Send + Sync + 'static>(&self, owner: &Arc<O>, field: fn(&O) -> &RcuSync) {
         assert!(core::ptr::eq(field(owner), self), "rcu_sync exit with another owner");
         let mut n = self.count.lock();

@@ -14,10 +14,16 @@ use crate::machine::{AtomicCtx, Ctx};
 /// The reader-writer semaphore interface (Linux's `down_read`/`up_read`/`down_write`/...).
 pub trait RwSemaphore: Send + Sync {
     /// Takes the lock shared, waiting if a writer holds it or waits for it.
+    ///
+    /// Context: may block (takes `&mut Ctx`).
     fn down_read(&self, ctx: &mut Ctx);
     /// Takes the lock shared if that needs no waiting.
+    ///
+    /// Context: task, interrupt handler or RCU callback; never blocks; RCU must watch the core (takes `&AtomicCtx`).
     fn down_read_trylock(&self, ctx: &AtomicCtx) -> bool;
     /// Releases a shared hold.
+    ///
+    /// Context: task, interrupt handler or RCU callback; never blocks; RCU must watch the core (takes `&AtomicCtx`).
     ///
     /// # Safety
     /// The caller holds the lock shared (taken with `down_read` or `down_read_trylock`, on any
@@ -26,30 +32,48 @@ pub trait RwSemaphore: Send + Sync {
     /// Releases a shared hold where RCU may not watch this core (a guard dropped anywhere): as
     /// `up_read`, on a path that does not rely on RCU (percpu-rwsem: its slow path).
     ///
+    /// Context: any, even where RCU does not watch (a `wait_event` condition); never blocks.
+    ///
     /// # Safety
     /// As [`up_read`](Self::up_read).
     unsafe fn up_read_unwatched(&self);
     /// Takes the lock exclusive, waiting for readers and writers.
+    ///
+    /// Context: may block (takes `&mut Ctx`).
     fn down_write(&self, ctx: &mut Ctx);
     /// Takes the lock exclusive if that needs no waiting (always false for percpu-rwsem, as in
     /// Linux: its writer must wait for a grace period).
+    ///
+    /// Context: task or RCU callback (the hold's release is not interrupt-safe); never blocks.
     fn down_write_trylock(&self) -> bool;
     /// Releases the exclusive hold.
+    ///
+    /// Context: task or RCU callback, not an interrupt handler (an IRQ-unsafe lock); never blocks; allocates.
     ///
     /// # Safety
     /// This core holds the lock exclusive (from `down_write` or `down_write_trylock`) and gives
     /// it up.
     unsafe fn up_write(&self);
     /// Whether any reader holds the lock.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     fn is_read_locked(&self) -> bool;
     /// Whether a writer holds the lock.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     fn is_write_locked(&self) -> bool;
     /// Debug builds: panics unless this core holds the lock exclusive.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     fn assert_write_held(&self);
     /// A short name for reports.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     fn name(&self) -> &'static str;
 
     /// `down_read` as a guard.
+    ///
+    /// Context: may block (takes `&mut Ctx`).
     fn read(&self, ctx: &mut Ctx) -> ReadGuard<'_, Self>
     where
         Self: Sized,
@@ -59,6 +83,8 @@ pub trait RwSemaphore: Send + Sync {
     }
 
     /// `down_read_trylock` as a guard.
+    ///
+    /// Context: task, interrupt handler or RCU callback; never blocks; RCU must watch the core (takes `&AtomicCtx`).
     fn try_read(&self, ctx: &AtomicCtx) -> Option<ReadGuard<'_, Self>>
     where
         Self: Sized,
@@ -67,6 +93,8 @@ pub trait RwSemaphore: Send + Sync {
     }
 
     /// `down_write` as a guard.
+    ///
+    /// Context: may block (takes `&mut Ctx`).
     fn write(&self, ctx: &mut Ctx) -> WriteGuard<'_, Self>
     where
         Self: Sized,
@@ -76,6 +104,8 @@ pub trait RwSemaphore: Send + Sync {
     }
 
     /// `down_write_trylock` as a guard.
+    ///
+    /// Context: task or RCU callback (the hold's release is not interrupt-safe); never blocks.
     fn try_write(&self) -> Option<WriteGuard<'_, Self>>
     where
         Self: Sized,
@@ -93,6 +123,8 @@ pub struct ReadGuard<'a, L: RwSemaphore>(&'a L);
 
 impl<L: RwSemaphore> ReadGuard<'_, L> {
     /// Releases the lock (`up_read`).
+    ///
+    /// Context: task, interrupt handler or RCU callback; never blocks; RCU must watch the core (takes `&AtomicCtx`).
     #[inline(always)]
     pub fn unlock(self, ctx: &AtomicCtx) {
         let l = self.0;

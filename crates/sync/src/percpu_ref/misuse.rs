@@ -23,6 +23,8 @@ pub enum PercpuRefError {
 
 impl PercpuRefError {
     /// The error's name, as reported.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub const fn text(self) -> &'static str {
         match self {
             PercpuRefError::Alloc(_) => "percpu_ref_init: per-cpu counter allocation failed",
@@ -72,6 +74,8 @@ pub(super) const MISUSE_KINDS: usize = 9;
 
 impl Misuse {
     /// The misuse's name, as reported.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub const fn text(self) -> &'static str {
         match self {
             Misuse::KillTwice => "percpu_ref_kill called more than once",
@@ -93,6 +97,8 @@ machine::global! {
 }
 
 /// Number of misuse reports (all refs, all kinds) since boot.
+///
+/// Context: any (task, interrupt handler, RCU callback); never blocks.
 pub fn misuse_reports() -> u64 {
     MISUSE_TOTAL.load(Ordering::Relaxed)
 }
@@ -113,22 +119,30 @@ impl PercpuRef {
     }
 
     /// How many times misuse `m` was reported on this ref.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn misuse_count(&self, m: Misuse) -> u32 {
         self.misuse[m as usize].load(Ordering::Relaxed)
     }
 
     /// How many misuses of any kind were reported on this ref.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn misuses(&self) -> u32 {
         self.misuse.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 
     /// Core `cpu`'s raw per-cpu counter, if the counters exist (tests, diagnostics).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn percpu_counter(&self, cpu: usize) -> Option<u64> {
         self.lock().pcpu.as_ref().map(|p| p.remote_get(cpu))
     }
 
     /// Overwrites core `cpu`'s per-cpu counter (tests use it to make counters wrap). Changes the
     /// count by the difference unless the caller compensates elsewhere.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     ///
     /// # Safety
     /// Core `cpu` must not be using this ref (or be about to) during the call.

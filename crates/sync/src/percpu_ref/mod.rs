@@ -167,6 +167,8 @@ impl Flags {
     pub const ALLOW_REINIT: Flags = Flags(1 << 2);
 
     /// Whether every flag of `other` is set in `self`.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub const fn contains(self, other: Flags) -> bool {
         self.0 & other.0 == other.0
     }
@@ -205,6 +207,8 @@ impl PercpuRef {
     /// zero after `kill`: from the RCU callback that folds the counters or from the last put, on
     /// whichever core that happens; it must not block. Fails (no panic) if the per-cpu counter
     /// cannot be allocated.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks; allocates.
     pub fn init(
         release: impl Fn(&PercpuRef) + Send + Sync + 'static,
         flags: Flags,
@@ -255,12 +259,16 @@ impl PercpuRef {
     /// ref must be live with the initial reference not yet dropped). `ctx` proves RCU watches
     /// this core (a context or a read guard), which the fast path relies on: a `wait_event`
     /// condition, which runs while RCU does not watch, has none to pass.
+    ///
+    /// Context: task, interrupt handler or RCU callback; never blocks; RCU must watch the core (takes `&AtomicCtx`).
     #[inline(always)]
     pub fn get(&self, ctx: &AtomicCtx) {
         self.get_many(ctx, 1);
     }
 
     /// Takes `n` references (`n` < 2^31).
+    ///
+    /// Context: task, interrupt handler or RCU callback; never blocks; RCU must watch the core (takes `&AtomicCtx`).
     #[inline(always)]
     pub fn get_many(&self, ctx: &AtomicCtx, n: u32) {
         rcu::assert_watching("percpu_ref_get");
@@ -269,10 +277,9 @@ impl PercpuRef {
         // read dominates both paths: this_cpu_add_u64's own read folds into it, and consecutive
         // operations (a get and a put in one loop body) share one `mrs`. Being the operation's
         // first instruction, it also leaves a loop whose body starts with a get or put: LLVM
-        // hoists it, making a get+put pair 10 instructions. (It cannot hoist an asm past
-        // anything that might not return, such as a `black_box` or an opaque call earlier in
-        // the body; the pair is 11 there.) The slow path takes it as an argument (checked in
-        // debug builds) so it is not dead code there.
+        // hoists it out of the loop (but not past anything that might not return, such as a
+        // `black_box` or an opaque call earlier in the body). The slow path takes it as an
+        // argument (checked in debug builds) so it is not dead code there.
         let b = machine::percpu_base();
         let w = self.word.load(Ordering::Relaxed);
         if w & ATOMIC == 0 {
@@ -289,12 +296,16 @@ impl PercpuRef {
 
     /// Drops a reference (Linux's `percpu_ref_put`); in atomic mode the put that reaches zero
     /// runs `release`. `ctx` as in [`get`](Self::get).
+    ///
+    /// Context: task, interrupt handler or RCU callback; never blocks; RCU must watch the core (takes `&AtomicCtx`).
     #[inline(always)]
     pub fn put(&self, ctx: &AtomicCtx) {
         self.put_many(ctx, 1);
     }
 
     /// Drops `n` references (`n` < 2^31).
+    ///
+    /// Context: task, interrupt handler or RCU callback; never blocks; RCU must watch the core (takes `&AtomicCtx`).
     #[inline(always)]
     pub fn put_many(&self, ctx: &AtomicCtx, n: u32) {
         rcu::assert_watching("percpu_ref_put");
@@ -314,12 +325,16 @@ impl PercpuRef {
 
     /// Takes a reference unless the count is zero (Linux's `percpu_ref_tryget`). Always succeeds
     /// in percpu mode (the count cannot be zero there). `ctx` as in [`get`](Self::get).
+    ///
+    /// Context: task, interrupt handler or RCU callback; never blocks; RCU must watch the core (takes `&AtomicCtx`).
     #[inline(always)]
     pub fn tryget(&self, ctx: &AtomicCtx) -> bool {
         self.tryget_many(ctx, 1)
     }
 
     /// Takes `n` references unless the count is zero.
+    ///
+    /// Context: task, interrupt handler or RCU callback; never blocks; RCU must watch the core (takes `&AtomicCtx`).
     #[inline(always)]
     pub fn tryget_many(&self, ctx: &AtomicCtx, n: u32) -> bool {
         rcu::assert_watching("percpu_ref_tryget");
@@ -338,6 +353,8 @@ impl PercpuRef {
     /// After `kill` it may still succeed for a while; once the `confirm` of
     /// [`kill_and_confirm`](Self::kill_and_confirm) has run it fails on every core. `ctx` as in
     /// [`get`](Self::get).
+    ///
+    /// Context: task, interrupt handler or RCU callback; never blocks; RCU must watch the core (takes `&AtomicCtx`).
     #[inline(always)]
     pub fn tryget_live(&self, ctx: &AtomicCtx) -> bool {
         rcu::assert_watching("percpu_ref_tryget_live");
@@ -355,23 +372,31 @@ impl PercpuRef {
     }
 
     /// Whether the count is zero (false in percpu mode, where it cannot be).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn is_zero(&self) -> bool {
         let w = self.word.load(Ordering::Relaxed);
         w & ATOMIC != 0 && self.count.load(Ordering::Acquire) == 0
     }
 
     /// Whether the ref is dying or dead (killed, or created with INIT_DEAD).
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn is_dying(&self) -> bool {
         self.word.load(Ordering::Relaxed) & DEAD != 0
     }
 
     /// Whether get/put currently use the per-core counters.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn is_percpu(&self) -> bool {
         self.word.load(Ordering::Relaxed) & ATOMIC == 0
     }
 
     /// The count, if it is known: in atomic mode with no switch waiting for its grace period
     /// (otherwise per-core counters hold part of it). For tests and diagnostics.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn count(&self) -> Option<i64> {
         // S: Acquire pairs with the Release clear after the fold.
         if self.switching.load(Ordering::Acquire) || self.is_percpu() {

@@ -185,6 +185,8 @@ impl PercpuRef {
     /// `percpu_ref_kill`): `tryget_live` fails from the moment a core sees it, `release` runs
     /// when the last reference is put. Killing twice is reported and the second call ignored.
     /// Never blocks; `ctx` is for the put of the initial reference (see [`get`](Self::get)).
+    ///
+    /// Context: task, interrupt handler or RCU callback (takes `&AtomicCtx`); never blocks; allocates.
     pub fn kill(&self, ctx: &AtomicCtx) {
         self.kill_locked(ctx, self.lock(), None);
     }
@@ -194,6 +196,8 @@ impl PercpuRef {
     /// before `release` can run. `confirm` runs in RCU callback context and must not block.
     /// May block (as a quiescent waiter) if a switch to atomic mode is already pending, so then
     /// it must not be called inside a read-side section or from an RCU callback.
+    ///
+    /// Context: may block (takes `&mut Ctx`); allocates.
     pub fn kill_and_confirm(&self, ctx: &mut Ctx, confirm: impl FnOnce() + Send + 'static) {
         // Named even when it will not wait, as locked_when_idle does for the other mode changes.
         rcu::might_block("percpu_ref_kill_and_confirm");
@@ -257,12 +261,16 @@ impl PercpuRef {
     /// [`switch_to_percpu`](Self::switch_to_percpu) (Linux's `percpu_ref_switch_to_atomic`).
     /// `confirm` runs once every core uses the atomic count: after a grace period, or at once
     /// if the ref is already atomic. May block if a switch is already pending.
+    ///
+    /// Context: may block (takes `&mut Ctx`); allocates.
     pub fn switch_to_atomic(&self, ctx: &mut Ctx, confirm: impl FnOnce() + Send + 'static) {
         self.switch_to_atomic_inner(ctx, "percpu_ref_switch_to_atomic", Some(Box::new(confirm)));
     }
 
     /// Switches to atomic mode and waits until the switch is complete (the count is then exact:
     /// see [`count`](Self::count)). A blocking wait: not inside a read-side section.
+    ///
+    /// Context: may block (takes `&mut Ctx`).
     pub fn switch_to_atomic_sync(&self, ctx: &mut Ctx) {
         self.switch_to_atomic_inner(ctx, "percpu_ref_switch_to_atomic_sync", None);
         self.wait_switch(ctx);
@@ -286,6 +294,8 @@ impl PercpuRef {
 
     /// Switches back to percpu mode (Linux's `percpu_ref_switch_to_percpu`); waits for a pending
     /// switch to atomic mode first. Ignored with a warning on a dying or released ref.
+    ///
+    /// Context: may block (takes `&mut Ctx`).
     pub fn switch_to_percpu(&self, ctx: &mut Ctx) {
         let mut s = self.locked_when_idle(ctx, "percpu_ref_switch_to_percpu");
         let w = self.word.load(Ordering::Relaxed);
@@ -329,6 +339,8 @@ impl PercpuRef {
     /// the kill (Linux's `percpu_ref_resurrect`). Needs [`Flags::ALLOW_REINIT`]. If `release`
     /// frees the object, the caller must make sure it cannot run during this call. Waits for a
     /// pending switch first. `tryget`/`tryget_live` may run concurrently.
+    ///
+    /// Context: may block (takes `&mut Ctx`).
     pub fn resurrect(&self, ctx: &mut Ctx) -> Result<(), PercpuRefError> {
         self.revive(ctx, "percpu_ref_resurrect", false)
     }
@@ -336,6 +348,8 @@ impl PercpuRef {
     /// Makes a ref whose count reached zero live again, as after `init` (Linux's
     /// `percpu_ref_reinit`). Needs [`Flags::ALLOW_REINIT`] and a zero count; otherwise returns
     /// a named error (also reported) and changes nothing.
+    ///
+    /// Context: may block (takes `&mut Ctx`).
     pub fn reinit(&self, ctx: &mut Ctx) -> Result<(), PercpuRefError> {
         self.revive(ctx, "percpu_ref_reinit", true)
     }
@@ -395,6 +409,8 @@ impl PercpuRef {
     /// and makes that the caller's problem). In atomic mode with no switch pending the counters
     /// have been unused since a completed grace period and are freed at once. During a pending
     /// switch `exit` is reported and the switch frees the counters when it is done.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks; allocates.
     pub fn exit(&self) {
         let mut s = self.lock();
         if self.switching.load(Ordering::Relaxed) {

@@ -77,6 +77,8 @@ impl<T: Send + Sync + 'static> PercpuObj<T> {
     /// A live object holding its initial reference, which [`kill`](Self::kill) drops. The
     /// object is freed a grace period after the last reference is put after the kill (and the
     /// last handle is dropped). An object never killed lives for ever.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks; allocates.
     pub fn new(val: T) -> Result<Self, PercpuRefError> {
         Self::with_release(val, Mode::Percpu, |_| {})
     }
@@ -84,6 +86,8 @@ impl<T: Send + Sync + 'static> PercpuObj<T> {
     /// [`new`](Self::new), counting in `mode`, with `release` run once when the count reaches
     /// zero after the kill (aio's `free_ioctx_users`), on whichever core puts last; the object is
     /// freed a grace period later. `release` must not block.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks; allocates.
     pub fn with_release(
         val: T,
         mode: Mode,
@@ -113,6 +117,8 @@ impl<T: Send + Sync + 'static> PercpuObj<T> {
     }
 
     /// Whether `a` and `b` are handles on the same object.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn ptr_eq(a: &Self, b: &Self) -> bool {
         Arc::ptr_eq(&a.inner, &b.inner)
     }
@@ -121,6 +127,8 @@ impl<T: Send + Sync + 'static> PercpuObj<T> {
     /// fails from the moment a core sees the kill, for good once a grace period has passed. The
     /// reference outlives the read section it was taken in. `ctx` proves RCU watches this core
     /// (a read guard or a context), as percpu_ref's fast path needs.
+    ///
+    /// Context: task, interrupt handler or RCU callback; never blocks; RCU must watch the core (takes `&AtomicCtx`).
     #[inline]
     pub fn tryget_live(&self, ctx: &AtomicCtx) -> Option<Counted<T>> {
         self.inner.users.tryget_live(ctx).then(|| Counted::new(&self.inner))
@@ -129,11 +137,15 @@ impl<T: Send + Sync + 'static> PercpuObj<T> {
     /// Drops the initial reference: `tryget_live` fails from now on, and the object goes a
     /// grace period after the last [`Counted`] is put. Killing twice is reported (percpu_ref's
     /// `KillTwice`) and ignored.
+    ///
+    /// Context: task, interrupt handler or RCU callback (takes `&AtomicCtx`); never blocks; allocates.
     pub fn kill(&self, ctx: &AtomicCtx) {
         self.inner.users.kill(ctx);
     }
 
     /// Whether the object has been killed.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn is_dying(&self) -> bool {
         self.inner.users.is_dying()
     }
@@ -141,6 +153,8 @@ impl<T: Send + Sync + 'static> PercpuObj<T> {
     /// The count, if it is known (atomic mode with no switch pending; see
     /// [`PercpuRef::count`]). The ref itself is not handed out: a `reinit` after the release
     /// would make references to an object on its way to being freed.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
     pub fn count(&self) -> Option<i64> {
         self.inner.users.count()
     }
@@ -189,12 +203,16 @@ impl<T: Send + Sync + 'static> Counted<T> {
     }
 
     /// Another counted reference to the same object (a `get`: this one holds a count).
+    ///
+    /// Context: task, interrupt handler or RCU callback; never blocks; RCU must watch the core (takes `&AtomicCtx`).
     pub fn clone_ref(&self, ctx: &AtomicCtx) -> Self {
         self.inner().users.get(ctx);
         Counted { inner: self.inner }
     }
 
     /// Puts the reference on the fast path (`ctx` proves RCU watches this core).
+    ///
+    /// Context: task, interrupt handler or RCU callback; never blocks; RCU must watch the core (takes `&AtomicCtx`).
     pub fn put(self, ctx: &AtomicCtx) {
         let me = core::mem::ManuallyDrop::new(self);
         me.inner().users.put(ctx);
