@@ -82,6 +82,9 @@ impl RwSem {
     fn wait(&self, ctx: &mut Ctx, reader: bool) {
         let w = Arc::new(Waiter { reader, granted: AtomicBool::new(false), since: arch::counter_relaxed() });
         {
+            // The wait-list lock is held with interrupts masked everywhere: a hold released in
+            // an interrupt handler (a try_read guard) wakes through it.
+            let _irq = arch::IrqGuard::new();
             let mut q = self.waiters.lock();
             q.push_back(w.clone());
             // Every count update after this sees WAITERS; one whose release made the lock free
@@ -96,6 +99,7 @@ impl RwSem {
                 return false;
             }
             if !asked_handoff && arch::ticks_to_ns(arch::counter_relaxed().wrapping_sub(w.since)) > HANDOFF_NS {
+                let _irq = arch::IrqGuard::new();
                 let q = self.waiters.lock();
                 if q.front().is_some_and(|h| Arc::ptr_eq(h, &w)) {
                     self.count.fetch_or(HANDOFF, Ordering::Relaxed);
@@ -160,6 +164,7 @@ impl RwSem {
     }
 
     fn wake(&self) {
+        let _irq = arch::IrqGuard::new(); // as in `wait`
         let mut q = self.waiters.lock();
         self.grant_locked(&mut q);
     }
