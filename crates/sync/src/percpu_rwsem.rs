@@ -41,7 +41,7 @@
 //! (or is 0 at the writer's first check, right after its fold), and that decrement's core then
 //! wakes the writer (`wake_up_all`: the store completes before the `sev`, and WFE's event latch
 //! covers a `sev` that falls between the writer's check and its `wfe`). The loom models check
-//! it: their `wait_event` sleeps until a `wake_up_all` (`crates/platform/src/model.rs`), and
+//! it: their `wait_event` sleeps until a `wake_up_all` (`crates/platform/src/model/wait.rs`), and
 //! with the wake-up on the wrong decrement they deadlock.
 //!
 //! The fold's stores are ordered before any later fast-path add by the grace period between the
