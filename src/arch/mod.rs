@@ -27,7 +27,9 @@ use tock_registers::interfaces::Readable;
 // Barriers and events (the rest are in the platform crate).
 // ---------------------------------------------------------------------------------------------
 
-/// `dsb ish`: waits until earlier memory accesses (and cache/TLB maintenance) complete.
+/// `dsb ish`: waits until earlier memory accesses (and cache/TLB maintenance) complete. Its
+/// caller (smp's bring-up, before starting a core) names the order it needs: core 0's writes
+/// complete before the started core's first loads, through PSCI or the spin-table release.
 #[inline(always)]
 pub fn dsb_ish() {
     barrier::dsb(barrier::ISH);

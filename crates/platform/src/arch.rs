@@ -166,13 +166,14 @@ pub fn percpu_base() -> PercpuBase {
 }
 
 /// The restartable `ldr` / `$op` / `str` on `[$ptr + $base]` with its `.ras_table` entry (first
-/// instruction, store): see [`this_cpu_add_u32`]. `$op` computes `{v}` from `{v}` and `{d}`.
+/// instruction, store): see [`this_cpu_add_u32`]. `$v` is the value register's template
+/// (`"{v:w}"` for 32 bits, `"{v}"` for 64); `$op` computes it from itself and `{d}`.
 macro_rules! ras_rmw {
-    ($op:literal, $ptr:expr, $base:expr, $($d:tt)*) => {
+    ($v:literal, $op:literal, $ptr:expr, $base:expr, $($d:tt)*) => {
         core::arch::asm!(
-            "2: ldr {v:w}, [{p}, {off}]",
+            concat!("2: ldr ", $v, ", [{p}, {off}]"),
             $op,
-            "3: str {v:w}, [{p}, {off}]",
+            concat!("3: str ", $v, ", [{p}, {off}]"),
             ".pushsection .ras_table, \"a\"",
             ".balign 8",
             ".quad 2b, 3b",
@@ -191,8 +192,8 @@ macro_rules! ras_rmw {
 ///
 /// It is a *restartable sequence*: a plain `ldr`/`add`/`str` whose bounds are recorded in the
 /// `.ras_table` section. If an interrupt arrives after the `ldr` and before the `str` has
-/// executed, the kernel's IRQ entry (through [`ras_restart_point`]) moves the return address back to the `ldr`, so the
-/// interrupted sequence reloads the counter (including whatever the handler added) and the
+/// executed, the kernel's IRQ entry (through [`ras_restart_point`]) moves the return address
+/// back to the `ldr`, so the interrupted sequence reloads the counter (including whatever the handler added) and the
 /// handler's update is never overwritten. Cost on the fast path: an `mrs` (hoistable) and three
 /// instructions. No DMB: callers that need ordering (the slow paths) add their own barrier.
 ///
@@ -206,7 +207,7 @@ macro_rules! ras_rmw {
 pub unsafe fn this_cpu_add_u32(ptr: *mut u32, delta: u32) {
     // Only this core writes its copy (here or in its own interrupt handlers: the restart).
     // SAFETY: by the caller's contract `ptr` + TPIDR_EL1 is this core's copy.
-    unsafe { ras_rmw!("add {v:w}, {v:w}, {d:w}", ptr, percpu_base().get(), in(reg) delta) };
+    unsafe { ras_rmw!("{v:w}", "add {v:w}, {v:w}, {d:w}", ptr, percpu_base().get(), in(reg) delta) };
 }
 
 /// [`this_cpu_add_u32`] by a constant: the constant is an immediate operand, saving the `mov`.
@@ -234,31 +235,11 @@ pub unsafe fn this_cpu_add_imm_u32_at<const DELTA: i32>(ptr: *mut u32, base: Per
     // per-cpu template address by the caller's contract.
     unsafe {
         if DELTA >= 0 {
-            ras_rmw!("add {v:w}, {v:w}, #{d}", ptr, base.get(), const DELTA)
+            ras_rmw!("{v:w}", "add {v:w}, {v:w}, #{d}", ptr, base.get(), const DELTA)
         } else {
-            ras_rmw!("sub {v:w}, {v:w}, #{d}", ptr, base.get(), const -DELTA)
+            ras_rmw!("{v:w}", "sub {v:w}, {v:w}, #{d}", ptr, base.get(), const -DELTA)
         }
     }
-}
-
-/// The 64-bit `ldr` / `$op` / `str` of [`ras_rmw`], on x registers.
-macro_rules! ras_rmw64 {
-    ($op:literal, $ptr:expr, $base:expr, $($d:tt)*) => {
-        core::arch::asm!(
-            "2: ldr {v}, [{p}, {off}]",
-            $op,
-            "3: str {v}, [{p}, {off}]",
-            ".pushsection .ras_table, \"a\"",
-            ".balign 8",
-            ".quad 2b, 3b",
-            ".popsection",
-            p = in(reg) $ptr,
-            off = in(reg) $base,
-            d = $($d)*,
-            v = out(reg) _,
-            options(nostack, preserves_flags),
-        )
-    };
 }
 
 /// [`this_cpu_add_u32`] on a `u64` counter (Linux's per-cpu counters are `unsigned long`): the
@@ -271,7 +252,7 @@ macro_rules! ras_rmw64 {
 #[inline(always)]
 pub unsafe fn this_cpu_add_u64(ptr: *mut u64, delta: u64) {
     // SAFETY: by the caller's contract `ptr` + TPIDR_EL1 is this core's copy.
-    unsafe { ras_rmw64!("add {v}, {v}, {d}", ptr, percpu_base().get(), in(reg) delta) };
+    unsafe { ras_rmw!("{v}", "add {v}, {v}, {d}", ptr, percpu_base().get(), in(reg) delta) };
 }
 
 /// [`this_cpu_add_u64`] by a constant, with this core's TPIDR_EL1 already read (as
@@ -287,9 +268,9 @@ pub unsafe fn this_cpu_add_imm_u64_at<const DELTA: i32>(ptr: *mut u64, base: Per
     // per-cpu template address by the caller's contract.
     unsafe {
         if DELTA >= 0 {
-            ras_rmw64!("add {v}, {v}, #{d}", ptr, base.get(), const DELTA)
+            ras_rmw!("{v}", "add {v}, {v}, #{d}", ptr, base.get(), const DELTA)
         } else {
-            ras_rmw64!("sub {v}, {v}, #{d}", ptr, base.get(), const -DELTA)
+            ras_rmw!("{v}", "sub {v}, {v}, #{d}", ptr, base.get(), const -DELTA)
         }
     }
 }

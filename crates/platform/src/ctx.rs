@@ -82,3 +82,28 @@ impl core::ops::Deref for Ctx {
         ATOMIC
     }
 }
+
+/// What the idle loop and the blocking waits call into the layer above (RCU installs these;
+/// Linux's equivalents are `rcu_note_context_switch`, `ct_idle_enter`/`exit`, and the
+/// `rcu_cpu_starting`/`rcutree_report_cpu_dead` pair).
+pub struct IdleHooks {
+    /// Between work items and after each wake-up: nothing of the previous item is in use (the
+    /// idle loop lends the hook the context it gives work items).
+    pub quiescent_point: fn(&mut Ctx),
+    /// Before the idle sleep, interrupts masked: returns whether the core may sleep.
+    pub idle_enter: fn() -> bool,
+    /// After `idle_enter`, when the core is about to sleep: whether its tick must keep running
+    /// through the sleep (idle cores take no tick otherwise).
+    pub idle_needs_tick: fn() -> bool,
+    /// After the sleep, before any work runs.
+    pub idle_exit: fn(),
+    /// A blocking wait: calls `cond` (which sleeps with WFE) until it returns false.
+    pub blocking_wait: fn(&mut dyn FnMut() -> bool),
+    /// Names a blocking wait where none may be (an interrupt handler, a read-side section, an
+    /// RCU callback); called by every wait, before it tests its condition.
+    pub might_block: fn(),
+    /// This core comes online, before it publishes itself online (`cpu::set_online`).
+    pub cpu_online: fn(),
+    /// This core parks for good.
+    pub cpu_dead: fn(),
+}

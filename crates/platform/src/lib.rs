@@ -36,7 +36,7 @@ extern crate alloc;
 extern crate std;
 
 mod ctx;
-pub use ctx::{AtomicCtx, Ctx};
+pub use ctx::{AtomicCtx, Ctx, IdleHooks};
 
 /// How serious a diagnostic line is ([`Kernel::log`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,7 +139,7 @@ pub use cpu::{num_online, num_possible, online_cpus, MAX_CPUS};
 #[cfg(not(loom))]
 pub use hooks::{
     add_tick_hook, idle_hooks, irq_context_hooks, run_tick_hooks, set_idle_hooks, set_irq_context_hooks, set_tick_hz,
-    tick_hz, IdleHooks, IrqContextHooks,
+    tick_hz, IrqContextHooks,
 };
 #[cfg(not(loom))]
 pub use kernel::{ipi, log, Kernel};

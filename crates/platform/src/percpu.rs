@@ -560,113 +560,67 @@ impl<T: Word> PercpuBox<T> {
     }
 }
 
-impl PercpuBox<u32> {
-    /// Linux's `this_cpu_add` on this core's counter: IRQ-safe, no barrier.
-    ///
-    /// Context: any (task, interrupt handler, RCU callback); never blocks.
-    #[inline(always)]
-    pub fn this_cpu_add(&self, delta: u32) {
-        // SAFETY: the template address of this live dynamic per-cpu u32.
-        unsafe { arch::this_cpu_add_u32(self.addr as *mut u32, delta) };
-    }
+/// The counter operations of a `PercpuBox` of `u32` or `u64`, over the matching restartable adds.
+macro_rules! counter_ops {
+    ($t:ty, $add:ident, $imm:ident, $imm_at:ident) => {
+        impl PercpuBox<$t> {
+            /// Linux's `this_cpu_add` on this core's counter: IRQ-safe, no barrier.
+            ///
+            /// Context: any (task, interrupt handler, RCU callback); never blocks.
+            #[inline(always)]
+            pub fn this_cpu_add(&self, delta: $t) {
+                // SAFETY: the template address of this live dynamic per-cpu counter.
+                unsafe { arch::$add(self.addr as *mut $t, delta) };
+            }
 
-    /// Linux's `this_cpu_inc`: `this_cpu_add(1)` with the 1 as an immediate.
-    ///
-    /// Context: any (task, interrupt handler, RCU callback); never blocks.
-    #[inline(always)]
-    pub fn this_cpu_inc(&self) {
-        // SAFETY: as `this_cpu_add`.
-        unsafe { arch::this_cpu_add_imm_u32::<1>(self.addr as *mut u32) };
-    }
+            /// Linux's `this_cpu_inc`: `this_cpu_add(1)` with the 1 as an immediate.
+            ///
+            /// Context: any (task, interrupt handler, RCU callback); never blocks.
+            #[inline(always)]
+            pub fn this_cpu_inc(&self) {
+                // SAFETY: as `this_cpu_add`.
+                unsafe { arch::$imm::<1>(self.addr as *mut $t) };
+            }
 
-    /// Linux's `this_cpu_dec`.
-    ///
-    /// Context: any (task, interrupt handler, RCU callback); never blocks.
-    #[inline(always)]
-    pub fn this_cpu_dec(&self) {
-        // SAFETY: as `this_cpu_add`.
-        unsafe { arch::this_cpu_add_imm_u32::<-1>(self.addr as *mut u32) };
-    }
+            /// Linux's `this_cpu_dec`.
+            ///
+            /// Context: any (task, interrupt handler, RCU callback); never blocks.
+            #[inline(always)]
+            pub fn this_cpu_dec(&self) {
+                // SAFETY: as `this_cpu_add`.
+                unsafe { arch::$imm::<-1>(self.addr as *mut $t) };
+            }
 
-    /// `this_cpu_inc` with TPIDR_EL1 already read into `base` ([`arch::percpu_base`]).
-    ///
-    /// Context: any (task, interrupt handler, RCU callback); never blocks.
-    #[inline(always)]
-    pub fn this_cpu_inc_at(&self, base: arch::PercpuBase) {
-        // SAFETY: as `this_cpu_add`.
-        unsafe { arch::this_cpu_add_imm_u32_at::<1>(self.addr as *mut u32, base) };
-    }
+            /// `this_cpu_inc` with TPIDR_EL1 already read into `base` ([`arch::percpu_base`]).
+            ///
+            /// Context: any (task, interrupt handler, RCU callback); never blocks.
+            #[inline(always)]
+            pub fn this_cpu_inc_at(&self, base: arch::PercpuBase) {
+                // SAFETY: as `this_cpu_add`.
+                unsafe { arch::$imm_at::<1>(self.addr as *mut $t, base) };
+            }
 
-    /// `this_cpu_dec` with TPIDR_EL1 already read into `base` ([`arch::percpu_base`]).
-    ///
-    /// Context: any (task, interrupt handler, RCU callback); never blocks.
-    #[inline(always)]
-    pub fn this_cpu_dec_at(&self, base: arch::PercpuBase) {
-        // SAFETY: as `this_cpu_add`.
-        unsafe { arch::this_cpu_add_imm_u32_at::<-1>(self.addr as *mut u32, base) };
-    }
+            /// `this_cpu_dec` with TPIDR_EL1 already read into `base` ([`arch::percpu_base`]).
+            ///
+            /// Context: any (task, interrupt handler, RCU callback); never blocks.
+            #[inline(always)]
+            pub fn this_cpu_dec_at(&self, base: arch::PercpuBase) {
+                // SAFETY: as `this_cpu_add`.
+                unsafe { arch::$imm_at::<-1>(self.addr as *mut $t, base) };
+            }
 
-    /// The wrapping sum over `cpus` (per-core counters may wrap; only the sum is meaningful).
-    ///
-    /// Context: any (task, interrupt handler, RCU callback); never blocks.
-    pub fn sum(&self, cpus: impl Iterator<Item = usize>) -> u32 {
-        cpus.fold(0u32, |s, c| s.wrapping_add(self.remote_get(c)))
-    }
+            /// The wrapping sum over `cpus` (per-core counters may wrap; only the sum is meaningful).
+            ///
+            /// Context: any (task, interrupt handler, RCU callback); never blocks.
+            pub fn sum(&self, cpus: impl Iterator<Item = usize>) -> $t {
+                cpus.fold(0, |s, c| s.wrapping_add(self.remote_get(c)))
+            }
+        }
+    };
 }
 
-impl PercpuBox<u64> {
-    /// Linux's `this_cpu_add` on this core's counter: IRQ-safe, no barrier.
-    ///
-    /// Context: any (task, interrupt handler, RCU callback); never blocks.
-    #[inline(always)]
-    pub fn this_cpu_add(&self, delta: u64) {
-        // SAFETY: the template address of this live dynamic per-cpu u64.
-        unsafe { arch::this_cpu_add_u64(self.addr as *mut u64, delta) };
-    }
-
-    /// Linux's `this_cpu_inc`: `this_cpu_add(1)` with the 1 as an immediate.
-    ///
-    /// Context: any (task, interrupt handler, RCU callback); never blocks.
-    #[inline(always)]
-    pub fn this_cpu_inc(&self) {
-        // SAFETY: as `this_cpu_add`.
-        unsafe { arch::this_cpu_add_imm_u64::<1>(self.addr as *mut u64) };
-    }
-
-    /// Linux's `this_cpu_dec`.
-    ///
-    /// Context: any (task, interrupt handler, RCU callback); never blocks.
-    #[inline(always)]
-    pub fn this_cpu_dec(&self) {
-        // SAFETY: as `this_cpu_add`.
-        unsafe { arch::this_cpu_add_imm_u64::<-1>(self.addr as *mut u64) };
-    }
-
-    /// `this_cpu_inc` with TPIDR_EL1 already read into `base` ([`arch::percpu_base`]).
-    ///
-    /// Context: any (task, interrupt handler, RCU callback); never blocks.
-    #[inline(always)]
-    pub fn this_cpu_inc_at(&self, base: arch::PercpuBase) {
-        // SAFETY: as `this_cpu_add`.
-        unsafe { arch::this_cpu_add_imm_u64_at::<1>(self.addr as *mut u64, base) };
-    }
-
-    /// `this_cpu_dec` with TPIDR_EL1 already read into `base` ([`arch::percpu_base`]).
-    ///
-    /// Context: any (task, interrupt handler, RCU callback); never blocks.
-    #[inline(always)]
-    pub fn this_cpu_dec_at(&self, base: arch::PercpuBase) {
-        // SAFETY: as `this_cpu_add`.
-        unsafe { arch::this_cpu_add_imm_u64_at::<-1>(self.addr as *mut u64, base) };
-    }
-
-    /// The wrapping sum over `cpus` (per-core counters may wrap; only the sum is meaningful).
-    ///
-    /// Context: any (task, interrupt handler, RCU callback); never blocks.
-    pub fn sum(&self, cpus: impl Iterator<Item = usize>) -> u64 {
-        cpus.fold(0u64, |s, c| s.wrapping_add(self.remote_get(c)))
-    }
-}
+counter_ops!(u32, this_cpu_add_u32, this_cpu_add_imm_u32, this_cpu_add_imm_u32_at);
+counter_ops!(u64, this_cpu_add_u64, this_cpu_add_imm_u64, this_cpu_add_imm_u64_at);
 
 impl<T: Copy> Drop for PercpuBox<T> {
     fn drop(&mut self) {

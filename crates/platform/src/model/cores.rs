@@ -1,7 +1,7 @@
 //! Cores and their threads: a loom thread per core, the idle and online hooks they run, and the
 //! machine's services that are not modelled (the counter stands still, a log line is printed).
 
-use super::Ctx;
+use crate::IdleHooks;
 use core::cell::Cell;
 
 /// Cores in the model (the per-core slots; a core with no thread keeps its initial state).
@@ -38,26 +38,6 @@ pub fn nr_areas() -> usize {
     NR_CPUS
 }
 
-/// What the idle loop and the blocking waits call (the firmware's `smp::IdleHooks`).
-pub struct IdleHooks {
-    /// Between work items (given the core's context, as the idle loop lends it).
-    pub quiescent_point: fn(&mut Ctx),
-    /// Before the idle sleep: whether the core may sleep.
-    pub idle_enter: fn() -> bool,
-    /// Whether the tick keeps running through the sleep (the models have no tick).
-    pub idle_needs_tick: fn() -> bool,
-    /// After the sleep.
-    pub idle_exit: fn(),
-    /// A blocking wait: calls `cond` until it returns false.
-    pub blocking_wait: fn(&mut dyn FnMut() -> bool),
-    /// Names a blocking wait where none may be.
-    pub might_block: fn(),
-    /// This core comes online ([`spawn_cpu`], before `f`).
-    pub cpu_online: fn(),
-    /// This core stops for good ([`spawn_cpu`], after `f`).
-    pub cpu_dead: fn(),
-}
-
 std::thread_local! {
     // Registrations (plain function pointers, not loom state): loom runs all of a model's
     // threads on the test's own OS thread, and each model registers at its start.
@@ -78,7 +58,7 @@ pub(super) fn hooks() -> &'static IdleHooks {
 }
 
 /// Starts core `cpu` running `f`, between the registered `cpu_online` and `cpu_dead` hooks.
-/// `f` is that core's thread of execution: it makes the core's [`Ctx`] at its start (a model's
+/// `f` is that core's thread of execution: it makes the core's [`Ctx`](crate::Ctx) at its start (a model's
 /// main thread, core 0, makes its own after [`boot_cpu_online`]).
 pub fn spawn_cpu(cpu: usize, f: impl FnOnce() + 'static) -> loom::thread::JoinHandle<()> {
     assert!(cpu > 0 && cpu < NR_CPUS, "core 0 is the model's main thread");
