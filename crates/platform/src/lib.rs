@@ -109,11 +109,17 @@ pub mod __private {
 // AArch64.
 // ---------------------------------------------------------------------------------------------
 
-#[cfg(all(not(loom), not(target_arch = "aarch64")))]
-compile_error!("quiescent-platform: AArch64 only (or the loom model, with --cfg loom)");
+#[cfg(all(not(loom), target_os = "none", not(target_arch = "aarch64")))]
+compile_error!("quiescent-platform: bare metal on AArch64 only (or the host machine, or the loom model)");
+
+#[cfg(all(not(loom), not(target_os = "none")))]
+extern crate std;
 
 #[cfg(not(loom))]
+#[cfg_attr(not(target_os = "none"), path = "host/arch.rs")]
 pub mod arch;
+#[cfg(all(not(loom), not(target_os = "none")))]
+pub mod host;
 #[cfg(not(loom))]
 pub mod cpu;
 #[cfg(not(loom))]

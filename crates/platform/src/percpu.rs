@@ -42,8 +42,18 @@ struct Area([u8; AREA_SIZE]);
 #[unsafe(link_section = ".bss.percpu_areas")]
 static mut AREA0: Area = Area([0; AREA_SIZE]);
 
+// The template's bounds: the linker script's symbols on the firmware; on the host machine the
+// ELF linker's own `__start_`/`__stop_` symbols of the `quiescent_percpu` section.
+#[cfg(target_os = "none")]
 unsafe extern "C" {
     static __percpu_start: u8;
+    static __percpu_end: u8;
+}
+#[cfg(not(target_os = "none"))]
+unsafe extern "C" {
+    #[link_name = "__start_quiescent_percpu"]
+    static __percpu_start: u8;
+    #[link_name = "__stop_quiescent_percpu"]
     static __percpu_end: u8;
 }
 
@@ -149,7 +159,8 @@ fn no_area(cpu: usize) -> ! {
 macro_rules! percpu {
     ($($(#[$m:meta])* $vis:vis static $name:ident : $ty:ty = $init:expr;)+) => {$(
         $(#[$m])*
-        #[unsafe(link_section = ".percpu")]
+        #[cfg_attr(target_os = "none", unsafe(link_section = ".percpu"))]
+        #[cfg_attr(not(target_os = "none"), unsafe(link_section = "quiescent_percpu"))]
         $vis static $name: $crate::percpu::Percpu<$ty> = {
             let init: $ty = $init;
             // SAFETY: a static in the `.percpu` template section, as `Percpu::new` requires.
@@ -165,7 +176,8 @@ macro_rules! percpu {
 macro_rules! percpu_shared {
     ($($(#[$m:meta])* $vis:vis static $name:ident : $ty:ty = $init:expr;)+) => {$(
         $(#[$m])*
-        #[unsafe(link_section = ".percpu")]
+        #[cfg_attr(target_os = "none", unsafe(link_section = ".percpu"))]
+        #[cfg_attr(not(target_os = "none"), unsafe(link_section = "quiescent_percpu"))]
         $vis static $name: $crate::percpu::PercpuShared<$ty> = {
             let init: $ty = $init;
             // SAFETY: a static in the `.percpu` template section, as `PercpuShared::new` requires.

@@ -83,7 +83,7 @@ pub unsafe trait RcuHeaded: Send + Sized + 'static {
 ///
 /// Context: any (task, interrupt handler, RCU callback); never blocks; allocates nothing.
 ///
-/// ```no_run
+/// ```
 /// use quiescent_rcu::{kfree_rcu, RcuHead, RcuHeaded};
 ///
 /// struct Route { dst: u32, head: RcuHead }
@@ -95,6 +95,14 @@ pub unsafe trait RcuHeaded: Send + Sized + 'static {
 /// fn retire(old: Box<Route>) {
 ///     kfree_rcu(old); // no allocation; dropped a grace period from now
 /// }
+/// # // On the host machine (threads as cores): retire one, then wait for its callback.
+/// # quiescent_platform::host::boot(2, || unsafe { quiescent_rcu::init(Default::default()) });
+/// # quiescent_platform::host::on_cpu(1, |ctx| {
+/// #     retire(Box::new(Route { dst: 1, head: RcuHead::new() }));
+/// #     let (queued, run) = quiescent_rcu::stats::callback_counts();
+/// #     quiescent_rcu::rcu_barrier(ctx);
+/// #     assert!(quiescent_rcu::stats::callback_counts().1 > run, "{queued} queued");
+/// # });
 /// ```
 pub fn kfree_rcu<T: RcuHeaded>(b: Box<T>) {
     // SAFETY: the pointer comes from `Box::into_raw`, and this call gives it up.

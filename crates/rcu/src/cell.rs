@@ -2,7 +2,7 @@
 //! typed form of `rcu_dereference`/`rcu_assign_pointer`, as Asterinas's `RcuOption`,
 //! crossbeam-epoch's `Atomic` or Rust-for-Linux's RCU-protected `Arc`s).
 //!
-//! ```no_run
+//! ```
 //! use quiescent_platform::Ctx;
 //! use quiescent_rcu::{self as rcu, cell::RcuCell};
 //!
@@ -22,6 +22,10 @@
 //!         old.free_after_sync(ctx);
 //!     }
 //! }
+//! # // On the host machine (threads as cores): boot it with RCU, run on two of its cores.
+//! # quiescent_platform::host::boot(2, || unsafe { rcu::init(Default::default()) });
+//! # quiescent_platform::host::on_cpu(1, |ctx| update(ctx, 1024));
+//! # assert_eq!(quiescent_platform::host::on_cpu(0, |ctx| reader(ctx)), 2048);
 //! ```
 
 use super::callbacks::kfree_rcu_raw;

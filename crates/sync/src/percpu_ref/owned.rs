@@ -3,7 +3,7 @@
 //! the read section, `kill` starts the shutdown, and the object goes once the last reference is
 //! put, a grace period later.
 //!
-//! ```no_run
+//! ```
 //! use quiescent_platform::Ctx;
 //! use quiescent_rcu::{self as rcu, list::RcuList};
 //! use quiescent_sync::percpu_ref::{Counted, PercpuObj};
@@ -29,6 +29,13 @@
 //!         entry.val().kill(ctx); // tryget_live fails from now on; freed after the last put
 //!     }
 //! }
+//! # // On the host machine (threads as cores): one context, a request, then its destruction.
+//! # use quiescent_platform::host;
+//! # host::boot(2, || unsafe { rcu::init(Default::default()) });
+//! # host::on_cpu(0, |_| TABLE.add_head(PercpuObj::new(IoCtx { id: 7 }).unwrap()));
+//! # host::on_cpu(1, |ctx| request(ctx, 7));
+//! # host::on_cpu(0, |ctx| destroy(ctx, 7));
+//! # assert!(host::on_cpu(1, |ctx| lookup(ctx, 7).is_none()));
 //! ```
 //!
 //! # Why it is sound
