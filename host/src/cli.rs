@@ -16,7 +16,7 @@ pub const USAGE: &str = "\
 usage:
   qrun run [--board virt|rpi4] [--smp N] [--gic 2|3] [--el2] [--timeout SECS] [--append ARGS]
            [--icount] [--precise-irq] [--gdb] [--verbose] ELF [FILTER...] [--exact] [--list]
-  qrun suite [--board virt|rpi4|all] [--only IMAGE|many|gicv3|host|model|compile-fail|card] [--verbose]
+  qrun suite [--board virt|rpi4|all] [--only IMAGE|many|gicv3|host|model|hosted|compile-fail|card] [--verbose]
   qrun bench [--out DIR] [--smp N] [--smp-icount N] [--sections LIST] [--timeout SECS]
              [--gp-cores LIST] [--gp-leaves LIST] ELF
   qrun bench --report-only [--out DIR]
@@ -74,7 +74,8 @@ pub enum Command {
         /// The boards to run it on.
         boards: Vec<Board>,
         /// Only this image's runs (or `host`: only the host's unit tests; `model`: only the loom
-        /// models; `card`: only the rpi4 SD-card image).
+        /// models; `hosted`: only the crates on the host machine; `card`: only the rpi4 SD-card
+        /// image).
         only: Option<String>,
         /// Also print the `@` marker lines.
         verbose: bool,

@@ -16,10 +16,15 @@
 //! * **Cold services, bound at link time** ([`Kernel`], [`kernel!`]): waking a core, running a
 //!   function on another core, a stalled core's PC, a diagnostic line.
 //!
-//! Two machines implement it: AArch64 (the firmware, `target_arch = "aarch64"`), and under
-//! `--cfg loom` a model for the [loom](https://docs.rs/loom) model checker, in which each loom
-//! thread is a core (`spawn_cpu`), atomics and fences are loom's, and a negative control can
-//! leave one labelled barrier out.
+//! Three machines implement it, chosen by the target:
+//!
+//! * **AArch64 bare metal** (`target_os = "none"`): the firmware's, and any kernel's on ARMv8.
+//! * **The host** (any other ELF target, e.g. `x86_64-unknown-linux-gnu`): the `host` module
+//!   runs threads as cores, with the same per-cpu areas, hooks, waits and primitives, so the
+//!   crates' doc examples and tests run under `cargo test`.
+//! * **The loom model** (`--cfg loom`): for the [loom](https://docs.rs/loom) model checker; each
+//!   loom thread is a core (`spawn_cpu`), atomics and fences are loom's, and a negative control
+//!   can leave one labelled barrier out.
 //!
 //! # Contexts
 //! In QSBR every instruction between two quiescent points is a reader, so the points must be
@@ -118,12 +123,12 @@ extern crate std;
 #[cfg(not(loom))]
 #[cfg_attr(not(target_os = "none"), path = "host/arch.rs")]
 pub mod arch;
-#[cfg(all(not(loom), not(target_os = "none")))]
-pub mod host;
 #[cfg(not(loom))]
 pub mod cpu;
 #[cfg(not(loom))]
 mod hooks;
+#[cfg(all(not(loom), not(target_os = "none")))]
+pub mod host;
 #[cfg(not(loom))]
 mod kernel;
 #[cfg(not(loom))]

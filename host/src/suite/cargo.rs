@@ -4,8 +4,10 @@ use super::table::Build;
 use crate::board::{Board, Variant};
 use crate::toolchain::host_triple;
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The repository's root (host/ is one level down).
 pub fn repo_root() -> PathBuf {
@@ -78,28 +80,70 @@ pub fn build_bin(root: &Path, board: Board, name: &str, build: Build) -> Result<
 
 /// Runs the host crate's own unit tests; returns (passed, failed).
 pub fn host_tests(root: &Path) -> (u32, u32) {
-    host_crate_tests(root, "host", "host/Cargo.toml")
+    host_crate_tests(root, "host", &["--manifest-path", "host/Cargo.toml"], Duration::from_secs(600))
 }
 
 /// Runs the loom models (`model/`: the library crates on the platform's loom machine); returns
 /// (passed, failed). From `model/`, so that its `.cargo/config.toml` (`--cfg loom`) applies.
 pub fn model_tests(root: &Path) -> (u32, u32) {
-    host_crate_tests(&root.join("model"), "model", "Cargo.toml")
+    host_crate_tests(&root.join("model"), "model", &["--manifest-path", "Cargo.toml"], Duration::from_secs(1200))
 }
 
-/// `cargo test` of a host crate in the repository; returns (passed, failed).
-fn host_crate_tests(root: &Path, name: &str, manifest: &str) -> (u32, u32) {
-    let out = Command::new("cargo")
-        .args(["test", "-q", "--manifest-path", manifest, "--target", host_triple()])
+/// Runs the library crates on the platform's host machine (threads as cores): `hosted/`'s tests
+/// in a debug and a release build, and the crates' doc examples; returns (passed, failed).
+pub fn hosted_tests(root: &Path) -> (u32, u32) {
+    let limit = Duration::from_secs(300);
+    let runs: [(&str, &[&str]); 3] = [
+        ("hosted", &["--manifest-path", "hosted/Cargo.toml"]),
+        ("hosted-release", &["--manifest-path", "hosted/Cargo.toml", "--release"]),
+        ("doc-examples", &["--doc", "-p", "quiescent-platform", "-p", "quiescent-rcu", "-p", "quiescent-sync"]),
+    ];
+    runs.iter().fold((0, 0), |(p, f), (name, args)| {
+        let (p2, f2) = host_crate_tests(root, name, args, limit);
+        (p + p2, f + f2)
+    })
+}
+
+/// `cargo test` of host code in the repository (`args` says which), killed after `limit` (a
+/// hang is a failure that names the run; libtest names a test running for over 60 s); returns
+/// (passed, failed).
+fn host_crate_tests(root: &Path, name: &str, args: &[&str], limit: Duration) -> (u32, u32) {
+    let child = Command::new("cargo")
+        .arg("test")
+        .args(args)
+        .args(["--target", host_triple()])
         .current_dir(root)
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .output();
-    let Ok(out) = out else {
+        .spawn();
+    let Ok(mut child) = child else {
         println!("test {name}::cargo_test ... FAILED: cannot run cargo");
         return (0, 1);
     };
-    let text = String::from_utf8_lossy(&out.stdout);
-    print!("{text}");
+    // Echo libtest's lines as they come, so that a hang shows what ran before it.
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(100)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let text = reader.join().unwrap_or_default();
     let (mut p, mut f) = (0, 0);
     for l in text.lines() {
         // "test result: ok. 4 passed; 0 failed; 0 ignored; ..."
@@ -114,8 +158,13 @@ fn host_crate_tests(root: &Path, name: &str, manifest: &str) -> (u32, u32) {
             }
         }
     }
-    if !out.status.success() && f == 0 {
-        f = 1;
+    match status {
+        None => {
+            println!("test {name}::cargo_test ... FAILED: killed after {} s (a hang; the last test named above, or the one libtest says has been running)", limit.as_secs());
+            f += 1;
+        }
+        Some(st) if !st.success() && f == 0 => f = 1,
+        Some(_) => {}
     }
     (p, f)
 }

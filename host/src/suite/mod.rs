@@ -114,15 +114,17 @@ fn run_selected(elf: &Path, board: Board, runs: &[Run], sel: &Selection, verbose
 type HostPart = fn(&Path) -> (u32, u32);
 
 /// `qrun suite`: every image in every configuration for each of `boards`, then the host's unit
-/// tests, the loom models and the compile-fail snippets. `only` keeps the runs of one image (or
-/// `host`: only the unit tests; `model`: only the loom models; `compile-fail`: only the
+/// tests, the loom models, the crates on the host machine and the compile-fail snippets. `only`
+/// keeps the runs of one image (or `host`: only the unit tests; `model`: only the loom models;
+/// `hosted`: only the crates on the host machine; `compile-fail`: only the
 /// snippets; `many`: the runs on more than 8 cores; `gicv3`: every GICv3 run).
 pub fn run(boards: &[Board], only: Option<&str>, verbose: bool) -> ExitCode {
     let root = cargo::repo_root();
     let mut total = Tally::default();
     // The host-only parts need no firmware images.
     let card = (only.is_none() && boards.contains(&Board::Rpi4)) || only == Some("card");
-    let boards = if matches!(only, Some("host" | "model" | "compile-fail" | "card")) { &[][..] } else { boards };
+    let boards =
+        if matches!(only, Some("host" | "model" | "hosted" | "compile-fail" | "card")) { &[][..] } else { boards };
     for &b in boards {
         let images = match cargo::build_tests(&root, b) {
             Ok(m) => m,
@@ -168,9 +170,10 @@ pub fn run(boards: &[Board], only: Option<&str>, verbose: bool) -> ExitCode {
         total.add(card::run(&root, verbose));
     }
     // The host-side parts: (`--only` name, heading, what a failure is called, the run).
-    let host_parts: [(&str, &str, &str, HostPart); 3] = [
+    let host_parts: [(&str, &str, &str, HostPart); 4] = [
         ("host", "host unit tests (host/)", "host unit tests", cargo::host_tests),
         ("model", "loom models (model/)", "loom models", cargo::model_tests),
+        ("hosted", "the crates on the host machine (hosted/, doc examples)", "hosted tests", cargo::hosted_tests),
         ("compile-fail", "compile-fail snippets (tests/compile-fail/)", "compile-fail snippets", compile_fail::run),
     ];
     for (name, heading, what, run) in host_parts {

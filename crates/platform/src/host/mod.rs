@@ -27,7 +27,7 @@
 //! waits, and the primitives' code, barriers and all. What differs, and why it does not weaken
 //! what the primitives rely on:
 //!
-//! * Barriers are C11 fences ([`arch`](crate::arch)): the compiler and the host CPU keep at least
+//! * Barriers are C11 fences ([`arch`](mod@crate::arch)): the compiler and the host CPU keep at least
 //!   the order the firmware's DMBs give (on x86-64 more: stores are not reordered with stores).
 //! * Interrupts are taken only where a core waits (`wfe` in a blocking wait, the idle sleep),
 //!   spins (`cpu_relax`) or unmasks: a call from another core ([`Kernel::call_on`], which
@@ -131,7 +131,11 @@ pub fn boot(cores: usize, init: impl FnOnce() + Send + 'static) {
     assert!((1..=crate::MAX_CPUS).contains(&cores), "host::boot: {} cores (1..={})", cores, crate::MAX_CPUS);
     let running = *BOOTED.get_or_init(|| {
         CORES
-            .set((0..cores).map(|_| Core { work: Mutex::default(), calls: Mutex::default(), ncalls: AtomicU64::new(0) }).collect())
+            .set(
+                (0..cores)
+                    .map(|_| Core { work: Mutex::default(), calls: Mutex::default(), ncalls: AtomicU64::new(0) })
+                    .collect(),
+            )
             .unwrap_or_else(|_| unreachable!("CORES is set only here, once"));
         let (tx, rx) = std::sync::mpsc::channel();
         spawn_core(0, move || boot_core0(cores, init, tx));

@@ -1,0 +1,25 @@
+//! The primitives on [`quiescent_platform::host`], the third consumer of the crates beside the
+//! firmware and the loom model: each test file boots a machine of [`CORES`] threads with RCU and
+//! runs the primitives on them, in debug and release builds.
+
+use quiescent_platform::host;
+
+/// Cores of the machine each test binary boots (more than this host's CPUs is fine: a core that
+/// spins yields its CPU).
+pub const CORES: usize = 4;
+
+/// Boots the machine with RCU registered (once per test binary; later calls find it running).
+pub fn boot() {
+    host::boot(CORES, || {
+        // SAFETY: `host::boot` runs this once, on core 0, with interrupts masked, before the other
+        // cores start: `rcu::init`'s contract.
+        unsafe { quiescent_rcu::init(Default::default()) }
+    });
+}
+
+/// Spins (taking interrupts, yielding the host CPU) until `cond` holds.
+pub fn spin_until(mut cond: impl FnMut() -> bool) {
+    while !cond() {
+        quiescent_platform::cpu_relax();
+    }
+}

@@ -1,0 +1,117 @@
+//! percpu-rwsem and percpu_ref on the host machine: mutual exclusion under readers on every
+//! core, and a ref killed under concurrent gets and puts released exactly once.
+
+use quiescent_hosted::{boot, CORES};
+use quiescent_platform::{cpu_id, host};
+use quiescent_rcu as rcu;
+use quiescent_sync::percpu_ref::{Flags, Misuse, PercpuRef};
+use quiescent_sync::percpu_rwsem::PercpuRwSem;
+use quiescent_sync::RwSemaphore;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+#[test]
+fn percpu_rwsem_keeps_writers_and_readers_apart() {
+    boot();
+    let sem = PercpuRwSem::new().expect("per-cpu space for the semaphore");
+    // Two words a writer changes one after the other: a reader that sees them differ ran beside
+    // a writer. Relaxed: the lock alone must order them.
+    let (a, b) = (AtomicU64::new(0), AtomicU64::new(0));
+    let stop = AtomicBool::new(false);
+    let (reads, torn) = (AtomicU64::new(0), AtomicU64::new(0));
+    let writes = host::on_each_cpu(|ctx| {
+        if cpu_id() == 0 {
+            let end = Instant::now() + Duration::from_millis(300);
+            let mut n = 0;
+            while Instant::now() < end {
+                let w = sem.write(ctx);
+                a.store(a.load(Relaxed) + 1, Relaxed);
+                quiescent_platform::cpu_relax(); // widen the window
+                b.store(b.load(Relaxed) + 1, Relaxed);
+                drop(w);
+                n += 1;
+                rcu::rcu_quiescent_state(ctx);
+            }
+            stop.store(true, SeqCst);
+            n
+        } else {
+            while !stop.load(SeqCst) {
+                let r = sem.read(ctx);
+                let (x, y) = (a.load(Relaxed), b.load(Relaxed));
+                r.unlock(ctx);
+                if x != y {
+                    torn.fetch_add(1, SeqCst);
+                }
+                reads.fetch_add(1, SeqCst);
+                rcu::rcu_quiescent_state(ctx);
+            }
+            0
+        }
+    })[0];
+    assert_eq!(torn.load(SeqCst), 0, "a reader saw a writer's update half done");
+    assert!(writes > 5 && reads.load(SeqCst) > 100, "{} writes, {} reads", writes, reads.load(SeqCst));
+    assert_eq!((a.load(SeqCst), b.load(SeqCst)), (writes, writes));
+}
+
+#[test]
+fn percpu_ref_killed_under_gets_and_puts_is_released_once() {
+    boot();
+    static RELEASED: AtomicU64 = AtomicU64::new(0);
+    let r = PercpuRef::init(
+        |_| {
+            RELEASED.fetch_add(1, SeqCst);
+        },
+        Flags::NONE,
+    )
+    .expect("per-cpu space for the ref");
+    let killed = AtomicBool::new(false);
+    let (gets, refused) = (AtomicU64::new(0), AtomicU64::new(0));
+    host::on_each_cpu(|ctx| {
+        for i in 0..20_000u32 {
+            if cpu_id() == 0 && i == 5_000 {
+                r.kill(ctx); // drops the initial reference; tryget_live fails from here on
+                killed.store(true, SeqCst);
+            }
+            if r.tryget_live(ctx) {
+                gets.fetch_add(1, Relaxed);
+                r.put(ctx);
+            } else {
+                refused.fetch_add(1, Relaxed);
+            }
+            if i % 256 == 0 {
+                rcu::rcu_quiescent_state(ctx); // lets the kill's grace period end meanwhile
+            }
+        }
+    });
+    host::on_cpu(0, rcu::rcu_barrier); // the switch to atomic mode has run
+    assert!(killed.load(SeqCst));
+    assert!(gets.load(SeqCst) > 0 && refused.load(SeqCst) > 0);
+    assert!(r.is_zero(), "count {:?} after every put", r.count());
+    assert_eq!(RELEASED.load(SeqCst), 1, "release ran {} times", RELEASED.load(SeqCst));
+
+    // Misuse is named and refused: a second kill, then a put past zero.
+    let (warned, errors) = host::log_counts();
+    host::on_cpu(1, |ctx| {
+        r.kill(ctx);
+        r.put(ctx);
+    });
+    assert_eq!(r.misuse_count(Misuse::KillTwice), 1);
+    assert_eq!(r.misuse_count(Misuse::PutBelowZero), 1);
+    assert_eq!(host::log_counts(), (warned + 1, errors + 1), "each misuse logged once, by its level");
+    assert_eq!(RELEASED.load(SeqCst), 1, "a put past zero ran release again");
+}
+
+#[test]
+fn every_core_is_online_and_counts_its_own() {
+    boot();
+    let counter = quiescent_platform::PercpuBox::new(0u64).expect("per-cpu space");
+    let ids = host::on_each_cpu(|_| {
+        for _ in 0..1000 {
+            counter.this_cpu_inc();
+        }
+        (cpu_id(), counter.get())
+    });
+    assert_eq!(ids, (0..CORES).map(|c| (c, 1000)).collect::<Vec<_>>());
+    assert_eq!(quiescent_platform::num_online(), CORES);
+    assert_eq!(counter.sum(quiescent_platform::online_cpus()), 1000 * CORES as u64);
+}
