@@ -57,10 +57,10 @@ pub fn online_cpus() -> impl Iterator<Item = usize> {
 }
 
 /// [`online_cpus`]'s iterator: the mask words left, and the unvisited bits of the current word
-/// (cores `base + b`). One loop over the words and their set bits, written out rather than a
-/// `flat_map`: the compiler then keeps the per-core step to a few instructions (find the
-/// lowest bit, clear it, add the base), where the `flat_map`'s state (an inner iterator that
-/// may be absent) cost several more per core once the walk was inlined into another crate.
+/// (cores `base + b`). Written out rather than a `flat_map`, whose inner iterator may be absent:
+/// inlined into a caller's loop (the grace period's set-up), the compiler kept testing that on
+/// every core. Here the per-core step is a few instructions: find the lowest bit, clear it,
+/// add the base.
 struct OnlineCpus {
     words: core::iter::Enumerate<core::slice::Iter<'static, AtomicU64>>,
     base: usize,
