@@ -117,7 +117,12 @@ pub unsafe fn add_area(cpu: usize, area: *mut u8) {
 /// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline]
 pub fn nr_areas() -> usize {
-    NR_AREAS.load(Ordering::Relaxed)
+    let n = NR_AREAS.load(Ordering::Relaxed);
+    // SAFETY: NR_AREAS is stored only by `install`, as `cpu + 1` after indexing OFFSETS[cpu]
+    // (which panics for cpu >= MAX_CPUS). Told to the compiler, `offset`'s check against this
+    // value covers OFFSETS' bounds too: one test per remote access, not two.
+    unsafe { core::hint::assert_unchecked(n <= MAX_CPUS) };
+    n
 }
 
 /// Points this core's TPIDR_EL1 at the area of `cpu` and records the core number in it.
