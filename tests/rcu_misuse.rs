@@ -96,7 +96,7 @@ fn misuse(ctx: &mut Ctx) {
             l.down_write(&mut unsafe { Ctx::new() });
         }
         // Hazard 3: from an RCU callback, rcu_barrier would wait for its own core's marker,
-        // queued behind the running callback (it used to hang).
+        // queued behind the running callback: without the check, a hang.
         "rcu-barrier-in-callback" => {
             rcu::call_rcu(|_| {
                 // SAFETY: deliberately unsound, the misuse under test: a blocking context inside
@@ -107,7 +107,7 @@ fn misuse(ctx: &mut Ctx) {
             run_callbacks_until_caught(ctx);
         }
         // Hazard 3: a percpu_ref switch that must wait, from an RCU callback: the switch's own
-        // callback is queued behind the running one (it used to hang).
+        // callback is queued behind the running one: without the check, a hang.
         "percpu-ref-wait-in-callback" => {
             let r = PercpuRef::init(|_| {}, Flags::NONE).unwrap();
             rcu::call_rcu(move |_| {
