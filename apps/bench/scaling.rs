@@ -14,8 +14,8 @@ pub const CORES: [usize; 4] = [1, 2, 4, 8];
 /// Length of one window, and how many windows (the median counts).
 const WINDOW_MS: u64 = 100;
 const REPS: usize = 5;
-/// Operations between two counter reads: the read costs ~100 ns under mttcg, 2048 operations
-/// at least ~20 us.
+/// Operations between two counter reads: enough that the read (the `counter read` row of
+/// bench/results.md) is a small share of each chunk.
 const CHUNK: u32 = 2048;
 
 /// Throughput of every read side on each of `cores` (the first k online cores), in operations
