@@ -353,28 +353,4 @@ pub fn in_interrupt() -> bool {
     SPSel.read(SPSel::SP) == 1
 }
 
-/// Masks interrupts for its lifetime and restores the previous state on drop.
-pub struct IrqGuard(u64);
-
-impl IrqGuard {
-    /// Masks interrupts on this core.
-    ///
-    /// Context: any (task, interrupt handler, RCU callback); never blocks.
-    #[inline(always)]
-    pub fn new() -> Self {
-        IrqGuard(local_irq_save())
-    }
-}
-
-impl Default for IrqGuard {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for IrqGuard {
-    #[inline(always)]
-    fn drop(&mut self) {
-        local_irq_restore(self.0);
-    }
-}
+pub use crate::irq_guard::IrqGuard;

@@ -319,28 +319,4 @@ pub fn in_interrupt() -> bool {
     irq::in_handler()
 }
 
-/// Masks interrupts for its lifetime and restores the previous state on drop.
-pub struct IrqGuard(u64);
-
-impl IrqGuard {
-    /// Masks interrupts on this core.
-    ///
-    /// Context: any (task, interrupt handler, RCU callback); never blocks.
-    #[inline]
-    pub fn new() -> Self {
-        IrqGuard(local_irq_save())
-    }
-}
-
-impl Default for IrqGuard {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for IrqGuard {
-    #[inline]
-    fn drop(&mut self) {
-        local_irq_restore(self.0);
-    }
-}
+pub use crate::irq_guard::IrqGuard;
