@@ -50,13 +50,11 @@ fn reader_after_caught_panic(wait: fn(&mut rcu::Ctx)) {
 }
 
 #[test]
-#[ignore = "review finding: fails until the waits leave the extended quiescent state on unwind"]
 fn wait_quiescent_condition_that_panics() {
     reader_after_caught_panic(|ctx| rcu::wait_quiescent(ctx, || panic!("condition panics")));
 }
 
 #[test]
-#[ignore = "review finding: fails until the waits leave the extended quiescent state on unwind"]
 fn wait_event_condition_that_panics() {
     reader_after_caught_panic(|ctx| {
         let calls = AtomicU32::new(0);
