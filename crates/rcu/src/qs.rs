@@ -145,11 +145,23 @@ pub(super) fn wait_quiescent_inner(mut cond: impl FnMut() -> bool) {
     might_block("a blocking wait");
     not_in_callback("a blocking wait");
     eqs_enter();
+    // `cond` is the caller's code: if it panics and the panic is caught (a hosted build
+    // unwinds), the caller goes on with its context, so the core must be a reader again.
+    let _exit = EqsExitOnDrop;
     while cond() {
         callbacks_while_waiting();
         machine::cpu_relax();
     }
-    eqs_exit();
+}
+
+/// Leaves the extended quiescent state when dropped: at the end of a wait, and when a panic
+/// unwinds out of it.
+struct EqsExitOnDrop;
+
+impl Drop for EqsExitOnDrop {
+    fn drop(&mut self) {
+        eqs_exit();
+    }
 }
 
 /// Inside an extended quiescent state: runs this core's ready callbacks (as a reader again for

@@ -1,0 +1,64 @@
+//! Review (soundness): a panic that unwinds out of a blocking wait's condition leaves the core in
+//! RCU's extended quiescent state (`ctr == 0`), and safe code that catches it keeps using the
+//! core's context as a reader that no grace period waits for.
+
+use quiescent_hosted::{boot, spin_until};
+use quiescent_platform::{cpu_id, host, wait_event};
+use quiescent_rcu as rcu;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+/// Core 1 catches a panic from a wait condition, then holds a read section for 50 ms while
+/// core 0 runs `synchronize_rcu`: the grace period must not end inside that section.
+fn reader_after_caught_panic(wait: fn(&mut rcu::Ctx)) {
+    boot();
+    let (inside, synced, synced_while_inside) =
+        (AtomicBool::new(false), AtomicBool::new(false), AtomicBool::new(false));
+    let watching_after = AtomicBool::new(true);
+    let _ = host::on_each_cpu(|ctx| match cpu_id() {
+        0 => {
+            spin_until(|| inside.load(SeqCst));
+            rcu::synchronize_rcu(ctx);
+            synced.store(true, SeqCst);
+        }
+        1 => {
+            let caught = catch_unwind(AssertUnwindSafe(|| wait(ctx)));
+            assert!(caught.is_err());
+            watching_after.store(rcu::rcu_is_watching(), SeqCst);
+            if cfg!(debug_assertions) && !rcu::rcu_is_watching() {
+                // Debug builds would name the broken state at `rcu::read` ("not watching").
+                inside.store(true, SeqCst);
+                return;
+            }
+            // A reader again, as far as the types say (the guard borrows `ctx`).
+            let g = rcu::read(ctx);
+            inside.store(true, SeqCst);
+            let end = Instant::now() + Duration::from_millis(50);
+            while Instant::now() < end {
+                if synced.load(SeqCst) {
+                    synced_while_inside.store(true, SeqCst);
+                }
+                quiescent_platform::cpu_relax();
+            }
+            drop(g);
+        }
+        _ => {}
+    });
+    assert!(!synced_while_inside.load(SeqCst), "synchronize_rcu returned while core 1 was inside a read section");
+    assert!(watching_after.load(SeqCst), "RCU does not watch core 1 after the panic was caught (ctr == 0)");
+}
+
+#[test]
+fn wait_quiescent_condition_that_panics() {
+    reader_after_caught_panic(|ctx| rcu::wait_quiescent(ctx, || panic!("condition panics")));
+}
+
+#[test]
+fn wait_event_condition_that_panics() {
+    reader_after_caught_panic(|ctx| {
+        let calls = AtomicU32::new(0);
+        // The first call is made outside the extended quiescent state; the second inside.
+        wait_event(ctx, || if calls.fetch_add(1, SeqCst) == 0 { false } else { panic!("condition panics") });
+    });
+}
