@@ -23,3 +23,15 @@ pub fn spin_until(mut cond: impl FnMut() -> bool) {
         quiescent_platform::cpu_relax();
     }
 }
+
+/// The text of a caught panic (`catch_unwind`'s error).
+pub fn panic_message(e: &(dyn std::any::Any + Send)) -> String {
+    e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+}
+
+/// Runs `f`, which must panic with a message containing `expected`.
+pub fn panics_with(what: &str, expected: &str, f: impl FnOnce()) {
+    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err(what);
+    let msg = panic_message(&*e);
+    assert!(msg.contains(expected), "{what}: panicked with {msg:?}, not {expected:?}");
+}

@@ -126,11 +126,11 @@ pub mod arch;
 #[cfg(not(loom))]
 pub mod cpu;
 #[cfg(not(loom))]
-mod irq_guard;
-#[cfg(not(loom))]
 mod hooks;
 #[cfg(all(not(loom), not(target_os = "none")))]
 pub mod host;
+#[cfg(not(loom))]
+mod irq_guard;
 #[cfg(not(loom))]
 mod kernel;
 #[cfg(not(loom))]

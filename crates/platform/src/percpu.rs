@@ -92,7 +92,9 @@ unsafe fn install(cpu: usize, area: *mut u8) {
     // SAFETY: template and area do not overlap, and the template fits the area (init_areas).
     unsafe { core::ptr::copy_nonoverlapping(template_start() as *const u8, area, template_len()) };
     OFFSETS[cpu].store(area as usize - template_start(), Ordering::Relaxed);
-    NR_AREAS.store(cpu + 1, Ordering::Relaxed);
+    // Release: the area's copy and its offset before the count that makes them reachable; pairs
+    // with `nr_areas` on the host machine (below).
+    NR_AREAS.store(cpu + 1, Ordering::Release);
 }
 
 /// Gives core `cpu` its area at `area` (copied from the template): core 0, at boot, for cores
@@ -117,7 +119,11 @@ pub unsafe fn add_area(cpu: usize, area: *mut u8) {
 /// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline]
 pub fn nr_areas() -> usize {
-    let n = NR_AREAS.load(Ordering::Relaxed);
+    // On the firmware every core starts after core 0 has added all the areas (its start orders
+    // them): Relaxed. On the host machine a thread that is not a core may look while `boot`
+    // adds them: Acquire, pairing with `install`'s Release.
+    const ORDER: Ordering = if cfg!(target_os = "none") { Ordering::Relaxed } else { Ordering::Acquire };
+    let n = NR_AREAS.load(ORDER);
     // SAFETY: NR_AREAS is stored only by `install`, as `cpu + 1` after indexing OFFSETS[cpu]
     // (which panics for cpu >= MAX_CPUS). Told to the compiler, `offset`'s check against this
     // value covers OFFSETS' bounds too: one test per remote access, not two.
@@ -488,6 +494,8 @@ impl<T: Copy> PercpuBox<T> {
     ///
     /// Context: any (task, interrupt handler, RCU callback); never blocks; allocates per-cpu space.
     pub fn new(init: T) -> Result<Self, PercpuAllocError> {
+        #[cfg(not(target_os = "none"))]
+        crate::host::wait_for_areas();
         let size = core::mem::size_of::<T>();
         let align = core::mem::align_of::<T>();
         if size == 0 || align > 64 {

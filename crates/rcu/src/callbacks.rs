@@ -345,8 +345,28 @@ pub(super) fn process_callbacks() {
         return; // the common case: one load each, no lock
     }
     IN_CALLBACKS.set(true);
+    // Not under loom, whose failures are panics its runner must catch.
+    #[cfg(not(loom))]
+    let fatal = FatalOnUnwind;
     run_ready_callbacks();
+    #[cfg(not(loom))]
+    core::mem::forget(fatal);
     IN_CALLBACKS.set(false);
+}
+
+/// Dropped only when a callback's panic unwinds (where panics unwind: a hosted build), which it
+/// turns into an abort: the panic took the rest of its chain with it (an `rcu_barrier` marker
+/// among them, which would never run) and left `IN_CALLBACKS` set. A panic is fatal on the
+/// firmware too.
+#[cfg(not(loom))]
+struct FatalOnUnwind;
+
+#[cfg(not(loom))]
+impl Drop for FatalOnUnwind {
+    fn drop(&mut self) {
+        // A panic while unwinding aborts the process, after printing both messages.
+        panic!("an RCU callback panicked on core {}: fatal", machine::cpu_id());
+    }
 }
 
 fn run_ready_callbacks() {

@@ -2,7 +2,7 @@
 //! empties the tree's root completes one), `synchronize_rcu` and the polling API, and optional grace-period timing.
 
 use super::qs::{callbacks_while_waiting, eqs_enter, eqs_exit, might_block, not_in_callback};
-use super::{gp_lock, tree, CPUS, DONE, GP_SEQ, REQUESTED, STARTED};
+use super::{gp_lock, tree, CPUS, DONE, GP_SEQ, INITIALISED, REQUESTED, STARTED};
 use crate::machine::{self, ipi, AtomicBool, AtomicU64, Ctx, Ordering};
 
 machine::global! {
@@ -49,6 +49,11 @@ pub(super) fn request(g: u64) {
         // snapshot (STARTED + 1) never meets it, so every `call_rcu` would take GP_LOCK.
         return;
     }
+    // Every grace period starts from a request that gets here, and REQUESTED records it only
+    // below: refused here, nothing is left behind.
+    if !INITIALISED.load(Ordering::Acquire) {
+        not_initialised();
+    }
     let l = gp_lock();
     if REQUESTED.load(Ordering::Relaxed) < g {
         REQUESTED.store(g, Ordering::Relaxed); // under GP_LOCK
@@ -91,6 +96,12 @@ fn gp_start(g: u64) -> bool {
     // and the cores' ctr (pairs with C).
     crate::machine::smp_mb!("D@gp_start");
     tree::setup(g)
+}
+
+#[cold]
+#[inline(never)]
+fn not_initialised() -> ! {
+    panic!("RCU used before rcu::init: no core reports quiescent states, so a grace period would wait for no reader")
 }
 
 /// Tells the cores' quiescent-state fast path that STARTED or DONE has changed (GP_LOCK held).

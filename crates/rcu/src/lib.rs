@@ -321,7 +321,7 @@ pub mod platform {
     }
 }
 
-use crate::machine::{AtomicU64, IrqGuard, Mutex, MutexGuard};
+use crate::machine::{AtomicBool, AtomicU64, IrqGuard, Mutex, MutexGuard};
 
 machine::global! {
     // Grace-period numbers start at 1: a core's `ctr` of 0 means "idle", so no grace period may
@@ -339,6 +339,9 @@ machine::global! {
     /// while taking it (percpu_ref's lock around `call_rcu`), so a holder must never be
     /// interrupted.
     static GP_LOCK: Mutex<()> = Mutex::new(());
+    /// Set by `init`: a grace period started before it would wait for no reader (no core
+    /// reports, none is watched), so `gp::request` refuses by name.
+    static INITIALISED: AtomicBool = AtomicBool::new(false);
 }
 
 /// GP_LOCK with interrupts masked; fields drop in order, so the lock is released first.
@@ -421,4 +424,6 @@ pub unsafe fn init(config: Config) {
         machine::set_irq_context_hooks(irq_enter, irq_exit);
     }
     machine::add_tick_hook(stall::tick);
+    // Release: the tree and the hooks before the flag; pairs with the Acquire in gp::request.
+    INITIALISED.store(true, machine::Ordering::Release);
 }

@@ -79,7 +79,11 @@ pub(crate) fn run_handler(handler: impl FnOnce(&AtomicCtx)) {
     let token = hooks.map(|(enter, _)| enter());
     // SAFETY: an interrupt handler between the entry and exit hooks (RCU watches the core for
     // its duration); it is given no `Ctx`, so it cannot pass a quiescent point.
-    handler(unsafe { AtomicCtx::new() });
+    let ran = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| handler(unsafe { AtomicCtx::new() })));
+    if ran.is_err() {
+        // Unwinding on would leave the core in interrupt context, masked, without `irq_exit`.
+        super::fatal("an interrupt handler panicked");
+    }
     if let (Some((_, exit)), Some(token)) = (hooks, token) {
         exit(token);
     }

@@ -146,7 +146,32 @@ pub fn boot(cores: usize, init: impl FnOnce() + Send + 'static) {
 }
 
 fn spawn_core(cpu: usize, f: impl FnOnce() + Send + 'static) {
-    std::thread::Builder::new().name(std::format!("core {cpu}")).spawn(f).expect("host: cannot start a core thread");
+    let core = move || {
+        // A panic outside a work item (whose panics go back to its caller) would end this
+        // core's thread while it counts as online: grace periods and calls would wait for it.
+        if std::panic::catch_unwind(core::panic::AssertUnwindSafe(f)).is_err() {
+            fatal("a core panicked outside a work item");
+        }
+    };
+    std::thread::Builder::new().name(std::format!("core {cpu}")).spawn(core).expect("host: cannot start a core thread");
+}
+
+/// Ends the process after a panic the machine cannot survive (on the firmware every panic ends
+/// the run): the panic's own message is already printed.
+pub(crate) fn fatal(what: &str) -> ! {
+    std::eprintln!("host: {what} on {}: fatal, aborting", std::thread::current().name().unwrap_or("a thread"));
+    std::process::abort()
+}
+
+/// Waits, on a thread that is not a core, until the per-cpu areas of every core exist (a
+/// dynamic per-cpu allocation initialises the areas that exist when it is made); a named panic
+/// before `boot`. Cores need no wait: the areas exist before any core runs.
+pub(crate) fn wait_for_areas() {
+    if arch::is_core() {
+        return;
+    }
+    assert!(CORES.get().is_some(), "per-cpu allocation before host::boot: the per-cpu areas do not exist yet");
+    BOOTED.wait();
 }
 
 /// Core 0: the per-cpu areas, `init`, then the other cores; then its idle loop.

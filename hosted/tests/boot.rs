@@ -1,10 +1,11 @@
-//! Review (held): `host::boot` concurrently with different core counts, again, and from a core:
-//! one machine, the others refused by name.
+//! `host::boot` concurrently with different core counts, again, and from a core: one machine,
+//! the others refused by name.
 
+use quiescent_hosted::panics_with;
 use quiescent_platform::host;
 
 fn message(e: Box<dyn std::any::Any + Send>) -> String {
-    e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+    quiescent_hosted::panic_message(&*e)
 }
 
 #[test]
@@ -31,6 +32,5 @@ fn one_machine_whoever_boots() {
     assert_eq!(host::on_each_cpu(|_| quiescent_platform::cpu_id()), (0..cores).collect::<Vec<_>>());
     assert_eq!(quiescent_platform::num_online(), cores);
     // From a core: refused by name, inside the work item (re-raised here).
-    let e = std::panic::catch_unwind(|| host::on_cpu(0, move |_| host::boot(cores, || {}))).map_err(message);
-    assert!(e.as_ref().is_err_and(|m| m.contains("host::boot called on a core")), "{e:?}");
+    panics_with("boot on a core", "host::boot called on a core", || host::on_cpu(0, move |_| host::boot(cores, || {})));
 }

@@ -1,6 +1,6 @@
-//! Review (soundness): a panic that unwinds out of a blocking wait's condition leaves the core in
-//! RCU's extended quiescent state (`ctr == 0`), and safe code that catches it keeps using the
-//! core's context as a reader that no grace period waits for.
+//! A panic that unwinds out of a blocking wait's condition must not leave the core in RCU's
+//! extended quiescent state (`ctr == 0`): safe code that catches it goes on using the core's
+//! context as a reader, which grace periods must wait for.
 
 use quiescent_hosted::{boot, spin_until};
 use quiescent_platform::{cpu_id, host, wait_event};

@@ -1,0 +1,52 @@
+//! A panic the machine cannot survive ends the process, by name, as every panic ends the run on
+//! the firmware: in an interrupt handler (it would leave the core in interrupt context, masked,
+//! without `irq_exit`) and in an RCU callback (it would lose the rest of its chain, an
+//! `rcu_barrier` marker among them). Each case runs in a child process (this test binary again).
+
+use quiescent_hosted::boot;
+use quiescent_platform::{host, ipi};
+use quiescent_rcu as rcu;
+use std::process::Command;
+
+const CHILD: &str = "QUIESCENT_HOSTED_FATAL";
+
+/// In the child: does what `case` names (which must abort). In the parent: runs the child and
+/// checks that it died with `expected` on its stderr.
+fn fatal(case: &str, test: &str, expected: &str, run: impl FnOnce()) {
+    if std::env::var(CHILD).as_deref() == Ok(case) {
+        run();
+        std::process::exit(0); // not reached when the case is fatal
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD, case)
+        .output()
+        .expect("run this test binary again");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{case}: the child exited normally ({:?}); stderr:\n{err}", out.status);
+    assert!(err.contains(expected), "{case}: stderr does not name it ({expected:?}):\n{err}");
+}
+
+#[test]
+fn a_panicking_interrupt_handler_is_fatal() {
+    fatal(
+        "handler",
+        "a_panicking_interrupt_handler_is_fatal",
+        "an interrupt handler panicked on core 0: fatal",
+        || {
+            boot();
+            host::on_cpu(1, |ctx| ipi::call_function_single(ctx, 0, |_| -> () { panic!("the handler panics") }));
+        },
+    );
+}
+
+#[test]
+fn a_panicking_rcu_callback_is_fatal() {
+    fatal("callback", "a_panicking_rcu_callback_is_fatal", "an RCU callback panicked on core 1: fatal", || {
+        boot();
+        host::on_cpu(1, |ctx| {
+            rcu::call_rcu(|_| panic!("the callback panics"));
+            rcu::rcu_barrier(ctx); // runs it here, inside this work item
+        });
+    });
+}
