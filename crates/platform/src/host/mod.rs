@@ -36,6 +36,9 @@
 //!   most, so RCU's stall detector runs.
 //! * The per-core add is a relaxed load and store (no interrupt can fall between them).
 //! * Cores never leave: they idle when no work is queued, for the rest of the process.
+//! * Panics unwind: a panic in a work item goes back to the caller of `on_cpu` (the core goes
+//!   on); one in an interrupt handler, an RCU callback or elsewhere on a core ends the process
+//!   by name, as any panic ends the run on the firmware (the core's state could not be trusted).
 //!
 //! One machine per process: the first [`boot`] starts it and later calls (other tests in the
 //! same binary) find it running. [`on_cpu`] and [`on_each_cpu`] are serialised, so tests that
