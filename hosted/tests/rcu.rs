@@ -177,6 +177,25 @@ fn rcu_barrier_waits_for_slow_callbacks_on_blocked_cores() {
     assert_eq!(after, PER_CORE * (CORES as u64 - 1), "rcu_barrier returned before every core's callbacks ran");
 }
 
+/// A panic in a `call_function_single` closure is its caller's (raised again there, as on
+/// the firmware a failed assertion in the handler would stop the run), not a hang; and the
+/// target core, and the caller's own core for a call to itself, take interrupts afterwards.
+#[test]
+fn a_panic_in_a_call_fails_its_caller() {
+    boot();
+    for target in [1, 0] {
+        let r = std::panic::catch_unwind(|| {
+            host::on_cpu(0, |ctx| ipi::call_function_single(ctx, target, |_| -> u32 { panic!("a call that fails") }))
+        });
+        let msg = r.expect_err("the call's panic reaches its caller");
+        assert_eq!(msg.downcast_ref::<&str>(), Some(&"a call that fails"));
+    }
+    // Both cores still take calls (from each other) and every core still reaches rcu_barrier.
+    assert_eq!(host::on_cpu(1, |ctx| ipi::call_function_single(ctx, 0, |_| 7)), 7);
+    assert_eq!(host::on_cpu(0, |ctx| ipi::call_function_single(ctx, 1, |_| 8)), 8);
+    host::on_cpu(2, rcu::rcu_barrier);
+}
+
 /// An object readers check: `magic` is poisoned when it is dropped, a grace period after it was
 /// replaced.
 struct Obj {

@@ -79,7 +79,16 @@ pub(crate) fn run_handler(handler: impl FnOnce(&AtomicCtx)) {
     let token = hooks.map(|(enter, _)| enter());
     // SAFETY: an interrupt handler between the entry and exit hooks (RCU watches the core for
     // its duration); it is given no `Ctx`, so it cannot pass a quiescent point.
-    handler(unsafe { AtomicCtx::new() });
+    let run = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| handler(unsafe { AtomicCtx::new() })));
+    if run.is_err() {
+        // Unwinding into the interrupted code (a blocking wait, an RCU callback) would leave
+        // this core in a handler for good and RCU's view of it wrong (the exit hook skipped, a
+        // wait left without `eqs_exit`): later tests in the process would hang or run readers
+        // that grace periods do not wait for. Stop the process instead (the panic is printed).
+        // `call_on` catches its callers' panics itself and raises them on the caller.
+        std::eprintln!("host: core {} panicked in an interrupt handler; aborting", crate::cpu_id());
+        std::process::abort();
+    }
     if let (Some((_, exit)), Some(token)) = (hooks, token) {
         exit(token);
     }
