@@ -3,6 +3,7 @@
 //! runs the primitives on them, in debug and release builds.
 
 use quiescent_platform::host;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
 /// Cores of the machine each test binary boots (more than this host's CPUs is fine: a core that
 /// spins yields its CPU).
@@ -34,4 +35,16 @@ pub fn panics_with(what: &str, expected: &str, f: impl FnOnce()) {
     let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err(what);
     let msg = panic_message(&*e);
     assert!(msg.contains(expected), "{what}: panicked with {msg:?}, not {expected:?}");
+}
+
+/// Sets its flag, and wakes the cores waiting in `wait_event`, when dropped: also when the core
+/// holding it panics, so the cores waiting for that flag finish their work items and the panic
+/// reaches the test (`host::on_each_cpu` waits for every core) instead of a hang.
+pub struct SetOnDrop<'a>(pub &'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, SeqCst);
+        quiescent_platform::wake_up_all();
+    }
 }

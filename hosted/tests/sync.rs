@@ -1,7 +1,7 @@
 //! percpu-rwsem and percpu_ref on the host machine: mutual exclusion under readers on every
 //! core, and a ref killed under concurrent gets and puts released exactly once.
 
-use quiescent_hosted::{boot, CORES};
+use quiescent_hosted::{boot, SetOnDrop, CORES};
 use quiescent_platform::{cpu_id, host};
 use quiescent_rcu as rcu;
 use quiescent_sync::percpu_ref::{Flags, Misuse, PercpuRef};
@@ -21,6 +21,8 @@ fn percpu_rwsem_keeps_writers_and_readers_apart() {
     let (reads, torn) = (AtomicU64::new(0), AtomicU64::new(0));
     let writes = host::on_each_cpu(|ctx| {
         if cpu_id() == 0 {
+            // The readers run until it is set.
+            let _stop = SetOnDrop(&stop);
             let end = Instant::now() + Duration::from_millis(300);
             let mut n = 0;
             while Instant::now() < end {
@@ -32,7 +34,6 @@ fn percpu_rwsem_keeps_writers_and_readers_apart() {
                 n += 1;
                 rcu::rcu_quiescent_state(ctx);
             }
-            stop.store(true, SeqCst);
             n
         } else {
             while !stop.load(SeqCst) {

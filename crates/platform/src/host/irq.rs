@@ -81,7 +81,9 @@ pub(crate) fn run_handler(handler: impl FnOnce(&AtomicCtx)) {
     // its duration); it is given no `Ctx`, so it cannot pass a quiescent point.
     let ran = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| handler(unsafe { AtomicCtx::new() })));
     if ran.is_err() {
-        // Unwinding on would leave the core in interrupt context, masked, without `irq_exit`.
+        // Unwinding on would leave the core in interrupt context, masked, without `irq_exit`,
+        // and RCU's view of it wrong. `call_on` catches its closures' panics itself and raises
+        // them on the caller.
         super::fatal("an interrupt handler panicked");
     }
     if let (Some((_, exit)), Some(token)) = (hooks, token) {

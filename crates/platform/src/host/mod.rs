@@ -36,9 +36,10 @@
 //!   most, so RCU's stall detector runs.
 //! * The per-core add is a relaxed load and store (no interrupt can fall between them).
 //! * Cores never leave: they idle when no work is queued, for the rest of the process.
-//! * Panics unwind: a panic in a work item goes back to the caller of `on_cpu` (the core goes
-//!   on); one in an interrupt handler, an RCU callback or elsewhere on a core ends the process
-//!   by name, as any panic ends the run on the firmware (the core's state could not be trusted).
+//! * Panics unwind: a panic in a work item goes back to the caller of `on_cpu`, and one in a
+//!   `call_function_single` closure to the caller of that (the cores go on); one in another
+//!   interrupt handler (a tick hook), an RCU callback or elsewhere on a core ends the process by
+//!   name, as any panic ends the run on the firmware (the core's state could not be trusted).
 //!
 //! One machine per process: the first [`boot`] starts it and later calls (other tests in the
 //! same binary) find it running. [`on_cpu`] and [`on_each_cpu`] are serialised, so tests that
@@ -370,20 +371,38 @@ impl Kernel for Host {
     }
 
     fn call_on(ctx: &mut Ctx, cpu: usize, f: Box<dyn FnOnce(&AtomicCtx) + Send>) {
+        // A panic in `f` is the caller's: caught where `f` runs and raised again here, once the
+        // call is over. Unwinding out of the handler instead would leave the target core with
+        // interrupts masked and in a handler for good (it would take no call or tick again),
+        // skip RCU's `irq_exit`, and leave the caller waiting for ever.
+        let panicked: Arc<Mutex<Option<Box<dyn core::any::Any + Send>>>> = Arc::default();
+        let p = panicked.clone();
+        let f = move |a: &AtomicCtx| {
+            if let Err(e) = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| f(a))) {
+                *lock(&p) = Some(e);
+            }
+        };
         if cpu == crate::cpu_id() {
             irq::run_handler(f);
-            return;
+        } else {
+            // As the firmware asserts: a caller with interrupts masked takes no call meanwhile,
+            // so two cores calling each other would wait for ever.
+            assert!(!irq::masked(), "call_function_single with interrupts masked could deadlock");
+            assert!(cpu < cores() && cpu::is_online(cpu), "call_function_single: core {} is not online", cpu);
+            let done = Arc::new(AtomicBool::new(false));
+            let d = done.clone();
+            core_of(cpu).push_call(Box::new(move |a: &AtomicCtx| {
+                f(a);
+                // Release: what `f` did before the caller sees it done; pairs with the Acquire below.
+                d.store(true, Ordering::Release);
+                crate::wake_up_all();
+            }));
+            crate::wait_event(ctx, || done.load(Ordering::Acquire));
         }
-        assert!(cpu < cores() && cpu::is_online(cpu), "call_function_single: core {} is not online", cpu);
-        let done = Arc::new(AtomicBool::new(false));
-        let d = done.clone();
-        core_of(cpu).push_call(Box::new(move |a: &AtomicCtx| {
-            f(a);
-            // Release: what `f` did before the caller sees it done; pairs with the Acquire below.
-            d.store(true, Ordering::Release);
-            crate::wake_up_all();
-        }));
-        crate::wait_event(ctx, || done.load(Ordering::Acquire));
+        let caught = lock(&panicked).take();
+        if let Some(e) = caught {
+            std::panic::resume_unwind(e);
+        }
     }
 
     fn report_pc(_cpu: usize, _timeout_ms: u64) -> Option<u64> {
