@@ -115,6 +115,11 @@ pub fn ticks_to_ns(ticks: u64) -> u64 {
     ((ticks as u128 * 1_000_000_000) / f as u128) as u64
 }
 
+/// The ordering of a load whose result is dereferenced (`rcu_dereference`): Relaxed, a plain
+/// `ldr`, because on ARMv8 the address dependency from the pointer to the loads through it
+/// orders them (Linux's `READ_ONCE`); the publisher's store-release pairs with it.
+pub const DEREF_ORDERING: core::sync::atomic::Ordering = core::sync::atomic::Ordering::Relaxed;
+
 /// Reads TPIDR_EL1: the offset from a per-cpu variable's template address to this core's copy.
 ///
 /// Context: any (task, interrupt handler, RCU callback); never blocks.

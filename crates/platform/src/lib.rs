@@ -141,7 +141,7 @@ mod wait;
 #[cfg(not(loom))]
 pub use arch::{
     counter_freq, counter_relaxed, cpu_relax, in_interrupt, percpu_base, smp_mb, smp_rmb, smp_wmb, this_cpu_add_u32,
-    this_cpu_add_u64, ticks_to_ns, tpidr, IrqGuard, PercpuBase,
+    this_cpu_add_u64, ticks_to_ns, tpidr, IrqGuard, PercpuBase, DEREF_ORDERING,
 };
 #[cfg(not(loom))]
 pub use core::sync::atomic::{

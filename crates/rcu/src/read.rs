@@ -150,14 +150,16 @@ pub fn read(ctx: &AtomicCtx) -> ReadGuard<'_> {
 }
 
 /// Loads an RCU-protected pointer (Linux's `rcu_dereference`). A plain load (READ_ONCE): the
-/// address dependency to the pointee orders the reads on ARMv8, so no barrier is needed. The
+/// address dependency to the pointee orders the reads on ARMv8, so no barrier is needed (an
+/// Acquire load on the host machine, whose compiler knows no dependency ordering:
+/// [`DEREF_ORDERING`](quiescent_platform::DEREF_ORDERING)). The
 /// result is a raw pointer: dereferencing it is `unsafe`, and the caller must not use it beyond
 /// `guard`'s section. (Safe by itself: loading a pointer cannot go wrong.)
 ///
 /// Context: task, interrupt handler or RCU callback, in a read-side section (takes a `ReadGuard`); never blocks.
 #[inline(always)]
 pub fn rcu_dereference<T>(p: &AtomicPtr<T>, _guard: &ReadGuard<'_>) -> *mut T {
-    p.load(Ordering::Relaxed)
+    p.load(crate::machine::DEREF_ORDERING)
 }
 
 /// Publishes a pointer (Linux's `rcu_assign_pointer`): STLR, so everything written to the

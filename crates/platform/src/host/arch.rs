@@ -82,6 +82,12 @@ pub fn cpu_relax() {
     std::thread::yield_now();
 }
 
+/// The ordering of a load whose result is dereferenced (`rcu_dereference`): Acquire. The
+/// compiler optimises against the C11 model, which has no dependency ordering: a Relaxed load
+/// followed by plain reads through the pointer would race with the publisher's initialising
+/// writes. On x86-64 an Acquire load is a plain load; on an arm64 host it is an `ldar`.
+pub const DEREF_ORDERING: Ordering = Ordering::Acquire;
+
 fn epoch() -> std::time::Instant {
     static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     *EPOCH.get_or_init(std::time::Instant::now)

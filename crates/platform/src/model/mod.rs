@@ -80,6 +80,11 @@ pub use wait::*;
 
 pub use core::sync::atomic::Ordering;
 
+/// The ordering of a load whose result is dereferenced (`rcu_dereference`): Relaxed, as on the
+/// firmware (the models initialise every object before the readers start; see above for the
+/// address dependency C11 lacks).
+pub const DEREF_ORDERING: Ordering = Ordering::Relaxed;
+
 // The execution contexts are the platform's own: a model's core thread makes its `Ctx`
 // (`unsafe { Ctx::new() }` at the start of the thread), interrupt handlers and RCU callbacks get
 // an `&AtomicCtx`.
