@@ -5,8 +5,9 @@ use crate::board::{Board, Variant};
 use crate::toolchain::host_triple;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// The repository's root (host/ is one level down).
@@ -90,7 +91,8 @@ pub fn model_tests(root: &Path) -> (u32, u32) {
 }
 
 /// Runs the library crates on the platform's host machine (threads as cores): `hosted/`'s tests
-/// in a debug and a release build, and the crates' doc examples; returns (passed, failed).
+/// in a debug and a release build, the crates' doc examples, and the negative controls (bugs
+/// the hosted tests must catch); returns (passed, failed).
 pub fn hosted_tests(root: &Path) -> (u32, u32) {
     let limit = Duration::from_secs(300);
     let runs: [(&str, &[&str]); 3] = [
@@ -98,52 +100,67 @@ pub fn hosted_tests(root: &Path) -> (u32, u32) {
         ("hosted-release", &["--manifest-path", "hosted/Cargo.toml", "--release"]),
         ("doc-examples", &["--doc", "-p", "quiescent-platform", "-p", "quiescent-rcu", "-p", "quiescent-sync"]),
     ];
-    runs.iter().fold((0, 0), |(p, f), (name, args)| {
+    let (mut p, mut f) = runs.iter().fold((0, 0), |(p, f), (name, args)| {
         let (p2, f2) = host_crate_tests(root, name, args, limit);
         (p + p2, f + f2)
-    })
+    });
+    for (bug, test) in HOSTED_CONTROLS {
+        if hosted_control(root, bug, test, limit) {
+            p += 1;
+        } else {
+            f += 1;
+        }
+    }
+    (p, f)
+}
+
+/// Bugs built into the crates (`--cfg quiescent_inject`, the test-only hook the torture suite
+/// uses on the firmware) that a hosted test file must catch in a release build: a grace period
+/// that leaves a core out, an interrupt on an idle core that is not a reader, a percpu-rwsem
+/// writer that does not wait for the readers it folded, a percpu_ref switch that folds without
+/// a grace period.
+const HOSTED_CONTROLS: [(&str, &str); 4] =
+    [("gp-skip-core", "rcu"), ("irq-eqs", "rcu"), ("rwsem-no-drain", "sync"), ("ref-fold-no-gp", "sync")];
+
+/// Builds `hosted/` with `bug` injected (its own target directory) and runs `tests/<test>.rs`:
+/// true if it failed (or hung), as it must. Prints one line, not the failing run's output.
+fn hosted_control(root: &Path, bug: &str, test: &str, limit: Duration) -> bool {
+    let name = format!("hosted::{test}_catches_{}", bug.replace('-', "_"));
+    let flags = format!("--cfg quiescent_inject=\"{bug}\"");
+    let dir = root.join("target").join("hosted-inject").join(bug);
+    let args = ["--manifest-path", "hosted/Cargo.toml", "--release", "--test", test];
+    let env = [("RUSTFLAGS", flags.as_str()), ("CARGO_TARGET_DIR", dir.to_str().unwrap_or("target/hosted-inject"))];
+    let (status, text) = cargo_test(root, &args, &env, limit, false);
+    let failed = text.lines().filter(|l| l.starts_with("test ") && l.ends_with("FAILED")).count();
+    match status {
+        None => {
+            println!("test {name} ... ok (the run hung and was killed after {} s)", limit.as_secs());
+            true
+        }
+        Some(st) if !st.success() && failed > 0 => {
+            println!("test {name} ... ok ({failed} test(s) failed with it)");
+            true
+        }
+        Some(st) if !st.success() => {
+            println!("test {name} ... FAILED: the build or run with {bug} injected failed before any test did");
+            false
+        }
+        Some(_) => {
+            println!("test {name} ... FAILED: every test in hosted/tests/{test}.rs passed with {bug} injected");
+            false
+        }
+    }
 }
 
 /// `cargo test` of host code in the repository (`args` says which), killed after `limit` (a
 /// hang is a failure that names the run; libtest names a test running for over 60 s); returns
 /// (passed, failed).
 fn host_crate_tests(root: &Path, name: &str, args: &[&str], limit: Duration) -> (u32, u32) {
-    let child = Command::new("cargo")
-        .arg("test")
-        .args(args)
-        .args(["--target", host_triple()])
-        .current_dir(root)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn();
-    let Ok(mut child) = child else {
+    let (status, text) = cargo_test(root, args, &[], limit, true);
+    if status.is_none() && text.is_empty() {
         println!("test {name}::cargo_test ... FAILED: cannot run cargo");
         return (0, 1);
-    };
-    // Echo libtest's lines as they come, so that a hang shows what ran before it.
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            println!("{line}");
-            text.push_str(&line);
-            text.push('\n');
-        }
-        text
-    });
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break Some(st),
-            Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(100)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    let text = reader.join().unwrap_or_default();
+    }
     let (mut p, mut f) = (0, 0);
     for l in text.lines() {
         // "test result: ok. 4 passed; 0 failed; 0 ignored; ..."
@@ -167,4 +184,54 @@ fn host_crate_tests(root: &Path, name: &str, args: &[&str], limit: Duration) -> 
         Some(_) => {}
     }
     (p, f)
+}
+
+/// Runs `cargo test <args> --target <host>` from `root` with `env`, killed after `limit`; returns
+/// its exit status (`None`: killed, or it could not start) and its standard output, echoed line
+/// by line as it comes if `echo` (so that a hang shows what ran before it).
+fn cargo_test(
+    root: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+    echo: bool,
+) -> (Option<ExitStatus>, String) {
+    let child = Command::new("cargo")
+        .arg("test")
+        .args(args)
+        .args(["--target", host_triple()])
+        .envs(env.iter().copied())
+        .current_dir(root)
+        .stdout(Stdio::piped())
+        .stderr(if echo { Stdio::inherit() } else { Stdio::null() })
+        .process_group(0) // its own group: a hung test binary (cargo's child) is killed with it
+        .spawn();
+    let Ok(mut child) = child else {
+        return (None, String::new());
+    };
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if echo {
+                println!("{line}");
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(100)),
+            _ => {
+                let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    (status, reader.join().unwrap_or_default())
 }

@@ -163,7 +163,11 @@ fn spawn_core(cpu: usize, f: impl FnOnce() + Send + 'static) {
 /// Ends the process after a panic the machine cannot survive (on the firmware every panic ends
 /// the run): the panic's own message is already printed.
 pub(crate) fn fatal(what: &str) -> ! {
-    std::eprintln!("host: {what} on {}: fatal, aborting", std::thread::current().name().unwrap_or("a thread"));
+    use std::io::Write;
+    // One write, so that other cores' panic messages cannot split the line.
+    let line =
+        std::format!("host: {what} on {}: fatal, aborting\n", std::thread::current().name().unwrap_or("a thread"));
+    let _ = std::io::stderr().write_all(line.as_bytes());
     std::process::abort()
 }
 
