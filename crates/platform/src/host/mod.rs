@@ -326,7 +326,7 @@ pub fn on_cpu<R: Send>(cpu: usize, f: impl FnOnce(&mut Ctx) -> R + Send) -> R {
     unsafe { submit(cpu, slot.clone(), f) };
     match slot.wait() {
         Ok(r) => r,
-        Err(p) => std::panic::resume_unwind(p),
+        Err(p) => reraise(cpu, p),
     }
 }
 
@@ -345,7 +345,20 @@ pub fn on_each_cpu<R: Send>(f: impl Fn(&mut Ctx) -> R + Sync) -> Vec<R> {
         unsafe { submit(c, s.clone(), f) };
     }
     let results: Vec<_> = slots.iter().map(|s| s.wait()).collect();
-    results.into_iter().map(|r| r.unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    results.into_iter().enumerate().map(|(c, r)| r.unwrap_or_else(|p| reraise(c, p))).collect()
+}
+
+/// Raises a work item's panic (`p`, from core `cpu`) again on the caller of `on_cpu` or
+/// `on_each_cpu`, after printing its message there. The panic hook printed it on the core, but
+/// under libtest into the output capture of the test whose `boot` started the cores (threads
+/// inherit it), which libtest prints only if that test fails: the failing test's own output would
+/// not say why it failed.
+fn reraise(cpu: usize, p: Box<dyn core::any::Any + Send>) -> ! {
+    let msg = p.downcast_ref::<&str>().copied().or_else(|| p.downcast_ref::<std::string::String>().map(|s| s.as_str()));
+    if let Some(msg) = msg {
+        std::eprintln!("host: a work item on core {cpu} panicked: {msg}");
+    }
+    std::panic::resume_unwind(p)
 }
 
 /// The number of cores of the running machine (0 before [`boot`]).
