@@ -42,7 +42,10 @@ fn a_panicking_interrupt_handler_is_fatal() {
                     panic!("the tick hook panics")
                 }
             });
-            host::on_each_cpu(|_| quiescent_hosted::spin_until(|| false)); // takes a tick
+            // Takes ticks; a child still running after 10 s (the panic did not end it) exits
+            // normally, which fails the parent, instead of spinning for ever.
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            host::on_each_cpu(|_| quiescent_hosted::spin_until(|| std::time::Instant::now() >= end));
         },
     );
 }

@@ -2,7 +2,7 @@
 //! extended quiescent state (`ctr == 0`): safe code that catches it goes on using the core's
 //! context as a reader, which grace periods must wait for.
 
-use quiescent_hosted::{boot, spin_until};
+use quiescent_hosted::{boot, spin_until, SetOnDrop};
 use quiescent_platform::{cpu_id, host, wait_event};
 use quiescent_rcu as rcu;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -23,6 +23,7 @@ fn reader_after_caught_panic(wait: fn(&mut rcu::Ctx)) {
             synced.store(true, SeqCst);
         }
         1 => {
+            let _unblock = SetOnDrop(&inside); // core 0 waits for it, also if this core panics
             let caught = catch_unwind(AssertUnwindSafe(|| wait(ctx)));
             assert!(caught.is_err());
             watching_after.store(rcu::rcu_is_watching(), SeqCst);

@@ -755,3 +755,23 @@ fn callback_ring_wraps_then_overflows() {
 fn callback_ring_wraps_then_overflows_into_the_last_segment() {
     check(1, callback_ring_wraps_then_overflows);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A failure inside a blocking wait.
+// ---------------------------------------------------------------------------------------------
+
+/// A wake-up that never comes leaves a waiter in `wait_event` asleep, which loom reports as a
+/// deadlock: a panic raised inside RCU's blocking wait (`wait_quiescent_inner`), with no thread
+/// of the execution active any more. It must reach the model's runner as a failure (what a
+/// negative control expecting a missed wake-up counts on), not abort the process: nothing in
+/// the wait may touch loom's state while that panic unwinds.
+#[test]
+fn a_deadlock_inside_a_blocking_wait_fails_the_model() {
+    let r = std::panic::catch_unwind(|| {
+        check(0, || {
+            let (mut ctx, _s) = boot();
+            machine::wait_event(&mut ctx, || false); // nobody wakes it
+        })
+    });
+    assert!(r.is_err(), "loom reports the waiter that nobody wakes");
+}

@@ -50,7 +50,9 @@ pub(super) fn request(g: u64) {
         return;
     }
     // Every grace period starts from a request that gets here, and REQUESTED records it only
-    // below: refused here, nothing is left behind.
+    // below: refused here, no grace-period state is left behind. (`call_rcu_head` has linked
+    // its head by now: it stays queued and never runs, since without `init` no grace period
+    // completes; its object is leaked.)
     if !INITIALISED.load(Ordering::Acquire) {
         not_initialised();
     }

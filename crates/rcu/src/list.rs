@@ -200,8 +200,16 @@ impl<T> RcuList<T> {
             let node = unsafe { &*cur };
             if pred(&node.val) {
                 // WRITE_ONCE is enough: readers that see the old link reach `node`, whose next
-                // still points into the list.
-                link.store(node.next.load(Ordering::Relaxed), Ordering::Relaxed);
+                // still points into the list. Where `rcu_dereference` is an Acquire load instead
+                // of an address dependency (DEREF_ORDERING on the host machine), this store must
+                // be a Release: the node it links in may have been published after the one
+                // holding `link` (a `replace` of it), and a reader that reaches it only through
+                // this store is ordered after its initialisation only by a Release here.
+                let order = match crate::machine::DEREF_ORDERING {
+                    Ordering::Relaxed => Ordering::Relaxed,
+                    _ => Ordering::Release,
+                };
+                link.store(node.next.load(Ordering::Relaxed), order);
                 // SAFETY: `cur` is not null (checked above); it came from Box::into_raw and is
                 // now unlinked: only RCU readers may still look at it, and `Removed` frees it
                 // only after a grace period.

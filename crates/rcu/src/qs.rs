@@ -147,17 +147,26 @@ pub(super) fn wait_quiescent_inner(mut cond: impl FnMut() -> bool) {
     eqs_enter();
     // `cond` is the caller's code: if it panics and the panic is caught (a hosted build
     // unwinds), the caller goes on with its context, so the core must be a reader again.
+    // Not under loom: there a panic is a failure loom found, after which nothing goes on with
+    // the context, and the execution may have no active thread left (a deadlock in `cond`'s
+    // condition variable), so a loom access in `eqs_exit` would panic again while unwinding and
+    // abort the model's process instead of failing its execution.
+    #[cfg(not(loom))]
     let _exit = EqsExitOnDrop;
     while cond() {
         callbacks_while_waiting();
         machine::cpu_relax();
     }
+    #[cfg(loom)]
+    eqs_exit();
 }
 
 /// Leaves the extended quiescent state when dropped: at the end of a wait, and when a panic
 /// unwinds out of it.
+#[cfg(not(loom))]
 struct EqsExitOnDrop;
 
+#[cfg(not(loom))]
 impl Drop for EqsExitOnDrop {
     fn drop(&mut self) {
         eqs_exit();

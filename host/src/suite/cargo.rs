@@ -132,10 +132,20 @@ fn hosted_control(root: &Path, bug: &str, test: &str, limit: Duration) -> bool {
     let env = [("RUSTFLAGS", flags.as_str()), ("CARGO_TARGET_DIR", dir.to_str().unwrap_or("target/hosted-inject"))];
     let (status, text) = cargo_test(root, &args, &env, limit, false);
     let failed = text.lines().filter(|l| l.starts_with("test ") && l.ends_with("FAILED")).count();
+    // libtest's first line: the test binary ran. Without it, a kill at the limit stopped the
+    // build (or cargo never started), which catches nothing.
+    let ran = text.lines().any(|l| l.starts_with("running "));
     match status {
-        None => {
+        None if ran => {
             println!("test {name} ... ok (the run hung and was killed after {} s)", limit.as_secs());
             true
+        }
+        None => {
+            println!(
+                "test {name} ... FAILED: cargo did not start, or the build with {bug} injected did not finish within {} s",
+                limit.as_secs()
+            );
+            false
         }
         Some(st) if !st.success() && failed > 0 => {
             println!("test {name} ... ok ({failed} test(s) failed with it)");

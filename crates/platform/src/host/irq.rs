@@ -80,11 +80,11 @@ pub(crate) fn run_handler(handler: impl FnOnce(&AtomicCtx)) {
     // SAFETY: an interrupt handler between the entry and exit hooks (RCU watches the core for
     // its duration); it is given no `Ctx`, so it cannot pass a quiescent point.
     let ran = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| handler(unsafe { AtomicCtx::new() })));
-    if ran.is_err() {
+    if let Err(p) = ran {
         // Unwinding on would leave the core in interrupt context, masked, without `irq_exit`,
         // and RCU's view of it wrong. `call_on` catches its closures' panics itself and raises
         // them on the caller.
-        super::fatal("an interrupt handler panicked");
+        super::fatal("an interrupt handler panicked", &*p);
     }
     if let (Some((_, exit)), Some(token)) = (hooks, token) {
         exit(token);

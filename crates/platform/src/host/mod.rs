@@ -153,22 +153,29 @@ fn spawn_core(cpu: usize, f: impl FnOnce() + Send + 'static) {
     let core = move || {
         // A panic outside a work item (whose panics go back to its caller) would end this
         // core's thread while it counts as online: grace periods and calls would wait for it.
-        if std::panic::catch_unwind(core::panic::AssertUnwindSafe(f)).is_err() {
-            fatal("a core panicked outside a work item");
+        if let Err(p) = std::panic::catch_unwind(core::panic::AssertUnwindSafe(f)) {
+            fatal("a core panicked outside a work item", &*p);
         }
     };
     std::thread::Builder::new().name(std::format!("core {cpu}")).spawn(core).expect("host: cannot start a core thread");
 }
 
 /// Ends the process after a panic the machine cannot survive (on the firmware every panic ends
-/// the run): the panic's own message is already printed.
-pub(crate) fn fatal(what: &str) -> ! {
+/// the run), whose payload is `p`. The panic hook has printed its message, but under libtest
+/// into a test's output capture that an abort discards (see [`reraise`]): the line says it again.
+pub(crate) fn fatal(what: &str, p: &(dyn core::any::Any + Send)) -> ! {
     use std::io::Write;
+    let why = payload_message(p).map(|m| std::format!(" ({m})")).unwrap_or_default();
     // One write, so that other cores' panic messages cannot split the line.
     let line =
-        std::format!("host: {what} on {}: fatal, aborting\n", std::thread::current().name().unwrap_or("a thread"));
+        std::format!("host: {what} on {}: fatal, aborting{why}\n", std::thread::current().name().unwrap_or("a thread"));
     let _ = std::io::stderr().write_all(line.as_bytes());
     std::process::abort()
+}
+
+/// A panic payload's message, if it is text (`panic!`'s payloads).
+fn payload_message(p: &(dyn core::any::Any + Send)) -> Option<&str> {
+    p.downcast_ref::<&str>().copied().or_else(|| p.downcast_ref::<std::string::String>().map(|s| s.as_str()))
 }
 
 /// Waits, on a thread that is not a core, until the per-cpu areas of every core exist (a
@@ -326,7 +333,7 @@ pub fn on_cpu<R: Send>(cpu: usize, f: impl FnOnce(&mut Ctx) -> R + Send) -> R {
     unsafe { submit(cpu, slot.clone(), f) };
     match slot.wait() {
         Ok(r) => r,
-        Err(p) => std::panic::resume_unwind(p),
+        Err(p) => reraise(cpu, p),
     }
 }
 
@@ -345,7 +352,19 @@ pub fn on_each_cpu<R: Send>(f: impl Fn(&mut Ctx) -> R + Sync) -> Vec<R> {
         unsafe { submit(c, s.clone(), f) };
     }
     let results: Vec<_> = slots.iter().map(|s| s.wait()).collect();
-    results.into_iter().map(|r| r.unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    results.into_iter().enumerate().map(|(c, r)| r.unwrap_or_else(|p| reraise(c, p))).collect()
+}
+
+/// Raises a work item's panic (`p`, from core `cpu`) again on the caller of `on_cpu` or
+/// `on_each_cpu`, after printing its message there. The panic hook printed it on the core, but
+/// under libtest into the output capture of the test whose `boot` started the cores (threads
+/// inherit it), which libtest prints only if that test fails: the failing test's own output would
+/// not say why it failed.
+fn reraise(cpu: usize, p: Box<dyn core::any::Any + Send>) -> ! {
+    if let Some(msg) = payload_message(&*p) {
+        std::eprintln!("host: a work item on core {cpu} panicked: {msg}");
+    }
+    std::panic::resume_unwind(p)
 }
 
 /// The number of cores of the running machine (0 before [`boot`]).
