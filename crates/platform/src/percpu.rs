@@ -493,6 +493,7 @@ impl<T: Copy> PercpuBox<T> {
     /// Allocates one `T` per core (every possible core), each initialised to `init`.
     ///
     /// Context: any (task, interrupt handler, RCU callback); never blocks; allocates per-cpu space.
+    /// (On the host machine, a thread that is not a core waits here for `boot` to finish.)
     pub fn new(init: T) -> Result<Self, PercpuAllocError> {
         #[cfg(not(target_os = "none"))]
         crate::host::wait_for_areas();

@@ -104,8 +104,8 @@ pub fn hosted_tests(root: &Path) -> (u32, u32) {
         let (p2, f2) = host_crate_tests(root, name, args, limit);
         (p + p2, f + f2)
     });
-    for (bug, test) in HOSTED_CONTROLS {
-        if hosted_control(root, bug, test, limit) {
+    for (bug, test, case) in HOSTED_CONTROLS {
+        if hosted_control(root, bug, test, case, limit) {
             p += 1;
         } else {
             f += 1;
@@ -119,12 +119,16 @@ pub fn hosted_tests(root: &Path) -> (u32, u32) {
 /// that leaves a core out, an interrupt on an idle core that is not a reader, a percpu-rwsem
 /// writer that does not wait for the readers it folded, a percpu_ref switch that folds without
 /// a grace period.
-const HOSTED_CONTROLS: [(&str, &str); 4] =
-    [("gp-skip-core", "rcu"), ("irq-eqs", "rcu"), ("rwsem-no-drain", "sync"), ("ref-fold-no-gp", "sync")];
+const HOSTED_CONTROLS: [(&str, &str, &str); 4] = [
+    ("gp-skip-core", "rcu", "grace_periods_wait_for_a_reader_on_every_core"),
+    ("irq-eqs", "rcu", "an_interrupt_on_a_waiting_core_is_a_reader"),
+    ("rwsem-no-drain", "sync", "percpu_rwsem_keeps_writers_and_readers_apart"),
+    ("ref-fold-no-gp", "sync", "percpu_ref_killed_under_gets_and_puts_is_released_once"),
+];
 
 /// Builds `hosted/` with `bug` injected (its own target directory) and runs `tests/<test>.rs`:
 /// true if it failed (or hung), as it must. Prints one line, not the failing run's output.
-fn hosted_control(root: &Path, bug: &str, test: &str, limit: Duration) -> bool {
+fn hosted_control(root: &Path, bug: &str, test: &str, case: &str, limit: Duration) -> bool {
     let name = format!("hosted::{test}_catches_{}", bug.replace('-', "_"));
     let flags = format!("--cfg quiescent_inject=\"{bug}\"");
     let dir = root.join("target").join("hosted-inject").join(bug);
@@ -132,6 +136,8 @@ fn hosted_control(root: &Path, bug: &str, test: &str, limit: Duration) -> bool {
     let env = [("RUSTFLAGS", flags.as_str()), ("CARGO_TARGET_DIR", dir.to_str().unwrap_or("target/hosted-inject"))];
     let (status, text) = cargo_test(root, &args, &env, limit, false);
     let failed = text.lines().filter(|l| l.starts_with("test ") && l.ends_with("FAILED")).count();
+    // The case written to catch this bug must be among them.
+    let caught = text.lines().any(|l| l == format!("test {case} ... FAILED"));
     // libtest's first line: the test binary ran. Without it, a kill at the limit stopped the
     // build (or cargo never started), which catches nothing.
     let ran = text.lines().any(|l| l.starts_with("running "));
@@ -147,9 +153,13 @@ fn hosted_control(root: &Path, bug: &str, test: &str, limit: Duration) -> bool {
             );
             false
         }
-        Some(st) if !st.success() && failed > 0 => {
-            println!("test {name} ... ok ({failed} test(s) failed with it)");
+        Some(st) if !st.success() && caught => {
+            println!("test {name} ... ok ({case} failed, {failed} test(s) in all)");
             true
+        }
+        Some(st) if !st.success() && failed > 0 => {
+            println!("test {name} ... FAILED: {case}, written to catch {bug}, passed ({failed} other test(s) failed)");
+            false
         }
         Some(st) if !st.success() => {
             println!("test {name} ... FAILED: the build or run with {bug} injected failed before any test did");
@@ -237,7 +247,9 @@ fn cargo_test(
             Ok(Some(st)) => break Some(st),
             Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(100)),
             _ => {
-                let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+                // SAFETY: kill(2) on the child's process group (its id is the group's, from
+                // process_group(0)); it touches no memory of ours.
+                unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
                 let _ = child.wait();
                 break None;
             }
