@@ -27,8 +27,9 @@
 //! waits, and the primitives' code, barriers and all. What differs, and why it does not weaken
 //! what the primitives rely on:
 //!
-//! * Barriers are C11 fences ([`arch`](mod@crate::arch)): the compiler and the host CPU keep at least
-//!   the order the firmware's DMBs give (on x86-64 more: stores are not reordered with stores).
+//! * Barriers are C11 fences ([`arch`](mod@crate::arch)): the compiler and the host CPU keep at
+//!   least the order the firmware's DMBs give (on x86-64 more: stores are not reordered with
+//!   stores).
 //! * Interrupts are taken only where a core waits (`wfe` in a blocking wait, the idle sleep),
 //!   spins (`cpu_relax`) or unmasks: a call from another core ([`Kernel::call_on`], which
 //!   `rcu_barrier` uses) waits until the target core gets there, as it waits on the firmware for
