@@ -25,6 +25,18 @@ pub fn spin_until(mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Spins for `ms` milliseconds (taking interrupts where the core may), setting `seen` if `flag`
+/// is set meanwhile: a reader that must not see an updater finish while it is inside.
+pub fn hold_for(ms: u64, flag: &AtomicBool, seen: &AtomicBool) {
+    let end = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    while std::time::Instant::now() < end {
+        if flag.load(SeqCst) {
+            seen.store(true, SeqCst);
+        }
+        quiescent_platform::cpu_relax();
+    }
+}
+
 /// The text of a caught panic (`catch_unwind`'s error).
 pub fn panic_message(e: &(dyn std::any::Any + Send)) -> String {
     e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()

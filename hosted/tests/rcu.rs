@@ -1,7 +1,7 @@
 //! RCU on the host machine: grace periods against readers on other cores, typed pointers under
 //! concurrent replacement, callbacks and `rcu_barrier` across cores, the stall detector.
 
-use quiescent_hosted::{boot, spin_until, SetOnDrop, CORES};
+use quiescent_hosted::{boot, hold_for, spin_until, SetOnDrop, CORES};
 use quiescent_platform::{cpu_id, host, ipi};
 use quiescent_rcu::{self as rcu, cell::RcuCell, stats};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
@@ -24,31 +24,13 @@ fn synchronize_rcu_waits_for_a_reader_on_another_core() {
             let g = rcu::read(ctx);
             inside.store(true, SeqCst);
             // 50 ms without a quiescent point: the updater's grace period must not end meanwhile.
-            let end = Instant::now() + Duration::from_millis(50);
-            while Instant::now() < end {
-                if synced.load(SeqCst) {
-                    synced_while_inside.store(true, SeqCst);
-                }
-                quiescent_platform::cpu_relax();
-            }
+            hold_for(50, &synced, &synced_while_inside);
             drop(g);
         }
         _ => {}
     });
     assert!(synced.load(SeqCst), "synchronize_rcu returned");
     assert!(!synced_while_inside.load(SeqCst), "synchronize_rcu returned while a reader on core 1 was inside");
-}
-
-/// Spins for `ms` milliseconds (taking interrupts where the core may), setting `seen` if `flag`
-/// is set meanwhile: a reader that must not see an updater finish while it is inside.
-fn hold_for(ms: u64, flag: &AtomicBool, seen: &AtomicBool) {
-    let end = Instant::now() + Duration::from_millis(ms);
-    while Instant::now() < end {
-        if flag.load(SeqCst) {
-            seen.store(true, SeqCst);
-        }
-        quiescent_platform::cpu_relax();
-    }
 }
 
 /// Every core in turn holds a read-side section while the next core waits for a grace period,

@@ -2,12 +2,11 @@
 //! extended quiescent state (`ctr == 0`): safe code that catches it goes on using the core's
 //! context as a reader, which grace periods must wait for.
 
-use quiescent_hosted::{boot, spin_until, SetOnDrop};
+use quiescent_hosted::{boot, hold_for, spin_until, SetOnDrop};
 use quiescent_platform::{cpu_id, host, wait_event};
 use quiescent_rcu as rcu;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
-use std::time::{Duration, Instant};
 
 /// Core 1 catches a panic from a wait condition, then holds a read section for 50 ms while
 /// core 0 runs `synchronize_rcu`: the grace period must not end inside that section.
@@ -35,13 +34,7 @@ fn reader_after_caught_panic(wait: fn(&mut rcu::Ctx)) {
             // A reader again, as far as the types say (the guard borrows `ctx`).
             let g = rcu::read(ctx);
             inside.store(true, SeqCst);
-            let end = Instant::now() + Duration::from_millis(50);
-            while Instant::now() < end {
-                if synced.load(SeqCst) {
-                    synced_while_inside.store(true, SeqCst);
-                }
-                quiescent_platform::cpu_relax();
-            }
+            hold_for(50, &synced, &synced_while_inside);
             drop(g);
         }
         _ => {}

@@ -140,22 +140,7 @@ pub unsafe fn set_tpidr(v: usize) {
     TPIDR_EL1.set(v as u64);
 }
 
-/// This core's TPIDR_EL1, as read by [`percpu_base`]: only that function makes one, so a
-/// function that takes a `PercpuBase` knows it is this core's per-cpu offset.
-/// Neither `Send` nor `Sync`: a base carried to another core would make that core's adds land
-/// in this core's counters.
-#[derive(Clone, Copy)]
-pub struct PercpuBase(usize, core::marker::PhantomData<*const ()>);
-
-impl PercpuBase {
-    /// The offset.
-    ///
-    /// Context: any (task, interrupt handler, RCU callback); never blocks.
-    #[inline(always)]
-    pub fn get(self) -> usize {
-        self.0
-    }
-}
+pub use crate::percpu::PercpuBase;
 
 /// Reads TPIDR_EL1 for per-cpu address arithmetic on a hot path. Marked pure so the compiler
 /// may reuse one read across a function: sound because TPIDR_EL1 is set once per core at boot
@@ -167,7 +152,7 @@ pub fn percpu_base() -> PercpuBase {
     let v: usize;
     // SAFETY: reads a system register; no memory effects; constant for the core's lifetime.
     unsafe { core::arch::asm!("mrs {}, tpidr_el1", out(reg) v, options(pure, nomem, nostack, preserves_flags)) };
-    PercpuBase(v, core::marker::PhantomData)
+    PercpuBase::this_core(v)
 }
 
 /// The restartable `ldr` / `$op` / `str` on `[$ptr + $base]` with its `.ras_table` entry (first

@@ -161,6 +161,29 @@ fn no_area(cpu: usize) -> ! {
     panic!("per-cpu area of core {} asked for: only cores 0..{} have one", cpu, nr_areas())
 }
 
+/// This core's per-cpu offset (TPIDR_EL1 on AArch64), as read by [`arch::percpu_base`]: only
+/// that function makes one, so a function that takes a `PercpuBase` knows it is this core's.
+/// Neither `Send` nor `Sync`: a base carried to another core would make that core's adds land
+/// in this core's counters.
+#[derive(Clone, Copy)]
+pub struct PercpuBase(usize, PhantomData<*const ()>);
+
+impl PercpuBase {
+    /// For `percpu_base` only (each machine's arch module): `offset` is this core's.
+    #[inline(always)]
+    pub(crate) fn this_core(offset: usize) -> Self {
+        PercpuBase(offset, PhantomData)
+    }
+
+    /// The offset.
+    ///
+    /// Context: any (task, interrupt handler, RCU callback); never blocks.
+    #[inline(always)]
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
 /// Declares static per-cpu variables, private to each core: `percpu! { pub static COUNT: u64 = 0; }`.
 /// Each core gets its own copy, initialised from the given value, reached through [`Percpu`]'s
 /// accessors (values in and out, never a reference). The only way to make a [`Percpu`]: its

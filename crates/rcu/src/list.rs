@@ -30,6 +30,9 @@ unsafe impl<T: Send + 'static> RcuHeaded for Node<T> {
     const HEAD_OFFSET: usize = core::mem::offset_of!(Node<T>, head);
 }
 
+/// What `RcuList::find` returns: the link to the node, the node, and its `next`.
+type Found<'l, T> = (&'l AtomicPtr<Node<T>>, NonNull<Node<T>>, *mut Node<T>);
+
 fn new_node<T>(next: *mut Node<T>, val: T) -> *mut Node<T> {
     Box::into_raw(Box::new(Node { next: AtomicPtr::new(next), magic: LIVE, head: RcuHead::new(), val }))
 }
@@ -177,6 +180,24 @@ impl<T> RcuList<T> {
         rcu_assign_pointer(&self.head, n);
     }
 
+    /// The first node whose value matches, the link that points to it, and its `next` (the
+    /// update lock held, as `_locked` proves: the link lives no longer than it). The node comes
+    /// back as the pointer `Box::into_raw` gave, for `Removed` to free.
+    fn find<'l>(&'l self, _locked: &'l Locked<'_>, pred: impl Fn(&T) -> bool) -> Option<Found<'l, T>> {
+        let mut link = &self.head;
+        loop {
+            let cur = NonNull::new(link.load(Ordering::Relaxed))?;
+            // SAFETY: nodes reachable from the list are live while the update lock is held
+            // (only updaters, holding it, unlink them, and `Removed` frees them only after a
+            // grace period).
+            let node = unsafe { cur.as_ref() };
+            if pred(&node.val) {
+                return Some((link, cur, node.next.load(Ordering::Relaxed)));
+            }
+            link = &node.next;
+        }
+    }
+
     /// Unlinks the first node whose value matches (`hlist_del_rcu`). The node keeps its `next`
     /// pointer, so readers standing on it continue correctly; the returned [`Removed`] frees it
     /// after a grace period. `pred` runs under the update lock with interrupts masked: it is an
@@ -188,35 +209,22 @@ impl<T> RcuList<T> {
     where
         T: Send + 'static,
     {
-        let _l = self.lock();
-        let mut link = &self.head;
-        loop {
-            let cur = link.load(Ordering::Relaxed);
-            if cur.is_null() {
-                return None;
-            }
-            // SAFETY: nodes reachable from the list are live while the update lock is held
-            // (only updaters, holding it, unlink them).
-            let node = unsafe { &*cur };
-            if pred(&node.val) {
-                // WRITE_ONCE is enough: readers that see the old link reach `node`, whose next
-                // still points into the list. Where `rcu_dereference` is an Acquire load instead
-                // of an address dependency (DEREF_ORDERING on the host machine), this store must
-                // be a Release: the node it links in may have been published after the one
-                // holding `link` (a `replace` of it), and a reader that reaches it only through
-                // this store is ordered after its initialisation only by a Release here.
-                let order = match crate::machine::DEREF_ORDERING {
-                    Ordering::Relaxed => Ordering::Relaxed,
-                    _ => Ordering::Release,
-                };
-                link.store(node.next.load(Ordering::Relaxed), order);
-                // SAFETY: `cur` is not null (checked above); it came from Box::into_raw and is
-                // now unlinked: only RCU readers may still look at it, and `Removed` frees it
-                // only after a grace period.
-                return Some(Removed(unsafe { NonNull::new_unchecked(cur) }));
-            }
-            link = &node.next;
-        }
+        let l = self.lock();
+        let (link, node, next) = self.find(&l, pred)?;
+        // WRITE_ONCE is enough: readers that see the old link reach `node`, whose next still
+        // points into the list. Where `rcu_dereference` is an Acquire load instead of an address
+        // dependency (DEREF_ORDERING on the host machine), this store must be a Release: the
+        // node it links in may have been published after the one holding `link` (a `replace` of
+        // it), and a reader that reaches it only through this store is ordered after its
+        // initialisation only by a Release here.
+        let order = match crate::machine::DEREF_ORDERING {
+            Ordering::Relaxed => Ordering::Relaxed,
+            _ => Ordering::Release,
+        };
+        link.store(next, order);
+        // Unlinked: only RCU readers may still look at it, and `Removed` frees it only after a
+        // grace period.
+        Some(Removed(node))
     }
 
     /// Replaces the first matching node with a new one holding `new` (`list_replace_rcu`):
@@ -227,22 +235,11 @@ impl<T> RcuList<T> {
     where
         T: Send + 'static,
     {
-        let _l = self.lock();
-        let mut link = &self.head;
-        loop {
-            let cur = link.load(Ordering::Relaxed);
-            if cur.is_null() {
-                return Err(new);
-            }
-            // SAFETY: as in `remove`.
-            let node = unsafe { &*cur };
-            if pred(&node.val) {
-                rcu_assign_pointer(link, new_node(node.next.load(Ordering::Relaxed), new));
-                // SAFETY: as in `remove`.
-                return Ok(Removed(unsafe { NonNull::new_unchecked(cur) }));
-            }
-            link = &node.next;
-        }
+        let l = self.lock();
+        let Some((link, node, next)) = self.find(&l, pred) else { return Err(new) };
+        rcu_assign_pointer(link, new_node(next, new));
+        // Unlinked, as in `remove`.
+        Ok(Removed(node))
     }
 
     /// Iterates under a read-side section (`hlist_for_each_entry_rcu`). The items borrow the

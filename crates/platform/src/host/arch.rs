@@ -166,28 +166,14 @@ pub unsafe fn set_tpidr(v: usize) {
     TPIDR.with(|t| t.set(v));
 }
 
-/// This core's per-cpu offset, as read by [`percpu_base`]: only that function makes one.
-/// Neither `Send` nor `Sync`: a base carried to another core would make that core's adds land
-/// in this core's counters.
-#[derive(Clone, Copy)]
-pub struct PercpuBase(usize, core::marker::PhantomData<*const ()>);
-
-impl PercpuBase {
-    /// The offset.
-    ///
-    /// Context: any (task, interrupt handler, RCU callback); never blocks.
-    #[inline(always)]
-    pub fn get(self) -> usize {
-        self.0
-    }
-}
+pub use crate::percpu::PercpuBase;
 
 /// Reads this core's per-cpu offset for address arithmetic on a hot path.
 ///
 /// Context: any (task, interrupt handler, RCU callback); never blocks.
 #[inline]
 pub fn percpu_base() -> PercpuBase {
-    PercpuBase(tpidr(), core::marker::PhantomData)
+    PercpuBase::this_core(tpidr())
 }
 
 /// Adds `delta` to this core's copy of a per-cpu `u32` (Linux's `this_cpu_add`): a relaxed
